@@ -1,0 +1,41 @@
+"""What every command shares: exit codes, loading rules with the validate messages."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Final
+
+from streams.engine.compiler import Plan, load_plan
+from streams.engine.problems import RulesError
+from streams.settings import EngineSettings
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_INVALID: Final = 2
+"""Invalid rules or invalid input given on the command line."""
+
+
+class CommandError(Exception):
+    """A command cannot go on; the message is for the user, the code is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_INVALID) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def error(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load_rules_or_exit(rules_dir: Path, settings: EngineSettings) -> Plan:
+    """The compiled rules, or CommandError(2) after printing one line per problem."""
+    try:
+        return load_plan(rules_dir, settings.retention_us, settings.max_custom_types)
+    except RulesError as exc:
+        for problem in exc.problems:
+            error(str(problem))
+        raise CommandError(
+            f"{rules_dir}: {len(exc.problems)} problem"
+            f"{'s' if len(exc.problems) != 1 else ''}; nothing was run"
+        ) from None

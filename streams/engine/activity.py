@@ -1,0 +1,283 @@
+"""Activity records: bytes off the topic to an `Activity`, or a `Rejection` with its code.
+
+This is the hot path, so it is written by hand on orjson rather than with pydantic; the
+rules of activities.md are checked in this order: malformed (not UTF-8, not JSON, not an
+object, a required member missing or of the wrong JSON type), unknown_activity_type,
+type_not_approved, unknown_attribute, invalid_value.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from streams.engine.catalog import ActivityType, Catalog
+from streams.engine.datatypes import (
+    TEXT_TYPES,
+    CoercionError,
+    Value,
+    format_us,
+    number_text,
+    parse_datetime_us,
+)
+from streams.engine.standard_types import (
+    CHANGE_DATA_VALUE,
+    MOBILE_ACTION_NAME_MAX,
+    MOBILE_APP_ACTION,
+    NEW_LEAD,
+)
+
+MALFORMED: Final = "malformed"
+UNKNOWN_ACTIVITY_TYPE: Final = "unknown_activity_type"
+TYPE_NOT_APPROVED: Final = "type_not_approved"
+UNKNOWN_ATTRIBUTE: Final = "unknown_attribute"
+INVALID_VALUE: Final = "invalid_value"
+REJECTION_CODES: Final = (
+    MALFORMED, UNKNOWN_ACTIVITY_TYPE, TYPE_NOT_APPROVED, UNKNOWN_ATTRIBUTE, INVALID_VALUE,
+)  # fmt: skip
+
+FieldChange = tuple[str, str | None]
+"""A lead field set by types 12 and 13: (name as given, new value as text, None empties)."""
+
+
+@dataclass(slots=True)
+class Activity:
+    id: str
+    """The identity: `marketoGUID`, else `id`, else a hash of the canonical content."""
+    lead_id: int
+    type_id: int
+    ts: int
+    """`activityDate` in UTC microseconds."""
+    primary: Value | list[str] | None
+    """The primary attribute's value; for type 13, the list of the changed fields' names."""
+    attributes: dict[str, Value]
+    """Secondary attributes by apiName; an empty one is left out."""
+    fields: list[FieldChange]
+    position: str
+    """Where the record was read (`topic/partition/offset`): a record read again at the same
+    position is a redelivery, at another position a duplicate."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: str
+    message: str
+
+
+class _Reject(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        self.rejection = Rejection(code, message)
+
+
+def _member_name(obj: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        value = obj.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _positive_int(raw: Any, member: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | str | float):
+        raise _Reject(MALFORMED, f"{member} must be an integer, not {type(raw).__name__}")
+    if isinstance(raw, str):
+        if not raw.isascii() or not raw.isdigit():
+            raise _Reject(INVALID_VALUE, f"{member} {raw!r} is not a positive integer")
+        raw = int(raw)
+    if isinstance(raw, float) or raw < 1:
+        raise _Reject(INVALID_VALUE, f"{member} {raw!r} is not a positive integer")
+    return int(raw)
+
+
+def _field_text(raw: Any) -> str | None:
+    if raw is None or isinstance(raw, str):
+        return raw
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, int | float):
+        return number_text(raw)
+    raise _Reject(MALFORMED, f"a field value must be text, a number or null, not {raw!r}")
+
+
+def _fields(raw: Any) -> list[FieldChange]:
+    if not isinstance(raw, list):
+        raise _Reject(MALFORMED, "fields must be a list of {name, newValue}")
+    changes: list[FieldChange] = []
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise _Reject(MALFORMED, f"fields[{index}] must be an object with a text name")
+        if not entry["name"].strip():
+            raise _Reject(INVALID_VALUE, f"fields[{index}].name must not be empty")
+        changes.append((entry["name"], _field_text(entry.get("newValue"))))
+    return changes
+
+
+class Decoder:
+    """Decodes records against one catalog (the approved versions in force)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def decode(self, raw: bytes | str, position: str) -> Activity | Rejection:
+        try:
+            return self._decode(raw, position)
+        except _Reject as reject:
+            return reject.rejection
+
+    def _decode(self, raw: bytes | str, position: str) -> Activity:
+        if isinstance(raw, bytes):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Reject(MALFORMED, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise _Reject(MALFORMED, f"not JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise _Reject(MALFORMED, f"not a JSON object but {type(obj).__name__}")
+        for member in ("leadId", "activityDate", "activityTypeId"):
+            if obj.get(member) is None:
+                raise _Reject(MALFORMED, f"required member {member!r} is missing")
+        date_raw = obj["activityDate"]
+        if not isinstance(date_raw, str):
+            raise _Reject(MALFORMED, "activityDate must be a string")
+        type_id = _positive_int(obj["activityTypeId"], "activityTypeId")
+        lead_id = _positive_int(obj["leadId"], "leadId")
+        identity = _member_name(obj, "marketoGUID", "id")
+        if identity is not None and (
+            isinstance(identity, bool) or not isinstance(identity, str | int)
+        ):
+            raise _Reject(MALFORMED, "marketoGUID/id must be a string or an integer")
+        attributes_raw = obj.get("attributes")
+        if attributes_raw is not None and not isinstance(attributes_raw, list):
+            raise _Reject(MALFORMED, "attributes must be a list")
+
+        activity_type = self.catalog.types.get(type_id)
+        if activity_type is None:
+            if type_id in self.catalog.drafts:
+                draft = self.catalog.drafts[type_id].definition
+                raise _Reject(
+                    TYPE_NOT_APPROVED,
+                    f"activity type {type_id} ({draft.apiName}) is a draft, not approved",
+                )
+            raise _Reject(UNKNOWN_ACTIVITY_TYPE, f"activity type {type_id} does not exist")
+
+        fields: list[FieldChange] = []
+        if type_id == CHANGE_DATA_VALUE:
+            if obj.get("fields") is None:
+                raise _Reject(MALFORMED, "required member 'fields' is missing (type 13)")
+            fields = _fields(obj["fields"])
+        elif type_id == NEW_LEAD and obj.get("fields") is not None:
+            fields = _fields(obj["fields"])
+
+        attributes = self._attributes(activity_type, attributes_raw or [])
+        try:
+            ts = parse_datetime_us(date_raw)
+        except CoercionError as exc:
+            raise _Reject(INVALID_VALUE, f"activityDate: {exc}") from None
+        primary = self._primary(activity_type, obj.get("primaryAttributeValue"), fields)
+        activity_id = (
+            str(identity)
+            if identity is not None
+            else _content_hash(lead_id, type_id, ts, primary, attributes, fields)
+        )
+        return Activity(activity_id, lead_id, type_id, ts, primary, attributes, fields, position)
+
+    def _primary(
+        self, activity_type: ActivityType, raw: Any, fields: list[FieldChange]
+    ) -> Value | list[str] | None:
+        if activity_type.id == CHANGE_DATA_VALUE:
+            return [name for name, _ in fields]
+        if raw is None or (raw == "" and activity_type.standard):
+            if activity_type.standard:
+                return None
+            raise _Reject(
+                MALFORMED,
+                f"required member 'primaryAttributeValue' is missing "
+                f"(activity type {activity_type.label})",
+            )
+        spec = activity_type.primary
+        try:
+            value = spec.coerce(raw)
+        except CoercionError as exc:
+            raise _Reject(INVALID_VALUE, f"primaryAttributeValue ({spec.name}): {exc}") from None
+        if value == "" and not activity_type.standard:
+            raise _Reject(INVALID_VALUE, f"primaryAttributeValue ({spec.name}) is empty")
+        if (
+            activity_type.id == MOBILE_APP_ACTION
+            and isinstance(value, str)
+            and len(value) > MOBILE_ACTION_NAME_MAX
+        ):
+            raise _Reject(
+                INVALID_VALUE,
+                f"primaryAttributeValue (Action) is {len(value)} characters long; "
+                f"a mobile action name has at most {MOBILE_ACTION_NAME_MAX}",
+            )
+        return value
+
+    @staticmethod
+    def _attributes(activity_type: ActivityType, raw: list[Any]) -> dict[str, Value]:
+        attributes: dict[str, Value] = {}
+        for index, entry in enumerate(raw):
+            if not isinstance(entry, dict):
+                raise _Reject(MALFORMED, f"attributes[{index}] is not an object")
+            key = _member_name(entry, "apiName", "name")
+            if not isinstance(key, str):
+                raise _Reject(MALFORMED, f"attributes[{index}] has no apiName or name")
+            spec = activity_type.by_key.get(key)
+            if spec is None:
+                raise _Reject(
+                    UNKNOWN_ATTRIBUTE,
+                    f"attribute {key!r} is not defined on activity type {activity_type.label}",
+                )
+            value = entry.get("value")
+            if value is None or value == "":
+                continue
+            try:
+                attributes[spec.api_name] = spec.coerce(value)
+            except CoercionError as exc:
+                raise _Reject(INVALID_VALUE, f"attribute {key!r}: {exc}") from None
+            if spec.data_type in TEXT_TYPES and attributes[spec.api_name] == "":
+                del attributes[spec.api_name]
+        return attributes
+
+
+def _content_hash(
+    lead_id: int,
+    type_id: int,
+    ts: int,
+    primary: Value | list[str] | None,
+    attributes: dict[str, Value],
+    fields: list[FieldChange],
+) -> str:
+    """The identity of a record without `marketoGUID` or `id`: its canonical content, so a
+    producer's retry is the same activity. Field changes count as content too (two changes
+    of different fields at the same instant are two activities)."""
+    canonical = orjson.dumps(
+        [lead_id, type_id, format_us(ts), primary, sorted(attributes.items()), fields]
+    )
+    return "h-" + hashlib.sha256(canonical).hexdigest()[:32]
+
+
+def dead_letter(
+    raw: bytes | str, rejection: Rejection, topic: str, partition: int, offset: int
+) -> dict[str, Any]:
+    """The dead-letter record of activities.md; undecodable bytes also travel as base64."""
+    record: dict[str, Any] = {
+        "error": {"code": rejection.code, "message": rejection.message},
+    }
+    if isinstance(raw, bytes):
+        try:
+            record["record"] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            record["record"] = raw.decode("utf-8", errors="replace")
+            record["recordBase64"] = base64.b64encode(raw).decode("ascii")
+    else:
+        record["record"] = raw
+    record.update(topic=topic, partition=partition, offset=offset)
+    return record

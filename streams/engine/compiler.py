@@ -1,0 +1,417 @@
+"""From validated definitions to an evaluation plan: campaigns indexed by activity type,
+constraints turned into predicates once, filter logic into short-circuiting closures.
+
+Every semantic rule of campaigns.md is checked here, while compiling, so that `validate` and
+the engine cannot disagree about what a rule means.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from streams.engine.catalog import (
+    DEFAULT_MAX_CUSTOM_TYPES,
+    ActivityType,
+    Catalog,
+    TypeFile,
+    build_catalog,
+)
+from streams.engine.datatypes import US_PER_DAY, CoercionError, Value, parse_duration_us
+from streams.engine.definitions import ConstraintDef, FilterItemDef
+from streams.engine.leadstate import LeadState
+from streams.engine.loader import CampaignFile, RuleFiles, read_rules
+from streams.engine.logic import LogicError, compile_logic, parse_logic
+from streams.engine.operators import (
+    FIELD_OPERATORS,
+    OperatorError,
+    Predicate,
+    build_field_predicate,
+    build_predicate,
+    operators_for,
+)
+from streams.engine.problems import Problem, RulesError
+from streams.engine.standard_types import CHANGE_DATA_VALUE
+
+DEFAULT_RETENTION_US: Final = 90 * US_PER_DAY
+PRIMARY: Final = ""
+"""The attribute key of the primary attribute in compiled checks."""
+
+_EVERY_RE: Final = re.compile(r"once every\s+(.+)", re.IGNORECASE)
+
+Check = tuple[str, Predicate, bool]
+"""(apiName or PRIMARY, predicate, any-of-a-list: type 13's primary holds for any field)."""
+
+
+@dataclass(frozen=True)
+class FilterContext:
+    """What filters see: the lead's state after the activity was applied, and its date."""
+
+    state: LeadState
+    ts: int
+
+
+@dataclass(frozen=True)
+class CompiledTrigger:
+    name: str
+    type_id: int
+    checks: tuple[Check, ...]
+
+    def matches(self, primary: Any, attributes: dict[str, Value], ts: int) -> bool:
+        return _holds(self.checks, primary, attributes, ts)
+
+
+def _holds(checks: Sequence[Check], primary: Any, attributes: dict[str, Value], ts: int) -> bool:
+    for key, predicate, any_of in checks:
+        value: Any = primary if key == PRIMARY else attributes.get(key)
+        if any_of:
+            if not value:
+                if not predicate(None, ts):
+                    return False
+            elif not any(predicate(v, ts) for v in value):
+                return False
+        elif not predicate(value, ts):
+            return False
+    return True
+
+
+Qualification = Literal["once", "every time", "period"]
+
+
+@dataclass(frozen=True)
+class CompiledCampaign:
+    id: int
+    name: str
+    path: str
+    qualification: Qualification
+    period_us: int
+    """For `once every D`: D in microseconds."""
+    triggers: dict[int, tuple[CompiledTrigger, ...]]
+    """Triggers by the activity type they listen to."""
+    filters: Callable[[FilterContext], bool] | None
+
+    def qualifies(self, state: LeadState, ts: int) -> bool:
+        if self.qualification == "every time":
+            return True
+        last = state.runs.get(self.id)
+        if last is None:
+            return True
+        return self.qualification == "period" and ts - last >= self.period_us
+
+
+@dataclass(frozen=True)
+class Plan:
+    catalog: Catalog
+    campaigns: tuple[CompiledCampaign, ...]
+    by_type: dict[int, tuple[CompiledCampaign, ...]]
+    """Active campaigns with a trigger on the type, in ascending id."""
+    rules_version: str
+    retention_us: int
+    """How long history is kept: the setting, or the longest window if that is longer."""
+    recorded_types: frozenset[int] = field(default_factory=frozenset)
+    """Types whose activities go into history (those that have a filter)."""
+
+
+@dataclass
+class _Compiler:
+    catalog: Catalog
+    path: str
+    problems: list[Problem]
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(Problem(self.path, where, message))
+
+    def constraint(
+        self, activity_type: ActivityType, constraint: ConstraintDef, where: str
+    ) -> Check | None:
+        spec = activity_type.resolve(constraint.attribute)
+        if spec is None:
+            names = ", ".join(
+                [activity_type.primary.api_name] + [a.api_name for a in activity_type.attributes]
+            )
+            self.problem(
+                f"{where}.attribute",
+                f"{constraint.attribute!r} is not an attribute of activity type "
+                f"{activity_type.label}; its attributes are: {names}",
+            )
+            return None
+        try:
+            predicate = build_predicate(spec.data_type, constraint.operator, constraint.value_list)
+        except OperatorError as exc:
+            member = (
+                "operator"
+                if constraint.operator not in operators_for(spec.data_type)
+                else ("values" if constraint.values is not None else "value")
+            )
+            self.problem(f"{where}.{member}", str(exc))
+            return None
+        is_primary = spec is activity_type.primary
+        any_of = is_primary and activity_type.id == CHANGE_DATA_VALUE
+        return (PRIMARY if is_primary else spec.api_name, predicate, any_of)
+
+    def constraints(
+        self, activity_type: ActivityType, constraints: Sequence[ConstraintDef], where: str
+    ) -> tuple[Check, ...] | None:
+        checks = [
+            self.constraint(activity_type, c, f"{where}.constraints[{i}]")
+            for i, c in enumerate(constraints)
+        ]
+        if any(c is None for c in checks):
+            return None
+        return tuple(c for c in checks if c is not None)
+
+    def history_filter(
+        self, item: FilterItemDef, where: str, retention: list[int]
+    ) -> Callable[[FilterContext], bool] | None:
+        assert item.filter is not None
+        activity_type = self.catalog.filter(item.filter)
+        if activity_type is None:
+            self.problem(
+                f"{where}.filter", self.catalog.unknown_name_message("filter", item.filter)
+            )
+            return None
+        checks = self.constraints(activity_type, item.constraints or [], where)
+        window_us: int | None = None
+        if item.window is not None:
+            try:
+                window_us = parse_duration_us(item.window)
+            except CoercionError as exc:
+                self.problem(f"{where}.window", str(exc))
+                return None
+            retention.append(window_us)
+        if checks is None:
+            return None
+        return _history_leaf(
+            activity_type.id, checks, window_us, item.minTimes or 1, bool(item.negate), retention
+        )
+
+    def field_filter(
+        self, item: FilterItemDef, where: str
+    ) -> Callable[[FilterContext], bool] | None:
+        assert item.field is not None and item.operator is not None
+        if not item.field.strip():
+            self.problem(f"{where}.field", "must name a lead field")
+            return None
+        try:
+            predicate = build_field_predicate(item.operator, item.value_list)
+        except OperatorError as exc:
+            member = (
+                "operator"
+                if item.operator not in FIELD_OPERATORS
+                else ("values" if item.values is not None else "value")
+            )
+            self.problem(f"{where}.{member}", str(exc))
+            return None
+        key = item.field.casefold()
+        return lambda ctx: predicate(ctx.state.fields.get(key), ctx.ts)
+
+
+def _history_leaf(
+    type_id: int,
+    checks: tuple[Check, ...],
+    window_us: int | None,
+    min_times: int,
+    negate: bool,
+    retention: list[int],
+) -> Callable[[FilterContext], bool]:
+    """Counts the lead's activities of `type_id` in `[T - window, T]` (without a window,
+    `[T - retention, T]`) on which every check holds, stopping at `min_times`. An `in past`
+    constraint on a history entry is measured from T, as on a trigger."""
+
+    def leaf(ctx: FilterContext) -> bool:
+        ts = ctx.ts
+        low = ts - (window_us if window_us is not None else retention[0])
+        count = 0
+        for entry_ts, primary, attributes in ctx.state.history.get(type_id, ()):
+            if low <= entry_ts <= ts and _holds(checks, primary, attributes, ts):
+                count += 1
+                if count >= min_times:
+                    return not negate
+        return negate
+
+    return leaf
+
+
+def _qualification(raw: str) -> tuple[Qualification, int] | str:
+    text = raw.strip().lower()
+    if text in ("once", "every time"):
+        return ("once" if text == "once" else "every time"), 0
+    match = _EVERY_RE.fullmatch(text)
+    if match is None:
+        return (
+            f"{raw!r}: use once, every time, or once every N days (minutes, hours, weeks, months)"
+        )
+    try:
+        return "period", parse_duration_us(match.group(1))
+    except CoercionError as exc:
+        return str(exc)
+
+
+def compile_campaign(
+    catalog: Catalog, campaign_file: CampaignFile, problems: list[Problem], retention: list[int]
+) -> CompiledCampaign | None:
+    definition = campaign_file.definition
+    compiler = _Compiler(catalog, campaign_file.path, problems)
+    before = len(problems)
+    qualification = _qualification(definition.qualification)
+    if isinstance(qualification, str):
+        compiler.problem("qualification", qualification)
+    if not definition.name.strip():
+        compiler.problem("name", "must not be empty")
+
+    triggers: dict[int, list[CompiledTrigger]] = {}
+    for index, trigger in enumerate(definition.triggers):
+        where = f"triggers[{index}]"
+        activity_type = catalog.trigger(trigger.trigger)
+        if activity_type is None:
+            compiler.problem(
+                f"{where}.trigger", catalog.unknown_name_message("trigger", trigger.trigger)
+            )
+            continue
+        checks = compiler.constraints(activity_type, trigger.constraints, where)
+        if checks is not None:
+            assert activity_type.trigger_name is not None
+            triggers.setdefault(activity_type.id, []).append(
+                CompiledTrigger(activity_type.trigger_name, activity_type.id, checks)
+            )
+
+    filters: Callable[[FilterContext], bool] | None = None
+    if definition.filters is not None and (
+        definition.filters.items or definition.filters.logic.strip().lower() != "all"
+    ):
+        leaves: list[Callable[[FilterContext], bool]] = []
+        for index, item in enumerate(definition.filters.items):
+            where = f"filters.items[{index}]"
+            leaf = (
+                compiler.history_filter(item, where, retention)
+                if item.filter is not None
+                else compiler.field_filter(item, where)
+            )
+            if leaf is not None:
+                leaves.append(leaf)
+        try:
+            tree = parse_logic(definition.filters.logic, len(definition.filters.items))
+        except LogicError as exc:
+            compiler.problem("filters.logic", f"{definition.filters.logic!r}: {exc}")
+        else:
+            if len(leaves) == len(definition.filters.items):
+                filters = compile_logic(tree, leaves)
+
+    if len(problems) > before or isinstance(qualification, str):
+        return None
+    kind, period = qualification
+    return CompiledCampaign(
+        id=definition.id,
+        name=definition.name,
+        path=campaign_file.path,
+        qualification=kind,
+        period_us=period,
+        triggers={k: tuple(v) for k, v in triggers.items()},
+        filters=filters,
+    )
+
+
+_FROZEN_WHEN_USED: Final = ("apiName", "name", "triggerName", "filterName", "primaryAttribute")
+
+
+def _check_used_types(
+    type_files: Sequence[TypeFile],
+    catalog: Catalog,
+    campaigns: Sequence[CampaignFile],
+    problems: list[Problem],
+) -> None:
+    """A type approved and used by a campaign keeps its names and primary attribute."""
+    users: dict[int, str] = {}
+    for campaign in campaigns:
+        definition = campaign.definition
+        names = [(catalog.trigger, t.trigger) for t in definition.triggers]
+        if definition.filters is not None:
+            names += [(catalog.filter, i.filter) for i in definition.filters.items if i.filter]
+        for lookup, name in names:
+            found = lookup(name)
+            if found is not None:
+                users.setdefault(found.id, campaign.path)
+    for type_file in type_files:
+        type_def = type_file.definition
+        if type_def.draft is None or type_def.id not in users:
+            continue
+        pending = type_def.pending()
+        for member in _FROZEN_WHEN_USED:
+            if getattr(pending, member) != getattr(type_def, member):
+                problems.append(
+                    Problem(
+                        type_file.path,
+                        f"draft.{member}",
+                        f"cannot change: the type is approved and used by {users[definition.id]}",
+                    )
+                )
+
+
+def compile_rules(
+    files: RuleFiles,
+    retention_us: int = DEFAULT_RETENTION_US,
+    max_custom_types: int = DEFAULT_MAX_CUSTOM_TYPES,
+) -> tuple[Plan | None, list[Problem]]:
+    catalog, problems = build_catalog(files.types, max_custom_types)
+    _check_used_types(files.types, catalog, files.campaigns, problems)
+    # One mutable cell shared by the history filters: the retention is known only once every
+    # window has been seen, and filters without a window count back that far.
+    retention = [retention_us]
+    compiled: list[CompiledCampaign] = []
+    ids: dict[int, str] = {}
+    names: dict[str, str] = {}
+    for campaign_file in sorted(files.campaigns, key=lambda c: c.path):
+        definition = campaign_file.definition
+        other = ids.setdefault(definition.id, campaign_file.path)
+        if other != campaign_file.path:
+            problems.append(
+                Problem(campaign_file.path, "id", f"{definition.id} is also the id of {other}")
+            )
+        other = names.setdefault(definition.name.casefold(), campaign_file.path)
+        if other != campaign_file.path:
+            problems.append(
+                Problem(
+                    campaign_file.path, "name", f"{definition.name!r} is also the name of {other}"
+                )
+            )
+        campaign = compile_campaign(catalog, campaign_file, problems, retention)
+        if campaign is not None:
+            compiled.append(campaign)
+    if problems:
+        return None, problems
+    retention[0] = max(retention)
+    del retention[1:]
+    compiled.sort(key=lambda c: c.id)
+    active = {c.definition.id for c in files.campaigns if c.definition.status == "active"}
+    by_type: dict[int, list[CompiledCampaign]] = {}
+    for campaign in compiled:
+        if campaign.id in active:
+            for type_id in campaign.triggers:
+                by_type.setdefault(type_id, []).append(campaign)
+    recorded = frozenset(t.id for t in catalog.types.values() if t.filter_name)
+    plan = Plan(
+        catalog=catalog,
+        campaigns=tuple(compiled),
+        by_type={k: tuple(v) for k, v in by_type.items()},
+        rules_version=files.version,
+        retention_us=retention[0],
+        recorded_types=recorded,
+    )
+    return plan, []
+
+
+def load_plan(
+    rules_dir: Path,
+    retention_us: int = DEFAULT_RETENTION_US,
+    max_custom_types: int = DEFAULT_MAX_CUSTOM_TYPES,
+) -> Plan:
+    """Read, validate and compile a rules directory; RulesError lists every problem."""
+    files, problems = read_rules(rules_dir)
+    plan, more = compile_rules(files, retention_us, max_custom_types)
+    problems += more
+    if problems or plan is None:
+        raise RulesError(sorted(set(problems), key=lambda p: (p.file, p.field or "")))
+    return plan

@@ -1,0 +1,240 @@
+"""Attribute data types and the one coercion used for activities, constraints and fields.
+
+Values are held in these Python types after coercion:
+
+| dataType | held as |
+| --- | --- |
+| string, text, phone, link, email | `str` |
+| integer | `int` |
+| float, currency | `float` |
+| boolean | `bool` |
+| date | `int`: microseconds since the epoch at 00:00 UTC of that day |
+| datetime | `int`: microseconds since the epoch, UTC |
+
+Dates are integers so that windows, `in past` and comparisons are exact and cheap, and so
+that state serialises to JSON without loss.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Final
+
+Value = str | int | float | bool
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US: Final = timedelta(microseconds=1)
+US_PER_SECOND: Final = 1_000_000
+US_PER_DAY: Final = 86_400 * US_PER_SECOND
+
+
+class DataType(StrEnum):
+    STRING = "string"
+    BOOLEAN = "boolean"
+    INTEGER = "integer"
+    FLOAT = "float"
+    LINK = "link"
+    EMAIL = "email"
+    CURRENCY = "currency"
+    DATE = "date"
+    DATETIME = "datetime"
+    PHONE = "phone"
+    TEXT = "text"
+
+
+TEXT_TYPES: Final = frozenset(
+    {DataType.STRING, DataType.TEXT, DataType.PHONE, DataType.LINK, DataType.EMAIL}
+)
+NUMBER_TYPES: Final = frozenset({DataType.INTEGER, DataType.FLOAT, DataType.CURRENCY})
+DATE_TYPES: Final = frozenset({DataType.DATE, DataType.DATETIME})
+
+
+class CoercionError(ValueError):
+    """A value does not coerce to a data type; the message says what was expected."""
+
+
+_INTEGER_RE: Final = re.compile(r"[+-]?[0-9]+")
+_DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DURATION_RE: Final = re.compile(r"\s*([0-9]+)\s*(minute|hour|day|week|month)s?\s*", re.IGNORECASE)
+_DURATION_UNITS_US: Final = {
+    "minute": 60 * US_PER_SECOND,
+    "hour": 3600 * US_PER_SECOND,
+    "day": US_PER_DAY,
+    "week": 7 * US_PER_DAY,
+    "month": 30 * US_PER_DAY,
+}
+
+
+def datetime_to_us(moment: datetime) -> int:
+    return (moment - EPOCH) // ONE_US
+
+
+def us_to_datetime(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def format_us(us: int) -> str:
+    """UTC ISO-8601 with a trailing `Z`, microseconds only when there are some."""
+    moment = us_to_datetime(us)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}"
+    return text + "Z"
+
+
+def format_date_us(us: int) -> str:
+    return us_to_datetime(us).date().isoformat()
+
+
+def parse_datetime_us(raw: str) -> int:
+    """ISO-8601 date-time with an offset (`Z`, `+07:00`, `+0000`) to UTC microseconds."""
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise CoercionError(f"{raw!r} is not an ISO-8601 date-time") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise CoercionError(f"{raw!r} has no UTC offset (add Z or +HH:MM)")
+    return datetime_to_us(moment)
+
+
+def parse_date_us(raw: str) -> int:
+    if not _DATE_RE.fullmatch(raw):
+        raise CoercionError(f"{raw!r} is not a date (YYYY-MM-DD)")
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise CoercionError(f"{raw!r} is not a valid date") from None
+    return (day.toordinal() - date(1970, 1, 1).toordinal()) * US_PER_DAY
+
+
+def parse_moment_us(raw: str) -> int:
+    """A date-time with an offset, or a bare date taken as 00:00 UTC (lead fields, whose
+    values are free text, hold either)."""
+    if _DATE_RE.fullmatch(raw):
+        return parse_date_us(raw)
+    return parse_datetime_us(raw)
+
+
+def parse_duration_us(raw: object) -> int:
+    """`N minutes|hours|days|weeks|months` (singular allowed, a month is 30 days), N ≥ 1."""
+    if not isinstance(raw, str):
+        raise CoercionError(f"{raw!r} is not a duration such as '30 days'")
+    match = _DURATION_RE.fullmatch(raw)
+    if match is None or int(match.group(1)) < 1:
+        raise CoercionError(
+            f"{raw!r} is not a duration: N minutes, hours, days, weeks or months, N ≥ 1"
+        )
+    return int(match.group(1)) * _DURATION_UNITS_US[match.group(2).lower()]
+
+
+def number_text(raw: int | float) -> str:
+    """The decimal text of a number: 3 for 3 and 3.0, 2.5 for 2.5."""
+    if isinstance(raw, float) and raw.is_integer() and abs(raw) < 1e16:
+        return str(int(raw))
+    return str(raw)
+
+
+def parse_number(raw: str) -> float:
+    try:
+        number = float(raw)
+    except ValueError:
+        raise CoercionError(f"{raw!r} is not a number") from None
+    if not math.isfinite(number):
+        raise CoercionError(f"{raw!r} is not a finite number")
+    return number
+
+
+def _text(raw: object) -> str:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return number_text(raw)
+    raise CoercionError(f"{raw!r} is not text")
+
+
+def _email(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise CoercionError(f"{raw!r} is not an email address")
+    local, at, domain = raw.partition("@")
+    if not at or not local or not domain or "@" in domain:
+        raise CoercionError(f"{raw!r} is not an email address (one @ between two parts)")
+    return raw
+
+
+def _integer(raw: object) -> int:
+    if isinstance(raw, bool):
+        raise CoercionError(f"{raw!r} is not an integer")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and _INTEGER_RE.fullmatch(raw.strip()):
+        return int(raw)
+    raise CoercionError(f"{raw!r} is not an integer")
+
+
+def _float(raw: object) -> float:
+    if isinstance(raw, bool):
+        raise CoercionError(f"{raw!r} is not a number")
+    if isinstance(raw, int):
+        return float(raw)
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            raise CoercionError(f"{raw!r} is not a finite number")
+        return raw
+    if isinstance(raw, str):
+        return parse_number(raw.strip())
+    raise CoercionError(f"{raw!r} is not a number")
+
+
+def _boolean(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        lowered = raw.strip().lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+    raise CoercionError(f"{raw!r} is not a boolean (true or false)")
+
+
+def _date(raw: object) -> int:
+    if not isinstance(raw, str):
+        raise CoercionError(f"{raw!r} is not a date (YYYY-MM-DD)")
+    return parse_date_us(raw)
+
+
+def _datetime(raw: object) -> int:
+    if not isinstance(raw, str):
+        raise CoercionError(f"{raw!r} is not a date-time")
+    return parse_datetime_us(raw)
+
+
+COERCERS: Final[dict[DataType, Callable[[object], Value]]] = {
+    DataType.STRING: _text,
+    DataType.TEXT: _text,
+    DataType.PHONE: _text,
+    DataType.LINK: _text,
+    DataType.EMAIL: _email,
+    DataType.INTEGER: _integer,
+    DataType.FLOAT: _float,
+    DataType.CURRENCY: _float,
+    DataType.BOOLEAN: _boolean,
+    DataType.DATE: _date,
+    DataType.DATETIME: _datetime,
+}
+
+
+def coerce(data_type: DataType, raw: object) -> Value:
+    """The value of `raw` as `data_type`, or CoercionError."""
+    return COERCERS[data_type](raw)
+
+
+def display_value(data_type: DataType, value: Value) -> str | int | float | bool:
+    """A coerced value back in the form a person wrote it (for messages and explanations)."""
+    if data_type is DataType.DATE and isinstance(value, int):
+        return format_date_us(value)
+    if data_type is DataType.DATETIME and isinstance(value, int):
+        return format_us(value)
+    return value

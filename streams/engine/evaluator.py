@@ -1,0 +1,153 @@
+"""The evaluation of one activity against one lead's state: campaigns.md, step by step.
+
+`Engine.process` is a pure function of (lead state, activity, processing time): it mutates
+the state it is given and returns the events; no clock, no I/O. The backtest and the workers
+call it the same way, so they emit the same events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from streams.engine.activity import Activity
+from streams.engine.compiler import CompiledCampaign, FilterContext, Plan
+from streams.engine.datatypes import US_PER_DAY
+from streams.engine.events import membership_event
+from streams.engine.leadstate import LeadState
+from streams.engine.standard_types import CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD
+
+DEFAULT_DEDUP_HORIZON_US: Final = 7 * US_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    events: list[dict[str, Any]]
+    duplicate: bool = False
+    """The activity was seen before at another position: it changed nothing."""
+    redelivered: bool = False
+    """The same record was processed before: `events` are those it emitted then."""
+
+
+_DUPLICATE: Final = Outcome([], duplicate=True)
+
+
+class Engine:
+    def __init__(self, plan: Plan, dedup_horizon_us: int = DEFAULT_DEDUP_HORIZON_US) -> None:
+        self.plan = plan
+        self.dedup_horizon_us = dedup_horizon_us
+        self._campaigns = {c.id: c for c in plan.campaigns}
+
+    def process(self, state: LeadState, activity: Activity, now_us: int) -> Outcome:
+        """1. a known identity: a duplicate (nothing) or a redelivery (the same events);
+        2. apply the activity to the state (history, fields, or erasure);
+        3. each active campaign with a trigger on the type, in ascending id: triggers, then
+           qualification and filters; a member gets one event and its run is recorded;
+        4. remember the identity with the campaigns it fired."""
+        seen = state.seen.get(activity.id)
+        if seen is not None and now_us - seen[0] <= self.dedup_horizon_us:
+            if seen[1] != activity.position:
+                return _DUPLICATE
+            return Outcome(self._replay(activity, seen[2]), redelivered=True)
+
+        self._apply(state, activity)
+        events: list[dict[str, Any]] = []
+        fired: list[int] = []
+        context: FilterContext | None = None
+        for campaign in self.plan.by_type.get(activity.type_id, ()):
+            trigger = self._matching_trigger(campaign, activity)
+            if trigger is None or not campaign.qualifies(state, activity.ts):
+                continue
+            if campaign.filters is not None:
+                if context is None:
+                    context = FilterContext(state, activity.ts)
+                if not campaign.filters(context):
+                    continue
+            state.runs[campaign.id] = activity.ts
+            fired.append(campaign.id)
+            events.append(self._event(campaign, activity, trigger))
+
+        if seen is not None:
+            del state.seen[activity.id]  # re-inserted last: `seen` stays in processing order
+        state.seen[activity.id] = [now_us, activity.position, fired]
+        self._expire_seen(state, now_us)
+        return Outcome(events)
+
+    def _apply(self, state: LeadState, activity: Activity) -> None:
+        type_id = activity.type_id
+        if type_id == DELETE_LEAD:
+            state.erase()
+            return
+        ts = activity.ts
+        if state.max_ts is None or ts > state.max_ts:
+            state.max_ts = ts
+        if type_id in self.plan.recorded_types:
+            entries = state.history.setdefault(type_id, [])
+            entries.append([ts, activity.primary, activity.attributes])
+            horizon = state.max_ts - self.plan.retention_us
+            if entries[0][0] < horizon:
+                entries[:] = [e for e in entries if e[0] >= horizon]
+        if type_id in (NEW_LEAD, CHANGE_DATA_VALUE):
+            for name, value in activity.fields:
+                key = name.casefold()
+                if value is None:
+                    state.fields.pop(key, None)
+                else:
+                    state.fields[key] = value
+
+    @staticmethod
+    def _matching_trigger(campaign: CompiledCampaign, activity: Activity) -> str | None:
+        for trigger in campaign.triggers[activity.type_id]:
+            if trigger.matches(activity.primary, activity.attributes, activity.ts):
+                return trigger.name
+        return None
+
+    def _event(
+        self, campaign: CompiledCampaign, activity: Activity, trigger: str
+    ) -> dict[str, Any]:
+        return membership_event(
+            campaign.id,
+            campaign.name,
+            activity.lead_id,
+            activity.id,
+            activity.type_id,
+            activity.ts,
+            trigger,
+            self.plan.rules_version,
+        )
+
+    def _replay(self, activity: Activity, fired: list[int]) -> list[dict[str, Any]]:
+        """The events a redelivered record emitted the first time (same `eventId`s)."""
+        events = []
+        for campaign_id in fired:
+            campaign = self._campaigns.get(campaign_id)
+            name = campaign.name if campaign is not None else ""
+            trigger = (
+                self._matching_trigger(campaign, activity)
+                if campaign is not None and activity.type_id in campaign.triggers
+                else None
+            )
+            events.append(
+                membership_event(
+                    campaign_id,
+                    name,
+                    activity.lead_id,
+                    activity.id,
+                    activity.type_id,
+                    activity.ts,
+                    trigger or "",
+                    self.plan.rules_version,
+                )
+            )
+        return events
+
+    def _expire_seen(self, state: LeadState, now_us: int) -> None:
+        """Forget identities older than the horizon; `seen` is in processing order, so only
+        its head needs looking at."""
+        limit = now_us - self.dedup_horizon_us
+        seen = state.seen
+        while seen:
+            oldest = next(iter(seen))
+            if seen[oldest][0] >= limit:
+                break
+            del seen[oldest]

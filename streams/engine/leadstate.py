@@ -1,0 +1,68 @@
+"""What the engine knows of one lead, as plain data that serialises to JSON and back unchanged.
+
+Invariants:
+- `history[type_id]` lists the accepted, non-duplicate activities of that type in processing
+  order, as `[ts_us, primary, attributes]`; entries older than the lead's latest activity
+  date minus the retention are dropped when that type gets a new entry, so pruning happens
+  at the same points in the backtest and in the workers.
+- `seen` maps activity identities to `[processed_at_us, position, fired_campaign_ids]` in
+  processing order, which lets the engine tell a duplicate (same identity, another position)
+  from a redelivery (same position: re-emit the same events); it survives Delete Lead so a
+  redelivered activity from before the deletion cannot bring the lead back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+HistoryEntry = list[Any]
+"""`[ts_us, primary, {apiName: value}]`."""
+SeenEntry = list[Any]
+"""`[processed_at_us, position, [campaign ids fired]]`."""
+
+
+@dataclass(slots=True)
+class LeadState:
+    history: dict[int, list[HistoryEntry]] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)
+    """Lead fields by `name.casefold()`, as text."""
+    runs: dict[int, int] = field(default_factory=dict)
+    """Campaign id -> date (µs) of the activity that made the lead a member most recently."""
+    seen: dict[str, SeenEntry] = field(default_factory=dict)
+    max_ts: int | None = None
+    """The latest activity date (µs) recorded for the lead since it was last erased."""
+
+    def erase(self) -> None:
+        """Delete Lead: history, fields and memberships go; `seen` stays (see module doc)."""
+        self.history.clear()
+        self.fields.clear()
+        self.runs.clear()
+        self.max_ts = None
+
+    def is_empty(self) -> bool:
+        return not (self.history or self.fields or self.runs or self.seen)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "h": {str(k): v for k, v in self.history.items()},
+                "f": self.fields,
+                "r": {str(k): v for k, v in self.runs.items()},
+                "s": self.seen,
+                "m": self.max_ts,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> LeadState:
+        data = orjson.loads(raw)
+        return cls(
+            history={int(k): v for k, v in data["h"].items()},
+            fields=data["f"],
+            runs={int(k): v for k, v in data["r"].items()},
+            seen=data["s"],
+            max_ts=data["m"],
+        )

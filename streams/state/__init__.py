@@ -1,0 +1,1 @@
+"""Per-lead state behind one interface: in memory for the backtest, Redis for the workers."""
