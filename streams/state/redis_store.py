@@ -1,0 +1,172 @@
+"""Per-lead state in Redis: the workers' store.
+
+Key schema (also in the header of `lua/save_leads.lua`, the only writer):
+
+    <app_id>:lead:{<lead_id>}   hash
+        state   LeadState JSON (history, fields, campaign runs, dedup record `seen`, max_ts)
+        ver     integer generation: 1 after the first save, +1 on every save
+
+The braces around the lead id are the Redis Cluster hash tag: the key hashes to the slot of
+`<lead_id>`, so a multi-key layout per lead later stays on one node. Hence an app id must not
+contain `{` or `}`. Every save sets the key's TTL to `ttl_ms` (0: no expiry), so a lead
+without activity for that long is forgotten.
+
+A batch costs two round trips, whatever its number of leads:
+
+1. `load`: one non-transactional pipeline of `HMGET key state ver`, one per lead. A lead
+   not found gets an empty `LeadState` and generation 0. The store remembers each lead's
+   generation in `_versions` (lead id -> ver), a token that lives from `load` to the
+   `save` of the same batch: the `Store` protocol stays as it is, and the dict holds only
+   the leads of batches in flight.
+2. `save`: one non-transactional pipeline of `EVALSHA save_leads.lua`, one per lead, each
+   a compare-and-set: it writes only if the lead's generation is still the one loaded (for
+   a lead that was not loaded through this store: only if the key does not exist). Each
+   lead is atomic on its own; there is no MULTI/EXEC across leads, so a Redis Cluster
+   client may split the pipeline by slot.
+
+A conflict means that another writer saved the lead in between, typically the new owner
+of the partition after a rebalance while this worker is a zombie that has not noticed yet.
+`save` then raises `StateConflict` after the whole pipeline ran: the conflicting leads are
+untouched, the others of the batch are stored (each is a valid state: the batch's records
+are in its `seen`). The worker must not emit the batch's events nor commit its offsets; it
+crashes, and the replay finds the records in `seen` (a redelivery: same events, same
+`eventId`s) or processes them against the newer state.
+
+The script is sent by its SHA; a server that lost its script cache (restart, failover,
+SCRIPT FLUSH) answers NOSCRIPT, and `save` then loads the script and resends only those
+leads: three round trips, once. redis-py's own `Script` in a pipeline would instead ask
+SCRIPT EXISTS before every pipeline, a second round trip on every batch.
+
+A pipeline that redis-py retries after a connection error may run twice on the server; the
+script recognises its own write (generation + 1 holding the same state) and reports it as
+stored, so a retry is not mistaken for a conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from importlib.resources import files
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from streams.engine.leadstate import LeadState
+
+SAVE_LEADS_LUA: Final = (files("streams.state") / "lua" / "save_leads.lua").read_text("utf-8")
+"""The compare-and-set script; its header documents the key schema."""
+
+_LOAD_FIELDS: Final = (b"state", b"ver")
+
+
+class StateConflict(Exception):
+    """Some leads were saved by someone else since this store loaded them; their stored
+    state is the other writer's, untouched."""
+
+    def __init__(self, lead_ids: Iterable[int]) -> None:
+        self.lead_ids: tuple[int, ...] = tuple(sorted(lead_ids))
+        super().__init__(
+            f"state of lead(s) {', '.join(map(str, self.lead_ids))} changed since they were "
+            "loaded: another worker owns them now; this batch must be replayed"
+        )
+
+
+def redis_client(url: str) -> Redis:
+    """A client for the store: bytes replies (the state is JSON bytes), bounded waits so a
+    dead server surfaces as an error instead of a hung worker, and a PING before reusing a
+    connection idle for 30 s (proxies and load balancers drop idle connections). redis-py's
+    default retry (exponential backoff, up to 10 retries) rides out a short failover."""
+    client: Redis = Redis.from_url(
+        url,
+        decode_responses=False,
+        socket_connect_timeout=5.0,
+        socket_timeout=10.0,
+        socket_keepalive=True,
+        health_check_interval=30,
+    )
+    return client
+
+
+def lead_ttl_ms(retention_us: int, dedup_horizon_us: int) -> int:
+    """How long a lead's key lives after its last save: the history retention (the plan's,
+    which may exceed the setting) plus the dedup horizon, in ms rounded up."""
+    return -(-(retention_us + dedup_horizon_us) // 1000)
+
+
+class RedisStore:
+    """The `Store` over one Redis (or, in principle, a Redis Cluster: see the module doc).
+
+    Use it as the pipeline does: `load` a batch's leads, then `save` them; a lead saved
+    without having been loaded through this instance is expected not to exist yet."""
+
+    def __init__(self, client: Redis, app_id: str, ttl_ms: int) -> None:
+        if not app_id or "{" in app_id or "}" in app_id:
+            raise ValueError(f"app id {app_id!r} must be non-empty, without '{{' or '}}'")
+        if ttl_ms < 0:
+            raise ValueError(f"ttl_ms must be >= 0 (0: no expiry), not {ttl_ms}")
+        self.client = client
+        self.app_id = app_id
+        self.ttl_ms = ttl_ms
+        self._prefix = f"{app_id}:lead:".encode()
+        self._script = client.register_script(SAVE_LEADS_LUA)
+        self._versions: dict[int, int] = {}
+        """Lead id -> generation loaded (0: not found), from `load` until `save`."""
+
+    def key(self, lead_id: int) -> bytes:
+        return b"%s{%d}" % (self._prefix, lead_id)
+
+    async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
+        ids = list(lead_ids)
+        if not ids:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for lead_id in ids:
+                pipe.hmget(self.key(lead_id), _LOAD_FIELDS)
+            replies: list[list[bytes | None]] = await pipe.execute()
+        out: dict[int, LeadState] = {}
+        versions = self._versions
+        for lead_id, (raw, ver) in zip(ids, replies, strict=True):
+            if raw is None:
+                out[lead_id] = LeadState()
+                versions[lead_id] = 0
+            else:
+                out[lead_id] = LeadState.from_json(raw)
+                versions[lead_id] = int(ver) if ver is not None else 0
+        return out
+
+    async def save(self, states: Mapping[int, LeadState]) -> None:
+        if not states:
+            return
+        versions = self._versions
+        calls = [
+            (lead_id, self.key(lead_id), versions.get(lead_id, 0), state.to_json())
+            for lead_id, state in states.items()
+        ]
+        replies = await self._run(calls)
+        missing = [c for c, r in zip(calls, replies, strict=True) if isinstance(r, NoScriptError)]
+        if missing:
+            await self.client.script_load(SAVE_LEADS_LUA)
+            retried = iter(await self._run(missing))
+            replies = [next(retried) if isinstance(r, NoScriptError) else r for r in replies]
+        conflicts: list[int] = []
+        for (lead_id, _, _, _), reply in zip(calls, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            if reply[0] != 1:
+                conflicts.append(lead_id)
+        # Only once every lead has an answer: a save that raised above keeps its tokens,
+        # so the caller may retry it (the script makes a retry idempotent).
+        for lead_id in states:
+            versions.pop(lead_id, None)
+        if conflicts:
+            raise StateConflict(conflicts)
+
+    async def _run(self, calls: list[tuple[int, bytes, int, bytes]]) -> list[Any]:
+        """One round trip: EVALSHA per lead; errors come back in the list, not raised."""
+        sha = self._script.sha
+        ttl = self.ttl_ms
+        async with self.client.pipeline(transaction=False) as pipe:
+            for _, key, ver, state in calls:
+                pipe.evalsha(sha, 1, key, ver, state, ttl)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies

@@ -1,0 +1,68 @@
+"""Fixtures for the integration tests: real services, started on free ports.
+
+A service that cannot be started skips the tests that need it on a developer machine, and
+fails them under `CI=true`, where a silently skipped suite would pass for the wrong reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
+import redis
+import redis.exceptions
+
+from streams.devstack.process import ServiceError
+from streams.devstack.redis import RedisServer
+
+
+def _unavailable(what: str, exc: BaseException) -> NoReturn:
+    message = f"{what} is unavailable: {type(exc).__name__}: {exc}"
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _start_redis_server() -> RedisServer:
+    """A private `redis-server` (installed by scripts/install-redis if missing), AOF on."""
+    server = RedisServer()
+    try:
+        return server.start()
+    except (ServiceError, OSError) as exc:
+        server.close()
+        _unavailable("redis-server", exc)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis shared by the session: `STREAMS_REDIS_URL` if set, else a throwaway server.
+    Tests keep apart by key prefix (a fresh app id each), not by FLUSHDB: the server may be
+    someone else's."""
+    url = os.environ.get("STREAMS_REDIS_URL")
+    if url:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3.0, socket_timeout=3.0)
+        try:
+            client.ping()
+        except redis.exceptions.RedisError as exc:
+            _unavailable(f"Redis at STREAMS_REDIS_URL={url}", exc)
+        finally:
+            client.close()
+        yield url
+        return
+    server = _start_redis_server()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private `redis-server` for one test, which may restart or kill it at will."""
+    server = _start_redis_server()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,0 +1,468 @@
+"""The `Store` contract, one suite run against `MemoryStore` and `RedisStore`; then what only
+the Redis store promises: its key schema and TTL, one round trip per load and per save,
+the compare-and-set that fences off a zombie worker, and state that outlives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
+
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import Connection
+from redis.crc import key_slot
+
+from streams.devstack.redis import RedisServer
+from streams.engine.leadstate import LeadState
+from streams.state.memory import MemoryStore
+from streams.state.redis_store import (
+    SAVE_LEADS_LUA,
+    RedisStore,
+    StateConflict,
+    lead_ttl_ms,
+    redis_client,
+)
+from streams.state.store import Store
+
+pytestmark = pytest.mark.integration
+
+TTL_MS = 10 * 60 * 1000
+"""Short enough that keys left on a shared STREAMS_REDIS_URL server clean themselves up."""
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def fresh_app_id() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+# --- the harness: the same contract over either store ------------------------------------
+
+
+class Harness(Protocol):
+    """One fresh namespace of a store. `open()` gives a handle on it; for Redis each call
+    is a new client and a new `RedisStore`, so a second handle sees only what was stored."""
+
+    async def open(self) -> Store: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryHarness:
+    def __init__(self) -> None:
+        self.store = MemoryStore()
+
+    async def open(self) -> Store:
+        return self.store
+
+    async def aclose(self) -> None:
+        pass
+
+
+class RedisHarness:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.app_id = fresh_app_id()
+        self.clients: list[Redis] = []
+
+    async def open(self) -> RedisStore:
+        client = redis_client(self.url)
+        self.clients.append(client)
+        return RedisStore(client, self.app_id, TTL_MS)
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def make_harness(request: pytest.FixtureRequest) -> Callable[[], Harness]:
+    """Module-scoped so that hypothesis may call it once per example."""
+    if request.param == "memory":
+        return MemoryHarness
+    url: str = request.getfixturevalue("redis_url")
+    return lambda: RedisHarness(url)
+
+
+def with_harness(make: Callable[[], Harness], body: Callable[[Harness], Awaitable[None]]) -> None:
+    async def main() -> None:
+        harness = make()
+        try:
+            await body(harness)
+        finally:
+            await harness.aclose()
+
+    run(main())
+
+
+# --- LeadState contents ------------------------------------------------------------------
+
+int64 = st.integers(-(2**63), 2**63 - 1)
+timestamps = st.integers(0, 2**62)
+values = (
+    st.none()
+    | st.booleans()
+    | int64
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+history_entries = st.tuples(
+    timestamps, values, st.dictionaries(st.text(max_size=8), values, max_size=4)
+).map(list)
+seen_entries = st.tuples(
+    timestamps, st.text(max_size=16), st.lists(st.integers(1, 10**9), max_size=3)
+).map(list)
+lead_states = st.builds(
+    LeadState,
+    history=st.dictionaries(
+        st.integers(0, 10_000), st.lists(history_entries, max_size=4), max_size=3
+    ),
+    fields=st.dictionaries(st.text(max_size=8), st.text(max_size=16), max_size=4),
+    runs=st.dictionaries(st.integers(1, 10**9), timestamps, max_size=3),
+    seen=st.dictionaries(st.text(min_size=1, max_size=16), seen_entries, max_size=4),
+    max_ts=st.none() | timestamps,
+)
+lead_ids = st.integers(1, 2**40)
+
+
+def sample_state(n: int) -> LeadState:
+    return LeadState(
+        history={100_001: [[1_700_000_000_000_000 + n, "Web", {"score": 1.5, "ok": True}]]},
+        fields={"email": f"lead{n}@example.com"},
+        runs={7: 1_700_000_000_000_000 + n},
+        seen={f"guid-{n}": [1_700_000_000_000_001, f"activities/0/{n}", [7]]},
+        max_ts=1_700_000_000_000_000 + n,
+    )
+
+
+def assert_same(got: Mapping[int, LeadState], want: Mapping[int, LeadState]) -> None:
+    """Equal, and equal as JSON too: `==` alone takes True for 1 and 1.0 for 1."""
+    assert got == want
+    assert {k: v.to_json() for k, v in got.items()} == {k: v.to_json() for k, v in want.items()}
+
+
+# --- the contract ------------------------------------------------------------------------
+
+
+def test_unknown_lead_gets_an_empty_state(make_harness: Callable[[], Harness]) -> None:
+    async def body(harness: Harness) -> None:
+        store = await harness.open()
+        assert await store.load([]) == {}
+        got = await store.load([1, 2**40])
+        assert got == {1: LeadState(), 2**40: LeadState()}
+        assert all(state.is_empty() for state in got.values())
+
+    with_harness(make_harness, body)
+
+
+@settings(max_examples=30, deadline=None)
+@given(states=st.dictionaries(lead_ids, lead_states, min_size=1, max_size=5))
+def test_save_then_load_gives_equal_states(
+    make_harness: Callable[[], Harness], states: dict[int, LeadState]
+) -> None:
+    async def body(harness: Harness) -> None:
+        store = await harness.open()
+        await store.load(states.keys())
+        await store.save(states)
+        again = await (await harness.open()).load(states.keys())
+        assert_same(again, states)
+
+    with_harness(make_harness, body)
+
+
+def test_consecutive_batches_see_each_others_state(make_harness: Callable[[], Harness]) -> None:
+    async def body(harness: Harness) -> None:
+        store = await harness.open()
+        for batch in range(3):
+            states = await store.load([1, 2])
+            for lead_id, state in states.items():
+                state.fields[f"batch{batch}"] = str(lead_id)
+            await store.save(states)
+        got = await (await harness.open()).load([1, 2, 3])
+        assert got[1].fields == {"batch0": "1", "batch1": "1", "batch2": "1"}
+        assert got[2].fields == {"batch0": "2", "batch1": "2", "batch2": "2"}
+        assert got[3] == LeadState()
+
+    with_harness(make_harness, body)
+
+
+def test_erase_keeps_seen(make_harness: Callable[[], Harness]) -> None:
+    async def body(harness: Harness) -> None:
+        store = await harness.open()
+        states = await store.load([5])
+        states[5] = sample_state(5)
+        await store.save(states)
+        states = await store.load([5])
+        assert states[5] == sample_state(5)
+        states[5].erase()
+        await store.save(states)
+
+        got = (await (await harness.open()).load([5]))[5]
+        assert got == LeadState(seen=sample_state(5).seen)
+        assert not got.is_empty()
+
+    with_harness(make_harness, body)
+
+
+# --- Redis only --------------------------------------------------------------------------
+
+
+def _commandstats(client: redis.Redis) -> dict[str, int]:
+    stats: dict[str, dict[str, int]] = client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+
+
+def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    diff = {k: n - before.get(k, 0) for k, n in after.items() if k != "info"}
+    return {k: n for k, n in diff.items() if n}
+
+
+class CountingConnection(Connection):
+    """Counts writes to the socket: each is one round trip (a pipeline is one write)."""
+
+    writes = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.writes += 1
+        await super().send_packed_command(command, check_health)
+
+
+@pytest.fixture
+def counted() -> Iterator[type[CountingConnection]]:
+    CountingConnection.writes = 0
+    yield CountingConnection
+
+
+def test_one_round_trip_per_load_and_per_save(
+    redis_server: RedisServer, counted: type[CountingConnection]
+) -> None:
+    """On a private server, so that the server's command counts are ours alone."""
+    n = 25
+    ids = list(range(1, n + 1))
+    admin = redis.Redis.from_url(redis_server.url)
+    measured: dict[str, tuple[int, dict[str, int]]] = {}
+
+    async def measure(name: str, action: Awaitable[object]) -> None:
+        before_stats = _commandstats(admin)
+        before = counted.writes
+        await action
+        measured[name] = (counted.writes - before, _delta(before_stats, _commandstats(admin)))
+
+    async def main() -> None:
+        pool = ConnectionPool.from_url(redis_server.url, connection_class=counted)
+        client = Redis.from_pool(pool)
+        try:
+            await client.ping()  # connect (and handshake) outside the measurements
+            store = RedisStore(client, fresh_app_id(), TTL_MS)
+            states = await store.load(ids)
+            for lead_id in ids:
+                states[lead_id] = sample_state(lead_id)
+            await measure("first save, script not cached", store.save(states))
+            await measure("load", store.load(ids))
+            await measure("save", store.save(states))
+            await measure("load, nothing stored", store.load([10_000 + i for i in ids]))
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.close()
+    for name, (writes, commands) in measured.items():
+        print(f"{name}: {writes} round trip(s), server commands {commands}")
+
+    assert measured["load"] == (1, {"hmget": n})
+    # Commands that the script runs count as commands of their own.
+    assert measured["save"] == (1, {"evalsha": n, "hget": n, "hset": n, "pexpire": n})
+    assert measured["load, nothing stored"] == (1, {"hmget": n})
+    # A server without the script: EVALSHA (NOSCRIPT), SCRIPT LOAD, EVALSHA again.
+    writes, commands = measured["first save, script not cached"]
+    assert writes == 3
+    assert commands["script|load"] == 1
+    assert commands["evalsha"] == 2 * n
+
+
+def test_key_schema_ttl_and_generation(redis_url: str) -> None:
+    app_id = fresh_app_id()
+    admin = redis.Redis.from_url(redis_url)
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS)
+            for _ in range(2):
+                states = await store.load([42])
+                states[42] = sample_state(42)
+                await store.save(states)
+                states = await store.load([43])
+                await store.save(states)  # an empty state is stored too
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+        key = f"{app_id}:lead:{{42}}".encode()
+        assert sorted(admin.scan_iter(match=f"{app_id}:*")) == [
+            key,
+            f"{app_id}:lead:{{43}}".encode(),
+        ]
+        assert key_slot(key) == key_slot(b"42"), "the lead id is the cluster hash tag"
+        assert admin.type(key) == b"hash"
+        stored = admin.hgetall(key)
+        assert stored == {b"state": sample_state(42).to_json(), b"ver": b"2"}
+        assert 0 < admin.pttl(key) <= TTL_MS
+    finally:
+        admin.close()
+
+
+def test_ttl_zero_means_no_expiry(redis_url: str) -> None:
+    app_id = fresh_app_id()
+    admin = redis.Redis.from_url(redis_url)
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        try:
+            for ttl in (TTL_MS, 0):
+                store = RedisStore(client, app_id, ttl)
+                await store.save(await store.load([1]))
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+        key = f"{app_id}:lead:{{1}}"
+        assert admin.pttl(key) == -1
+        admin.delete(key)
+    finally:
+        admin.close()
+
+
+def test_ttl_from_settings() -> None:
+    day_us = 86_400 * 10**6
+    assert lead_ttl_ms(90 * day_us, 7 * day_us) == 97 * 86_400 * 1000
+    assert lead_ttl_ms(1, 0) == 1
+
+
+def test_app_id_cannot_hold_a_hash_tag() -> None:
+    client = redis_client("redis://127.0.0.1:1/0")  # never connects
+    for bad in ("", "a{b", "a}b", "{app}"):
+        with pytest.raises(ValueError):
+            RedisStore(client, bad, TTL_MS)
+    with pytest.raises(ValueError):
+        RedisStore(client, "app", -1)
+
+
+def test_conflict_fences_off_the_stale_writer(redis_url: str) -> None:
+    """A zombie (A) loaded the leads, the new owner (B) loaded and saved them, then A saves:
+    A gets StateConflict naming exactly the leads B wrote, and B's states stay."""
+    app_id = fresh_app_id()
+
+    async def main() -> None:
+        clients = [redis_client(redis_url) for _ in range(3)]
+        try:
+            a, b, reader = (RedisStore(c, app_id, TTL_MS) for c in clients)
+            setup = await a.load([1])
+            setup[1] = sample_state(1)
+            await a.save(setup)
+
+            # 1 exists, 2 and 3 do not; B then writes 1 and 2 (creating it), not 3.
+            zombie = await a.load([1, 2, 3])
+            owner = await b.load([1, 2])
+            owner[1].fields["by"] = "B"
+            owner[2].fields["by"] = "B"
+            await b.save(owner)
+            for state in zombie.values():
+                state.fields["by"] = "A"
+            with pytest.raises(StateConflict) as raised:
+                await a.save(zombie)
+            assert raised.value.lead_ids == (1, 2)
+            assert "1, 2" in str(raised.value)
+
+            got = await reader.load([1, 2, 3])
+            assert got[1] == owner[1]
+            assert got[2] == owner[2]
+            assert got[3].fields == {"by": "A"}, "a lead without conflict is stored"
+
+            # The new owner goes on: its next batch is not disturbed by the zombie.
+            again = await b.load([1])
+            again[1].fields["by"] = "B2"
+            await b.save(again)
+            assert (await reader.load([1]))[1].fields["by"] == "B2"
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    run(main())
+
+
+def test_a_retried_save_is_not_a_conflict(redis_url: str) -> None:
+    """The script recognises its own write when redis-py resends a pipeline: the generation
+    it expected + 1 holding the very state it brings."""
+    key = f"{fresh_app_id()}:lead:{{1}}"
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        try:
+            script = client.register_script(SAVE_LEADS_LUA)
+            assert await script([key], [0, b"s1", TTL_MS]) == [1, 1]
+            assert await script([key], [0, b"s1", TTL_MS]) == [1, 1], "a retry"
+            assert await script([key], [0, b"other", TTL_MS]) == [0, 1]
+            assert await script([key], [1, b"s2", TTL_MS]) == [1, 2]
+            assert await script([key], [5, b"s2", TTL_MS]) == [0, 2]
+            assert await client.hgetall(key) == {b"state": b"s2", b"ver": b"2"}
+            await client.delete(key)
+        finally:
+            await client.aclose()
+
+    run(main())
+
+
+@pytest.mark.parametrize("how", ["restart", "kill"])
+def test_state_survives_a_redis_restart(redis_server: RedisServer, how: str) -> None:
+    app_id = fresh_app_id()
+    ids = [1, 2, 3]
+
+    async def save_batch(mark: str) -> None:
+        client = redis_client(redis_server.url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS)
+            states = await store.load(ids)
+            for lead_id in ids:
+                if not states[lead_id].history:
+                    states[lead_id] = sample_state(lead_id)
+                states[lead_id].fields["mark"] = mark
+            await store.save(states)
+        finally:
+            await client.aclose()
+
+    async def load() -> dict[int, LeadState]:
+        client = redis_client(redis_server.url)
+        try:
+            return await RedisStore(client, app_id, TTL_MS).load(ids)
+        finally:
+            await client.aclose()
+
+    run(save_batch("before"))
+    if how == "restart":
+        redis_server.restart()
+    else:
+        redis_server.kill()
+        redis_server.start()
+    got = run(load())
+    want = {i: sample_state(i) for i in ids}
+    for state in want.values():
+        state.fields["mark"] = "before"
+    assert_same(got, want)
+
+    # The restarted server has lost its script cache: the next save reloads the script.
+    run(save_batch("after"))
+    assert {i: s.fields["mark"] for i, s in run(load()).items()} == dict.fromkeys(ids, "after")
