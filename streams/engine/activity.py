@@ -17,7 +17,7 @@ import orjson
 
 from streams.engine.catalog import ActivityType, Catalog
 from streams.engine.datatypes import (
-    TEXT_TYPES,
+    INT64_MAX,
     CoercionError,
     Value,
     format_us,
@@ -73,23 +73,15 @@ class _Reject(Exception):
         self.rejection = Rejection(code, message)
 
 
-def _member_name(obj: dict[str, Any], *names: str) -> Any:
-    for name in names:
-        value = obj.get(name)
-        if value is not None:
-            return value
-    return None
-
-
 def _positive_int(raw: Any, member: str) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int | str | float):
         raise _Reject(MALFORMED, f"{member} must be an integer, not {type(raw).__name__}")
     if isinstance(raw, str):
-        if not raw.isascii() or not raw.isdigit():
-            raise _Reject(INVALID_VALUE, f"{member} {raw!r} is not a positive integer")
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+            raise _Reject(INVALID_VALUE, f"{member} {raw[:40]!r} is not a positive integer")
         raw = int(raw)
-    if isinstance(raw, float) or raw < 1:
-        raise _Reject(INVALID_VALUE, f"{member} {raw!r} is not a positive integer")
+    if isinstance(raw, float) or not 1 <= raw <= INT64_MAX:
+        raise _Reject(INVALID_VALUE, f"{member} {str(raw)[:40]} is not a positive 64-bit integer")
     return int(raw)
 
 
@@ -129,32 +121,48 @@ class Decoder:
             return reject.rejection
 
     def _decode(self, raw: bytes | str, position: str) -> Activity:
-        if isinstance(raw, bytes):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise _Reject(MALFORMED, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
         try:
-            obj = orjson.loads(raw)
+            obj = orjson.loads(raw)  # validates UTF-8 too
         except orjson.JSONDecodeError as exc:
+            if isinstance(raw, bytes):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    raise _Reject(
+                        MALFORMED, f"not UTF-8: {bad.reason} at byte {bad.start}"
+                    ) from None
             raise _Reject(MALFORMED, f"not JSON: {exc}") from None
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             raise _Reject(MALFORMED, f"not a JSON object but {type(obj).__name__}")
-        for member in ("leadId", "activityDate", "activityTypeId"):
-            if obj.get(member) is None:
-                raise _Reject(MALFORMED, f"required member {member!r} is missing")
-        date_raw = obj["activityDate"]
-        if not isinstance(date_raw, str):
+        get = obj.get
+        lead_raw = get("leadId")
+        date_raw = get("activityDate")
+        type_raw = get("activityTypeId")
+        if lead_raw is None or date_raw is None or type_raw is None:
+            for member in ("leadId", "activityDate", "activityTypeId"):
+                if get(member) is None:
+                    raise _Reject(MALFORMED, f"required member {member!r} is missing")
+        if type(date_raw) is not str:
             raise _Reject(MALFORMED, "activityDate must be a string")
-        type_id = _positive_int(obj["activityTypeId"], "activityTypeId")
-        lead_id = _positive_int(obj["leadId"], "leadId")
-        identity = _member_name(obj, "marketoGUID", "id")
-        if identity is not None and (
-            isinstance(identity, bool) or not isinstance(identity, str | int)
-        ):
-            raise _Reject(MALFORMED, "marketoGUID/id must be a string or an integer")
-        attributes_raw = obj.get("attributes")
-        if attributes_raw is not None and not isinstance(attributes_raw, list):
+        type_id = (
+            type_raw
+            if type(type_raw) is int and type_raw > 0
+            else _positive_int(type_raw, "activityTypeId")
+        )
+        lead_id = (
+            lead_raw
+            if type(lead_raw) is int and lead_raw > 0
+            else _positive_int(lead_raw, "leadId")
+        )
+        identity = get("marketoGUID")
+        if identity is None:
+            identity = get("id")
+        if identity is not None and type(identity) is not str:
+            if type(identity) is not int:
+                raise _Reject(MALFORMED, "marketoGUID/id must be a string or an integer")
+            identity = str(identity)
+        attributes_raw = get("attributes")
+        if attributes_raw is not None and type(attributes_raw) is not list:
             raise _Reject(MALFORMED, "attributes must be a list")
 
         activity_type = self.catalog.types.get(type_id)
@@ -169,24 +177,21 @@ class Decoder:
 
         fields: list[FieldChange] = []
         if type_id == CHANGE_DATA_VALUE:
-            if obj.get("fields") is None:
+            if get("fields") is None:
                 raise _Reject(MALFORMED, "required member 'fields' is missing (type 13)")
             fields = _fields(obj["fields"])
-        elif type_id == NEW_LEAD and obj.get("fields") is not None:
+        elif type_id == NEW_LEAD and get("fields") is not None:
             fields = _fields(obj["fields"])
 
-        attributes = self._attributes(activity_type, attributes_raw or [])
+        attributes = self._attributes(activity_type, attributes_raw) if attributes_raw else {}
         try:
             ts = parse_datetime_us(date_raw)
         except CoercionError as exc:
             raise _Reject(INVALID_VALUE, f"activityDate: {exc}") from None
-        primary = self._primary(activity_type, obj.get("primaryAttributeValue"), fields)
-        activity_id = (
-            str(identity)
-            if identity is not None
-            else _content_hash(lead_id, type_id, ts, primary, attributes, fields)
-        )
-        return Activity(activity_id, lead_id, type_id, ts, primary, attributes, fields, position)
+        primary = self._primary(activity_type, get("primaryAttributeValue"), fields)
+        if identity is None:
+            identity = _content_hash(lead_id, type_id, ts, primary, attributes, fields)
+        return Activity(identity, lead_id, type_id, ts, primary, attributes, fields, position)
 
     def _primary(
         self, activity_type: ActivityType, raw: Any, fields: list[FieldChange]
@@ -223,13 +228,16 @@ class Decoder:
     @staticmethod
     def _attributes(activity_type: ActivityType, raw: list[Any]) -> dict[str, Value]:
         attributes: dict[str, Value] = {}
+        by_key = activity_type.by_key
         for index, entry in enumerate(raw):
-            if not isinstance(entry, dict):
+            if type(entry) is not dict:
                 raise _Reject(MALFORMED, f"attributes[{index}] is not an object")
-            key = _member_name(entry, "apiName", "name")
-            if not isinstance(key, str):
+            key = entry.get("apiName")
+            if key is None:
+                key = entry.get("name")
+            if type(key) is not str:
                 raise _Reject(MALFORMED, f"attributes[{index}] has no apiName or name")
-            spec = activity_type.by_key.get(key)
+            spec = by_key.get(key)
             if spec is None:
                 raise _Reject(
                     UNKNOWN_ATTRIBUTE,
@@ -237,13 +245,14 @@ class Decoder:
                 )
             value = entry.get("value")
             if value is None or value == "":
+                continue  # an empty attribute is left out
+            if type(value) is spec.native:
+                attributes[spec.api_name] = entry["value"]  # already the coerced value
                 continue
             try:
                 attributes[spec.api_name] = spec.coerce(value)
             except CoercionError as exc:
                 raise _Reject(INVALID_VALUE, f"attribute {key!r}: {exc}") from None
-            if spec.data_type in TEXT_TYPES and attributes[spec.api_name] == "":
-                del attributes[spec.api_name]
         return attributes
 
 

@@ -32,6 +32,21 @@ class AttributeSpec:
     name: str
     data_type: DataType
     coerce: Callable[[object], Value] = field(compare=False, repr=False)
+    native: type | None = field(default=None, compare=False, repr=False)
+    """A JSON value of exactly this type is already the coerced value (the decoder's fast
+    path); None when every value needs `coerce`."""
+
+
+_NATIVE: Final[dict[DataType, type]] = {
+    DataType.STRING: str,
+    DataType.TEXT: str,
+    DataType.PHONE: str,
+    DataType.LINK: str,
+    DataType.INTEGER: int,
+    DataType.FLOAT: float,
+    DataType.CURRENCY: float,
+    DataType.BOOLEAN: bool,
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +77,11 @@ class ActivityType:
 
 def _spec(attribute: AttributeDef) -> AttributeSpec:
     return AttributeSpec(
-        attribute.apiName, attribute.name, attribute.dataType, COERCERS[attribute.dataType]
+        attribute.apiName,
+        attribute.name,
+        attribute.dataType,
+        COERCERS[attribute.dataType],
+        _NATIVE.get(attribute.dataType),
     )
 
 
@@ -258,6 +277,7 @@ def build_catalog(
     by_trigger = {t.trigger_name.casefold(): t for t in standard if t.trigger_name}
     by_filter = {t.filter_name.casefold(): t for t in standard if t.filter_name}
     rule_names: dict[str, str] = dict.fromkeys((*by_trigger, *by_filter), "a standard type")
+    ids: dict[int, str] = {}
     api_names: dict[str, str] = {}
     type_names: dict[str, str] = {}
 
@@ -281,11 +301,9 @@ def build_catalog(
                     f"{definition.id} is below {CUSTOM_TYPE_MIN_ID}, the first id of custom types",
                 )
             )
-        elif definition.id in files:
+        elif ids.setdefault(definition.id, where) != where:
             problems.append(
-                Problem(
-                    where, "id", f"{definition.id} is also the id of {files[definition.id].path}"
-                )
+                Problem(where, "id", f"{definition.id} is also the id of {ids[definition.id]}")
             )
         _check_version(definition, where, "", problems, draft=False)
         _check_draft(type_file, problems)

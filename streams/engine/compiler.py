@@ -20,17 +20,20 @@ from streams.engine.catalog import (
     TypeFile,
     build_catalog,
 )
-from streams.engine.datatypes import US_PER_DAY, CoercionError, Value, parse_duration_us
+from streams.engine.datatypes import TEXT_TYPES, US_PER_DAY, CoercionError, Value, parse_duration_us
 from streams.engine.definitions import ConstraintDef, FilterItemDef
 from streams.engine.leadstate import LeadState
 from streams.engine.loader import CampaignFile, RuleFiles, read_rules
 from streams.engine.logic import LogicError, compile_logic, parse_logic
 from streams.engine.operators import (
     FIELD_OPERATORS,
+    TEXT_IS_TEMPLATE,
+    Condition,
     OperatorError,
-    Predicate,
+    bind,
     build_field_predicate,
-    build_predicate,
+    condition,
+    generate,
     operators_for,
 )
 from streams.engine.problems import Problem, RulesError
@@ -42,8 +45,11 @@ PRIMARY: Final = ""
 
 _EVERY_RE: Final = re.compile(r"once every\s+(.+)", re.IGNORECASE)
 
-Check = tuple[str, Predicate, bool]
-"""(apiName or PRIMARY, predicate, any-of-a-list: type 13's primary holds for any field)."""
+Check = tuple[str, Condition, bool]
+"""(apiName or PRIMARY, condition, any-of-a-list: type 13's primary holds for any field)."""
+
+Matcher = Callable[[Any, dict[str, Value], int], bool]
+"""`(primary, attributes, T) -> every constraint holds`."""
 
 
 @dataclass(frozen=True)
@@ -54,28 +60,55 @@ class FilterContext:
     ts: int
 
 
+def build_matcher(checks: Sequence[Check]) -> Matcher:
+    """One generated function for all of a trigger's (or a history filter's) constraints:
+    each reads its attribute into `v` and returns False at the first that fails."""
+    namespace: dict[str, Any] = {}
+    body: list[str] = []
+    for index, (key, cond, any_of) in enumerate(checks):
+        expression = bind(cond, f"c{index}", namespace)
+        if key == PRIMARY:
+            source = "p"
+        else:
+            namespace[f"k{index}"] = key
+            source = f"a.get(k{index})"
+        if any_of:
+            body += [
+                f"vs = {source}",
+                "if vs:",
+                "    for v in vs:",
+                f"        if {expression}: break",
+                "    else:",
+                "        return False",
+                f"elif not ((lambda v: {expression})(None)):",
+                "    return False",
+            ]
+        else:
+            body += [f"v = {source}", f"if not ({expression}): return False"]
+    body.append("return True")
+    matcher: Matcher = generate("match", "p, a, t", body, namespace)
+    return matcher
+
+
 @dataclass(frozen=True)
 class CompiledTrigger:
     name: str
     type_id: int
-    checks: tuple[Check, ...]
+    match: Matcher
+    primary_keys: frozenset[str] | None = None
+    """When the trigger has an `is` constraint on a text primary attribute: the case-folded
+    values it accepts, so the engine can skip it for any other primary value."""
 
-    def matches(self, primary: Any, attributes: dict[str, Value], ts: int) -> bool:
-        return _holds(self.checks, primary, attributes, ts)
 
-
-def _holds(checks: Sequence[Check], primary: Any, attributes: dict[str, Value], ts: int) -> bool:
-    for key, predicate, any_of in checks:
-        value: Any = primary if key == PRIMARY else attributes.get(key)
-        if any_of:
-            if not value:
-                if not predicate(None, ts):
-                    return False
-            elif not any(predicate(v, ts) for v in value):
-                return False
-        elif not predicate(value, ts):
-            return False
-    return True
+def primary_keys(checks: Sequence[Check]) -> frozenset[str] | None:
+    """The values an `is` constraint on the text primary allows (their intersection when
+    there are several); None when no such constraint narrows the trigger."""
+    keys: frozenset[str] | None = None
+    for key, cond, any_of in checks:
+        if key == PRIMARY and not any_of and cond.template == TEXT_IS_TEMPLATE:
+            values = cond.constants[0]
+            keys = values if keys is None else keys & values
+    return keys
 
 
 Qualification = Literal["once", "every time", "period"]
@@ -139,7 +172,7 @@ class _Compiler:
             )
             return None
         try:
-            predicate = build_predicate(spec.data_type, constraint.operator, constraint.value_list)
+            cond = condition(spec.data_type, constraint.operator, constraint.value_list)
         except OperatorError as exc:
             member = (
                 "operator"
@@ -150,7 +183,7 @@ class _Compiler:
             return None
         is_primary = spec is activity_type.primary
         any_of = is_primary and activity_type.id == CHANGE_DATA_VALUE
-        return (PRIMARY if is_primary else spec.api_name, predicate, any_of)
+        return (PRIMARY if is_primary else spec.api_name, cond, any_of)
 
     def constraints(
         self, activity_type: ActivityType, constraints: Sequence[ConstraintDef], where: str
@@ -221,12 +254,14 @@ def _history_leaf(
     `[T - retention, T]`) on which every check holds, stopping at `min_times`. An `in past`
     constraint on a history entry is measured from T, as on a trigger."""
 
+    match = build_matcher(checks)
+
     def leaf(ctx: FilterContext) -> bool:
         ts = ctx.ts
         low = ts - (window_us if window_us is not None else retention[0])
         count = 0
         for entry_ts, primary, attributes in ctx.state.history.get(type_id, ()):
-            if low <= entry_ts <= ts and _holds(checks, primary, attributes, ts):
+            if low <= entry_ts <= ts and match(primary, attributes, ts):
                 count += 1
                 if count >= min_times:
                     return not negate
@@ -275,7 +310,12 @@ def compile_campaign(
         if checks is not None:
             assert activity_type.trigger_name is not None
             triggers.setdefault(activity_type.id, []).append(
-                CompiledTrigger(activity_type.trigger_name, activity_type.id, checks)
+                CompiledTrigger(
+                    activity_type.trigger_name,
+                    activity_type.id,
+                    build_matcher(checks),
+                    primary_keys(checks) if activity_type.primary.data_type in TEXT_TYPES else None,
+                )
             )
 
     filters: Callable[[FilterContext], bool] | None = None
@@ -345,7 +385,7 @@ def _check_used_types(
                     Problem(
                         type_file.path,
                         f"draft.{member}",
-                        f"cannot change: the type is approved and used by {users[definition.id]}",
+                        f"cannot change: the type is approved and used by {users[type_def.id]}",
                     )
                 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streams.engine.datatypes import DataType
 
@@ -152,6 +152,12 @@ class FilterItemDef(_Def):
 class FiltersDef(_Def):
     logic: str = "all"
     items: list[FilterItemDef] = Field(default_factory=list)
+
+    @field_validator("logic", mode="before")
+    @classmethod
+    def _item_number(cls, value: Any) -> Any:
+        """`logic: 2` is an expression that YAML reads as a number."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class CampaignDef(_Def):

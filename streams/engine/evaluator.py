@@ -7,17 +7,21 @@ call it the same way, so they emit the same events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from streams.engine.activity import Activity
-from streams.engine.compiler import CompiledCampaign, FilterContext, Plan
+from streams.engine.compiler import CompiledCampaign, CompiledTrigger, FilterContext, Plan
 from streams.engine.datatypes import US_PER_DAY
 from streams.engine.events import membership_event
 from streams.engine.leadstate import LeadState
 from streams.engine.standard_types import CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD
 
 DEFAULT_DEDUP_HORIZON_US: Final = 7 * US_PER_DAY
+_EXPIRE_EVERY: Final = 16
+"""Expired identities are dropped when `seen` grows by this many: expiry only bounds memory
+(a lookup checks the age itself), so it need not run on every activity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,18 +36,48 @@ class Outcome:
 _DUPLICATE: Final = Outcome([], duplicate=True)
 
 
+Candidate = tuple[CompiledCampaign, tuple[CompiledTrigger, ...]]
+TypeIndex = tuple[dict[str, tuple[Candidate, ...]], tuple[Candidate, ...]]
+"""(candidates by case-folded primary value, candidates for any other value)."""
+
+
+def _index(type_id: int, campaigns: Sequence[CompiledCampaign]) -> TypeIndex:
+    """Which campaigns can fire for an activity of the type, by its primary value.
+
+    A campaign whose every trigger on the type has an `is` on the text primary can only fire
+    for those values; the others are candidates for any value. Each tuple keeps ascending
+    campaign id, so skipping campaigns never changes the order of events."""
+    every = tuple((c, c.triggers[type_id]) for c in campaigns)
+    keys_of: dict[int, frozenset[str]] = {}
+    for campaign, triggers in every:
+        keys = [t.primary_keys for t in triggers]
+        if all(k is not None for k in keys):
+            keys_of[campaign.id] = frozenset().union(*(k for k in keys if k is not None))
+    unindexed = tuple(c for c in every if c[0].id not in keys_of)
+    values = set().union(*keys_of.values()) if keys_of else set()
+    by_value = {
+        value: tuple(c for c in every if c[0].id not in keys_of or value in keys_of[c[0].id])
+        for value in values
+    }
+    return by_value, unindexed
+
+
 class Engine:
     def __init__(self, plan: Plan, dedup_horizon_us: int = DEFAULT_DEDUP_HORIZON_US) -> None:
         self.plan = plan
         self.dedup_horizon_us = dedup_horizon_us
         self._campaigns = {c.id: c for c in plan.campaigns}
+        self._by_type = {
+            type_id: _index(type_id, campaigns) for type_id, campaigns in plan.by_type.items()
+        }
 
     def process(self, state: LeadState, activity: Activity, now_us: int) -> Outcome:
         """1. a known identity: a duplicate (nothing) or a redelivery (the same events);
         2. apply the activity to the state (history, fields, or erasure);
         3. each active campaign with a trigger on the type, in ascending id: triggers, then
            qualification and filters; a member gets one event and its run is recorded;
-        4. remember the identity with the campaigns it fired."""
+        4. remember the identity with the campaigns it fired.
+        `CompiledCampaign.qualifies` states the qualification rule the loop inlines."""
         seen = state.seen.get(activity.id)
         if seen is not None and now_us - seen[0] <= self.dedup_horizon_us:
             if seen[1] != activity.position:
@@ -54,23 +88,42 @@ class Engine:
         events: list[dict[str, Any]] = []
         fired: list[int] = []
         context: FilterContext | None = None
-        for campaign in self.plan.by_type.get(activity.type_id, ()):
-            trigger = self._matching_trigger(campaign, activity)
-            if trigger is None or not campaign.qualifies(state, activity.ts):
+        primary, attributes, ts = activity.primary, activity.attributes, activity.ts
+        runs = state.runs
+        index = self._by_type.get(activity.type_id)
+        if index is None:
+            candidates: tuple[Candidate, ...] = ()
+        elif type(primary) is str:
+            candidates = index[0].get(primary.casefold(), index[1])
+        else:  # empty, or not text: no `is` on a text primary can hold
+            candidates = index[1]
+        for campaign, triggers in candidates:
+            # Inlined on purpose: this loop runs for every campaign listening to the type.
+            for trigger in triggers:
+                if trigger.match(primary, attributes, ts):
+                    break
+            else:
                 continue
+            if campaign.qualification != "every time":
+                last = runs.get(campaign.id)
+                if last is not None and (
+                    campaign.qualification == "once" or ts - last < campaign.period_us
+                ):
+                    continue
             if campaign.filters is not None:
                 if context is None:
-                    context = FilterContext(state, activity.ts)
+                    context = FilterContext(state, ts)
                 if not campaign.filters(context):
                     continue
-            state.runs[campaign.id] = activity.ts
+            runs[campaign.id] = ts
             fired.append(campaign.id)
-            events.append(self._event(campaign, activity, trigger))
+            events.append(self._event(campaign, activity, trigger.name))
 
         if seen is not None:
             del state.seen[activity.id]  # re-inserted last: `seen` stays in processing order
         state.seen[activity.id] = [now_us, activity.position, fired]
-        self._expire_seen(state, now_us)
+        if len(state.seen) % _EXPIRE_EVERY == 0:
+            self._expire_seen(state, now_us)
         return Outcome(events)
 
     def _apply(self, state: LeadState, activity: Activity) -> None:
@@ -98,7 +151,7 @@ class Engine:
     @staticmethod
     def _matching_trigger(campaign: CompiledCampaign, activity: Activity) -> str | None:
         for trigger in campaign.triggers[activity.type_id]:
-            if trigger.matches(activity.primary, activity.attributes, activity.ts):
+            if trigger.match(activity.primary, activity.attributes, activity.ts):
                 return trigger.name
         return None
 

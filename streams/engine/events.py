@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any, Final
 
@@ -10,10 +11,23 @@ from streams.engine.datatypes import format_us
 EVENT_NAMESPACE: Final = uuid.UUID("6f1c2a8e-3b7d-5c4e-9a10-2d8f4b6e1c37")
 
 
+_NAMESPACE_BYTES: Final = EVENT_NAMESPACE.bytes
+
+
 def event_id(campaign_id: int, lead_id: int, activity_id: str) -> str:
     """Deterministic in (campaign, lead, activity): a redelivery gets the same id, so a
-    consumer can drop it."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{campaign_id}/{lead_id}/{activity_id}"))
+    consumer can drop it. The value is `uuid.uuid5(EVENT_NAMESPACE, "c/l/a")`, built
+    without the UUID object (a third of the cost)."""
+    digest = bytearray(
+        hashlib.sha1(
+            _NAMESPACE_BYTES + f"{campaign_id}/{lead_id}/{activity_id}".encode(),
+            usedforsecurity=False,
+        ).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def membership_event(

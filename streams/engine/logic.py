@@ -19,6 +19,9 @@ from typing import Final, TypeVar
 
 C = TypeVar("C")
 
+MAX_DEPTH: Final = 50
+"""Nesting deeper than this (parentheses and `not`s) is refused: no one writes it, and the
+recursive parser and the compiled closures must not hit Python's recursion limit."""
 _TOKEN_RE: Final = re.compile(r"\s*(?:([0-9]+)|([()])|([A-Za-z]+)|(\S))")
 
 
@@ -74,6 +77,7 @@ class _Parser:
         self.tokens = tokens
         self.position = 0
         self.count = count
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -101,12 +105,17 @@ class _Parser:
 
     def factor(self) -> Node:
         token = self.take()
-        if token == "not":
-            return Not(self.factor())
-        if token == "(":
-            node = self.expr()
-            if self.take() != ")":
-                raise LogicError("a '(' is not closed")
+        if token in ("not", "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise LogicError(f"nested more than {MAX_DEPTH} levels deep")
+            if token == "not":
+                node: Node = Not(self.factor())
+            else:
+                node = self.expr()
+                if self.take() != ")":
+                    raise LogicError("a '(' is not closed")
+            self.depth -= 1
             return node
         if token.isdigit():
             number = int(token)
