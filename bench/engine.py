@@ -106,11 +106,19 @@ def generate(count: int, leads: int, rng: random.Random) -> list[bytes]:
         roll = rng.random()
         record: dict[str, Any]
         if roll < 0.05:
-            record = {"leadId": lead + 1, "activityDate": date, "activityTypeId": 13,
-                      "fields": [{"name": "country", "newValue": rng.choice(COUNTRIES)}]}
+            record = {
+                "leadId": lead + 1,
+                "activityDate": date,
+                "activityTypeId": 13,
+                "fields": [{"name": "country", "newValue": rng.choice(COUNTRIES)}],
+            }
         elif roll < 0.15:
-            record = {"leadId": lead + 1, "activityDate": date, "activityTypeId": 1,
-                      "primaryAttributeValue": f"/page/{rng.randrange(50)}"}
+            record = {
+                "leadId": lead + 1,
+                "activityDate": date,
+                "activityTypeId": 1,
+                "primaryAttributeValue": f"/page/{rng.randrange(50)}",
+            }
         else:
             record = {
                 "marketoGUID": f"g{n}",
@@ -144,9 +152,12 @@ def main() -> None:
         plan = load_plan(Path(tmp))
     started = time.perf_counter()
     lines = generate(args.activities, args.leads, rng)
-    print(f"generated {len(lines):,} activities over {args.leads:,} leads "
-          f"({sum(map(len, lines)) / len(lines):.0f} bytes each) "
-          f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(
+        f"generated {len(lines):,} activities over {args.leads:,} leads "
+        f"({sum(map(len, lines)) / len(lines):.0f} bytes each) "
+        f"in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
     records = [Record(v, "bench", 0, i) for i, v in enumerate(lines)]
     del lines
     baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -186,10 +197,14 @@ def main() -> None:
     print(f"memberships      {events:,}  (rejected {rejected}, duplicates {duplicates})")
     print(f"time             {seconds:.2f} s of CPU")
     print(f"throughput       {len(records) / seconds:,.0f} activities/s (one core)")
-    print(f"floor            {len(records) / floor:,.0f} records/s for orjson.loads alone; "
-          f"the engine takes {seconds / floor:.1f}x that time")
-    print(f"peak memory      {peak_kib / 1024:,.0f} MiB "
-          f"(state and engine: {(peak_kib - baseline_kib) / 1024:,.0f} MiB over the input)")
+    print(
+        f"floor            {len(records) / floor:,.0f} records/s for orjson.loads alone; "
+        f"the engine takes {seconds / floor:.1f}x that time"
+    )
+    print(
+        f"peak memory      {peak_kib / 1024:,.0f} MiB "
+        f"(state and engine: {(peak_kib - baseline_kib) / 1024:,.0f} MiB over the input)"
+    )
 
 
 if __name__ == "__main__":

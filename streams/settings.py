@@ -54,3 +54,51 @@ class EngineSettings(BaseSettings):
     @property
     def dedup_horizon_us(self) -> int:
         return parse_duration_us(self.dedup_horizon)
+
+
+class WorkerSettings(EngineSettings):
+    """A streaming worker: the runtime contract of the spec's README."""
+
+    broker: str = Field(
+        "kafka://localhost:9092",
+        description="Kafka bootstrap servers, comma-separated, kafka:// prefix optional.",
+    )
+    redis_url: str = Field(
+        "redis://localhost:6379/0", description="Redis holding the per-lead state."
+    )
+    topic_activities: str = Field("activities", description="The input topic.")
+    topic_memberships: str = Field(
+        "campaign-memberships", description="Where membership events are written."
+    )
+    topic_dlq: str = Field("activities.dlq", description="Where rejected records are written.")
+    app_id: str = Field(
+        "campaign-triggers",
+        description="Consumer group and Redis key prefix: two deployments with different ids "
+        "share nothing.",
+    )
+    web_port: int = Field(6066, description="The worker's web port: /metrics, /health, /ready.")
+    partitions: int = Field(
+        8, ge=1, description="Partitions of the topics the worker creates when they are missing."
+    )
+    batch_size: int = Field(
+        5000,
+        ge=1,
+        description="Most records evaluated as one batch (one Redis round trip each way).",
+    )
+    batch_wait: float = Field(
+        0.05,
+        gt=0,
+        description="Seconds a batch waits to fill before it is evaluated: the latency paid "
+        "for fewer, larger batches.",
+    )
+    connect_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds to keep retrying an unreachable Kafka or Redis at start before "
+        "giving up with a non-zero exit.",
+    )
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """`kafka://a:9092,b:9092` -> `["a:9092", "b:9092"]`."""
+        return [s.strip().removeprefix("kafka://") for s in self.broker.split(",") if s.strip()]

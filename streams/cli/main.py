@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from streams import __version__
-from streams.cli import rules
+from streams.cli import demo, rules, types
 from streams.cli.common import EXIT_INVALID, CommandError, error
 
 
@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streams {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     rules.register(commands)
+    demo.register(commands)
+    types.register(commands)
     return parser
 
 

@@ -1,9 +1,11 @@
 """Activity records: bytes off the topic to an `Activity`, or a `Rejection` with its code.
 
-This is the hot path, so it is written by hand on orjson rather than with pydantic; the
-rules of activities.md are checked in this order: malformed (not UTF-8, not JSON, not an
-object, a required member missing or of the wrong JSON type), unknown_activity_type,
-type_not_approved, unknown_attribute, invalid_value.
+This is the hot path, so it is written by hand on orjson rather than with pydantic. The
+record's own shape is checked first (malformed: not UTF-8, not JSON, not an object, a
+required member missing or of the wrong JSON type), then its type (unknown_activity_type,
+type_not_approved), then its values (invalid_value) and attributes one by one, in order
+(a malformed entry, unknown_attribute, invalid_value): the first problem found is the one
+reported.
 """
 
 from __future__ import annotations
@@ -146,17 +148,19 @@ class Decoder:
             raise _Reject(MALFORMED, "activityDate must be a string")
         type_id = (
             type_raw
-            if type(type_raw) is int and type_raw > 0
+            if type(type_raw) is int and 0 < type_raw <= INT64_MAX
             else _positive_int(type_raw, "activityTypeId")
         )
         lead_id = (
             lead_raw
-            if type(lead_raw) is int and lead_raw > 0
+            if type(lead_raw) is int and 0 < lead_raw <= INT64_MAX
             else _positive_int(lead_raw, "leadId")
         )
         identity = get("marketoGUID")
-        if identity is None:
+        if identity is None or identity == "":
             identity = get("id")
+            if identity == "":
+                identity = None  # an empty identity is none: the content hash stands in
         if identity is not None and type(identity) is not str:
             if type(identity) is not int:
                 raise _Reject(MALFORMED, "marketoGUID/id must be a string or an integer")
@@ -246,7 +250,7 @@ class Decoder:
             value = entry.get("value")
             if value is None or value == "":
                 continue  # an empty attribute is left out
-            if type(value) is spec.native:
+            if type(value) is spec.native and (type(value) is not int or value <= INT64_MAX):
                 attributes[spec.api_name] = entry["value"]  # already the coerced value
                 continue
             try:

@@ -147,7 +147,13 @@ def number_text(raw: int | float) -> str:
     return str(raw)
 
 
+_NUMBER_RE: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""Plain decimal notation: no `1_000`, no digits of other scripts, no `nan` or `inf`."""
+
+
 def parse_number(raw: str) -> float:
+    if not _NUMBER_RE.fullmatch(raw):
+        raise CoercionError(f"{_short(raw)} is not a number")
     try:
         number = float(raw)
     except ValueError:
@@ -187,8 +193,11 @@ def _integer(raw: object) -> int:
 
 
 def _short(raw: object) -> str:
-    """A value for a message, cut short: a 5,000-digit number makes a useless message."""
-    text = repr(raw) if not isinstance(raw, int) else str(raw)
+    """A value for a message, cut short: a 5,000-digit number makes a useless message (and
+    Python refuses to print an int of more than 4,300 digits)."""
+    if isinstance(raw, int) and raw.bit_length() > 128:
+        return f"an integer of about {int(raw.bit_length() * 0.30103)} digits"
+    text = repr(raw)
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 

@@ -19,6 +19,12 @@ TypeStatus = Literal["draft", "approved", "approved with draft"]
 class _Def(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("attributes", "constraints", "items", mode="before", check_fields=False)
+    @classmethod
+    def _empty_list(cls, value: Any) -> Any:
+        """`attributes:` left blank is YAML's null: the same as an empty list."""
+        return [] if value is None else value
+
 
 class AttributeDef(_Def):
     apiName: str

@@ -138,12 +138,14 @@ class Engine:
             entries = state.history.setdefault(type_id, [])
             entries.append([ts, activity.primary, activity.attributes])
             horizon = state.max_ts - self.plan.retention_us
-            if entries[0][0] < horizon:
+            # Entries are in processing order, not date order (late mobile actions): look
+            # at all of them, so what is kept depends on the dates alone.
+            if any(e[0] < horizon for e in entries):
                 entries[:] = [e for e in entries if e[0] >= horizon]
         if type_id in (NEW_LEAD, CHANGE_DATA_VALUE):
             for name, value in activity.fields:
                 key = name.casefold()
-                if value is None:
+                if not value:  # null or "": the field is emptied
                     state.fields.pop(key, None)
                 else:
                     state.fields[key] = value

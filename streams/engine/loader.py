@@ -42,20 +42,32 @@ class RuleFiles:
         canonical = orjson.dumps(
             {
                 "types": sorted(
-                    (t.definition.model_dump(mode="json", exclude_none=True) for t in self.types),
-                    key=lambda d: d["id"],
+                    (_canonical(t.definition) for t in self.types), key=lambda d: d["id"]
                 ),
                 "campaigns": sorted(
-                    (
-                        c.definition.model_dump(mode="json", exclude_none=True)
-                        for c in self.campaigns
-                    ),
-                    key=lambda d: d["id"],
+                    (_canonical(c.definition) for c in self.campaigns), key=lambda d: d["id"]
                 ),
             },
             option=orjson.OPT_SORT_KEYS,
         )
         return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def _canonical(definition: BaseModel) -> Any:
+    """A definition as data, with the spellings that mean the same made the same
+    (`value: X` is `values: [X]`)."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: walk(v) for k, v in node.items()}
+            if "value" in node and "values" not in node:
+                node["values"] = [node.pop("value")]
+            return node
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(definition.model_dump(mode="json", exclude_none=True))
 
 
 def _plain(node: Any) -> Any:

@@ -214,8 +214,12 @@ def field_condition(operator: str, raw_values: Sequence[object]) -> Condition:
     if empty is not None:
         return empty
     if operator in TEXT_OPERATORS:
+        # Fields are text: a YAML `true` compares as "true", as a field set to true does.
+        values = [
+            ("true" if raw else "false") if isinstance(raw, bool) else raw for raw in raw_values
+        ]
         try:
-            texts = [str(coerce(DataType.STRING, raw)) for raw in raw_values]
+            texts = [str(coerce(DataType.STRING, raw)) for raw in values]
         except CoercionError as exc:
             raise OperatorError(str(exc)) from None
         return _text(operator, texts)
