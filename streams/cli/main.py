@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from streams import __version__
-from streams.cli import demo, rules, types
+from streams.cli import demo, produce, rules, types, worker
 from streams.cli.common import EXIT_INVALID, CommandError, error
 
 
@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     rules.register(commands)
     demo.register(commands)
+    produce.register(commands)
+    worker.register(commands)
     types.register(commands)
     return parser
 

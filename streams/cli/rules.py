@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from streams.backtest import DEFAULT_BATCH, BacktestStats, run_backtest
 from streams.cli.common import EXIT_OK, CommandError, error, load_rules_or_exit
+from streams.gc_tuning import tune_gc
 from streams.settings import EngineSettings
 
 
@@ -70,6 +71,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
     plan = load_rules_or_exit(args.rules, settings)
+    tune_gc()
     rejected: BinaryIO | None = None
     try:
         if args.rejected is not None:

@@ -20,13 +20,13 @@ from types import TracebackType
 from typing import Any
 
 from streams.devstack.process import ManagedProcess, ServiceError, cache_dir, free_port
+from streams.runtime.connections import KafkaUnavailable, ensure_topics
 
 KAFKA_VERSION = "3.9.2"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-kafka"
 HOST = "127.0.0.1"
 NODE_ID = 1
-TOPIC_ALREADY_EXISTS = 36
 
 # Everything to stdout, which ManagedProcess sends to the broker's log file.
 LOG4J_PROPERTIES = """\
@@ -71,25 +71,11 @@ def _java() -> str:
 
 
 def create_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 30.0) -> None:
-    """Create each missing topic with the given partition count and wait until every
-    partition has a leader; topics that already exist are left as they are."""
-    from kafka import KafkaAdminClient  # kafka-python is slow to import; only load it here
-
-    with KafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000)
-    ) as admin:
-        result: dict[str, Any] = admin.create_topics(
-            {name: {"num_partitions": n, "replication_factor": 1} for name, n in topics.items()},
-            raise_errors=False,
-        )
-        failed = [
-            f"{t['name']}: {t.get('error_message') or t['error_code']}"
-            for t in result["topics"]
-            if t["error_code"] not in (0, TOPIC_ALREADY_EXISTS)
-        ]
-        if failed:
-            raise ServiceError(f"kafka: cannot create topics: {'; '.join(failed)}")
-        admin.wait_for_topics(list(topics), timeout_ms=int(timeout * 1000))
+    """Create each missing topic (the workers' own `ensure_topics`, as a ServiceError)."""
+    try:
+        ensure_topics(bootstrap, topics, timeout)
+    except KafkaUnavailable as exc:
+        raise ServiceError(f"kafka: {exc}") from exc
 
 
 class KafkaBroker:

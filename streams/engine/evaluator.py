@@ -34,6 +34,10 @@ class Outcome:
 
 
 _DUPLICATE: Final = Outcome([], duplicate=True)
+_NOTHING: Final = Outcome([])
+"""Shared by every activity that fires nothing (most): callers only read `events`."""
+_NONE_FIRED: Final[list[int]] = []
+"""Shared by every `seen` entry that fired nothing; never mutated."""
 
 
 Candidate = tuple[CompiledCampaign, tuple[CompiledTrigger, ...]]
@@ -121,10 +125,10 @@ class Engine:
 
         if seen is not None:
             del state.seen[activity.id]  # re-inserted last: `seen` stays in processing order
-        state.seen[activity.id] = [now_us, activity.position, fired]
+        state.seen[activity.id] = [now_us, activity.position, fired or _NONE_FIRED]
         if len(state.seen) % _EXPIRE_EVERY == 0:
             self._expire_seen(state, now_us)
-        return Outcome(events)
+        return Outcome(events) if events else _NOTHING
 
     def _apply(self, state: LeadState, activity: Activity) -> None:
         type_id = activity.type_id

@@ -1,0 +1,82 @@
+"""`worker`: the streaming worker of the runtime contract."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
+from streams.devstack.process import cache_dir
+from streams.gc_tuning import tune_gc
+from streams.runtime.connections import (
+    KafkaUnavailable,
+    RedisUnavailable,
+    ensure_topics,
+    wait_for_kafka,
+    wait_for_redis,
+)
+from streams.settings import WorkerSettings
+
+FLAGS = {
+    "broker": "Kafka bootstrap servers (STREAMS_BROKER)",
+    "redis_url": "Redis URL (STREAMS_REDIS_URL)",
+    "rules_dir": "rules directory (STREAMS_RULES_DIR)",
+    "app_id": "consumer group and Redis key prefix (STREAMS_APP_ID)",
+    "web_port": "port of /metrics, /health, /ready (STREAMS_WEB_PORT)",
+    "partitions": "partitions of topics created at start (STREAMS_PARTITIONS)",
+}
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run a streaming worker: activities in, memberships out",
+        description="A Faust worker: consumes the activities topic, evaluates the campaigns "
+        "of the rules directory with per-lead state in Redis, and writes membership events "
+        "and dead letters. Settings come from STREAMS_* variables; these flags win. It "
+        "refuses to start on invalid rules (exit 2) and exits 1 when Kafka or Redis stay "
+        "unreachable for STREAMS_CONNECT_TIMEOUT seconds. Stop it with SIGTERM or Ctrl-C.",
+    )
+    for name, text in FLAGS.items():
+        kind = int if name in ("web_port", "partitions") else str
+        worker.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=text)
+    worker.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning"],
+        help="log level (default info)",
+    )
+    worker.set_defaults(run=run_worker)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
+    settings = WorkerSettings(**overrides)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    plan = load_rules_or_exit(settings.rules_dir, settings)
+    try:
+        wait_for_kafka(settings.bootstrap_servers, settings.connect_timeout)
+        wait_for_redis(settings.redis_url, settings.connect_timeout)
+        topics = (settings.topic_activities, settings.topic_memberships, settings.topic_dlq)
+        ensure_topics(settings.bootstrap_servers, dict.fromkeys(topics, settings.partitions))
+    except (KafkaUnavailable, RedisUnavailable) as exc:
+        raise CommandError(str(exc), EXIT_FAILED) from None
+
+    import faust  # after the checks: importing Faust takes a second
+
+    from streams.runtime.worker import build_app
+
+    datadir = Path(tempfile.mkdtemp(prefix=f"faust-{os.getpid()}-", dir=cache_dir()))
+    atexit.register(shutil.rmtree, datadir, ignore_errors=True)
+    app = build_app(settings, plan, datadir)
+    tune_gc()
+    worker = faust.Worker(app, loglevel=args.log_level.upper(), redirect_stdouts=False)
+    worker.execute_from_commandline()  # runs until SIGTERM/SIGINT, then exits the process
+    return 0  # pragma: no cover - execute_from_commandline exits

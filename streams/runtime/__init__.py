@@ -1,0 +1,1 @@
+"""Worker runtime: Faust app construction and tuning for the streaming workers."""

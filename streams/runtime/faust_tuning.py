@@ -1,0 +1,232 @@
+# Findings (faust-streaming 0.15.3, aiokafka 0.14; checked on the Kafka 3.9 devstack with
+# bench/passthrough.py and small experiments):
+#
+# * Cost. Faust's consumer hands each record to the streams in `_drain_messages` via
+#   `self.wait_first(callback(message), self.suspend_flow.wait())`: 4 asyncio tasks and an
+#   `asyncio.wait` per record, plus event-loop turns in the stream iterator. A pass-through
+#   agent is CPU-bound there (a few thousand records/s on 2 cores beside the broker),
+#   whatever the fetch/produce settings. `create_app(fast_drain=True)` runs that callback
+#   inline when it completes without suspending (~1.5-2x). Also, `faust.Worker` with a
+#   WARNING+ loglevel sets the root logger to DEBUG for its terminal spinner, so every
+#   `logger.debug()` in faust/aiokafka builds a record: `run_worker` turns it off.
+# * App factory. `faust.App(...)` does no I/O (consumer, producer, connections are made
+#   when a worker starts; the datadir too). Create the app, its topics and agents in a
+#   function (`create_app`, agents as closures or in a `register(app)`), autodiscover off.
+# * Topics. `app.topic(name, partitions=N)` only describes a topic. Consumed topics are
+#   created at start only with `internal=True` (with `partitions`, else the
+#   `topic_partitions` setting, default 8); produced-only topics never are (the broker may
+#   auto-create them with its own count): `await topic.maybe_declare()` at the top of the
+#   agent, before its `async for`. An existing topic is used as is, count unchecked.
+# * Offsets. Per partition, Faust commits the offset after the highest contiguous *acked*
+#   one, every `broker_commit_interval` s and every `broker_commit_every` acks, on
+#   rebalance and at stop, each time after `producer.flush()` (delivery of all sends).
+#   A per-event `async for` acks an event once the body returns for it. `take_events`
+#   acks the batch in a `finally` when the generator resumes *or is closed*, so a body
+#   interrupted by SIGTERM/cancel gets its batch committed: measured, lost. At-least-once:
+#   `async for events in stream.noack_take(max_, within)` (yields events, never acks);
+#   write Redis, send, await the delivery futures, then `event.ack()` each (measured: that
+#   batch stays uncommitted on SIGTERM, on `app.crash`, and across rebalances with two
+#   workers, nothing lost). `event.message.partition/.offset` give idempotency keys.
+# * Errors. An exception escaping an agent body stops that agent for good while the
+#   worker stays up doing nothing (measured with both take forms). Catch in the body; on a
+#   fatal error `await app.crash(exc)`: the worker stops and exits 1, the unacked batch
+#   is redelivered after the restart.
+# * Running. `faust.Worker(app, loglevel=...).execute_from_commandline()` (`run_worker`)
+#   runs in-process, handles SIGINT/SIGTERM as a graceful stop (agents cancelled, acked
+#   offsets committed, producer flushed; ~1.2 s here) and exits the process (0, or 1 after
+#   a crash); it never returns. `app.main()` is the `faust` click CLI: it parses
+#   `sys.argv` (`worker -l info`) and runs autodiscovery; for scripts only.
+# * Producing. `await topic.send()`/`topic.send_soon()` build FutureMessages with sensor
+#   callbacks; `send_soon` adds a queue drained one message at a time, whose `flush()`
+#   returns after 0.1 s without progress. Cheaper and explicit: `app.producer.send(...)`
+#   appends to aiokafka's batch and returns the delivery future; await a batch's futures
+#   once (`send_all`) before acking it.
+"""Faust `App` settings, app factory and worker runner for a fast consumer+producer worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Iterable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from mode.services import WaitResults
+
+# `noack_take` batch: large enough to amortise per-batch work (one Redis round trip, one
+# wait for delivery), small enough to stay well under a second of processing.
+TAKE_MAX = 2000
+# Flush a partial batch after this many seconds without reaching TAKE_MAX.
+TAKE_WITHIN = 0.1
+
+
+def broker_urls(bootstrap: str | Sequence[str]) -> list[str]:
+    """`host:port[,host:port]` (or a list of them) as Faust broker URLs."""
+    hosts = bootstrap.split(",") if isinstance(bootstrap, str) else list(bootstrap)
+    return [h.strip() if "://" in h else f"kafka://{h.strip()}" for h in hosts if h.strip()]
+
+
+def fast_app_settings(
+    bootstrap: str | Sequence[str],
+    *,
+    datadir: str | Path,
+    web_port: int | None = None,
+    buffer_maxsize: int = 16384,
+    poll_records: int = 5000,
+    fetch_bytes: int = 4 * 1024 * 1024,
+    commit_every: int = 50_000,
+    commit_interval: float = 1.0,
+    linger_ms: int = 5,
+    batch_bytes: int = 512 * 1024,
+) -> dict[str, Any]:
+    """Keyword settings for `faust.App(id, **settings)` for a consumer+producer agent.
+
+    - broker: `kafka://` URLs (aiokafka driver).
+    - datadir: where Faust keeps its per-app directory; somewhere writable, not the cwd.
+    - autodiscover=False: no package scanning at start (the factory registers agents).
+    - key_serializer/value_serializer="raw": events carry the bytes; the agent decodes
+      with orjson, far cheaper than Faust's json codec and Record models per event.
+    - consumer_auto_offset_reset="earliest": a new group starts at the beginning.
+    - stream_buffer_maxsize: per-partition prefetch queue towards the stream; larger
+      keeps the stream fed while a batch is processed (default 4096).
+    - broker_max_poll_records / consumer_max_fetch_size: records per poll and bytes per
+      partition per fetch (defaults: unbounded / 1 MiB): fewer, larger fetches.
+    - broker_commit_every / broker_commit_interval: a commit flushes the producer and
+      stalls the drain loop, so commit on a 1 s timer rather than every 10k acks.
+    - producer_linger_ms / producer_max_batch_size / producer_max_request_size: let
+      aiokafka build large batches (defaults: 0 ms, 16 KiB, 1 MB). Acks stay at the
+      default (all), which at-least-once needs.
+    - stream_wait_empty=False: on rebalance and stop, do not wait for in-flight events;
+      they are unacked, so they are redelivered (at-least-once) instead of blocking.
+    - topic_disable_leader=True: no `<id>-__assignor-__leader` topic (nothing uses
+      `on_leader`): one topic less to create and subscribe.
+    - web_enabled: only when a port is given (health endpoint); off saves the aiohttp
+      server, its start time and a port.
+    - worker_redirect_stdouts=False: print() stays print(), not WARNING log lines.
+    """
+    settings: dict[str, Any] = {
+        "broker": broker_urls(bootstrap),
+        "datadir": str(datadir),
+        "autodiscover": False,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "consumer_auto_offset_reset": "earliest",
+        "stream_buffer_maxsize": buffer_maxsize,
+        "broker_max_poll_records": poll_records,
+        "consumer_max_fetch_size": fetch_bytes,
+        "broker_commit_every": commit_every,
+        "broker_commit_interval": commit_interval,
+        "producer_linger_ms": linger_ms,
+        "producer_max_batch_size": batch_bytes,
+        "producer_max_request_size": max(2 * batch_bytes, 1_000_000),
+        "stream_wait_empty": False,
+        "topic_disable_leader": True,
+        "web_enabled": web_port is not None,
+        "worker_redirect_stdouts": False,
+    }
+    if web_port is not None:
+        settings["web_port"] = web_port
+    return settings
+
+
+def create_app(
+    app_id: str,
+    bootstrap: str | Sequence[str],
+    *,
+    datadir: str | Path,
+    fast_drain: bool = False,
+    **overrides: Any,
+) -> faust.App:
+    """A new `faust.App` (the id is also the consumer group) with `fast_app_settings`
+    and `overrides`; no I/O until a worker starts it. Define topics and agents on the
+    returned app. `fast_drain` swaps in `FastDrainConsumer`."""
+    app = faust.App(app_id, **{**fast_app_settings(bootstrap, datadir=datadir), **overrides})
+    if fast_drain:
+        # Before anything touches `app.transport` (app.topic, agents): it is created lazily.
+        app.transport = FastDrainTransport(app.conf.broker_consumer, app)
+    return app
+
+
+def run_worker(
+    app: faust.App, *, loglevel: str = "INFO", workdir: str | Path | None = None
+) -> NoReturn:
+    """Run a worker for `app` in this process until SIGINT/SIGTERM (graceful stop), then
+    exit the process: 0, or 1 after a crash. Faust's terminal spinner is disabled: with
+    it (any loglevel of WARNING and up) the root logger is set to DEBUG and every
+    `logger.debug()` call in faust and aiokafka builds a log record."""
+    worker = faust.Worker(app, loglevel=loglevel, workdir=workdir)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+async def send_all(
+    producer: Any, topic: str, records: Iterable[tuple[bytes | None, bytes]]
+) -> None:
+    """Produce (key, value) pairs through a Faust app's producer (`app.producer`) and
+    wait once for all deliveries; raises if any failed. Each `send` only appends to
+    aiokafka's batch and returns the delivery future."""
+    futures = [await producer.send(topic, key, value, None, None, None) for key, value in records]
+    await asyncio.gather(*futures)
+
+
+class FastDrainConsumer(aiokafka_driver.Consumer):
+    """The aiokafka-driver consumer without the per-record tasks of `wait_first`.
+
+    `_drain_messages` awaits `wait_first(callback(message), suspend_flow.wait())` for
+    every record, so that a callback blocked on a full stream queue or on flow control
+    is abandoned when a rebalance suspends the flow. Here the callback's first step
+    runs inline: if it finishes without suspending (queue not full, flow active) that
+    is the whole delivery, exactly as its task would have done; otherwise the rest of it
+    runs under Faust's own `wait_first`, unchanged. Relies on faust-streaming 0.15's
+    drain loop (the only two-argument `wait_first` call in the consumer).
+    """
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
+        if len(coros) != 2 or timeout is not None or not asyncio.iscoroutine(coros[0]):
+            return await super().wait_first(*coros, timeout=timeout)
+        callback, other = coros
+        try:
+            pending = callback.send(None)
+        except StopIteration as done:
+            if asyncio.iscoroutine(other):
+                other.close()  # never awaited: the suspend_flow.wait() coroutine
+            return WaitResults([callback], [done.value], False)
+        return await super().wait_first(_resume(callback, pending), other)
+
+
+class FastDrainTransport(aiokafka_driver.Transport):
+    Consumer = FastDrainConsumer
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], pending: Any) -> Any:
+    """Run a coroutine that was started by hand and suspended on `pending` (a future,
+    or None for a bare `asyncio.sleep(0)`) to completion, as its task would."""
+    try:
+        while True:
+            try:
+                if pending is None:
+                    await asyncio.sleep(0)
+                else:
+                    await asyncio.wait((pending,))
+            except asyncio.CancelledError as exc:
+                if pending is not None:
+                    pending.cancel()
+                pending = coro.throw(exc)
+            else:
+                pending = coro.send(None)
+    except StopIteration as done:
+        return done.value
+
+
+__all__ = [
+    "TAKE_MAX",
+    "TAKE_WITHIN",
+    "FastDrainConsumer",
+    "FastDrainTransport",
+    "broker_urls",
+    "create_app",
+    "fast_app_settings",
+    "run_worker",
+    "send_all",
+]

@@ -1,0 +1,163 @@
+"""The streaming worker: a Faust app, built by a factory, that runs the shared pipeline.
+
+Per batch of records (`noack_take`: Faust never acks them by itself), in this order:
+1. evaluate: decode, load the batch's leads from Redis in one round trip, run the engine,
+   save them in one round trip (compare-and-set per lead; a conflict, meaning another
+   writer touched a lead, evaluates the whole batch again from a fresh load);
+2. produce the membership events (keyed by lead id) and the dead letters, and wait until
+   the broker acknowledged every one of them;
+3. only then ack the batch's records, whose offsets Faust commits on its next commit.
+A crash anywhere before 3 redelivers the batch: each activity is found in its lead's
+`seen` at the same position, changes nothing, and its events are produced again with the
+same `eventId`s (at-least-once, idempotent). No activity is lost: nothing is acked before
+its effects are stored and its events delivered. An error the batch cannot get past
+crashes the worker (exit 1), rather than stalling it, so that a supervisor restarts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import faust
+import orjson
+
+from streams.engine.compiler import Plan
+from streams.engine.datatypes import datetime_to_us
+from streams.pipeline import BatchResult, Processor, Record
+from streams.runtime.faust_tuning import create_app, send_all
+from streams.runtime.metrics import CONTENT_TYPE, WorkerMetrics
+from streams.settings import WorkerSettings
+from streams.state.redis_store import RedisStore, StateConflict, redis_client
+
+log = logging.getLogger(__name__)
+
+CONFLICT_RETRIES: Final = 5
+
+
+class BatchHandler:
+    """Steps 1-3 of the module docstring for one batch; kept apart from Faust's types so
+    that what it does in which order reads in one place."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: WorkerSettings,
+        processor: Processor,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.processor = processor
+        self.metrics = metrics
+
+    async def evaluate(self, records: Sequence[Record]) -> BatchResult:
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                return await self.processor.process(records, datetime_to_us(datetime.now(UTC)))
+            except StateConflict as exc:
+                self.metrics.conflicts.inc()
+                log.warning(
+                    "batch of %d records: %s; evaluating again (%d/%d)",
+                    len(records),
+                    exc,
+                    attempt,
+                    CONFLICT_RETRIES,
+                )
+        raise RuntimeError(f"state conflicts persisted over {CONFLICT_RETRIES} attempts")
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        started = time.perf_counter()
+        records = [
+            Record(e.message.value, e.message.topic, e.message.partition, e.message.offset)
+            for e in events
+        ]
+        result = await self.evaluate(records)
+        producer = self.app.producer
+        await send_all(
+            producer,
+            self.settings.topic_memberships,
+            [(str(event["leadId"]).encode(), orjson.dumps(event)) for event in result.events],
+        )
+        if result.dead_letters:
+            keys = {
+                (r.partition, r.offset): e.message.key for r, e in zip(records, events, strict=True)
+            }
+            await send_all(
+                producer,
+                self.settings.topic_dlq,
+                [
+                    (keys.get((letter["partition"], letter["offset"])), orjson.dumps(letter))
+                    for letter in result.dead_letters
+                ],
+            )
+        for event in events:
+            event.ack()
+        metrics = self.metrics
+        metrics.batches.inc()
+        metrics.batch_size.observe(len(records))
+        metrics.activities.labels("accepted").inc(result.accepted)
+        metrics.activities.labels("duplicate").inc(result.duplicates)
+        metrics.activities.labels("redelivered").inc(result.redelivered)
+        metrics.activities.labels("rejected").inc(len(result.dead_letters))
+        metrics.memberships.inc(len(result.events))
+        metrics.batch_seconds.observe(time.perf_counter() - started)
+
+
+def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
+    """The worker's Faust app; nothing connects until a `faust.Worker` starts it."""
+    app = create_app(
+        settings.app_id,
+        settings.bootstrap_servers,
+        datadir=datadir,
+        web_port=settings.web_port,
+        topic_partitions=settings.partitions,
+        broker_max_poll_records=max(settings.batch_size, 500),
+    )
+    activities = app.topic(settings.topic_activities, partitions=settings.partitions)
+    metrics = WorkerMetrics()
+    metrics.rules_info.labels(plan.rules_version).set(1)
+    status = {"ready": False}
+
+    @app.agent(activities, name="evaluate")
+    async def evaluate(stream: Any) -> None:
+        store = RedisStore(redis_client(settings.redis_url), settings.app_id, ttl_ms=0)
+        processor = Processor(plan, store, settings.dedup_horizon_us)
+        handler = BatchHandler(app, settings, processor, metrics)
+        status["ready"] = True
+        log.info(
+            "evaluating %s with rules %s (%d campaigns)",
+            settings.topic_activities,
+            plan.rules_version,
+            len(plan.campaigns),
+        )
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait):
+            try:
+                await handler.handle(events)
+            except Exception as exc:
+                log.exception(
+                    "batch of %d records failed; stopping (it will be redelivered)", len(events)
+                )
+                status["ready"] = False
+                await app.crash(exc)
+                return
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "rulesVersion": plan.rules_version})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        if status["ready"]:
+            return web.json({"ready": True})
+        return web.json({"ready": False}, status=503)
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.render(), content_type=CONTENT_TYPE)
+
+    return app
