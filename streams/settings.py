@@ -91,6 +91,12 @@ class WorkerSettings(EngineSettings):
         description="Seconds a batch waits to fill before it is evaluated: the latency paid "
         "for fewer, larger batches.",
     )
+    session_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds without a heartbeat before a worker's partitions go to another "
+        "(how soon a killed worker's work resumes elsewhere).",
+    )
     connect_timeout: float = Field(
         60.0,
         gt=0,

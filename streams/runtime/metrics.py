@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+CONTENT_TYPE = "text/plain; version=0.0.4"
+"""Prometheus' text format; aiohttp refuses the `charset` that prometheus-client's constant
+carries (the body is ASCII)."""
 
 
 class WorkerMetrics:

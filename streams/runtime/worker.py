@@ -114,9 +114,12 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         settings.app_id,
         settings.bootstrap_servers,
         datadir=datadir,
+        web_enabled=True,
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
         broker_max_poll_records=max(settings.batch_size, 500),
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
     metrics = WorkerMetrics()

@@ -14,6 +14,7 @@ import pytest
 import redis
 import redis.exceptions
 
+from streams.devstack.kafka import KafkaBroker
 from streams.devstack.process import ServiceError
 from streams.devstack.redis import RedisServer
 
@@ -66,3 +67,24 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """An Apache Kafka broker shared by the session: `STREAMS_BROKER` if set, else a
+    single-node KRaft broker from the cached Maven jars. Tests keep apart by topic names
+    and consumer groups (fresh ones each)."""
+    url = os.environ.get("STREAMS_BROKER")
+    if url:
+        yield ",".join(s.strip().removeprefix("kafka://") for s in url.split(","))
+        return
+    broker = KafkaBroker()
+    try:
+        broker.start()
+    except (ServiceError, OSError) as exc:
+        broker.close()
+        _unavailable("Apache Kafka", exc)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.close()
