@@ -15,7 +15,7 @@ import orjson
 from streams.backtest import run_backtest
 from streams.cli.common import EXIT_OK, error, load_rules_or_exit
 from streams.samples import sample_activities
-from streams.settings import EngineSettings
+from streams.settings import WorkerSettings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,9 +31,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     demo = commands.add_parser(
         "demo",
-        help="backtest a sample stream over the sample rules and show who joins what",
-        description="Validate the rules, generate a sample stream, run the engine over it "
-        "and show the memberships as they are emitted, then a summary per campaign.",
+        help="run the stack, a worker and a sample stream; show memberships as they come",
+        description="Validate the rules, start the embedded stack (Tansu broker, "
+        "redis-server; STREAMS_BROKER / STREAMS_REDIS_URL use existing ones instead) and a "
+        "worker, send a realistic sample stream at a steady rate and print each membership "
+        "event as the worker emits it, then a summary. Ctrl-C stops everything it started. "
+        "With --backtest: the same stream through the offline backtest instead.",
+    )
+    demo.add_argument(
+        "--backtest",
+        action="store_true",
+        help="no services: run the stream through the backtest engine",
+    )
+    demo.add_argument(
+        "--rate", type=float, default=200.0, help="activities sent per second (default 200)"
     )
     demo.add_argument(
         "--rules",
@@ -67,9 +78,18 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    settings = EngineSettings()
-    rules = args.rules or settings.rules_dir
+    settings = WorkerSettings(**({"rules_dir": args.rules} if args.rules else {}))
+    rules = settings.rules_dir
     plan = load_rules_or_exit(rules, settings)
+    if not args.backtest:
+        from streams.cli.live_demo import run_live_demo
+
+        print(
+            f"rules: {rules} (rulesVersion {plan.rules_version}): "
+            f"{len(plan.catalog.files)} custom activity types, {len(plan.campaigns)} campaigns"
+        )
+        run_live_demo(plan, settings, args.count, args.leads, args.seed, args.rate)
+        return EXIT_OK
     print(
         f"rules: {rules} (rulesVersion {plan.rules_version}): "
         f"{len(plan.catalog.files)} custom activity types, {len(plan.campaigns)} campaigns"
