@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import random
 import resource
 import sys
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from streams.engine.compiler import load_plan  # noqa: E402
 from streams.engine.datatypes import datetime_to_us  # noqa: E402
+from streams.gc_tuning import tune_gc  # noqa: E402
 from streams.pipeline import Processor, Record  # noqa: E402
 from streams.state.memory import MemoryStore  # noqa: E402
 
@@ -173,8 +173,7 @@ def main() -> None:
             duplicates += result.duplicates
         return events, rejected, duplicates
 
-    gc.collect()
-    gc.freeze()  # the generated records are long-lived: keep the collector off them
+    tune_gc()  # as the backtest and the workers do
     # CPU time of this process, not wall time: the machine is shared, and other processes'
     # load would otherwise show up as this engine's slowness.
     started = time.process_time()
