@@ -69,14 +69,12 @@ def run_worker(args: argparse.Namespace) -> int:
     except (KafkaUnavailable, RedisUnavailable) as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
 
-    import faust  # after the checks: importing Faust takes a second
-
+    # Imported after the checks: importing Faust takes a second.
+    from streams.runtime.faust_tuning import run_worker
     from streams.runtime.worker import build_app
 
     datadir = Path(tempfile.mkdtemp(prefix=f"faust-{os.getpid()}-", dir=cache_dir()))
     atexit.register(shutil.rmtree, datadir, ignore_errors=True)
     app = build_app(settings, plan, datadir)
     tune_gc()
-    worker = faust.Worker(app, loglevel=args.log_level.upper(), redirect_stdouts=False)
-    worker.execute_from_commandline()  # runs until SIGTERM/SIGINT, then exits the process
-    return 0  # pragma: no cover - execute_from_commandline exits
+    run_worker(app, loglevel=args.log_level.upper())  # until SIGTERM/SIGINT; exits the process
