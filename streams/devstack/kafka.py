@@ -223,7 +223,15 @@ class KafkaBroker:
         # Kafka's own Uuid form: 16 random bytes, URL-safe base64 without padding.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         argv = [java, "-Xmx256m", self._log4j_flag(), "-cp", classpath]
-        argv += ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
+        # `--cluster-id=` form: an id may start with "-" (1 in 64), which `-t ID` would
+        # take for an option.
+        argv += [
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(config),
+        ]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
