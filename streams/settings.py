@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.engine.catalog import DEFAULT_MAX_CUSTOM_TYPES
@@ -56,17 +56,39 @@ class EngineSettings(BaseSettings):
         return parse_duration_us(self.dedup_horizon)
 
 
-class WorkerSettings(EngineSettings):
-    """A streaming worker: the runtime contract of the spec's README."""
+class KafkaSettings(EngineSettings):
+    """What every process that talks to Kafka needs (workers, API); one field, one meaning,
+    so that a variable means the same thing to every process."""
 
     broker: str = Field(
         "kafka://localhost:9092",
         description="Kafka bootstrap servers, comma-separated, kafka:// prefix optional.",
     )
+    topic_activities: str = Field("activities", description="The input topic.")
+    partitions: int = Field(
+        8,
+        ge=1,
+        description="Partitions of the topics a worker or the API creates when they are missing.",
+    )
+    connect_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds to keep retrying an unreachable Kafka or Redis at start before "
+        "giving up with a non-zero exit.",
+    )
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """`kafka://a:9092,b:9092` -> `["a:9092", "b:9092"]`."""
+        return [s.strip().removeprefix("kafka://") for s in self.broker.split(",") if s.strip()]
+
+
+class WorkerSettings(KafkaSettings):
+    """A streaming worker: the runtime contract of the spec's README."""
+
     redis_url: str = Field(
         "redis://localhost:6379/0", description="Redis holding the per-lead state."
     )
-    topic_activities: str = Field("activities", description="The input topic.")
     topic_memberships: str = Field(
         "campaign-memberships", description="Where membership events are written."
     )
@@ -77,9 +99,6 @@ class WorkerSettings(EngineSettings):
         "share nothing.",
     )
     web_port: int = Field(6066, description="The worker's web port: /metrics, /health, /ready.")
-    partitions: int = Field(
-        8, ge=1, description="Partitions of the topics the worker creates when they are missing."
-    )
     batch_size: int = Field(
         5000,
         ge=1,
@@ -97,14 +116,52 @@ class WorkerSettings(EngineSettings):
         description="Seconds without a heartbeat before a worker's partitions go to another "
         "(how soon a killed worker's work resumes elsewhere).",
     )
-    connect_timeout: float = Field(
-        60.0,
-        gt=0,
-        description="Seconds to keep retrying an unreachable Kafka or Redis at start before "
-        "giving up with a non-zero exit.",
-    )
 
-    @property
-    def bootstrap_servers(self) -> list[str]:
-        """`kafka://a:9092,b:9092` -> `["a:9092", "b:9092"]`."""
-        return [s.strip().removeprefix("kafka://") for s in self.broker.split(",") if s.strip()]
+
+class ApiSettings(KafkaSettings):
+    """The HTTP API (`python -m streams api`): Marketo's Activities endpoints over the same
+    catalog and topic as the workers."""
+
+    api_host: str = Field(
+        "0.0.0.0", description="The address the API listens on (127.0.0.1: this machine only)."
+    )
+    api_port: int = Field(8080, ge=1, le=65535, description="The API's port.")
+    api_clients: SecretStr | None = Field(
+        None,
+        description="API clients as id:secret pairs, comma-separated; a client gets tokens "
+        "from /identity/oauth/token with them.",
+    )
+    api_clients_file: Path | None = Field(
+        None,
+        description="A file of more id:secret pairs, one a line (# comments); read at start.",
+    )
+    api_token_ttl: int = Field(
+        3600,
+        ge=1,
+        description="Seconds an access token is valid; a call with an older one gets 602.",
+    )
+    api_rate_limit_calls: int = Field(
+        100,
+        ge=1,
+        description="Calls a client may make per STREAMS_API_RATE_LIMIT_WINDOW; the next gets 606.",
+    )
+    api_rate_limit_window: float = Field(
+        20.0, gt=0, description="Seconds of the sliding window of the rate limit."
+    )
+    api_concurrent_calls: int = Field(
+        10, ge=1, description="Calls one client may have in flight at once; one more gets 615."
+    )
+    api_max_body_bytes: int = Field(
+        1_048_576, ge=1, description="Largest request body accepted; a larger one gets 413."
+    )
+    api_catalog_writes: bool = Field(
+        False,
+        description="Whether the type management endpoints edit the rules directory (as the "
+        "types CLI does); off, they answer that the catalog is managed in git.",
+    )
+    api_write_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a write to Kafka may wait for the brokers' acknowledgement "
+        "before its records are reported as not added.",
+    )

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from streams import __version__
-from streams.cli import demo, produce, rules, types, worker
+from streams.cli import api, demo, produce, rules, types, worker
 from streams.cli.common import EXIT_INVALID, CommandError, error
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(commands)
     produce.register(commands)
     worker.register(commands)
+    api.register(commands)
     types.register(commands)
     return parser
 

@@ -2,21 +2,36 @@
 
 Invariant: a `ManagedProcess` that was started is stopped by `stop()` together with every
 process it spawned (SIGTERM to the group, then SIGKILL after a grace period), so a demo
-or a test run leaves nothing behind, even when the service forks helpers.
+or a test run leaves nothing behind, even when the service forks helpers; and if the
+process that started it dies without stopping it, Linux kills it (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGKILL when the parent dies, so a test run
+    or a demo that is itself killed (timeout, kill -9) leaves no broker or worker behind.
+    The parent is the thread that started the child: start services from a thread that
+    outlives them (the main thread, in the demo and the tests)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 class ServiceError(RuntimeError):
@@ -66,6 +81,7 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise ServiceError(f"{self.name}: cannot run {self.argv[0]}: {exc}") from exc

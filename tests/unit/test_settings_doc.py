@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from streams.settings import EngineSettings, WorkerSettings
+from streams.settings import ApiSettings, EngineSettings, WorkerSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-SETTINGS_CLASSES: list[type[BaseSettings]] = [EngineSettings, WorkerSettings]
+SETTINGS_CLASSES: list[type[BaseSettings]] = [EngineSettings, WorkerSettings, ApiSettings]
 
 
 def readme_rows() -> dict[str, tuple[str, str]]:

@@ -1,0 +1,93 @@
+"""`api`: the HTTP API of the runtime contract (Marketo's Activities endpoints)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
+from streams.runtime.connections import KafkaUnavailable, ensure_topics, wait_for_kafka
+from streams.settings import ApiSettings
+
+FLAGS = {
+    "broker": ("--broker", str, "Kafka bootstrap servers (STREAMS_BROKER)"),
+    "rules_dir": ("--rules-dir", str, "rules directory (STREAMS_RULES_DIR)"),
+    "api_host": ("--host", str, "address to listen on (STREAMS_API_HOST)"),
+    "api_port": ("--port", int, "port to listen on (STREAMS_API_PORT)"),
+}
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    api = commands.add_parser(
+        "api",
+        help="run the HTTP API: Marketo-compatible activities in and out",
+        description="Serves Marketo's Activities REST API: tokens from /identity/oauth/token "
+        "for the clients of STREAMS_API_CLIENTS (or STREAMS_API_CLIENTS_FILE), the activity "
+        "type catalog, Add Custom Activities (validated as the workers validate, written to "
+        "the activities topic and acknowledged before the answer), the reads back, and "
+        "mobile app actions; /openapi.json documents every call. Settings come from "
+        "STREAMS_* variables; these flags win. It refuses to start on invalid rules or "
+        "without a client (exit 2) and exits 1 when Kafka stays unreachable for "
+        "STREAMS_CONNECT_TIMEOUT seconds. Stop it with SIGTERM or Ctrl-C.",
+    )
+    for name, (flag, kind, text) in FLAGS.items():
+        api.add_argument(flag, dest=name, type=kind, help=text)
+    api.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning"],
+        help="log level (default info); the access log is at info",
+    )
+    api.set_defaults(run=run_api)
+
+
+def run_api(args: argparse.Namespace) -> int:
+    from streams.api.auth import ClientConfigError, load_clients
+
+    overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
+    settings = ApiSettings(**overrides)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    plan = load_rules_or_exit(settings.rules_dir, settings)
+    try:
+        clients = load_clients(settings)
+    except ClientConfigError as exc:
+        raise CommandError(f"{exc}; nothing was started") from None
+    if not clients:
+        raise CommandError(
+            "no API client is configured, so no call could be authenticated: set "
+            "STREAMS_API_CLIENTS=id:secret[,id:secret...] or STREAMS_API_CLIENTS_FILE (one "
+            "id:secret a line); nothing was started"
+        )
+    try:
+        wait_for_kafka(settings.bootstrap_servers, settings.connect_timeout)
+        ensure_topics(settings.bootstrap_servers, {settings.topic_activities: settings.partitions})
+    except KafkaUnavailable as exc:
+        raise CommandError(str(exc), EXIT_FAILED) from None
+
+    import uvicorn  # after the checks
+
+    from streams.api.app import create_app
+
+    app = create_app(settings, plan, clients=clients)
+    logging.getLogger(__name__).info(
+        "API for %d client(s) on %s:%d, rules %s (version %s), topic %s",
+        len(clients),
+        settings.api_host,
+        settings.api_port,
+        settings.rules_dir,
+        plan.rules_version,
+        settings.topic_activities,
+    )
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        log_level=args.log_level,
+        access_log=False,  # the gate logs each call without its query string (secrets)
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
