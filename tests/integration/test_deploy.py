@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from pydantic import SecretStr
 from ruamel.yaml import YAML
 
 from streams.devstack.process import cache_dir, free_port
 from streams.runtime.metrics import WorkerMetrics
-from streams.settings import WorkerSettings
+from streams.settings import ApiSettings, WorkerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -372,6 +373,18 @@ def test_compose_services() -> None:
     assert api["profiles"] == ["api"]
     assert api["command"] == ["api"]
     assert api["build"] == services["worker-1"]["build"]
+    assert api["depends_on"] == {"kafka": {"condition": "service_healthy"}}  # no Redis
+    api_env = api["environment"]
+    assert api_env["STREAMS_BROKER"] == "kafka:9092"
+    for shared in ("STREAMS_TOPIC_ACTIVITIES", "STREAMS_RULES_DIR"):  # what the workers read
+        assert api_env.get(shared) == envs[0].get(shared), shared
+    # The clients come from the environment, with a documented default for a local trial.
+    assert re.fullmatch(r"\$\{STREAMS_API_CLIENTS:-[^}]+:[^}]+\}", api_env["STREAMS_API_CLIENTS"])
+    port = str(api_env.get("STREAMS_API_PORT", ApiSettings.model_fields["api_port"].default))
+    assert any(p.endswith(f":{port}") for p in api["ports"])
+    probe = api["healthcheck"]["test"]
+    assert probe[:3] == ["CMD", "python", "-c"], probe
+    assert f"http://localhost:{port}/health" in probe[3] and "urllib" in probe[3]
 
     assert services["prometheus"]["image"].startswith("prom/prometheus")
     assert services["grafana"]["image"].startswith("grafana/grafana")
@@ -389,23 +402,50 @@ def test_compose_mounts_exist() -> None:
                 assert (ROOT / source).exists(), f"{name}: {source} does not exist"
 
 
-def test_compose_streams_variables_are_worker_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every STREAMS_* variable names a WorkerSettings field, with a value it accepts."""
-    fields = {f"STREAMS_{name.upper()}": name for name in WorkerSettings.model_fields}
+# Compose's interpolation with a default: `${VAR:-default}` or `${VAR-default}`.
+_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def _interpolated(value: str) -> str:
+    """A value as Compose reads it when none of the variables it names is set (the
+    documented defaults)."""
+    return _INTERPOLATION.sub(lambda m: m.group(2) or "", value)
+
+
+def _settings_class(service: str) -> type[WorkerSettings] | type[ApiSettings]:
+    return ApiSettings if service == "api" else WorkerSettings
+
+
+def test_compose_streams_variables_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every STREAMS_* variable names a field of the settings of the process the service
+    runs (ApiSettings for `api`, WorkerSettings for the workers), with a value it accepts."""
     for name, service in _yaml(COMPOSE)["services"].items():
-        env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
+        env = {k: _interpolated(str(v)) for k, v in (service.get("environment") or {}).items()}
         streams = {k: v for k, v in env.items() if k.startswith("STREAMS_")}
-        if not name.startswith("worker") and not streams:
+        if not name.startswith("worker") and name != "api" and not streams:
             continue
+        kind = _settings_class(name)
+        fields = {f"STREAMS_{field.upper()}": field for field in kind.model_fields}
         unknown = sorted(set(streams) - set(fields))
-        assert unknown == [], f"{name}: not a setting: {unknown}; settings: {sorted(fields)}"
+        assert unknown == [], (
+            f"{name}: not a {kind.__name__} setting: {unknown}; settings: {sorted(fields)}"
+        )
         for variable in [v for v in os.environ if v.startswith("STREAMS_")]:
             monkeypatch.delenv(variable)
         for variable, value in streams.items():
             monkeypatch.setenv(variable, value)
-        settings = WorkerSettings()
+        settings = kind()
         for variable, value in streams.items():
-            assert str(getattr(settings, fields[variable])) == value, f"{name}: {variable}"
+            actual = getattr(settings, fields[variable])
+            if isinstance(actual, SecretStr):
+                actual = actual.get_secret_value()
+            assert str(actual) == value, f"{name}: {variable}"
+
+
+def test_compose_interpolation_defaults() -> None:
+    assert _interpolated("${STREAMS_API_CLIENTS:-demo:change-me}") == "demo:change-me"
+    assert _interpolated("a-${X-b}-${Y}") == "a-b-"
+    assert _interpolated("kafka:9092") == "kafka:9092"
 
 
 def _compose_v2_works() -> bool:
