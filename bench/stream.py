@@ -10,9 +10,10 @@ and, in the same run on the same broker, a pass-through Faust agent as the floor
 2. floor: the at-least-once pass-through agent of bench/passthrough.py (`noack_take`,
    decode, re-produce, await delivery, ack), same broker, same N, on the fast-drain
    consumer the worker uses and on Faust's stock one;
-3. latency: a fresh worker, activities sent at half the sustained rate for --seconds; for
-   each membership event, the time from its activity's send to the event's arrival at a
-   consumer: p50 and p99.
+3. latency: a fresh worker, activities sent at a fixed rate (half, a quarter and a tenth of
+   the sustained rate by default) for --seconds; for each membership event, the time from
+   its activity's send to the event's arrival at a consumer: p50 and p99. The sender and
+   the timing consumer run in this process, on the same 2 cores as the worker and broker.
 """
 
 from __future__ import annotations
@@ -173,7 +174,14 @@ def main() -> int:
     parser.add_argument("--broker", choices=["kafka", "tansu"], default="kafka")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--leads", type=int, default=2000)
-    parser.add_argument("--seconds", type=float, default=20.0, help="latency phase length")
+    parser.add_argument("--seconds", type=float, default=20.0, help="each latency phase's length")
+    parser.add_argument(
+        "--latency-at",
+        type=lambda t: [float(x) for x in t.split(",")],
+        default=[0.5, 0.25, 0.1],
+        help="offered rates for the latency phases, as fractions of the "
+        "sustained rate (default 0.5,0.25,0.1)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
     lines = [orjson.dumps(a) for a in sample_activities(args.records, args.leads, seed=3)]
@@ -219,17 +227,20 @@ def main() -> int:
                 f"{rate / max(floors['noack-take'], 1):.0%} of Faust's stock one",
                 flush=True,
             )
-        offered = rate / 2
-        latencies, sent = latency(broker.bootstrap, redis_url, offered, args.seconds, logs)
-        if len(latencies) >= 20:
-            cuts = statistics.quantiles(latencies, n=100)
-            print(
-                f"latency:      p50 {cuts[49] * 1000:,.0f} ms, p99 {cuts[98] * 1000:,.0f} ms "
-                f"at {offered:,.0f} activities/s offered ({sent:,} sent, "
-                f"{len(latencies):,} memberships timed)"
-            )
-        else:
-            print(f"latency: only {len(latencies)} memberships timed; see {logs}")
+        for fraction in args.latency_at:
+            offered = rate * fraction
+            latencies, sent = latency(broker.bootstrap, redis_url, offered, args.seconds, logs)
+            if len(latencies) >= 20:
+                cuts = statistics.quantiles(latencies, n=100)
+                print(
+                    f"latency:      p50 {cuts[49] * 1000:>6,.0f} ms, "
+                    f"p99 {cuts[98] * 1000:>6,.0f} ms"
+                    f" at {offered:>6,.0f} activities/s offered ({fraction:.0%} of sustained; "
+                    f"{sent:,} sent, {len(latencies):,} memberships timed)",
+                    flush=True,
+                )
+            else:
+                print(f"latency: only {len(latencies)} memberships timed at {offered:,.0f}/s")
     return 0
 
 
