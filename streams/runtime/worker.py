@@ -11,17 +11,20 @@ A crash anywhere before 3 redelivers the batch: each activity is found in its le
 `seen` at the same position, changes nothing, and its events are produced again with the
 same `eventId`s (at-least-once, idempotent). No activity is lost: nothing is acked before
 its effects are stored and its events delivered. An error the batch cannot get past
-crashes the worker (exit 1), rather than stalling it, so that a supervisor restarts it.
+makes the worker exit at once with status 1 (`crash_now`), rather than stall or stop
+gracefully, so that a supervisor restarts it and the batch is redelivered.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import faust
 import orjson
@@ -108,6 +111,17 @@ class BatchHandler:
         metrics.batch_seconds.observe(time.perf_counter() - started)
 
 
+def crash_now() -> NoReturn:
+    """Exit at once, with status 1, like a kill -9: no graceful stop and so no offset
+    commit. A graceful stop (`app.crash`, or returning from the agent) lets `noack_take`
+    hand acking back to the stream, which then acks and commits records of other partitions
+    that were never evaluated (found by tests/chaos): they would be lost. After a hard exit
+    everything not committed is redelivered, which the evaluation turns into a no-op."""
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(1)
+
+
 def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
     """The worker's Faust app; nothing connects until a `faust.Worker` starts it."""
     app = create_app(
@@ -144,13 +158,11 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait):
             try:
                 await handler.handle(events)
-            except Exception as exc:
+            except Exception:
                 log.exception(
-                    "batch of %d records failed; stopping (it will be redelivered)", len(events)
+                    "batch of %d records failed; exiting (it will be redelivered)", len(events)
                 )
-                status["ready"] = False
-                await app.crash(exc)
-                return
+                crash_now()
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

@@ -348,7 +348,7 @@ def test_compose_services() -> None:
     assert redis["image"].startswith("redis:7")
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
-    assert "--appendfsync everysec" in command
+    assert "--appendfsync always" in command  # see README: power loss under everysec
     assert any(v.endswith(":/data") for v in redis["volumes"])
 
     for name in WORKERS:
