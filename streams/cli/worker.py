@@ -54,6 +54,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.set_defaults(run=run_worker)
 
 
+def _remove_dead_workers_dirs(root: Path) -> None:
+    """Faust's data directories of workers that exited without cleaning up (a kill -9, or
+    the worker's own hard exit after a failed batch): `faust-<pid>-*` whose pid is gone."""
+    for path in root.glob("faust-*-*"):
+        pid = path.name.split("-")[1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
 def run_worker(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
     settings = WorkerSettings(**overrides)
@@ -73,6 +88,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from streams.runtime.faust_tuning import run_worker
     from streams.runtime.worker import build_app
 
+    _remove_dead_workers_dirs(cache_dir())
     datadir = Path(tempfile.mkdtemp(prefix=f"faust-{os.getpid()}-", dir=cache_dir()))
     atexit.register(shutil.rmtree, datadir, ignore_errors=True)
     app = build_app(settings, plan, datadir)
