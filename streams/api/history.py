@@ -102,6 +102,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from streams.api import envelope
 from streams.engine.activity import Activity, Decoder
 from streams.engine.catalog import ActivityType, Catalog
 from streams.engine.datatypes import (
@@ -114,10 +115,11 @@ from streams.engine.datatypes import (
 )
 from streams.engine.standard_types import CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD
 
-CANNOT_BE_BLANK: Final = 701
-INVALID_VALUE: Final = 1001
-INVALID_DATA: Final = 1003
-TEMPORARILY_UNAVAILABLE: Final = 608
+# Marketo's codes, from the one table in envelope.py, as the integers HistoryError carries.
+CANNOT_BE_BLANK: Final = int(envelope.CANNOT_BE_BLANK)
+INVALID_VALUE: Final = int(envelope.INVALID_VALUE)
+INVALID_DATA: Final = int(envelope.INVALID_DATA)
+TEMPORARILY_UNAVAILABLE: Final = int(envelope.TEMPORARILY_UNAVAILABLE)
 
 MAX_TYPE_IDS: Final = 10
 MAX_LEAD_IDS: Final = 30
