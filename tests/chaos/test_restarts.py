@@ -483,7 +483,7 @@ def lose_the_last_second(server: RedisServer, tmp_path: Path) -> None:
 LOST_SECOND_IS_COMMITTED = pytest.mark.xfail(
     strict=True,
     reason=(
-        "BUG, documented (README: 'power loss of the Redis machine'): under appendfsync "
+        "BUG, documented (README: 'Redis losing acknowledged writes'): under appendfsync "
         "everysec the writes lost with the AOF's last second belong to batches already acked "
         "and committed (offsets commit every 1 s, right after delivery), so they are never "
         "redelivered: their activities vanish from the leads' state, and later ones, "
