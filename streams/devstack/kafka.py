@@ -11,15 +11,19 @@ import base64
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-from streams.devstack.process import ManagedProcess, ServiceError, cache_dir, free_port
+from streams.devstack.process import (
+    LocalService,
+    ManagedProcess,
+    ServiceError,
+    cache_dir,
+    free_port,
+)
 from streams.runtime.connections import KafkaUnavailable, ensure_topics
 
 KAFKA_VERSION = "3.9.2"
@@ -78,9 +82,12 @@ def create_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 30
         raise ServiceError(f"kafka: {exc}") from exc
 
 
-class KafkaBroker:
+class KafkaBroker(LocalService):
     """A broker on free ports with its data in `workdir` (a temporary directory unless
     given). Ports and data are kept across `restart()`, so tests can check durability."""
+
+    kind = "kafka"
+    stop_grace = 30.0  # a controlled shutdown, so the next start needs no log recovery
 
     def __init__(
         self,
@@ -91,18 +98,12 @@ class KafkaBroker:
         heap: str = "512m",
         start_timeout: float = 60.0,
     ) -> None:
-        self.port = port if port is not None else free_port(HOST)
+        super().__init__(port, workdir, start_timeout)
         self.controller_port = free_port(HOST)
         while self.controller_port == self.port:
             self.controller_port = free_port(HOST)
-        self._owns_workdir = workdir is None
-        self.workdir = (
-            workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="streams-kafka-"))
-        )
         self.num_partitions = num_partitions
         self.heap = heap
-        self.start_timeout = start_timeout
-        self.process: ManagedProcess | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -116,7 +117,7 @@ class KafkaBroker:
     def log_path(self) -> Path:
         return self.workdir / "kafka.log"
 
-    def start(self) -> KafkaBroker:
+    def start(self) -> Self:
         if self.alive():
             return self
         libs = ensure_kafka_jars()
@@ -145,40 +146,6 @@ class KafkaBroker:
             self.process.stop()
             raise
         return self
-
-    def stop(self) -> None:
-        """Controlled shutdown (SIGTERM), so the next start needs no log recovery."""
-        if self.process is not None:
-            self.process.stop(grace=30.0)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would; `start()` afterwards recovers from the data dir."""
-        if self.process is not None:
-            self.process.kill()
-
-    def restart(self) -> KafkaBroker:
-        self.stop()
-        return self.start()
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.alive()
-
-    def close(self) -> None:
-        """Stop, then remove the data dir if this object created it."""
-        self.stop()
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> KafkaBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)

