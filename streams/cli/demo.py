@@ -107,7 +107,7 @@ def run_demo(args: argparse.Namespace) -> int:
     rejected = [orjson.loads(line) for line in rejected_out.getvalue().splitlines()]
     shown = events if args.show == 0 else _variety(events, args.show)
     for event in shown:
-        print(_describe(event, activities.get(event["activityId"], {})))
+        print(describe_membership(event, activities.get(event["activityId"], {})))
     if len(shown) < len(events):
         print(f"... {len(events) - len(shown)} more not shown (--show 0 prints them all)")
     print("\nmemberships per campaign:")
@@ -146,7 +146,8 @@ def _variety(events: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     return chosen
 
 
-def _describe(event: dict[str, Any], activity: dict[str, Any]) -> str:
+def describe_membership(event: dict[str, Any], activity: dict[str, Any]) -> str:
+    """One line for a person: when, who, which campaign, on what (both demos print it)."""
     primary = activity.get("primaryAttributeValue")
     if activity.get("fields") and activity.get("activityTypeId") == 13:
         primary = ", ".join(f"{f['name']} -> {f['newValue']}" for f in activity["fields"])

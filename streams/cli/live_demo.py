@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.cli.demo import describe_membership
 from streams.devstack.process import ServiceError, cache_dir
 from streams.devstack.redis import RedisServer
 from streams.devstack.tansu import TansuBroker
@@ -45,18 +46,6 @@ def local_stack(settings: WorkerSettings) -> Iterator[tuple[str, str]]:
             print("starting redis-server ...", flush=True)
             redis_url = stack.enter_context(RedisServer()).url
         yield bootstrap, redis_url
-
-
-def _describe(event: dict[str, Any], activity: dict[str, Any]) -> str:
-    primary = activity.get("primaryAttributeValue")
-    if activity.get("activityTypeId") == 13 and activity.get("fields"):
-        primary = ", ".join(f"{f['name']} -> {f['newValue']}" for f in activity["fields"])
-    detail = f" ({primary})" if primary is not None else ""
-    return (
-        f"{event['activityDate']}  lead {event['leadId']:<5} joined "
-        f"{event['campaignName']!r} ({event['campaignId']}) "
-        f"on {event['trigger']}{detail}"
-    )
 
 
 def run_live_demo(
@@ -160,7 +149,9 @@ def _stream_and_show(
                     )
                 else:
                     per_campaign[f"{record['campaignId']} {record['campaignName']}"] += 1
-                    print(_describe(record, by_id.get(record["activityId"], {})), flush=True)
+                    print(
+                        describe_membership(record, by_id.get(record["activityId"], {})), flush=True
+                    )
             if not sender.is_alive():
                 quiet = time.monotonic() - last_news
                 if quiet > (QUIET_SECONDS if per_campaign or rejected else FIRST_RESULT_WAIT):
