@@ -1,5 +1,5 @@
-"""A worker's connections at start: waiting, boundedly and loudly, for Kafka and Redis,
-and creating the topics it needs."""
+"""A worker's connections at start: waiting, boundedly and loudly, for Kafka, and creating
+the topics it needs (Redis: `streams.state.redis_client.wait_for_redis`)."""
 
 from __future__ import annotations
 
@@ -76,38 +76,3 @@ def ensure_topics(
         if failed:
             raise KafkaUnavailable(f"cannot create topics: {'; '.join(failed)}")
         admin.wait_for_topics(list(topics), timeout_ms=int(timeout * 1000))
-
-
-class RedisUnavailable(RuntimeError):
-    """Redis did not answer within the allowed time."""
-
-
-def wait_for_redis(url: str, timeout: float, retry: float = 2.0) -> None:
-    """Return once Redis answers PING; one log line per failed try, RedisUnavailable after
-    `timeout` seconds."""
-    import redis
-
-    deadline = time.monotonic() + timeout
-    attempt = 0
-    while True:
-        attempt += 1
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-            return
-        except redis.RedisError as exc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RedisUnavailable(
-                    f"Redis at {url} did not answer within {timeout:.0f} s: {exc}"
-                ) from None
-            log.warning(
-                "Redis at %s not reachable (try %d: %s); retrying for %.0f s more",
-                url,
-                attempt,
-                exc,
-                left,
-            )
-            time.sleep(min(retry, left))
-        finally:
-            client.close()

@@ -35,7 +35,8 @@ from streams.pipeline import BatchResult, Processor, Record
 from streams.runtime.faust_tuning import create_app, send_all
 from streams.runtime.metrics import CONTENT_TYPE, WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.state.redis_store import RedisStore, StateConflict, redis_client
+from streams.state.redis_client import redis_client
+from streams.state.redis_store import RedisStore, StateConflict
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,12 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
 
     @app.agent(activities, name="evaluate")
     async def evaluate(stream: Any) -> None:
-        store = RedisStore(redis_client(settings.redis_url), settings.app_id, ttl_ms=0)
+        store = RedisStore(
+            redis_client(settings.redis_url, cluster=settings.redis_cluster),
+            settings.app_id,
+            ttl_ms=0,
+            wait_replicas=settings.redis_wait_replicas,
+        )
         processor = Processor(plan, store, settings.dedup_horizon_us)
         handler = BatchHandler(app, settings, processor, metrics)
         status["ready"] = True

@@ -48,10 +48,10 @@ from collections.abc import Collection, Iterable, Mapping
 from importlib.resources import files
 from typing import Any, Final
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from streams.engine.leadstate import LeadState
+from streams.state.redis_client import StateClient, check_replica_acks, queue_replica_waits
 
 SAVE_LEADS_LUA: Final = (files("streams.state") / "lua" / "save_leads.lua").read_text("utf-8")
 """The compare-and-set script; its header documents the key schema."""
@@ -71,22 +71,6 @@ class StateConflict(Exception):
         )
 
 
-def redis_client(url: str) -> Redis:
-    """A client for the store: bytes replies (the state is JSON bytes), bounded waits so a
-    dead server surfaces as an error instead of a hung worker, and a PING before reusing a
-    connection idle for 30 s (proxies and load balancers drop idle connections). redis-py's
-    default retry (exponential backoff, up to 10 retries) rides out a short failover."""
-    client: Redis = Redis.from_url(
-        url,
-        decode_responses=False,
-        socket_connect_timeout=5.0,
-        socket_timeout=10.0,
-        socket_keepalive=True,
-        health_check_interval=30,
-    )
-    return client
-
-
 def lead_ttl_ms(retention_us: int, dedup_horizon_us: int) -> int:
     """How long a lead's key lives after its last save: the history retention (the plan's,
     which may exceed the setting) plus the dedup horizon, in ms rounded up."""
@@ -94,12 +78,20 @@ def lead_ttl_ms(retention_us: int, dedup_horizon_us: int) -> int:
 
 
 class RedisStore:
-    """The `Store` over one Redis (or, in principle, a Redis Cluster: see the module doc).
+    """The `Store` over one Redis or a Redis Cluster (`streams.state.redis_client`).
 
     Use it as the pipeline does: `load` a batch's leads, then `save` them; a lead saved
     without having been loaded through this instance is expected not to exist yet."""
 
-    def __init__(self, client: Redis, app_id: str, ttl_ms: int) -> None:
+    def __init__(
+        self,
+        client: StateClient,
+        app_id: str,
+        ttl_ms: int,
+        *,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 5000,
+    ) -> None:
         if not app_id or "{" in app_id or "}" in app_id:
             raise ValueError(f"app id {app_id!r} must be non-empty, without '{{' or '}}'")
         if ttl_ms < 0:
@@ -107,6 +99,9 @@ class RedisStore:
         self.client = client
         self.app_id = app_id
         self.ttl_ms = ttl_ms
+        self.wait_replicas = wait_replicas
+        """Replicas each master must confirm after a save (WAIT, in the same pipeline)."""
+        self.wait_timeout_ms = wait_timeout_ms
         self._prefix = f"{app_id}:lead:".encode()
         self._script = client.register_script(SAVE_LEADS_LUA)
         self._versions: dict[int, int] = {}
@@ -162,11 +157,19 @@ class RedisStore:
             raise StateConflict(conflicts)
 
     async def _run(self, calls: list[tuple[int, bytes, int, bytes]]) -> list[Any]:
-        """One round trip: EVALSHA per lead; errors come back in the list, not raised."""
+        """One round trip: EVALSHA per lead (then the replicas' WAITs, if asked); script
+        errors come back in the list, not raised. `execute_command` rather than `evalsha`:
+        redis-py's cluster pipeline refuses its `evalsha` method (a script's keys could
+        span slots), while each of these names one key."""
         sha = self._script.sha
         ttl = self.ttl_ms
         async with self.client.pipeline(transaction=False) as pipe:
             for _, key, ver, state in calls:
-                pipe.evalsha(sha, 1, key, ver, state, ttl)
+                pipe.execute_command("EVALSHA", sha, 1, key, ver, state, ttl)
+            masters = queue_replica_waits(
+                pipe, self.client, (c[1] for c in calls), self.wait_replicas, self.wait_timeout_ms
+            )
             replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return replies
+        if masters:
+            check_replica_acks(masters, replies[len(calls) :], self.wait_replicas)
+        return replies[: len(calls)]
