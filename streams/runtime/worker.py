@@ -33,7 +33,7 @@ from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import BatchResult, Processor, Record
 from streams.runtime.faust_tuning import create_app, send_all
-from streams.runtime.metrics import CONTENT_TYPE, WorkerMetrics
+from streams.runtime.metrics import CONTENT_TYPE, ConsumerLag, WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.state.redis_client import redis_client
 from streams.state.redis_store import RedisStore, StateConflict
@@ -101,15 +101,7 @@ class BatchHandler:
             )
         for event in events:
             event.ack()
-        metrics = self.metrics
-        metrics.batches.inc()
-        metrics.batch_size.observe(len(records))
-        metrics.activities.labels("accepted").inc(result.accepted)
-        metrics.activities.labels("duplicate").inc(result.duplicates)
-        metrics.activities.labels("redelivered").inc(result.redelivered)
-        metrics.activities.labels("rejected").inc(len(result.dead_letters))
-        metrics.memberships.inc(len(result.events))
-        metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.record_batch(result, [e.message.timestamp for e in events], started)
 
 
 def crash_now() -> NoReturn:
@@ -140,7 +132,9 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
-    metrics = WorkerMetrics()
+    metrics = WorkerMetrics(
+        ConsumerLag(settings.bootstrap_servers, settings.app_id, settings.topic_activities)
+    )
     metrics.rules_info.labels(plan.rules_version).set(1)
     status = {"ready": False}
 
@@ -182,6 +176,6 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.render(), content_type=CONTENT_TYPE)
+        return web.bytes(await metrics.render_async(), content_type=CONTENT_TYPE)
 
     return app
