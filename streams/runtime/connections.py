@@ -1,5 +1,5 @@
-"""A worker's connections at start: waiting, boundedly and loudly, for Kafka, and creating
-the topics it needs (Redis: `streams.state.redis_client.wait_for_redis`)."""
+"""A worker's connections at start: waiting, boundedly and loudly, for Kafka and Redis,
+and creating the topics it needs."""
 
 from __future__ import annotations
 
