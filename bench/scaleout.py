@@ -12,8 +12,11 @@ group) and the rate is read off their /metrics (`streams_activities_total`, summ
 - CPU seconds the workers used between those two points (/proc/<pid>/stat): activities
   per worker CPU-second, the figure that does not depend on how many cores the machine
   lends the workers (start-up and group join left out);
-- Redis commands (INFO commandstats, scripts' inner calls included) and network bytes in
-  and out (INFO stats) per activity, summed over every master; memory per lead at the end;
+- Redis commands (INFO commandstats, scripts' inner calls included), network bytes in and
+  out (INFO stats) and CPU (INFO cpu) per activity, summed over every master; memory per
+  lead at the end;
+- the broker's CPU per activity (the whole run: producing the stream, serving the
+  workers' fetches, their memberships and commits);
 - broker bytes per activity: the activity record itself, and the membership events and
   dead letters it causes (their JSON sizes, from the backtest of the same stream).
 
@@ -75,7 +78,7 @@ class RedisCounters:
         self.clients = [redis.Redis(host="127.0.0.1", port=p) for p in ports]
 
     def read(self) -> dict[str, float]:
-        out = {"commands": 0.0, "bytes_in": 0.0, "bytes_out": 0.0, "memory": 0.0}
+        out = {"commands": 0.0, "bytes_in": 0.0, "bytes_out": 0.0, "memory": 0.0, "cpu": 0.0}
         for client in self.clients:
             stats = client.info("commandstats")
             out["commands"] += sum(
@@ -85,6 +88,7 @@ class RedisCounters:
             out["bytes_in"] += info["total_net_input_bytes"]
             out["bytes_out"] += info["total_net_output_bytes"]
             out["memory"] += info["used_memory"]
+            out["cpu"] += info["used_cpu_sys"] + info["used_cpu_user"]
         return out
 
     def close(self) -> None:
@@ -114,6 +118,7 @@ def store_leads(processor: Processor) -> dict[int, object]:
 
 
 def run(
+    broker_pid: int,
     bootstrap: str,
     redis_url: str,
     cluster: bool,
@@ -149,6 +154,7 @@ def run(
 
     counters = RedisCounters(ports)
     before = counters.read()
+    broker_before = cpu_seconds(broker_pid)
     n = len(lines)
     procs = [
         WorkerProcess(settings, logs / f"{tag}-worker-{i}.log").start() for i in range(workers)
@@ -166,6 +172,7 @@ def run(
                 high = (now, count, sum(cpu_seconds(p.pid) for p in procs))
             time.sleep(0.05)
         after = counters.read()
+        broker_cpu = cpu_seconds(broker_pid) - broker_before
     finally:
         for proc in procs:
             proc.stop()
@@ -180,6 +187,8 @@ def run(
         "bytes_in": (after["bytes_in"] - before["bytes_in"]) / n,
         "bytes_out": (after["bytes_out"] - before["bytes_out"]) / n,
         "memory": after["memory"] - before["memory"],
+        "redis_cpu_us": (after["cpu"] - before["cpu"]) / n * 1e6,
+        "broker_cpu_us": broker_cpu / n * 1e6,
     }
 
 
@@ -215,7 +224,8 @@ def main() -> None:
         print(
             f"{'redis':8} {'workers':>7} {'activities/s':>13} {'x 1 worker':>10} "
             f"{'CPU s 10-90%':>12} {'act/CPU-s':>10} {'redis cmd/act':>13} "
-            f"{'redis B in/act':>14} {'B out/act':>9} {'mem B/lead':>10}"
+            f"{'redis B in/act':>14} {'B out/act':>9} {'mem B/lead':>10} "
+            f"{'redis CPU us/act':>16} {'broker CPU us/act':>17}"
         )
         for mode in modes:
             if mode == "cluster":
@@ -226,7 +236,9 @@ def main() -> None:
                 url, ports = server.url, [server.port]
             base = None
             for workers in counts:
+                assert broker.process is not None
                 got = run(
+                    broker.process.pid,
                     broker.bootstrap,
                     url,
                     mode == "cluster",
@@ -242,7 +254,8 @@ def main() -> None:
                     f"{mode:8} {workers:>7} {got['rate']:>13.0f} {got['rate'] / base:>10.2f} "
                     f"{got['cpu']:>12.1f} {got['per_cpu_s']:>10.0f} {got['commands']:>13.2f} "
                     f"{got['bytes_in']:>14.0f} {got['bytes_out']:>9.0f} "
-                    f"{got['memory'] / wire['leads']:>10.0f}",
+                    f"{got['memory'] / wire['leads']:>10.0f} {got['redis_cpu_us']:>16.1f} "
+                    f"{got['broker_cpu_us']:>17.1f}",
                     flush=True,
                 )
     print(f"logs: {logs}")
