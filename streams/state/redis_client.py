@@ -138,9 +138,10 @@ def _describe(url: str, cluster: bool, connect_timeout: float) -> str | None:
     )
     try:
         info = client.info()
+        enabled = int(info.get("cluster_enabled", 0)) == 1
+        seed_state = _cluster_state(client) if enabled and cluster else "ok"
     finally:
         client.close()
-    enabled = int(info.get("cluster_enabled", 0)) == 1
     if cluster and not enabled:
         raise _Mismatch(
             f"Redis at {url} is not in cluster mode, but STREAMS_REDIS_CLUSTER=true: point "
@@ -156,13 +157,22 @@ def _describe(url: str, cluster: bool, connect_timeout: float) -> str | None:
             master = f"{info.get('master_host')}:{info.get('master_port')}"
             return f"is a read-only replica (of {master}); point STREAMS_REDIS_URL at the master"
         return None
-    probe = redis.cluster.RedisCluster.from_url(
-        url, socket_connect_timeout=connect_timeout, socket_timeout=connect_timeout
-    )
+    if seed_state != "ok":
+        return f"cluster state is {seed_state} (says the seed node)"
+    try:
+        probe = redis.cluster.RedisCluster.from_url(
+            url, socket_connect_timeout=connect_timeout, socket_timeout=connect_timeout
+        )
+    except (redis.RedisError, OSError) as exc:
+        return f"a node of the cluster is not reachable: {exc}"
     try:
         bad = []
         for node in probe.get_nodes():  # type: ignore[no-untyped-call] # untyped in redis-py
-            answer = probe.cluster_info(target_nodes=node)
+            try:
+                answer = probe.cluster_info(target_nodes=node)
+            except (redis.RedisError, OSError) as exc:
+                bad.append(f"{node.name} is not reachable ({exc})")
+                continue
             state = answer.get("cluster_state") if isinstance(answer, dict) else None
             if state != "ok":
                 bad.append(f"{node.name} says {state}")
@@ -171,6 +181,16 @@ def _describe(url: str, cluster: bool, connect_timeout: float) -> str | None:
     if bad:
         return f"cluster state is not ok ({'; '.join(bad)})"
     return None
+
+
+def _cluster_state(client: redis.Redis) -> str:
+    """`cluster_state` of CLUSTER INFO on one node (`ok` or `fail`)."""
+    reply = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call] # untyped in redis-py
+    if isinstance(reply, dict):
+        return str(reply.get("cluster_state", "?"))
+    text = reply.decode() if isinstance(reply, bytes) else str(reply)
+    fields = dict(line.split(":", 1) for line in text.split() if ":" in line)
+    return fields.get("cluster_state", "?")
 
 
 class _Mismatch(Exception):
@@ -186,17 +206,23 @@ def wait_for_redis(url: str, timeout: float, *, cluster: bool = False, retry: fl
     while True:
         attempt += 1
         left = deadline - time.monotonic()
+        unreachable = False
         try:
             problem = _describe(url, cluster, max(0.5, min(2.0, left)))
         except _Mismatch as exc:
             raise RedisUnavailable(str(exc)) from None
         except (redis.RedisError, OSError) as exc:
-            problem = f"not reachable: {exc}"
+            problem, unreachable = f"not reachable: {exc}", True
         if problem is None:
             return
         left = deadline - time.monotonic()
         if left <= 0:
             what = "Redis Cluster" if cluster else "Redis"
+            if unreachable:
+                raise RedisUnavailable(
+                    f"{what} at {url} did not answer within {timeout:.0f} s: "
+                    f"{problem.removeprefix('not reachable: ')}"
+                ) from None
             raise RedisUnavailable(
                 f"{what} at {url} not usable after {timeout:.0f} s: {problem}"
             ) from None

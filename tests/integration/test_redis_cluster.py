@@ -252,7 +252,7 @@ def test_check_gives_up_on_a_replica_after_the_timeout(redis_server: RedisServer
 def test_check_gives_up_on_an_unreachable_server(cluster: bool) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     started = time.monotonic()
-    with pytest.raises(RedisUnavailable, match="not usable after 2 s: not reachable"):
+    with pytest.raises(RedisUnavailable, match="did not answer within 2 s: "):
         wait_for_redis(url, 2, cluster=cluster, retry=0.5)
     assert time.monotonic() - started < 10
 
