@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from streams import catalog_ops
-from streams.catalog_ops import CatalogOpError, Change, TypeRow
+from streams import catalog
+from streams.catalog import CatalogOpError, Change, TypeRow
 from streams.cli.common import EXIT_OK, CommandError, error
 from streams.engine.datatypes import DataType
 from streams.settings import EngineSettings
@@ -283,7 +283,7 @@ def _table(rows: list[TypeRow]) -> list[str]:
 
 def run_list(args: argparse.Namespace) -> int:
     try:
-        rows, problems = catalog_ops.list_types(args.rules_dir, _max_types())
+        rows, problems = catalog.list_types(args.rules_dir, _max_types())
     except CatalogOpError as exc:
         raise CommandError(str(exc)) from None
     for line in _table(rows):
@@ -300,7 +300,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     try:
-        _, text = catalog_ops.show_type(args.rules_dir, args.type)
+        _, text = catalog.show_type(args.rules_dir, args.type)
     except CatalogOpError as exc:
         raise CommandError(str(exc)) from None
     sys.stdout.write(text)
@@ -309,7 +309,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_create(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.create_type(
+        lambda: catalog.create_type(
             args.rules_dir,
             api_name=args.api_name,
             name=args.name,
@@ -328,7 +328,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 def run_update(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.update_type(
+        lambda: catalog.update_type(
             args.rules_dir,
             args.type,
             api_name=args.api_name,
@@ -347,25 +347,25 @@ def run_update(args: argparse.Namespace) -> int:
 
 def run_approve(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.approve_type(args.rules_dir, args.type, max_custom_types=_max_types())
+        lambda: catalog.approve_type(args.rules_dir, args.type, max_custom_types=_max_types())
     )
 
 
 def run_discard(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.discard_draft(args.rules_dir, args.type, max_custom_types=_max_types())
+        lambda: catalog.discard_draft(args.rules_dir, args.type, max_custom_types=_max_types())
     )
 
 
 def run_delete(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.delete_type(args.rules_dir, args.type, max_custom_types=_max_types())
+        lambda: catalog.delete_type(args.rules_dir, args.type, max_custom_types=_max_types())
     )
 
 
 def run_attribute_add(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.add_attribute(
+        lambda: catalog.add_attribute(
             args.rules_dir,
             args.type,
             api_name=args.api_name,
@@ -379,7 +379,7 @@ def run_attribute_add(args: argparse.Namespace) -> int:
 
 def run_attribute_update(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.update_attribute(
+        lambda: catalog.update_attribute(
             args.rules_dir,
             args.type,
             args.attribute,
@@ -393,7 +393,7 @@ def run_attribute_update(args: argparse.Namespace) -> int:
 
 def run_attribute_remove(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.remove_attribute(
+        lambda: catalog.remove_attribute(
             args.rules_dir, args.type, args.attribute, max_custom_types=_max_types()
         )
     )

@@ -21,7 +21,7 @@ from streams.engine.catalog import (
     build_catalog,
 )
 from streams.engine.datatypes import TEXT_TYPES, US_PER_DAY, CoercionError, Value, parse_duration_us
-from streams.engine.definitions import ConstraintDef, FilterItemDef
+from streams.engine.definitions import ActivityTypeDef, ConstraintDef, FilterItemDef
 from streams.engine.leadstate import LeadState
 from streams.engine.loader import CampaignFile, RuleFiles, read_rules
 from streams.engine.logic import LogicError, compile_logic, parse_logic
@@ -354,7 +354,17 @@ def compile_campaign(
     )
 
 
-_FROZEN_WHEN_USED: Final = ("apiName", "name", "triggerName", "filterName", "primaryAttribute")
+FROZEN_WHEN_USED: Final = ("apiName", "name", "triggerName", "filterName", "primaryAttribute")
+"""What an approved type used by a campaign keeps: its draft may not change these."""
+
+
+def frozen_changes(type_def: ActivityTypeDef) -> list[str]:
+    """The members of `FROZEN_WHEN_USED` that the type's draft would change (none without a
+    draft). The one statement of the rule: the compiler and the catalog operations ask it."""
+    if type_def.draft is None:
+        return []
+    pending = type_def.pending()
+    return [m for m in FROZEN_WHEN_USED if getattr(pending, m) != getattr(type_def, m)]
 
 
 def _check_used_types(
@@ -376,18 +386,16 @@ def _check_used_types(
                 users.setdefault(found.id, campaign.path)
     for type_file in type_files:
         type_def = type_file.definition
-        if type_def.draft is None or type_def.id not in users:
+        if type_def.id not in users:
             continue
-        pending = type_def.pending()
-        for member in _FROZEN_WHEN_USED:
-            if getattr(pending, member) != getattr(type_def, member):
-                problems.append(
-                    Problem(
-                        type_file.path,
-                        f"draft.{member}",
-                        f"cannot change: the type is approved and used by {users[type_def.id]}",
-                    )
+        for member in frozen_changes(type_def):
+            problems.append(
+                Problem(
+                    type_file.path,
+                    f"draft.{member}",
+                    f"cannot change: the type is approved and used by {users[type_def.id]}",
                 )
+            )
 
 
 def compile_rules(

@@ -70,13 +70,13 @@ def _canonical(definition: BaseModel) -> Any:
     return walk(definition.model_dump(mode="json", exclude_none=True))
 
 
-def _plain(node: Any) -> Any:
+def plain(node: Any) -> Any:
     """YAML timestamps back to the text that was written, so that dates and date-times go
     through the one coercion of `datatypes` (which insists on an offset)."""
     if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): plain(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [plain(v) for v in node]
     if isinstance(node, datetime):
         return node.isoformat()
     if isinstance(node, date):
@@ -105,7 +105,7 @@ def read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
         return None, [Problem(shown, None, "holds several YAML documents; one definition per file")]
     if not isinstance(documents[0], dict):
         return None, [Problem(shown, None, "should hold a mapping (one definition)")]
-    return _plain(documents[0]), []
+    return plain(documents[0]), []
 
 
 def _message(error: Any) -> str:

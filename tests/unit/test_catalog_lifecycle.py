@@ -1,4 +1,4 @@
-"""The catalog operations of activity-types.md (`streams.catalog_ops`, `types` commands).
+"""The catalog operations of activity-types.md (`streams.catalog`, `types` commands).
 
 Each test works on a copy of a small rules directory: a used approved type (commented, as a
 reviewer would write it), a type used only by an inactive campaign, an unused approved type
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import catalog_ops as ops
-from streams.catalog_ops import CatalogOpError
+from streams import catalog as ops
+from streams.catalog import CatalogOpError
 from streams.cli.main import main
 from streams.engine.compiler import load_plan
 from streams.engine.definitions import ActivityTypeDef
