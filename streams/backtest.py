@@ -17,6 +17,7 @@ from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import Processor, Record
 from streams.state.memory import MemoryStore
+from streams.text import counted
 
 FILE_TOPIC = "file"
 DEFAULT_BATCH = 5_000
@@ -34,8 +35,9 @@ class BacktestStats:
     def summary(self) -> str:
         rate = self.lines / self.seconds if self.seconds > 0 else 0.0
         return (
-            f"{self.lines} activities: {self.accepted} accepted, {self.duplicates} duplicates, "
-            f"{self.rejected} rejected; {self.events} memberships; "
+            f"{counted(self.lines, 'activity', 'activities')}: {self.accepted} accepted, "
+            f"{counted(self.duplicates, 'duplicate')}, {self.rejected} rejected; "
+            f"{counted(self.events, 'membership')}; "
             f"{self.seconds:.2f} s ({rate:,.0f} activities/s)"
         )
 

@@ -230,7 +230,7 @@ def _primary(payload: dict[str, Any], required: bool) -> dict[str, Any]:
     }
 
 
-def _attributes(payload: dict[str, Any]) -> list[dict[str, Any]]:
+def _attributes(payload: dict[str, Any], promote: bool = False) -> list[dict[str, Any]]:
     raw = payload.get("attributes")
     if raw is None or raw == []:
         raise blank("attributes")
@@ -241,11 +241,11 @@ def _attributes(payload: dict[str, Any]) -> list[dict[str, Any]]:
     attributes = []
     for index, item in enumerate(raw):
         entry = json_object(item, f"attributes[{index}]")
-        if entry.get("isPrimary") is True:
+        if entry.get("isPrimary") is True and not promote:
             raise ApiError(
                 INVALID_VALUE,
-                "isPrimary is not supported here: change the primary attribute with "
-                f"POST {BASE}/{{apiName}}.json and its primaryAttribute",
+                "isPrimary is not supported when creating or deleting attributes: promote an "
+                f"existing one with POST {BASE}/{{apiName}}/attributes/update.json",
             )
         attributes.append(entry)
     return attributes
@@ -432,54 +432,68 @@ async def delete(request: Request, apiName: str) -> Response:
 async def _attribute_steps(
     request: Request,
     api_name: str,
-    make: Callable[[Path, str, int, dict[str, Any]], Callable[[], catalog.Change]],
+    make: Callable[[Path, str, int, dict[str, Any]], list[Callable[[], catalog.Change]]],
 ) -> Response:
     writes_enabled(request)
     payload = json_object(await read_json(request))
-    attributes = _attributes(payload)
+    attributes = _attributes(payload, promote=make is _update)
     type_file = find(await type_files(request), api_name)
     ref = type_file.definition.apiName
     rules_dir, most = _ops_args(request)
-    steps = [make(rules_dir, ref, most, attribute) for attribute in attributes]
+    steps = [step for attribute in attributes for step in make(rules_dir, ref, most, attribute)]
     changes = await run_write(request, steps)
     return await _after(request, ref, changes)
 
 
-def _add(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> Callable[[], Any]:
+def _add(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> list[Callable[[], Any]]:
     api_name = required_text(item, "apiName", MAX_NAME)
     name = required_text(item, "name", MAX_NAME)
     data_type = _data_type(item.get("dataType"), "dataType") or DataType.STRING.value
     description = _description(item)
-    return lambda: catalog.add_attribute(
-        rules_dir,
-        ref,
-        api_name=api_name,
-        name=name,
-        data_type=data_type,
-        description=description,
-        max_custom_types=most,
-    )
+    return [
+        lambda: catalog.add_attribute(
+            rules_dir,
+            ref,
+            api_name=api_name,
+            name=name,
+            data_type=data_type,
+            description=description,
+            max_custom_types=most,
+        )
+    ]
 
 
-def _update(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> Callable[[], Any]:
+def _update(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> list[Callable[[], Any]]:
+    """The attribute's changes, then, with `isPrimary: true`, its promotion to primary (the
+    primary one demoted to a secondary attribute, as Marketo does)."""
     api_name = required_text(item, "apiName", MAX_NAME)
     name = optional_text(item, "name", MAX_NAME)
     data_type = _data_type(item.get("dataType"), "dataType")
     description = _description(item)
-    return lambda: catalog.update_attribute(
-        rules_dir,
-        ref,
-        api_name,
-        name=name,
-        data_type=data_type,
-        description=description,
-        max_custom_types=most,
-    )
+    promote = item.get("isPrimary") is True
+    steps: list[Callable[[], Any]] = []
+    if not promote or name is not None or data_type is not None or description is not None:
+        steps.append(
+            lambda: catalog.update_attribute(
+                rules_dir,
+                ref,
+                api_name,
+                name=name,
+                data_type=data_type,
+                description=description,
+                max_custom_types=most,
+            )
+        )
+    if promote:
+        steps.append(
+            lambda: catalog.promote_attribute(rules_dir, ref, api_name, max_custom_types=most)
+        )
+    return steps
 
 
-def _remove(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> Callable[[], Any]:
+def _remove(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> list[Callable[[], Any]]:
     api_name = required_text(item, "apiName", MAX_NAME)
-    return lambda: catalog.remove_attribute(rules_dir, ref, api_name, max_custom_types=most)
+    return [lambda: catalog.remove_attribute(rules_dir, ref, api_name, max_custom_types=most)]
 
 
 @router.post(

@@ -32,6 +32,7 @@ from streams.catalog.rulesdir import (
     parse_type,
     read_consistent,
     shown_root,
+    transaction,
     type_file_name,
 )
 from streams.catalog.yamledit import (
@@ -47,8 +48,9 @@ from streams.catalog.yamledit import (
 from streams.engine.catalog import CUSTOM_TYPE_MIN_ID, DEFAULT_MAX_CUSTOM_TYPES, TypeFile
 from streams.engine.compiler import frozen_changes
 from streams.engine.definitions import ActivityTypeDef, AttributeDef
-from streams.engine.loader import TYPES_DIR, plain
+from streams.engine.loader import CAMPAIGNS_DIR, TYPES_DIR, plain
 from streams.engine.problems import Problem
+from streams.engine.standard_types import STANDARD_TYPES
 
 TYPE_KEYS: Final = (
     "id",
@@ -259,13 +261,16 @@ def _apply(edit: _Edit, describe: Callable[[ActivityTypeDef, ActivityTypeDef], s
 
 
 def list_types(
-    rules_dir: Path, max_custom_types: int = DEFAULT_MAX_CUSTOM_TYPES
+    rules_dir: Path,
+    max_custom_types: int = DEFAULT_MAX_CUSTOM_TYPES,
+    include_standard: bool = False,
 ) -> tuple[list[TypeRow], list[Problem]]:
-    """The custom types of the directory, with the campaigns that use them, and the problems
-    of the files that did not load (their types are not listed)."""
+    """The custom types of the directory (after the standard ones with `include_standard`),
+    with the campaigns that use them, and the problems of the files that did not load
+    (their types are not listed)."""
     with read_consistent(rules_dir):
         rules = RulesDir.read(rules_dir, max_custom_types)
-        rows = []
+        rows = [_standard_row(d, rules) for d in STANDARD_TYPES] if include_standard else []
         for type_file in sorted(rules.files.types, key=lambda t: t.definition.id):
             definition = type_file.definition
             pending = definition.pending()
@@ -294,6 +299,45 @@ def list_types(
         return rows, rules.problems
 
 
+def _standard_row(definition: ActivityTypeDef, rules: RulesDir) -> TypeRow:
+    return TypeRow(
+        id=definition.id,
+        api_name=definition.apiName,
+        name=definition.name,
+        status="standard",
+        trigger_name=definition.triggerName,
+        filter_name=definition.filterName,
+        attributes=len(definition.attributes),
+        pending_attributes=None,
+        used_by=tuple(Path(c.path).name for c in rules.users(definition.id)),
+        path="-",
+    )
+
+
+@dataclass(frozen=True)
+class Versions:
+    """A type's approved version (in force; None for a draft type, nothing is in force)
+    and the version approving would put in force (None when there is nothing to approve)."""
+
+    path: str
+    status: str
+    in_force: ActivityTypeDef | None
+    pending: ActivityTypeDef | None
+
+
+def type_versions(rules_dir: Path, ref: str) -> Versions:
+    """The two versions of a type, for `types show`."""
+    with read_consistent(rules_dir):
+        type_file = RulesDir.read(rules_dir, DEFAULT_MAX_CUSTOM_TYPES).find(ref)
+    definition = type_file.definition
+    return Versions(
+        type_file.path,
+        definition.status,
+        None if definition.status == "draft" else definition.model_copy(update={"draft": None}),
+        None if definition.status == "approved" else definition.pending(),
+    )
+
+
 def show_type(rules_dir: Path, ref: str) -> tuple[str, str]:
     """The path and the text of a type's file, as written."""
     with read_consistent(rules_dir):
@@ -318,8 +362,12 @@ def create_type(
     max_custom_types: int = DEFAULT_MAX_CUSTOM_TYPES,
 ) -> Change:
     """A new type, as a draft in `activity-types/<apiName>.yaml`: it yields nothing until it
-    is approved, so creating it cannot change what any campaign does."""
-    with open_rules(rules_dir, max_custom_types) as rules:
+    is approved, so creating it cannot change what any campaign does. In a directory
+    with neither `activity-types/` nor `campaigns/` (a new one), it makes the first."""
+    with transaction(rules_dir) as current, open_rules(rules_dir, max_custom_types) as rules:
+        if not (rules_dir / TYPES_DIR).exists() and not (rules_dir / CAMPAIGNS_DIR).exists():
+            current.make_dir(rules_dir / TYPES_DIR)
+            rules = RulesDir.read(rules_dir, max_custom_types, current)
         file_name = type_file_name(api_name)
         shown = f"{shown_root(rules_dir)}/{TYPES_DIR}/{file_name}"
         path = rules_dir / TYPES_DIR / file_name
@@ -395,6 +443,9 @@ def update_type(
         for key, value in changes.items():
             if value is not None:
                 edit.set(key, value)
+        if primary_api_name is not None and _secondary_index(edit, primary_api_name) is not None:
+            _promote_attribute(edit, primary_api_name)  # Marketo's way: the old one demoted
+            primary_changes["apiName"] = None
         if any(v is not None for v in primary_changes.values()):
             primary = edit.primary()
             for key, value in primary_changes.items():
@@ -531,6 +582,47 @@ def delete_type(
         rules.commit(type_file.path, Path(type_file.path), None)
         return Change(
             type_file.path, f"deleted activity type {definition.id} ({definition.apiName})"
+        )
+
+
+def _secondary_index(edit: _Edit, api_name: str) -> int | None:
+    """The index of the secondary attribute with this apiName in the list being edited."""
+    for index, item in enumerate(edit.attributes()):
+        if isinstance(item, CommentedMap) and str(item.get("apiName", "")) == api_name:
+            return index
+    return None
+
+
+def _promote_attribute(edit: _Edit, ref: str) -> str:
+    """Swap a secondary attribute and the primary one: the secondary becomes the primary
+    attribute and the old primary takes its place in the list (in the draft of an approved
+    type). Returns the promoted apiName."""
+    index = _find_attribute(edit, ref)
+    items = edit.attributes()
+    promoted = fresh(items[index])
+    promoted.pop("isPrimary", None)
+    demoted = fresh(edit.primary())
+    items[index] = demoted
+    edit.set("primaryAttribute", promoted)
+    return str(promoted.get("apiName"))
+
+
+def promote_attribute(
+    rules_dir: Path,
+    ref: str,
+    attribute: str,
+    *,
+    max_custom_types: int = DEFAULT_MAX_CUSTOM_TYPES,
+) -> Change:
+    """Make a secondary attribute the primary one, the old primary becoming a secondary
+    attribute, as Marketo does (through the draft on an approved type; refused, naming the
+    campaigns, when the type is approved and used: its primary attribute is frozen)."""
+    with open_rules(rules_dir, max_custom_types) as rules:
+        edit = _Edit.open(rules, ref)
+        old = edit.definition.pending().primaryAttribute.apiName
+        promoted = _promote_attribute(edit, attribute)
+        return _apply(
+            edit, lambda before, after: f"{promoted!r} promoted to primary, {old!r} demoted"
         )
 
 

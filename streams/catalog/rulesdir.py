@@ -49,6 +49,7 @@ from streams.engine.loader import (
     read_rules,
 )
 from streams.engine.problems import Problem
+from streams.text import counted
 
 LOCK_TIMEOUT_S: Final = 30.0
 """How long a write waits for another writer of the same directory before it is refused."""
@@ -77,6 +78,13 @@ class Transaction:
 
     root: Path
     _before: dict[Path, str | None] = field(default_factory=dict)
+    _made: list[Path] = field(default_factory=list)
+
+    def make_dir(self, path: Path) -> None:
+        """A folder this change needs; removed again by `rollback` if still empty."""
+        if not path.exists():
+            path.mkdir()
+            self._made.append(path)
 
     def _remember(self, path: Path) -> None:
         if path not in self._before:
@@ -98,6 +106,10 @@ class Transaction:
             else:
                 write_atomic(path, text)
         self._before.clear()
+        for made in reversed(self._made):
+            if made.is_dir() and not any(made.iterdir()):
+                made.rmdir()
+        self._made.clear()
 
 
 _held = threading.local()
@@ -316,7 +328,7 @@ class RulesDir:
         _, now = compile_rules(self.files, max_custom_types=self.max_custom_types)
         before = set(self.problems) | set(now)
         old = sum(1 for p in problems if p in before)
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        count = counted(len(problems), "problem")
         if old:
             count += f", {old} of them already there before this change"
         return CatalogOpError(

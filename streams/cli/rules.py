@@ -12,6 +12,7 @@ from streams.backtest import DEFAULT_BATCH, BacktestStats, run_backtest
 from streams.cli.common import EXIT_OK, CommandError, error, load_rules_or_exit
 from streams.gc_tuning import tune_gc
 from streams.settings import EngineSettings
+from streams.text import counted
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,11 +56,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_validate(args: argparse.Namespace) -> int:
     plan = load_rules_or_exit(args.rules_dir, EngineSettings())
-    custom = len(plan.catalog.files)
     error(
-        f"{args.rules_dir}: valid: {custom} custom activity type{'s' if custom != 1 else ''}, "
-        f"{len(plan.campaigns)} campaign{'s' if len(plan.campaigns) != 1 else ''}; "
-        f"rulesVersion {plan.rules_version}"
+        f"{args.rules_dir}: valid: "
+        f"{counted(len(plan.catalog.files), 'custom activity type')}, "
+        f"{counted(len(plan.campaigns), 'campaign')}; rulesVersion {plan.rules_version}"
     )
     return EXIT_OK
 
@@ -86,7 +86,8 @@ def run_backtest_command(args: argparse.Namespace) -> int:
             if show and time.monotonic() - last[0] >= 1.0:
                 last[0] = time.monotonic()
                 print(
-                    f"\rbacktest: {stats.lines:,} lines, {stats.events:,} memberships",
+                    f"\rbacktest: {counted(stats.lines, 'line')}, "
+                    f"{counted(stats.events, 'membership')}",
                     end="",
                     file=sys.stderr,
                     flush=True,

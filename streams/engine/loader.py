@@ -4,6 +4,7 @@ per file, into definitions plus the problems found, each naming its file and fie
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -128,6 +129,44 @@ def parse_definition(data: Any, model: type[M], shown: str) -> tuple[M | None, l
         ]
 
 
+def salvage(data: Any, model: type[M], problems: list[Problem]) -> M | None:
+    """The definition without the members its problems name, so that one run reports what
+    else is wrong with it (a wrong operator behind an unknown key or `minTimes: 0`). The file
+    already has problems, so a salvaged definition is only ever checked, never run. None
+    when dropping those members does not make it parse (a required member is missing)."""
+    for _ in range(8):
+        paths = [p.field for p in problems if p.field]
+        if not paths or any(p.endswith("]") for p in paths) or not isinstance(data, dict):
+            return None  # dropping a whole list item would renumber the others
+        smaller = _without(data, paths)
+        if smaller == data:
+            return None  # a required member is missing: nothing to drop
+        data = smaller
+        found, problems = parse_definition(data, model, "")
+        if found is not None:
+            return found
+    return None
+
+
+def _without(data: Any, paths: list[str]) -> Any:
+    """A copy of `data` without the members at `paths` (`a.b[1].c`)."""
+    dropped = {tuple(_PATH_STEP.findall(path)) for path in paths}
+
+    def walk(node: Any, at: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: walk(v, (*at, str(k))) for k, v in node.items() if (*at, str(k)) not in dropped
+            }
+        if isinstance(node, list):
+            return [walk(v, (*at, str(i))) for i, v in enumerate(node)]
+        return node
+
+    return walk(data, ())
+
+
+_PATH_STEP: Final = re.compile(r"[^.\[\]]+")
+
+
 def _yaml_files(folder: Path, shown: str, problems: list[Problem]) -> list[tuple[Path, str]]:
     if not folder.exists():
         return []
@@ -152,6 +191,16 @@ def read_rules(rules_dir: Path) -> tuple[RuleFiles, list[Problem]]:
     if not rules_dir.is_dir():
         problems.append(Problem(shown_root, None, "is not a directory of rules"))
         return RuleFiles([], []), problems
+    if not (rules_dir / TYPES_DIR).exists() and not (rules_dir / CAMPAIGNS_DIR).exists():
+        problems.append(
+            Problem(
+                shown_root,
+                None,
+                f"holds neither {TYPES_DIR}/ nor {CAMPAIGNS_DIR}/: not a rules directory "
+                "(a mistyped path?)",
+            )
+        )
+        return RuleFiles([], []), problems
     types: list[TypeFile] = []
     for path, shown in _yaml_files(rules_dir / TYPES_DIR, f"{shown_root}/{TYPES_DIR}", problems):
         data, found = read_yaml(path, shown)
@@ -159,6 +208,7 @@ def read_rules(rules_dir: Path) -> tuple[RuleFiles, list[Problem]]:
         if data is not None:
             type_def, found = parse_definition(data, ActivityTypeDef, shown)
             problems += found
+            type_def = type_def or salvage(data, ActivityTypeDef, found)
             if type_def is not None:
                 types.append(TypeFile(shown, type_def))
     campaigns: list[CampaignFile] = []
@@ -169,6 +219,7 @@ def read_rules(rules_dir: Path) -> tuple[RuleFiles, list[Problem]]:
         if data is not None:
             campaign, found = parse_definition(data, CampaignDef, shown)
             problems += found
+            campaign = campaign or salvage(data, CampaignDef, found)
             if campaign is not None:
                 campaigns.append(CampaignFile(shown, campaign))
     return RuleFiles(types, campaigns), problems

@@ -343,6 +343,13 @@ def test_type_management_edits_the_rules_directory_when_enabled(
         approved = writable.post(TYPE + "/bookDemo/approve.json", None)["result"][0]
         assert approved["status"] == "approved"
         assert [a["apiName"] for a in approved["attributes"]] == ["seats"]
+        # Promoting a secondary attribute demotes the primary one (Marketo's isPrimary).
+        promoted = writable.post(TYPE + "/bookDemo/attributes/update.json", {"attributes": [
+            {"apiName": "seats", "isPrimary": True}]})["result"][0]  # fmt: skip
+        assert promoted["status"] == "approved with draft"
+        assert promoted["primaryAttribute"]["apiName"] == "seats"
+        assert [a["apiName"] for a in promoted["attributes"]] == ["product"]
+        writable.post(TYPE + "/bookDemo/discardDraft.json", None)
         changed = writable.post(TYPE + "/bookDemo.json", {"description": "Booked online"})
         assert changed["result"][0]["status"] == "approved with draft"
         assert changed["result"][0]["description"] == "Booked online"
