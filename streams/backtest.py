@@ -127,3 +127,24 @@ def run_backtest(
                 progress,
             )
         )
+
+
+def backtest_to_lists(
+    plan: Plan, activities: Path, dedup_horizon_us: int, batch_size: int = DEFAULT_BATCH
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], BacktestStats]:
+    """The membership events and dead letters of a backtest, in memory (for `plan`)."""
+    events: list[dict[str, Any]] = []
+    letters: list[dict[str, Any]] = []
+    with activities.open("rb") as stream:
+        stats = asyncio.run(
+            _run(
+                plan,
+                read_records(stream),
+                events.append,
+                letters.append,
+                dedup_horizon_us,
+                batch_size,
+                None,
+            )
+        )
+    return events, letters, stats

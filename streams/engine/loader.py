@@ -40,21 +40,21 @@ class RuleFiles:
     def version(self) -> str:
         """A content hash of the definitions, not of the bytes: comments, formatting and
         file names do not change it; any change of meaning does."""
-        canonical = orjson.dumps(
+        text = orjson.dumps(
             {
                 "types": sorted(
-                    (_canonical(t.definition) for t in self.types), key=lambda d: d["id"]
+                    (canonical(t.definition) for t in self.types), key=lambda d: d["id"]
                 ),
                 "campaigns": sorted(
-                    (_canonical(c.definition) for c in self.campaigns), key=lambda d: d["id"]
+                    (canonical(c.definition) for c in self.campaigns), key=lambda d: d["id"]
                 ),
             },
             option=orjson.OPT_SORT_KEYS,
         )
-        return hashlib.sha256(canonical).hexdigest()[:16]
+        return hashlib.sha256(text).hexdigest()[:16]
 
 
-def _canonical(definition: BaseModel) -> Any:
+def canonical(definition: BaseModel) -> Any:
     """A definition as data, with the spellings that mean the same made the same
     (`value: X` is `values: [X]`)."""
 
