@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from streams import __version__
-from streams.cli import api, demo, plan, produce, rules, types, worker
+from streams.cli import api, demo, explain, plan, produce, rules, types, worker
 from streams.cli.common import EXIT_INVALID, CommandError, error
 
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.register(commands)
     types.register(commands)
     plan.register(commands)
+    explain.register(commands)
     return parser
 
 
