@@ -76,6 +76,12 @@ class KafkaSettings(EngineSettings):
         description="Seconds to keep retrying an unreachable Kafka or Redis at start before "
         "giving up with a non-zero exit.",
     )
+    rules_reload_interval: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds between checks of the rules directory for a new ruleset, put in "
+        "force without a restart if it validates (0: never; a restart is then needed).",
+    )
 
     @property
     def bootstrap_servers(self) -> list[str]:
