@@ -44,6 +44,7 @@ from streams.api.schemas import REF, ErrorEnvelope, Health, component_schemas
 from streams.api.writer import KafkaWriter, Writer
 from streams.engine.activity import Decoder
 from streams.engine.compiler import Plan
+from streams.runtime.hot_reload import api_following_rules
 from streams.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,11 @@ def _health(request: Request) -> Response:
     writer = request.app.state.writer
     ready = not isinstance(writer, KafkaWriter) or writer.started
     return JsonResponse(
-        {"status": "ok" if ready else "starting"}, status_code=200 if ready else 503
+        {
+            "status": "ok" if ready else "starting",
+            "rulesVersion": request.app.state.plan.rules_version,
+        },
+        status_code=200 if ready else 503,
     )
 
 
@@ -137,7 +142,8 @@ def create_app(
         )
         app.state.history = history
         try:
-            yield
+            async with api_following_rules(app, settings.rules_reload_interval):
+                yield
         finally:
             if isinstance(kafka_writer, KafkaWriter):
                 await kafka_writer.stop()

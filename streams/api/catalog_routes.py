@@ -14,9 +14,9 @@ run the catalog operations of the `types` CLI (`streams.catalog`) on the rules d
 in one transaction of the directory per call (its cross-process lock: another API process or
 a `types` command waits its turn), when `STREAMS_API_CATALOG_WRITES` is true: the same
 lifecycle, the same refusals (709, with the validation problems), the same files, to be
-committed like any other change. They change the files, not the catalog in force: the API
-and the workers put a change in force when they next start on the directory (a deploy), as
-for any rule change.
+committed like any other change. They change the files; the API and the workers put the
+change in force by hot reload (`streams.runtime.hot_reload`, within
+`STREAMS_RULES_RELOAD_INTERVAL` seconds), as for any rule change of the directory.
 A call that changes several attributes is all or nothing: on a refusal the transaction puts
 the file back.
 When writes are off (the default) they answer 603: the catalog is managed in git.
@@ -186,8 +186,8 @@ async def run_write(request: Request, steps: list[Callable[[], catalog.Change]])
         raise _refused(exc) from None
     return [
         *changes,
-        "written to the rules directory: the API and the workers put it in force when they "
-        "next start on it; commit it to keep it",
+        "written to the rules directory: the API and the workers put it in force by hot "
+        "reload (STREAMS_RULES_RELOAD_INTERVAL); commit it to keep it",
     ]
 
 

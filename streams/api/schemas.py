@@ -240,6 +240,7 @@ class ActivitiesPageResponse(_Doc):
 
 class Health(_Doc):
     status: str
+    rulesVersion: str | None = None
 
 
 MODELS: Final[tuple[type[BaseModel], ...]] = (

@@ -25,9 +25,12 @@ events.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -36,6 +39,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.catalog import CatalogOpError, read_consistent
+from streams.engine.activity import Decoder
 from streams.engine.compiler import Plan, load_plan
 from streams.engine.loader import CAMPAIGNS_DIR, TYPES_DIR
 from streams.engine.problems import Problem, RulesError
@@ -215,3 +219,33 @@ class SwitchLog:
         return [
             orjson.loads(raw) for raw in await self.client.lrange(self.key(topic, partition), 0, -1)
         ]
+
+
+@asynccontextmanager
+async def api_following_rules(app: Any, interval_s: float) -> AsyncIterator[None]:
+    """For the API's lifespan: poll the rules directory every `interval_s` (0: never) in a
+    thread, and put a new plan in force between requests by replacing `app.state.plan`,
+    the decoder of the ingest calls and the catalog of the read-back (each request reads
+    them once, so it sees one version)."""
+    reloader = RulesReloader(app.state.plan, app.state.settings, interval_s)
+    app.state.reloader = reloader
+
+    async def follow() -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            new = await asyncio.to_thread(reloader.poll)
+            if new is not None:
+                app.state.plan = new
+                app.state.decoder = Decoder(new.catalog)
+                history = getattr(app.state, "history", None)
+                if history is not None:
+                    history.catalog = new.catalog
+
+    task = asyncio.create_task(follow()) if interval_s > 0 else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
