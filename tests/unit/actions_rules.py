@@ -37,9 +37,13 @@ def rules_dir(
     (rules / "campaigns").mkdir()
     (rules / "actions").mkdir()
     for index, campaign in enumerate(campaigns if campaigns is not None else [CAMPAIGN]):
-        (rules / "campaigns" / f"c{index}.yaml").write_text(yaml.safe_dump(campaign))
+        (rules / "campaigns" / f"c{index}.yaml").write_text(
+            yaml.safe_dump(campaign, sort_keys=False)
+        )
     for definition in actions:
-        (rules / "actions" / f"{definition['name']}.yaml").write_text(yaml.safe_dump(definition))
+        (rules / "actions" / f"{definition['name']}.yaml").write_text(
+            yaml.safe_dump(definition, sort_keys=False)
+        )
     if endpoints is not None:
         (rules / "endpoints.yaml").write_text(yaml.safe_dump(endpoints))
     return rules
