@@ -36,7 +36,7 @@ from streams.actions.bodies import EXCERPT_BYTES, excerpt, read_bounded
 from streams.actions.compiled import ActionPlan
 from streams.actions.exceptions import CallFailed
 from streams.actions.limits import CAPPED, Gates
-from streams.actions.metrics import ActionMetrics
+from streams.actions.metrics import ActionMetrics, CallMetrics
 from streams.actions.payload import CallRequest
 from streams.actions.secrets import Secrets
 
@@ -103,9 +103,9 @@ class Caller:
     async def call(self, request: CallRequest) -> CallResult:
         started = self.clock()
         action = self.plan.actions[request.action]
-        labels = (request.action, request.endpoint)
+        metrics = self.metrics.for_call(request.action, request.endpoint)
         gate = self.gates[request.endpoint]
-        depth = self.metrics.queue_depth.labels(request.endpoint)
+        depth = metrics.queue_depth
         depth.inc()
         try:
             refused = await gate.admit()
@@ -113,12 +113,12 @@ class Caller:
             depth.dec()
         if refused is not None:
             if refused == CAPPED:
-                self.metrics.discarded.labels(request.endpoint).inc()
+                metrics.discarded.inc()
             result = CallResult(False, 0, refused)
         else:
-            result = await self._tries(request, action.timeout, started, gate, depth)
-        self.metrics.calls.labels(*labels, "success" if result.ok else result.error).inc()
-        self.metrics.seconds.labels(*labels).observe(self.clock() - started)
+            result = await self._tries(request, action.timeout, started, gate, metrics)
+        metrics.outcome("success" if result.ok else result.error or "connection").inc()
+        metrics.seconds.observe(self.clock() - started)
         if not result.ok:
             log.warning(
                 "call %s of event %s to %s failed for good: %s%s after %d tries",
@@ -132,8 +132,9 @@ class Caller:
         return result
 
     async def _tries(
-        self, request: CallRequest, budget: float, started: float, gate: Any, depth: Any
+        self, request: CallRequest, budget: float, started: float, gate: Any, metrics: CallMetrics
     ) -> CallResult:
+        depth = metrics.queue_depth
         deadline = started + budget
         auth = self.auth[request.action]
         refreshed = False
@@ -145,7 +146,7 @@ class Caller:
                 break
             attempt += 1
             if attempt > 1:
-                self.metrics.retries.labels(request.action, request.endpoint).inc()
+                metrics.retries.inc()
             share = left / (MAX_RETRIES + 2 - attempt)
             depth.inc()
             try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import ensure_future
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +80,7 @@ class Dispatch:
         self.plan = plan
         self.caller = caller
         self.metrics = caller.metrics
+        self._handled = self.metrics.memberships.labels("handled")
 
     async def handle(self, raw: bytes) -> list[dict[str, Any]]:
         event = decode_membership(raw)
@@ -90,21 +93,23 @@ class Dispatch:
             self.metrics.memberships.labels("no_actions").inc()
             return []
         letters: list[dict[str, Any] | None] = []
-        calls: list[tuple[int, ActionUse, asyncio.Task[CallResult]]] = []
+        calls: list[tuple[int, ActionUse, Awaitable[CallResult]]] = []
         for use in uses:
             request = build_request(use, event)
             if isinstance(request, MissingValue):
-                self.metrics.calls.labels(
-                    use.action.name, use.action.endpoint, "missing_value"
-                ).inc()
+                metrics = self.metrics.for_call(use.action.name, use.action.endpoint)
+                metrics.outcome("missing_value").inc()
                 letters.append(
                     dead_letter(use, event, 0, "missing_value", variable=request.variable)
                 )
                 continue
             letters.append(None)
-            calls.append((len(letters) - 1, use, asyncio.create_task(self._call(request))))
-        for index, use, task in calls:
-            result = await task
+            coroutine = self._call(request)
+            # One call (the usual case) runs in this task; several run side by side.
+            started = coroutine if len(uses) == 1 else ensure_future(coroutine)
+            calls.append((len(letters) - 1, use, started))
+        for index, use, pending in calls:
+            result = await pending
             if not result.ok:
                 letters[index] = dead_letter(
                     use,
@@ -114,7 +119,7 @@ class Dispatch:
                     result.status,
                     result.response,
                 )
-        self.metrics.memberships.labels("handled").inc()
+        self._handled.inc()
         return [letter for letter in letters if letter is not None]
 
     async def _call(self, request: CallRequest) -> CallResult:

@@ -3,7 +3,30 @@ endpoints (`scheme://host[:port]`) only: never a URL path, a query, a header or 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+@dataclass
+class CallMetrics:
+    """The metrics of one (action, endpoint), labels resolved."""
+
+    outcomes: dict[str, Any]
+    seconds: Any
+    retries: Any
+    queue_depth: Any
+    discarded: Any
+    parent: Counter
+    action: str
+    endpoint: str
+
+    def outcome(self, name: str) -> Any:
+        child = self.outcomes.get(name)
+        if child is None:
+            child = self.outcomes[name] = self.parent.labels(self.action, self.endpoint, name)
+        return child
 
 
 class ActionMetrics:
@@ -11,6 +34,7 @@ class ActionMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[str, str], CallMetrics] = {}
         self.calls = Counter(
             "streams_action_calls",
             "Calls of custom actions that ended, by outcome: success, or the dead letter's "
@@ -62,6 +86,24 @@ class ActionMetrics:
             ["rules_version"],
             registry=self.registry,
         )
+
+    def for_call(self, action: str, endpoint: str) -> CallMetrics:
+        """The children of one (action, endpoint), made once: `labels()` costs more than
+        the rest of a call's bookkeeping."""
+        key = (action, endpoint)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = CallMetrics(
+                outcomes={},
+                seconds=self.seconds.labels(action, endpoint),
+                retries=self.retries.labels(action, endpoint),
+                queue_depth=self.queue_depth.labels(endpoint),
+                discarded=self.discarded.labels(endpoint),
+                parent=self.calls,
+                action=action,
+                endpoint=endpoint,
+            )
+        return found
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
