@@ -189,7 +189,7 @@ class DispatcherSettings(KafkaSettings):
         "(how soon a killed worker's work resumes elsewhere).",
     )
     dispatcher_port: int = Field(
-        6068, ge=1, le=65535, description="The dispatcher's web port: /metrics, /health, /ready."
+        6069, ge=1, le=65535, description="The dispatcher's web port: /metrics, /health, /ready."
     )
     dispatcher_in_flight: int = Field(
         1000,
