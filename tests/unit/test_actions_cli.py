@@ -81,3 +81,35 @@ def test_actions_list_shows_where_each_action_is_used() -> None:
     assert run.returncode == 0, run.stderr
     assert "notifyCrm  POST https://crm.example.com/api/v2/events" in run.stdout
     assert "used in: 2001 PyCon follow-up (active)" in run.stdout
+
+
+@pytest.mark.parametrize("command", ["validate", "dispatcher"])
+def test_a_type_mismatch_is_refused_by_validate_and_at_start(tmp_path: Path, command: str) -> None:
+    """`amount` is currency on one triggering type and integer on the other."""
+    rules = rules_dir(
+        tmp_path,
+        actions=[action(payload={"a": "$activity.attributes.amount"})],
+        campaigns=[
+            campaign(
+                {"action": "notifyCrm"},
+                triggers=[{"trigger": "Deposits Cheque"}, {"trigger": "Pays Invoice"}],
+            )
+        ],
+    )
+    (rules / "activity-types" / "payInvoice.yaml").write_text(
+        "id: 100009\napiName: payInvoice\nname: Pay Invoice\ntriggerName: Pays Invoice\n"
+        "filterName: Paid Invoice\nstatus: approved\n"
+        "primaryAttribute: {apiName: invoice, name: Invoice, dataType: string}\n"
+        "attributes: [{apiName: amount, name: Amount, dataType: integer}]\n"
+    )
+    args = (
+        ["validate", str(rules)]
+        if command == "validate"
+        else ["dispatcher", "--rules-dir", str(rules)]
+    )
+    run = streams(*args)
+    assert run.returncode == 2
+    assert (
+        f"{rules}/campaigns/c0.yaml: actions[0].action: action notifyCrm uses "
+        "$activity.attributes.amount, whose data type differs" in run.stderr
+    )

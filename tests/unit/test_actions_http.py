@@ -559,3 +559,24 @@ def test_a_missing_secret_is_refused_naming_the_action_and_variable(tmp_path: Pa
     assert str(exc.value) == (
         "action notifyCrm: the environment variable CRM_SECRET (its secret) is not set"
     )
+
+
+def test_a_token_response_that_is_not_json_is_a_dead_letter(tmp_path: Path) -> None:
+    async def body(h: Harness, servers: list[Server]) -> None:
+        servers[0].script("/oauth/token", status(200, b"<html>login</html>"))
+        (letter,) = await h.handle(event(1))
+        assert (letter["error"], letter["status"], letter["attempts"]) == ("http_status", 200, 1)
+        assert letter["response"] == "no data.token in the token response"
+        assert servers[0].at("/api") == []
+
+    run(tmp_path, [action(url="{base0}/api", authentication=BEARER)], body)
+
+
+def test_a_redirect_is_final_and_not_followed(tmp_path: Path) -> None:
+    async def body(h: Harness, servers: list[Server]) -> None:
+        servers[0].script("/api", status(302, headers={"Location": "/elsewhere"}))
+        (letter,) = await h.handle(event(1))
+        assert (letter["status"], letter["attempts"]) == (302, 1)
+        assert [s.path for s in servers[0].seen] == ["/api"]
+
+    run(tmp_path, [action(url="{base0}/api")], body)
