@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 
 from streams.engine.catalog import Catalog
+from streams.engine.compiler import Plan
 from streams.engine.loader import RuleFiles, canonical
 
 EXAMPLES: Final = 5
@@ -32,6 +33,7 @@ class Side:
     catalog: Catalog
     events: list[dict[str, Any]]
     dead_letters: list[dict[str, Any]]
+    plan: Plan
 
 
 @dataclass(frozen=True)

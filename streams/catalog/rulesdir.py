@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -300,7 +300,7 @@ class RulesDir:
         if new is not None:
             types.append(new)
         _, problems = compile_rules(
-            RuleFiles(types, self.files.campaigns), max_custom_types=self.max_custom_types
+            replace(self.files, types=types), max_custom_types=self.max_custom_types
         )
         return _sorted([p for p in self.problems if p.file != shown] + problems)
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from streams.backtest import backtest_to_lists
 from streams.cli.common import CommandError, at_least, error, load_rules_or_exit
-from streams.engine.loader import RuleFiles, read_rules
+from streams.engine.loader import read_rules
 from streams.planning import EXAMPLES, CampaignChange, Example, PlanReport, Side, compare
 from streams.rules_source import SourceError, materialise
+from streams.runtime.hot_reload import refused_by_running
 from streams.settings import EngineSettings
 from streams.text import counted
 
@@ -72,12 +73,12 @@ def _side(spec: str, args: argparse.Namespace, scratch: Path, settings: EngineSe
     if not Path(spec).is_dir():  # a revision: name its files REV:PATH, not the scratch copy
         root = str(rules_dir).rstrip("/")
         label = spec if ":" in spec else f"{spec}:{args.rules_path}"
-        files = RuleFiles(
-            files.types,
-            [replace(c, path=label + c.path.removeprefix(root)) for c in files.campaigns],
+        files = replace(
+            files,
+            campaigns=[replace(c, path=label + c.path.removeprefix(root)) for c in files.campaigns],
         )
     events, letters, _ = backtest_to_lists(plan, args.history, settings.dedup_horizon_us)
-    return Side(plan.rules_version, files, plan.catalog, events, letters)
+    return Side(plan.rules_version, files, plan.catalog, events, letters, plan)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -87,6 +88,14 @@ def run_plan(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="streams-plan-") as scratch:
         old = _side(args.old, args, Path(scratch), settings)
         new = _side(args.new, args, Path(scratch), settings)
+    refused = refused_by_running(old.plan, new.plan)
+    if refused:
+        for problem in refused:
+            error(str(problem))
+        raise CommandError(
+            f"plan: {args.new} cannot replace {args.old}: "
+            f"{counted(len(refused), 'change')} a running deployment refuses"
+        )
     report = compare(old, new)
     render = markdown if args.format == "markdown" else text
     sys.stdout.write("\n".join(render(report, args.old, args.new, args.examples)) + "\n")

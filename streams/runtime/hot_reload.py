@@ -38,10 +38,11 @@ from typing import Any, Final
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from streams.actions.frozen import refused_changes
 from streams.catalog import CatalogOpError, read_consistent
 from streams.engine.activity import Decoder
 from streams.engine.compiler import Plan, load_plan
-from streams.engine.loader import CAMPAIGNS_DIR, TYPES_DIR
+from streams.engine.loader import ACTIONS_DIR, CAMPAIGNS_DIR, ENDPOINTS_FILE, TYPES_DIR
 from streams.engine.problems import Problem, RulesError
 from streams.pipeline import Processor
 from streams.settings import EngineSettings
@@ -54,16 +55,19 @@ READ_LOCK_TIMEOUT_S: Final = 5.0
 
 def refused_by_running(old: Plan, new: Plan) -> list[Problem]:
     """What the new ruleset may not change in the one in force (a check between two
-    versions, not of one: `validate` cannot see it). The one call site of the custom
-    actions' "frozen once used" rule (`streams.actions.frozen.refused_changes`, branch
-    `actions`): until that branch is merged there is nothing to compare."""
-    return []
+    versions, not of one: `validate` cannot see it): the custom actions' "frozen once used"
+    rule. Hot reload and `plan` both ask it here."""
+    return refused_changes(old, new)
 
 
 def fingerprint(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
     """Names, sizes and modification times of the rule files: what changes on a deploy."""
     found = []
-    for folder in (TYPES_DIR, CAMPAIGNS_DIR):
+    endpoints = rules_dir / ENDPOINTS_FILE
+    if endpoints.is_file():
+        stat = endpoints.stat()
+        found.append((ENDPOINTS_FILE, stat.st_size, stat.st_mtime_ns))
+    for folder in (TYPES_DIR, CAMPAIGNS_DIR, ACTIONS_DIR):
         directory = rules_dir / folder
         if not directory.is_dir():
             continue

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from streams import catalog
 from streams.backtest import _batches
+from streams.cli.main import main
 from streams.engine.compiler import load_plan
 from streams.pipeline import Record
 from streams.runtime.hot_reload import ReloadMetrics, RulesReloader
@@ -126,3 +127,25 @@ def test_batches_end_before_each_switch_offset() -> None:
     records = (Record(b"", "file", 0, n) for n in range(10))
     sizes = [[r.offset for r in b] for b in _batches(records, 4, [3, 6])]
     assert sizes == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
+
+
+def test_a_change_of_a_used_action_beyond_what_may_change_is_refused(
+    live: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The actions' "frozen once used" rule, asked by hot reload and by `plan` alike."""
+    running, clock, registry = reloader(live)
+    old = running.plan
+    path = live / "actions" / "notifyCrm.yaml"
+    path.write_text(path.read_text().replace("method: POST", "method: PUT"))
+    clock.now = 5.0
+    assert running.poll() is None and running.plan is old
+    assert any("notifyCrm" in str(p) for p in running.refused)
+    assert value(registry, "streams_rules_reloads_total", result="refused") == 1.0
+
+    history = tmp_path / "h.jsonl"
+    history.write_text("")
+    capsys.readouterr()
+    code = main(["plan", "--from", str(ROOT / "rules"), "--to", str(live), str(history)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "notifyCrm" in err and "a running deployment refuses" in err
