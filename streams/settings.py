@@ -165,6 +165,15 @@ class ApiSettings(KafkaSettings):
         description="Whether the type management endpoints edit the rules directory (as the "
         "types CLI does); off, they answer that the catalog is managed in git.",
     )
+    api_explain_redis_url: str | None = Field(
+        None,
+        description="The workers' Redis (their STREAMS_REDIS_URL), read by the explain call "
+        "for a lead's live state; unset, that call answers 703.",
+    )
+    api_explain_app_id: str = Field(
+        "campaign-triggers",
+        description="The workers' STREAMS_APP_ID (their Redis key prefix), for the explain call.",
+    )
     api_write_timeout: float = Field(
         30.0,
         gt=0,

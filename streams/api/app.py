@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from streams import __version__
-from streams.api import auth, catalog_routes, history_routes, ingest, mobile
+from streams.api import auth, catalog_routes, explain_routes, history_routes, ingest, mobile
 from streams.api.auth import TokenIssuer, load_clients
 from streams.api.envelope import (
     INVALID_DATA,
@@ -166,7 +166,7 @@ def create_app(
     app.state.catalog_writes = settings.api_catalog_writes
     app.state.catalog_lock = asyncio.Lock()
 
-    for module in (auth, catalog_routes, ingest, history_routes, mobile):
+    for module in (auth, catalog_routes, ingest, history_routes, mobile, explain_routes):
         app.include_router(module.router)
     app.add_api_route(
         "/health",

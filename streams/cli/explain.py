@@ -23,10 +23,9 @@ from streams.backtest import FILE_TOPIC, datetime_to_us_now, read_records
 from streams.cli.common import EXIT_OK, CommandError, at_least, load_rules_or_exit
 from streams.engine.activity import Activity, Decoder
 from streams.engine.compiler import CompiledCampaign, Plan
-from streams.engine.datatypes import format_us
 from streams.engine.evaluator import Engine
 from streams.engine.leadstate import LeadState
-from streams.engine.trace import explain, filter_traces, qualification
+from streams.engine.trace import explain, live_trace
 from streams.settings import EngineSettings, WorkerSettings
 
 
@@ -105,17 +104,6 @@ async def _live_state(settings: WorkerSettings, lead_id: int) -> LeadState | Non
     return None if state.is_empty() else state
 
 
-def live_trace(plan: Plan, campaign: CompiledCampaign, state: LeadState) -> dict[str, Any]:
-    now = datetime_to_us_now()
-    return {
-        "asOf": format_us(now),
-        "fields": state.fields,
-        "history": {str(k): len(v) for k, v in state.history.items()},
-        "qualification": qualification(campaign, state, now),
-        "filters": filter_traces(campaign, state, now),
-    }
-
-
 def _yes(value: bool) -> str:
     return "true" if value else "false"
 
@@ -182,7 +170,7 @@ def run_explain(args: argparse.Namespace) -> int:
     state = asyncio.run(_live_state(WorkerSettings(), args.lead))
     if state is None:
         raise CommandError(f"explain: no state for lead {args.lead} in Redis")
-    live = live_trace(plan, campaign, state)
+    live = live_trace(campaign, state, datetime_to_us_now())
     if args.json:
         print(json.dumps(live, default=str))
         return EXIT_OK

@@ -185,3 +185,15 @@ def explain(
         "member": decision == "member",
         "decision": decision,
     }
+
+
+def live_trace(campaign: CompiledCampaign, state: LeadState, now_us: int) -> dict[str, Any]:
+    """A lead's state as of `now_us`, without an activity: the qualification and filters
+    (`explain` without a history file, and the API's explain call)."""
+    return {
+        "asOf": format_us(now_us),
+        "fields": state.fields,
+        "history": {str(k): len(v) for k, v in state.history.items()},
+        "qualification": qualification(campaign, state, now_us),
+        "filters": filter_traces(campaign, state, now_us),
+    }
