@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,17 @@ def test_explain_is_not_enabled_without_redis(kafka_bootstrap: str, tmp_path: Pa
         assert error_code(api.get(EXPLAIN, leadId="5", campaignId="2004")) == "703"
     finally:
         api.close()
+
+
+def test_the_cli_explains_the_live_state_without_a_history_file(redis_url: str) -> None:
+    seed(redis_url)
+    env = {**os.environ, "STREAMS_REDIS_URL": redis_url, "STREAMS_APP_ID": APP_ID}
+    args = [sys.executable, "-m", "streams", "explain", "--rules", str(RULES), "--lead", "5"]
+    done = subprocess.run([*args, "--campaign", "2004"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "live state as of" in done.stdout
+    assert "field annualRevenue at least 50000: value '90000' -> true" in done.stdout
+    missing = subprocess.run(
+        [*args[:-1], "6", "--campaign", "2004"], env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "no state for lead 6 in Redis" in missing.stderr
