@@ -10,7 +10,6 @@ request id, and its details are not sent to the client.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -164,7 +163,6 @@ def create_app(
     app.state.rules_dir = settings.rules_dir
     app.state.max_custom_types = settings.max_custom_types
     app.state.catalog_writes = settings.api_catalog_writes
-    app.state.catalog_lock = asyncio.Lock()
 
     for module in (auth, catalog_routes, ingest, history_routes, mobile, explain_routes):
         app.include_router(module.router)
