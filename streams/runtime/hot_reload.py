@@ -80,8 +80,8 @@ def fingerprint(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
 
 @dataclass
 class ReloadMetrics:
-    """The reloads, on the process's registry, and its gauge of the version in force (1 for
-    the version in force, 0 for those before it)."""
+    """The reloads, on the process's registry, and its gauge of the version in force (one
+    series, value 1, labelled with the version)."""
 
     registry: CollectorRegistry
     version: Gauge
@@ -177,7 +177,9 @@ class RulesReloader:
         )
         if self.metrics is not None:
             self.metrics.reloads.labels("applied").inc()
-            self.metrics.version.labels(old.rules_version).set(0)
+            # Only the version in force is exported: the alert on workers enforcing different
+            # versions counts the versions exported (deploy/prometheus/alerts.yml).
+            self.metrics.version.remove(old.rules_version)
             self.metrics.version.labels(new.rules_version).set(1)
         return new
 

@@ -69,7 +69,7 @@ def test_a_valid_change_is_put_in_force_at_the_next_poll(live: Path) -> None:
     assert new.rules_version != old.rules_version
     assert value(registry, "streams_rules_reloads_total", result="applied") == 1.0
     assert value(registry, "streams_rules_info", rules_version=new.rules_version) == 1.0
-    assert value(registry, "streams_rules_info", rules_version=old.rules_version) == 0.0
+    assert value(registry, "streams_rules_info", rules_version=old.rules_version) is None
     clock.now = 10.0
     assert running.poll() is None  # nothing changed since
 
