@@ -558,7 +558,12 @@ def test_a_missing_secret_is_refused_naming_the_action_and_variable(tmp_path: Pa
         read_secrets(plan.actions.values(), {})
     assert str(exc.value) == (
         "action notifyCrm: the environment variable CRM_SECRET (its secret) is not set"
+        " (nor a readable file in CRM_SECRET_FILE)"
     )
+    (tmp_path / "secret").write_text("from-a-file\n")
+    secrets = read_secrets(plan.actions.values(), {"CRM_SECRET_FILE": str(tmp_path / "secret")})
+    assert secrets.get("notifyCrm") == "from-a-file"
+    assert "from-a-file" not in repr(secrets)
 
 
 def test_a_token_response_that_is_not_json_is_a_dead_letter(tmp_path: Path) -> None:
