@@ -585,3 +585,19 @@ def test_a_redirect_is_final_and_not_followed(tmp_path: Path) -> None:
         assert [s.path for s in servers[0].seen] == ["/api"]
 
     run(tmp_path, [action(url="{base0}/api")], body)
+
+
+def test_a_throttle_wait_does_not_eat_the_call_budget(tmp_path: Path) -> None:
+    """The third call waits 1 s for its turn, longer than its 0.5 s timeout: the timeout
+    bounds the tries, `maxDelay` the wait."""
+
+    async def body(h: Harness, servers: list[Server]) -> None:
+        assert await h.handle(*(event(n) for n in range(3))) == []
+        assert len(servers[0].seen) == 3
+
+    run(
+        tmp_path,
+        [action(url="{base0}/api", timeout="0.5 seconds")],
+        body,
+        endpoints=lambda s: [{"endpoint": s[0].base, "mode": "throttle", "callsPerSecond": 2}],
+    )
