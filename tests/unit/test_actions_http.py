@@ -601,3 +601,14 @@ def test_a_throttle_wait_does_not_eat_the_call_budget(tmp_path: Path) -> None:
         body,
         endpoints=lambda s: [{"endpoint": s[0].base, "mode": "throttle", "callsPerSecond": 2}],
     )
+
+
+def test_records_that_are_not_memberships_are_skipped_not_fatal(tmp_path: Path) -> None:
+    async def body(h: Harness, servers: list[Server]) -> None:
+        for raw in (None, b"", b"\xff\xfe", b"[1]", b'{"eventId": 1}', b"nul", b'{"eventId":"e",'
+                    b'"campaignId":true,"leadId":1}'):  # fmt: skip
+            assert await h.dispatch.handle(raw) == []
+        assert h.count("streams_dispatcher_memberships_total", outcome="malformed") == 7
+        assert servers[0].seen == []
+
+    run(tmp_path, [action(url="{base0}/api")], body)
