@@ -133,8 +133,10 @@ def test_success_sends_exactly_the_mapped_request(tmp_path: Path) -> None:
             "event": "e-1", "lead": 1001, "conference": "PyCon", "attendees": 150,
             "country": "France",
         }  # fmt: skip
-        assert h.count("streams_action_calls_total", action="notifyCrm",
-                       endpoint=servers[0].base, outcome="success") == 1  # fmt: skip
+        labels = {"action": "notifyCrm", "endpoint": servers[0].base}
+        assert h.count("streams_action_calls_total", **labels, outcome="success") == 1
+        assert h.count("streams_action_call_seconds_count", **labels) == 1
+        assert h.count("streams_action_retries_total", **labels) == 0
 
     run(
         tmp_path,
@@ -320,6 +322,8 @@ def test_a_second_endpoint_keeps_flowing_while_the_first_hangs(tmp_path: Path) -
         assert time.monotonic() - started < 3.0
         assert letters == [[]] * 50 and len(servers[1].seen) == 50
         assert len(servers[0].seen) == 2  # concurrency 2: the others wait their turn
+        assert h.count("streams_action_queue_depth", endpoint=servers[0].base) == 18
+        assert h.count("streams_action_queue_depth", endpoint=servers[1].base) == 0
         hung.cancel()
 
     async def main() -> None: ...
