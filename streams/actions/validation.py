@@ -37,10 +37,11 @@ from streams.actions.compiled import (
 )
 from streams.actions.definitions import (
     ActionDef,
+    ActionFile,
     ApiKeyAuth,
     BasicAuth,
     BearerTokenAuth,
-    EndpointDef,
+    EndpointsFile,
 )
 from streams.actions.durations import parse_seconds
 from streams.actions.variables import (
@@ -84,18 +85,6 @@ _JSON_KIND: Final = {
     DataType.DATE: "date",
     DataType.DATETIME: "datetime",
 }
-
-
-@dataclass(frozen=True)
-class ActionFile:
-    path: str
-    definition: ActionDef
-
-
-@dataclass(frozen=True)
-class EndpointsFile:
-    path: str
-    entries: tuple[EndpointDef, ...]
 
 
 @dataclass
