@@ -3,7 +3,8 @@
 For one `CallRequest`, in this order:
 1. the endpoint's gate admits it (capping discards, throttling waits in order, both at
    most once per call), or the call ends as `capped` / `delay_exceeded`;
-2. tries, each holding one of the endpoint's concurrency slots only while in flight:
+2. tries, within the `timeout` budget counted from admission, each holding one of the
+   endpoint's concurrency slots only while in flight:
    the headers get `Idempotency-Key` and the authentication; each try may take an equal
    share of what is left of the `timeout` budget (so that a hung try leaves room for the
    next); 2xx ends the call. A connection error, a try's timeout, 429 or 5xx is retried,
@@ -116,7 +117,8 @@ class Caller:
                 metrics.discarded.inc()
             result = CallResult(False, 0, refused)
         else:
-            result = await self._tries(request, action.timeout, started, gate, metrics)
+            # The budget starts once admitted: a throttle's wait is bounded by maxDelay.
+            result = await self._tries(request, action.timeout, self.clock(), gate, metrics)
         metrics.outcome("success" if result.ok else result.error or "connection").inc()
         metrics.seconds.observe(self.clock() - started)
         if not result.ok:

@@ -7,6 +7,7 @@ Pure pydantic: the engine's loader imports this module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,3 +80,15 @@ class CampaignActionDef(_Def):
 
     action: str
     path: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionFile:
+    path: str
+    definition: ActionDef
+
+
+@dataclass(frozen=True)
+class EndpointsFile:
+    path: str
+    entries: tuple[EndpointDef, ...]

@@ -58,8 +58,11 @@ def dead_letter(
     return letter
 
 
-def decode_membership(raw: bytes) -> dict[str, Any] | None:
-    """The event, if it has what every call needs (eventId, campaignId, leadId)."""
+def decode_membership(raw: bytes | None) -> dict[str, Any] | None:
+    """The event, if it has what every call needs (eventId, campaignId, leadId); None for
+    anything else (a tombstone, not JSON, not UTF-8, another shape)."""
+    if not isinstance(raw, bytes | bytearray | memoryview | str):
+        return None
     try:
         event = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -82,11 +85,11 @@ class Dispatch:
         self.metrics = caller.metrics
         self._handled = self.metrics.memberships.labels("handled")
 
-    async def handle(self, raw: bytes) -> list[dict[str, Any]]:
+    async def handle(self, raw: bytes | None) -> list[dict[str, Any]]:
         event = decode_membership(raw)
         if event is None:
             self.metrics.memberships.labels("malformed").inc()
-            log.warning("a record of %d bytes is not a membership event; skipped", len(raw))
+            log.warning("a record that is not a membership event was skipped")
             return []
         uses = self.plan.uses.get(event["campaignId"])
         if not uses:

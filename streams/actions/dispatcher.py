@@ -42,6 +42,11 @@ TAKE = 500
 TAKE_WITHIN = 0.05
 
 
+def _position(event: Any) -> str:
+    message = event.message
+    return f"{message.topic}/{message.partition}/{message.offset}"
+
+
 def consumer_group(settings: DispatcherSettings) -> str:
     return f"{settings.app_id}-dispatcher"
 
@@ -76,7 +81,12 @@ def build_app(
 
         async def one(event: Any) -> None:
             try:
-                letters = await handler.handle(event.message.value)
+                try:
+                    letters = await handler.handle(event.message.value)
+                except Exception:  # a bug on one record must not crash-loop the process
+                    log.exception("membership at %s skipped", _position(event))
+                    metrics.memberships.labels("failed").inc()
+                    letters = []
                 if letters:
                     await send_all(
                         app.producer,

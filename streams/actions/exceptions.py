@@ -16,6 +16,7 @@ class MissingSecrets(ActionsError):
         super().__init__(
             "\n".join(
                 f"action {action}: the environment variable {variable} (its secret) is not set"
+                f" (nor a readable file in {variable}_FILE)"
                 for action, variable in missing
             )
         )

@@ -39,8 +39,6 @@ class Gate:
         self.clock = clock
         self.sleep = sleep
         self.slots = asyncio.Semaphore(limits.concurrency)
-        self.waiting = 0
-        """Calls waiting for their turn or for a slot: the endpoint's queue depth."""
         rate = limits.calls_per_second or 0.0
         self._interval = 1.0 / rate if rate else 0.0
         self._next_turn = 0.0
@@ -67,11 +65,7 @@ class Gate:
                 return DELAY_EXCEEDED
             self._next_turn = turn + self._interval
             if turn > now:
-                self.waiting += 1
-                try:
-                    await self.sleep(turn - now)
-                finally:
-                    self.waiting -= 1
+                await self.sleep(turn - now)
         return None
 
 

@@ -71,7 +71,8 @@ class ActionMetrics:
         self.memberships = Counter(
             "streams_dispatcher_memberships",
             "Membership events read, by outcome: handled (every call ended), no_actions (its "
-            "campaign lists none here), malformed (not a membership event).",
+            "campaign lists none here), malformed (not a membership event), failed (an "
+            "unexpected error, logged; skipped).",
             ["outcome"],
             registry=self.registry,
         )

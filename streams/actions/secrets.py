@@ -1,14 +1,18 @@
 """Secrets of actions, read from the environment once, at start.
 
-A missing variable stops the dispatcher before it consumes anything (`MissingSecrets`, exit
-2, naming the action and the variable). Values are kept in `Secrets` only; its repr hides
-them, and `redact` removes them from any text before it is logged or dead-lettered.
+`secret: CRM_CLIENT_SECRET` reads the variable `CRM_CLIENT_SECRET`, or, when it is not
+set, the file that `CRM_CLIENT_SECRET_FILE` names (Docker and Kubernetes secrets), its
+trailing new line removed. A missing secret stops the dispatcher before it consumes
+anything (`MissingSecrets`, exit 2, naming the action and the variable). Values are kept
+in `Secrets` only; its repr hides them, and `redact` removes them from any text before it
+is logged or dead-lettered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from streams.actions.compiled import CompiledAction
 from streams.actions.definitions import ApiKeyAuth, BasicAuth, BearerTokenAuth
@@ -40,6 +44,15 @@ class Secrets:
         return f"Secrets({len(self.by_action)} actions)"
 
 
+def _from_file(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n") or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def read_secrets(actions: Iterable[CompiledAction], environ: Mapping[str, str]) -> Secrets:
     secrets = Secrets()
     missing: list[tuple[str, str]] = []
@@ -47,7 +60,7 @@ def read_secrets(actions: Iterable[CompiledAction], environ: Mapping[str, str]) 
         auth = action.auth
         if not isinstance(auth, ApiKeyAuth | BasicAuth | BearerTokenAuth):
             continue
-        value = environ.get(auth.secret)
+        value = environ.get(auth.secret) or _from_file(environ.get(f"{auth.secret}_FILE"))
         if not value:
             missing.append((action.name, auth.secret))
         else:

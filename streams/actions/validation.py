@@ -37,10 +37,11 @@ from streams.actions.compiled import (
 )
 from streams.actions.definitions import (
     ActionDef,
+    ActionFile,
     ApiKeyAuth,
     BasicAuth,
     BearerTokenAuth,
-    EndpointDef,
+    EndpointsFile,
 )
 from streams.actions.durations import parse_seconds
 from streams.actions.variables import (
@@ -84,18 +85,6 @@ _JSON_KIND: Final = {
     DataType.DATE: "date",
     DataType.DATETIME: "datetime",
 }
-
-
-@dataclass(frozen=True)
-class ActionFile:
-    path: str
-    definition: ActionDef
-
-
-@dataclass(frozen=True)
-class EndpointsFile:
-    path: str
-    entries: tuple[EndpointDef, ...]
 
 
 @dataclass
@@ -345,6 +334,14 @@ def _compile_path(raw: str | None, file: str, where: str, out: _Problems) -> tup
     return tuple(segments)
 
 
+def used_variables(action: CompiledAction, path: tuple[Part, ...] = ()) -> list[Variable]:
+    """Every variable a use of the action reads: payload, headers, query and path."""
+    variables = [v for _, v in walk_variables(action.payload)]
+    variables += [v for _, v in action.headers + action.query if isinstance(v, Variable)]
+    variables += [v for v in path if isinstance(v, Variable)]
+    return variables
+
+
 def _check_activity_variables(
     action: CompiledAction,
     types: Sequence[ActivityType],
@@ -355,10 +352,7 @@ def _check_activity_variables(
 ) -> None:
     """Each `$activity.primary` / `$activity.attributes.X` of the action must exist, with
     one JSON type, on every type that can trigger the campaign."""
-    variables = [v for _, v in walk_variables(action.payload)]
-    variables += [v for _, v in action.headers + action.query if isinstance(v, Variable)]
-    variables += [v for v in path if isinstance(v, Variable)]
-    for variable in variables:
+    for variable in used_variables(action, path):
         if variable.name != PRIMARY and not variable.name.startswith(ATTRIBUTES):
             continue
         kinds: dict[str, list[str]] = {}
@@ -449,13 +443,10 @@ def compile_actions(
             _check_activity_variables(compiled, types, file, f"{where}.action", out, path)
             users.setdefault(compiled.name, set()).add(file)
             listed.append(ActionUse(compiled, path))
-            variables = [v for _, v in walk_variables(compiled.payload)]
-            variables += [v for _, v in compiled.headers + compiled.query]  # type: ignore[misc]
-            variables += list(path)  # type: ignore[arg-type]
             fields |= {
                 v.key.casefold()
-                for v in variables
-                if isinstance(v, Variable) and v.name.startswith(FIELDS)
+                for v in used_variables(compiled, path)
+                if v.name.startswith(FIELDS)
             }
         uses[definition.id] = tuple(listed)
         carries[definition.id] = tuple(sorted(fields))

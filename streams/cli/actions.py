@@ -46,6 +46,14 @@ def run_list(args: argparse.Namespace) -> int:
         if action.definition.description:
             print(f"  description: {action.definition.description}")
         print(f"  authentication: {action.auth.type}; timeout: {action.timeout:g} s")
+        limits = plan.actions.limits(action.endpoint)
+        rate = (
+            f"{limits.mode} {limits.calls_per_second:g} calls/s"
+            + (f", maxDelay {limits.max_delay:g} s" if limits.mode == "throttle" else "")
+            if limits.mode
+            else "no rate limit"
+        )
+        print(f"  endpoint {action.endpoint}: {rate}; concurrency {limits.concurrency}")
         print(f"  file: {action.path}")
         print(f"  used in: {'; '.join(used.get(name, [])) or 'no campaign'}")
     return EXIT_OK

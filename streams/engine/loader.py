@@ -16,8 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from streams.actions.definitions import ActionDef, EndpointDef
-from streams.actions.validation import ActionFile, EndpointsFile
+from streams.actions.definitions import ActionDef, ActionFile, EndpointDef, EndpointsFile
 from streams.engine.catalog import TypeFile
 from streams.engine.definitions import ActivityTypeDef, CampaignDef
 from streams.engine.problems import Problem, field_path

@@ -18,11 +18,12 @@ from typing import Any
 
 import orjson
 import pytest
+from aiohttp import web
 
 from streams.actions.payload import idempotency_key
 from streams.devstack.process import ManagedProcess, free_port
 from streams.runtime.connections import ensure_topics
-from tests.actions_server import Server, delayed, status
+from tests.actions_server import Server, status
 from tests.integration.streaming import PARTITIONS, TopicReader, lead_key, produce
 from tests.unit.actions_rules import action, campaign, rules_dir
 
@@ -178,39 +179,62 @@ def test_calls_and_dead_letters_end_to_end(
     assert 'streams_dispatcher_memberships_total{outcome="no_actions"} 1.0' in metrics
 
 
-def test_a_dispatcher_killed_mid_stream_loses_no_call(
-    tmp_path: Path, kafka_bootstrap: str, http_server: Server
+class FailsFirst:
+    """Answers 503 to the first try of each Idempotency-Key and 200 (after 50 ms) to the
+    next: a call ends only at its second try, so a membership acked before its calls ended
+    would show as a key that never got its 200."""
+
+    def __init__(self) -> None:
+        self.tries: dict[str, int] = {}
+        self.succeeded: set[str] = set()
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        key = request.headers["Idempotency-Key"]
+        self.tries[key] = self.tries.get(key, 0) + 1
+        if self.tries[key] == 1:
+            return web.Response(status=503)
+        await asyncio.sleep(0.05)
+        self.succeeded.add(key)
+        return web.Response(status=200)
+
+
+@pytest.mark.parametrize("how", ["sigkill", "sigterm"])
+def test_a_dispatcher_stopped_mid_stream_loses_no_call(
+    tmp_path: Path, kafka_bootstrap: str, http_server: Server, how: str
 ) -> None:
     env = setup(tmp_path, kafka_bootstrap, http_server)
-    http_server.default = delayed(0.05)
+    endpoint = FailsFirst()
+    http_server.default = endpoint
     total = 400
     events = [membership(n) for n in range(1, total + 1)]
     send(kafka_bootstrap, env["STREAMS_TOPIC_MEMBERSHIPS"], events)
     expected = {idempotency_key(e["eventId"], "notifyCrm") for e in events}
-
-    def keys() -> set[str]:
-        return {s.headers["Idempotency-Key"] for s in list(http_server.seen)}
+    letters = TopicReader(kafka_bootstrap, env["STREAMS_TOPIC_ACTIONS_DLQ"])
 
     with Dispatcher(env, tmp_path / "first.log").start() as first:
         first.wait_ready()
         deadline = time.monotonic() + 60
-        while len(keys()) < total // 4:
+        while len(endpoint.succeeded) < total // 4:
             assert time.monotonic() < deadline and first.alive(), first.log_tail()
             time.sleep(0.05)
-        first.kill()
-    before = len(keys())
-    assert before < total, "killed too late to test"
+        if how == "sigkill":
+            first.kill()
+        else:
+            first.stop()
+    assert len(endpoint.succeeded) < total, "stopped too late to test"
     with Dispatcher(env, tmp_path / "second.log").start() as second:
         second.wait_ready()
         deadline = time.monotonic() + 120
-        while keys() != expected:
+        while endpoint.succeeded != expected:
             assert time.monotonic() < deadline and second.alive(), second.log_tail()
             time.sleep(0.2)
-    assert keys() == expected
+    assert endpoint.succeeded == expected
     bodies: dict[str, set[bytes]] = {}
     for seen in http_server.seen:
         bodies.setdefault(seen.headers["Idempotency-Key"], set()).add(seen.body)
         assert seen.path.startswith("/crm/leads/")
-    assert all(len(b) == 1 for b in bodies.values())  # a duplicate is the same call
-    duplicates = len(http_server.seen) - total
-    print(f"calls {len(http_server.seen)}, duplicates after the kill {duplicates}")
+    assert all(len(b) == 1 for b in bodies.values())  # a repeated call is the same call
+    assert letters.until(lambda v: False, 2) == []  # every call ended in success
+    letters.close()
+    again = sum(1 for n in endpoint.tries.values() if n > 2)
+    print(f"{how}: {len(http_server.seen)} requests, {again} keys tried again after the stop")

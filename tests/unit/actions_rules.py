@@ -1,5 +1,6 @@
 """A rules directory with actions, for the tests of custom actions: the sample catalog,
-one campaign per trigger we need, and action files written by each test."""
+one campaign per trigger we need, and action files written by each test (as JSON, which
+is YAML, in the order the test gives)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
+import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,15 +38,11 @@ def rules_dir(
     (rules / "campaigns").mkdir()
     (rules / "actions").mkdir()
     for index, campaign in enumerate(campaigns if campaigns is not None else [CAMPAIGN]):
-        (rules / "campaigns" / f"c{index}.yaml").write_text(
-            yaml.safe_dump(campaign, sort_keys=False)
-        )
+        (rules / "campaigns" / f"c{index}.yaml").write_bytes(orjson.dumps(campaign))
     for definition in actions:
-        (rules / "actions" / f"{definition['name']}.yaml").write_text(
-            yaml.safe_dump(definition, sort_keys=False)
-        )
+        (rules / "actions" / f"{definition['name']}.yaml").write_bytes(orjson.dumps(definition))
     if endpoints is not None:
-        (rules / "endpoints.yaml").write_text(yaml.safe_dump(endpoints))
+        (rules / "endpoints.yaml").write_bytes(orjson.dumps(endpoints))
     return rules
 
 

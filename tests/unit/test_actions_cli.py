@@ -81,6 +81,10 @@ def test_actions_list_shows_where_each_action_is_used() -> None:
     assert run.returncode == 0, run.stderr
     assert "notifyCrm  POST https://crm.example.com/api/v2/events" in run.stdout
     assert "used in: 2001 PyCon follow-up (active)" in run.stdout
+    assert (
+        "endpoint https://crm.example.com: throttle 200 calls/s, maxDelay 21600 s; concurrency 20"
+        in run.stdout
+    )
 
 
 @pytest.mark.parametrize("command", ["validate", "dispatcher"])
