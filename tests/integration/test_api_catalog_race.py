@@ -58,6 +58,19 @@ def test_delete_and_approve_on_two_apis_never_both_win(
             assert answers["delete"]["success"] is True, answers
             assert not path.exists(), f"round {round_}: the deleted type came back: {answers}"
             load_plan(rules)
+
+        # apiNames of 237-255 characters answered 611 (a temporary file name too long).
+        for length in (237, 255):
+            api_name = "a" * (length - 1) + "Z"
+            created = apis[0].post(TYPE + ".json", {
+                "apiName": api_name, "name": f"Long {length}", "triggerName": f"Does {length}",
+                "filterName": f"Did {length}", "primaryAttribute": {"apiName": "p", "name": "P"},
+            })  # fmt: skip
+            assert created["success"] is True, created
+            assert created["result"][0]["apiName"] == api_name
+            deleted = apis[1].post(f"{TYPE}/{api_name}/delete.json", None)
+            assert deleted["success"] is True, deleted
+        load_plan(rules)
     finally:
         for api in apis:
             api.close()
