@@ -49,6 +49,8 @@ from streams.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
+SWITCHES_KEPT: Final = 1000
+"""Entries kept per partition in the switch log (one per reload or restart): the oldest go."""
 READ_LOCK_TIMEOUT_S: Final = 5.0
 """A poll waits this long for a catalog change to finish, then tries at the next one."""
 
@@ -218,7 +220,9 @@ class SwitchLog:
             if self._versions.get((topic, partition)) == version:
                 continue
             entry = orjson.dumps({"offset": offset, "rulesVersion": version})
-            await self.client.rpush(self.key(topic, partition), entry)
+            key = self.key(topic, partition)
+            await self.client.rpush(key, entry)
+            await self.client.ltrim(key, -SWITCHES_KEPT, -1)
             self._versions[(topic, partition)] = version
 
     async def read(self, topic: str, partition: int) -> list[dict[str, Any]]:
