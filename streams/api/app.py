@@ -5,7 +5,8 @@ stops with the application (its lifespan), so a test or a server owns its whole 
 Every answer is Marketo's envelope: a refusal raised anywhere as `ApiError` keeps its code;
 an unknown path is 610 (HTTP 404), a wrong method 605 (HTTP 405); an error no code describes
 is 611 "System error" (HTTP 200, as Marketo answers it), logged with its traceback and the
-request id, and its details are not sent to the client.
+request id, and its details are not sent to the client. A path with a trailing slash is
+not redirected (610). `/health` answers GET and HEAD without a token.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.responses import Response
 from streams import __version__
 from streams.api import auth, catalog_routes, history_routes, ingest, mobile
 from streams.api.auth import TokenIssuer, load_clients
+from streams.api.auth_throttle import AuthThrottle
 from streams.api.envelope import (
     INVALID_DATA,
     METHOD_NOT_SUPPORTED,
@@ -150,11 +152,19 @@ def create_app(
         lifespan=lifespan,
         redoc_url=None,
     )
+    # No redirect of `/path/` to `/path`: Starlette builds its Location from the Host
+    # header, which the client controls (an open redirect); such a path is 610, as any.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.plan = plan
     app.state.decoder = Decoder(plan.catalog)
     app.state.writer = kafka_writer
     app.state.issuer = issuer
+    app.state.auth_throttle = AuthThrottle(
+        settings.api_auth_failures_per_client,
+        settings.api_auth_failures_per_address,
+        settings.api_auth_failure_window,
+    )
     app.state.rules_dir = settings.rules_dir
     app.state.max_custom_types = settings.max_custom_types
     app.state.catalog_writes = settings.api_catalog_writes
@@ -165,7 +175,7 @@ def create_app(
     app.add_api_route(
         "/health",
         _health,
-        methods=["GET"],
+        methods=["GET", "HEAD"],
         summary="Liveness and readiness (no token needed)",
         operation_id="health",
         tags=["Service"],

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -164,11 +165,23 @@ def find(files: list[TypeFile], api_name: str) -> TypeFile:
 # --- the write path ------------------------------------------------------------------------------
 
 
+_RULES_PREFIX: Final = re.compile(
+    r"(?<![\w.~:/-])/(?:[^/\s:'\"]+/)*?(?=(?:activity-types|campaigns)/)"
+)
+_ABSOLUTE_DIRS: Final = re.compile(r"(?<![\w.~:/-])/(?:[^/\s:'\"]+/)+")
+
+
+def server_paths_hidden(message: str) -> str:
+    """`message` without the server's directories: a file of the rules directory is named
+    from it (`activity-types/x.yaml`), any other absolute path by its last part."""
+    return _ABSOLUTE_DIRS.sub("", _RULES_PREFIX.sub("", message))
+
+
 def _refused(exc: CatalogOpError) -> ApiError:
     message = str(exc)
     if exc.problems:
         message += ": " + "; ".join(str(p) for p in exc.problems)
-    return ApiError(BUSINESS_RULE, f"Business Rule Violation: {message}")
+    return ApiError(BUSINESS_RULE, f"Business Rule Violation: {server_paths_hidden(message)}")
 
 
 def _restore(path: Path, text: str | None) -> None:

@@ -42,6 +42,10 @@ INVALID_DATA: Final = "1003"
 FIELD_NOT_FOUND: Final = "1006"
 DUPLICATE_IN_INPUT: Final = "1036"
 FAILED_TO_CREATE: Final = "1049"
+# HTTP-level refusals answered with their HTTP status, also as the code.
+TOO_LARGE: Final = "413"
+URI_TOO_LONG: Final = "414"
+UNSUPPORTED_ENCODING: Final = "415"
 
 DESCRIPTIONS: Final[Mapping[str, str]] = {
     ACCESS_TOKEN_INVALID: "Access token invalid",

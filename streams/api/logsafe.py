@@ -1,0 +1,40 @@
+"""Text from a request, made safe to log: one log record stays one line.
+
+A client controls the path, the client id it sends and anything quoted from its body; a
+newline, carriage return or escape sequence in them would let it forge access-log lines or
+drive a terminal. `printable` escapes every control character (C0, DEL, C1, and the Unicode
+line and paragraph separators) as `\\xNN` / `\\uNNNN`, and `EscapingFilter` applies it to
+every record of a handler, so the app's own logs and the libraries' are covered too; a
+record's traceback (`exc_info`) is left as it is, its lines being ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Final
+
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """`text` with control characters escaped, cut to `limit` characters first."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    return _CONTROL.sub(_escape, text)
+
+
+class EscapingFilter(logging.Filter):
+    """Escapes control characters in the formatted message of every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = printable(message)
+        if escaped != message:
+            record.msg, record.args = escaped, None
+        return True
