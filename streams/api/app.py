@@ -30,6 +30,7 @@ from streams.api import auth, catalog_routes, history_routes, ingest, mobile
 from streams.api.auth import TokenIssuer, load_clients
 from streams.api.auth_throttle import AuthThrottle
 from streams.api.envelope import (
+    CANNOT_BE_BLANK,
     INVALID_DATA,
     METHOD_NOT_SUPPORTED,
     NOT_FOUND,
@@ -42,6 +43,7 @@ from streams.api.envelope import (
 )
 from streams.api.gate import ClientLimits, Gate
 from streams.api.history import ActivityHistory
+from streams.api.logsafe import printable
 from streams.api.schemas import REF, ErrorEnvelope, Health, component_schemas
 from streams.api.writer import KafkaWriter, Writer
 from streams.engine.activity import Decoder
@@ -82,8 +84,9 @@ def _error_envelope_response(description: str) -> dict[str, Any]:
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, completed: the shapes of `schemas`, the two ways to pass a token,
-    and the answers every REST call may give (413, 414). Parameters and bodies are read by
-    hand, so FastAPI's 422 never happens and is left out."""
+    and the answers every REST call may give (413, 414, 415). Bodies are read by hand and
+    parameters typed as text, parsed by our rules, so FastAPI's 422 never happens (the
+    validation handler answers with Marketo's codes) and is left out."""
     if app.openapi_schema:
         return app.openapi_schema
     document = get_openapi(
@@ -101,6 +104,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components["responses"] = {
         "TooLarge": _error_envelope_response("Request Entity Too Large (body over the limit)"),
         "UriTooLong": _error_envelope_response("Request-URI Too Long (over 8 KB)"),
+        "Encoded": _error_envelope_response(
+            "Unsupported Media Type: a Content-Encoding (send the body uncompressed)"
+        ),
     }
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
@@ -108,6 +114,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             responses.pop("422", None)
             responses["413"] = {"$ref": "#/components/responses/TooLarge"}
             responses["414"] = {"$ref": "#/components/responses/UriTooLong"}
+            responses["415"] = {"$ref": "#/components/responses/Encoded"}
             if path.startswith("/rest/"):
                 operation["security"] = [{"bearerAuth": []}, {"accessTokenParameter": []}]
     app.openapi_schema = document
@@ -241,12 +248,17 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """FastAPI's typed parameters answer with Marketo's codes: a required parameter
+        left out is 701, as a blank one is; anything else 1003 (the parameters are typed
+        as text and parsed by our own rules, so this is rare)."""
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return error_response(
-            request_id(request),
-            ApiError(INVALID_DATA, f"Invalid data: {where}: {first.get('msg', 'invalid')}"),
-        )
+        location = [str(p) for p in first.get("loc", ())]
+        if first.get("type") == "missing" and location:
+            error = ApiError(CANNOT_BE_BLANK, f"{location[-1]} cannot be blank")
+        else:
+            where = printable(".".join(location), 200)
+            error = ApiError(INVALID_DATA, f"Invalid data: {where}: {first.get('msg', 'invalid')}")
+        return error_response(request_id(request), error)
 
     @app.exception_handler(Exception)
     async def system_error(request: Request, exc: Exception) -> Response:

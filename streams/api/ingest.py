@@ -32,6 +32,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from streams.api.activity_shapes import activity_number
 from streams.api.envelope import (
     DUPLICATE_IN_INPUT,
     FAILED_TO_CREATE,
@@ -45,7 +46,6 @@ from streams.api.envelope import (
     request_id,
     success,
 )
-from streams.api.history import activity_number
 from streams.api.inputs import MAX_DEPTH, blank, json_object, read_json, too_deep
 from streams.api.schemas import (
     AddCustomActivitiesRequest,

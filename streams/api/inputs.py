@@ -1,7 +1,7 @@
 """Reading what a call sends (its JSON body, its query parameters) as leniently as Marketo
 does, and refusing what cannot be read with Marketo's codes: 612 (not JSON), 609 (JSON that
 does not parse), 701 (a required parameter missing or blank), 1001/1003 (a value of the
-wrong type or out of range). The reads' parameters are parsed by `streams.api.history`.
+wrong type or out of range). The reads' parameters are parsed by `streams.api.history_params`.
 
 Every value is checked here by hand rather than by FastAPI's validation, whose 422 answers
 are not Marketo's.
