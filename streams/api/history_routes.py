@@ -53,14 +53,17 @@ def since_param(
 
 def token_param(
     raw: Annotated[
-        str,
+        str | None,
         Query(
             alias="nextPageToken",
-            description="From Get Paging Token, or the previous page's nextPageToken",
+            description="Required: from Get Paging Token, or the previous page's "
+            "nextPageToken (left out or blank: 701)",
         ),
-    ],
+    ] = None,
 ) -> str:
-    return raw  # decoded by the read, which knows the topic (701 when blank)
+    # Decoded by the read, which knows the topic, after the other parameters are checked
+    # (so 701 for a missing token comes after their 1001/1003, as before).
+    return raw or ""
 
 
 def type_ids_param(
