@@ -4,12 +4,14 @@ uvicorn bounds an idle keep-alive connection but not a request whose line and he
 arrive slowly (slowloris: hundreds of connections sending a header byte every few seconds
 hold sockets and file descriptors for ever). `HeaderTimeoutProtocol` closes a connection
 that has not sent a complete request line and headers `header_timeout` seconds after it
-opened, or after its previous response completed, answering 408 first. A body that arrives
-slowly is the gate's concern (it counts as a call in flight of its client).
+opened, or after the first bytes of its next request arrived, answering 408 first (an idle
+kept-alive connection is left to uvicorn's keep-alive timeout, which closes it quietly).
+A body that arrives slowly is the gate's concern (it counts as a call in flight of its
+client).
 
 It extends uvicorn's h11 protocol through four of its members (`connection_made`,
-`connection_lost`, `handle_events`, `on_response_complete`) and two attributes (`cycle`,
-`transport`): uvicorn is pinned below 1 in pyproject.toml, and
+`connection_lost`, `data_received`, `handle_events`) and three attributes (`cycle`,
+`cycle.response_complete`, `transport`): uvicorn is pinned below 1 in pyproject.toml, and
 `tests/unit/test_api_server.py` fails loudly if those members change.
 """
 
@@ -71,13 +73,13 @@ class HeaderTimeoutProtocol(H11Protocol):
         if self._header_timer is not None and self.cycle is not self._waiting_cycle:
             self._disarm()  # a request's headers arrived: the route's time is its own
 
-    def on_response_complete(self) -> None:
-        # Armed first: a pipelined request parsed by uvicorn right here disarms it.
-        if not self.transport.is_closing():
-            self._arm()  # the next request on this connection gets the same deadline
-        super().on_response_complete()
-        if self.transport.is_closing():
-            self._disarm()
+    def data_received(self, data: bytes) -> None:
+        # The first bytes of a next request on a kept-alive connection start its deadline
+        # (an idle kept-alive connection is uvicorn's keep-alive timeout's, closed quietly).
+        waiting = self.cycle is None or self.cycle.response_complete
+        if self._header_timer is None and waiting and not self.transport.is_closing():
+            self._arm()
+        super().data_received(data)
 
 
 def protocol_with_header_timeout(timeout: float) -> type[HeaderTimeoutProtocol]:

@@ -61,6 +61,14 @@ def _closed(sock: socket.socket, within: float) -> bytes | None:
     return received
 
 
+def _health_answer(sock: socket.socket) -> bytes:
+    """One answer to GET /health: read until its body (or the connection's end)."""
+    received = b""
+    while b"}" not in received and (chunk := sock.recv(4096)):
+        received += chunk
+    return received
+
+
 def test_slow_request_headers_are_cut_off(patient: Stack) -> None:
     api = patient.apis[0]
     host, port = api.process.host, api.process.port
@@ -90,9 +98,20 @@ def test_keep_alive_requests_get_the_same_deadline(patient: Stack) -> None:
     api = patient.apis[0]
     with socket.create_connection((api.process.host, api.process.port), timeout=5) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert _health_answer(sock).startswith(b"HTTP/1.1 200")
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # the second request, unfinished
         assert _closed(sock, HEADER_TIMEOUT + 10) is not None
+
+
+def test_an_idle_kept_alive_connection_gets_no_408(patient: Stack) -> None:
+    """Between requests a kept-alive connection is idle, not slow: no unsolicited 408."""
+    api = patient.apis[0]
+    with socket.create_connection((api.process.host, api.process.port), timeout=30) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _health_answer(sock).startswith(b"HTTP/1.1 200")
+        time.sleep(HEADER_TIMEOUT + 1)  # below uvicorn's keep-alive timeout (5 s)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _health_answer(sock).startswith(b"HTTP/1.1 200")
 
 
 def test_a_slow_but_complete_request_is_served(patient: Stack) -> None:
@@ -101,7 +120,7 @@ def test_a_slow_but_complete_request_is_served(patient: Stack) -> None:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         time.sleep(HEADER_TIMEOUT / 3)
         sock.sendall(b"\r\n")
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert _health_answer(sock).startswith(b"HTTP/1.1 200")
 
 
 def test_709_messages_name_no_server_path(patient: Stack) -> None:

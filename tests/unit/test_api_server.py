@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from streams.api.server import HeaderTimeoutProtocol, protocol_with_header_timeout
 
@@ -15,8 +15,8 @@ def test_the_extended_members_exist_with_their_signatures() -> None:
     expected = {
         "connection_made": ["self", "transport"],
         "connection_lost": ["self", "exc"],
+        "data_received": ["self", "data"],
         "handle_events": ["self"],
-        "on_response_complete": ["self"],
     }
     for name, parameters in expected.items():
         member = getattr(H11Protocol, name)
@@ -27,6 +27,8 @@ def test_the_attributes_used_are_set_by_uvicorn() -> None:
     source = inspect.getsource(H11Protocol)
     for attribute in ("self.cycle = ", "self.transport = "):
         assert attribute in source, attribute
+    cycle_source = inspect.getsource(RequestResponseCycle)
+    assert "self.response_complete = " in cycle_source
 
 
 def test_the_timeout_is_per_class() -> None:
