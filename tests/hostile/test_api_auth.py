@@ -73,6 +73,7 @@ def test_failed_authentications_are_throttled_per_client_id(throttled: Stack) ->
     time.sleep(WINDOW + 0.5)
     assert identity(api.http, CLIENT, SECRET).status_code == 200
     throttled.assert_answering()
+    throttled.assert_nothing_lost()
 
 
 def test_spraying_client_ids_is_throttled_per_address(throttled: Stack) -> None:
