@@ -14,6 +14,10 @@ Only the canonical encoding of a token is accepted, so changing any character of
 detected (`1001 invalid nextPageToken`). The MAC key defaults to a constant, which makes the
 check an integrity check, not an authentication: a client that forges a token gains nothing
 that `sinceDatetime` does not give. `ActivityHistory(token_key=...)` makes forging
+impossible where that matters.
+
+Only the offsets are here: what a reader does with a partition the token does not know, or
+an offset out of the retained range, is `history`'s (its docstring, "Tokens").
 """
 
 from __future__ import annotations
