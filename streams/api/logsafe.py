@@ -4,8 +4,8 @@ A client controls the path, the client id it sends and anything quoted from its 
 newline, carriage return or escape sequence in them would let it forge access-log lines or
 drive a terminal. `printable` escapes every control character (C0, DEL, C1, and the Unicode
 line and paragraph separators) as `\\xNN` / `\\uNNNN`, and `EscapingFilter` applies it to
-every record of a handler, so the app's own logs and the libraries' are covered too; a
-record's traceback (`exc_info`) is left as it is, its lines being ours.
+every record of a handler, so the app's own logs and the libraries' are covered too. A
+traceback keeps its lines, each indented: only a record's first line starts at the margin.
 """
 
 from __future__ import annotations
@@ -29,12 +29,20 @@ def printable(text: str, limit: int | None = None) -> str:
     return _CONTROL.sub(_escape, text)
 
 
+_FORMATTER: Final = logging.Formatter()
+
+
 class EscapingFilter(logging.Filter):
-    """Escapes control characters in the formatted message of every record it sees."""
+    """Escapes control characters in the formatted message of every record it sees; a
+    traceback keeps its line breaks but every line of it is indented (and its other control
+    characters escaped), so no text of an exception message can start a line of its own."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         escaped = printable(message)
         if escaped != message:
             record.msg, record.args = escaped, None
+        if record.exc_info and not record.exc_text:
+            text = _FORMATTER.formatException(record.exc_info)
+            record.exc_text = "\n".join("    " + printable(line) for line in text.splitlines())
         return True

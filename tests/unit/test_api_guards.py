@@ -4,6 +4,7 @@ failed authentications (with a fake clock), hiding server paths, the secret mini
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import pytest
@@ -42,6 +43,20 @@ def test_the_filter_escapes_formatted_messages() -> None:
     record = logging.LogRecord("x", logging.INFO, "f", 1, "path %s", ("/a\nFORGED",), None)
     assert EscapingFilter().filter(record)
     assert record.getMessage() == "path /a\\x0aFORGED"
+
+
+def test_a_traceback_cannot_start_a_line() -> None:
+    try:
+        raise ValueError("bad value\nFORGED LINE\x1b[2J")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("x", logging.ERROR, "f", 1, "failed", (), exc_info)
+    assert EscapingFilter().filter(record)
+    text = logging.Formatter("%(levelname)s %(message)s").format(record)
+    first, *rest = text.splitlines()
+    assert first == "ERROR failed"
+    assert rest and all(line.startswith("    ") for line in rest), text
+    assert "    FORGED LINE\\x1b[2J" in rest
 
 
 class Clock:
