@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +42,7 @@ from streams.api.envelope import (
     ApiError,
     JsonResponse,
     request_id,
+    server_paths_hidden,
     success,
 )
 from streams.api.inputs import (
@@ -163,18 +163,6 @@ def find(files: list[TypeFile], api_name: str) -> TypeFile:
 
 
 # --- the write path ------------------------------------------------------------------------------
-
-
-_RULES_PREFIX: Final = re.compile(
-    r"(?<![\w.~:/-])/(?:[^/\s:'\"]+/)*?(?=(?:activity-types|campaigns)/)"
-)
-_ABSOLUTE_DIRS: Final = re.compile(r"(?<![\w.~:/-])/(?:[^/\s:'\"]+/)+")
-
-
-def server_paths_hidden(message: str) -> str:
-    """`message` without the server's directories: a file of the rules directory is named
-    from it (`activity-types/x.yaml`), any other absolute path by its last part."""
-    return _ABSOLUTE_DIRS.sub("", _RULES_PREFIX.sub("", message))
 
 
 def _refused(exc: CatalogOpError) -> ApiError:

@@ -169,8 +169,8 @@ def test_the_api_honours_the_connect_timeout(tmp_path: Path) -> None:
     elapsed = time.monotonic() - began
     assert result.returncode == 1, result.stderr
     assert elapsed < 15, f"{elapsed:.1f} s"
-    assert result.stderr.strip().splitlines()[-1].startswith("Kafka at")
-    assert "did not answer within 1 s" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Kafka at") and "within 1 s" in last, result.stderr
     assert "kafka.net" not in result.stderr, result.stderr  # the library's retries are quiet
 
 

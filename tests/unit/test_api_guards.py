@@ -11,7 +11,7 @@ import pytest
 
 from streams.api.auth import MIN_SECRET_LENGTH, ClientConfigError, parse_clients
 from streams.api.auth_throttle import AuthThrottle
-from streams.api.catalog_routes import server_paths_hidden
+from streams.api.envelope import server_paths_hidden
 from streams.api.inputs import MAX_DEPTH, too_deep
 from streams.api.logsafe import EscapingFilter, printable
 
