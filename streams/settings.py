@@ -104,6 +104,11 @@ class WorkerSettings(KafkaSettings):
         description="Consumer group and Redis key prefix: two deployments with different ids "
         "share nothing.",
     )
+    web_host: str = Field(
+        "0.0.0.0",
+        description="The address the worker's web port listens on (127.0.0.1: this machine "
+        "only; the devstack's workers use it).",
+    )
     web_port: int = Field(6066, description="The worker's web port: /metrics, /health, /ready.")
     batch_size: int = Field(
         5000,
@@ -156,6 +161,27 @@ class ApiSettings(KafkaSettings):
     )
     api_concurrent_calls: int = Field(
         10, ge=1, description="Calls one client may have in flight at once; one more gets 615."
+    )
+    api_auth_failures_per_client: int = Field(
+        10,
+        ge=1,
+        description="Failed identity calls for one client id within "
+        "STREAMS_API_AUTH_FAILURE_WINDOW after which its identity calls get HTTP 429.",
+    )
+    api_auth_failures_per_address: int = Field(
+        30,
+        ge=1,
+        description="Failed identity calls from one address within "
+        "STREAMS_API_AUTH_FAILURE_WINDOW after which its identity calls get HTTP 429.",
+    )
+    api_auth_failure_window: float = Field(
+        60.0, gt=0, description="Seconds of the sliding window of failed identity calls."
+    )
+    api_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a connection may take to send a request's line and headers "
+        "before it is closed (slow clients, slowloris).",
     )
     api_max_body_bytes: int = Field(
         1_048_576, ge=1, description="Largest request body accepted; a larger one gets 413."

@@ -42,6 +42,7 @@ from streams.api.envelope import (
     ApiError,
     JsonResponse,
     request_id,
+    server_paths_hidden,
     success,
 )
 from streams.api.inputs import (
@@ -168,7 +169,7 @@ def _refused(exc: CatalogOpError) -> ApiError:
     message = str(exc)
     if exc.problems:
         message += ": " + "; ".join(str(p) for p in exc.problems)
-    return ApiError(BUSINESS_RULE, f"Business Rule Violation: {message}")
+    return ApiError(BUSINESS_RULE, f"Business Rule Violation: {server_paths_hidden(message)}")
 
 
 def _in_one_transaction(rules_dir: Path, steps: list[Callable[[], catalog.Change]]) -> list[str]:

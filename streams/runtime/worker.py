@@ -138,7 +138,14 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         # the fast drain skips them when they are not needed (faust_tuning.py), about 2x.
         fast_drain=True,
         web_enabled=True,
+        web_bind=settings.web_host,
         web_port=settings.web_port,
+        # Only our /health, /ready and /metrics: Faust's router and table views answer
+        # anyone (where each key lives, table contents) and have no authentication.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         topic_partitions=settings.partitions,
         broker_max_poll_records=max(settings.batch_size, 500),
         broker_session_timeout=settings.session_timeout,
