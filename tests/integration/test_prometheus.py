@@ -1,26 +1,27 @@
 """The dashboard and the alerts proven on a real Prometheus, not only parsed.
 
-A worker and the API run on the session's Kafka and Redis; a real `prometheus` (Debian's
-package, scripts/install-prometheus) scrapes both every second with deploy/prometheus's
-alert rules loaded; a producer offers activities at a steady rate and a client calls the
-API (some calls with a bad token). Then every panel query of
+A worker, the API and the custom actions dispatcher run on the session's Kafka and Redis;
+a real `prometheus` (Debian's package, scripts/install-prometheus) scrapes them every
+second with deploy/prometheus's alert rules loaded; a producer offers activities at a
+steady rate, a client calls the API (some calls with a bad token), and membership events
+go to the dispatcher. Then every panel query of
 deploy/grafana/dashboards/streams.json and every alert expression of alerts.yml is
 evaluated through Prometheus' HTTP API, at an instant inside the load:
 
 - every panel returns series, none NaN, with plausible values (activities/s near the
-  offered rate, the API's calls/s near the client's, delays and latencies under bounds,
-  one lag series per partition, the 601s the client provoked);
+  offered rate, the API's calls/s near the client's, the dispatcher's calls/s near the
+  memberships offered to it, delays and latencies under bounds, one lag series per
+  partition, the 601s the client provoked);
 - every alert expression evaluates without error and without NaN, none fires on this
   healthy stack, each metric it names has series, and where it is "subject > threshold"
   the subject has series too; Prometheus reports every rule's health as ok.
 
-Panels of services that are not running here (the custom actions dispatcher, until it
-exists) must evaluate and are reported as pending, by name.
+The dispatcher runs on rules of its own (tests/integration/test_dispatcher.py's), calling
+a loopback HTTP server, fed membership events at a steady rate.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -52,6 +53,7 @@ from tests.integration.test_deploy import (
     dashboard_panels,
     metric_names,
 )
+from tests.integration.test_dispatcher import Dispatcher, ThreadedServer, membership, setup
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,13 +63,13 @@ OFFERED = 150.0
 """Activities/s the producer offers."""
 API_CALLS = 4.0
 """Calls/s the API client makes (3 good ones with 2 records each, 1 with a bad token)."""
+MEMBERSHIPS = 5.0
+"""Membership events/s offered to the dispatcher (each one call of its action)."""
 LOAD_SECONDS = 40.0
 RATE_WINDOW = "20s"
 """What Grafana's $__rate_interval becomes here (scrapes every 1 s)."""
 CLIENT, SECRET = "prometheus-test", "a-secret-of-more-than-16-characters"
 SUBJECT_MAY_BE_EMPTY = {"StreamsApiSystemErrors": "no call failed with 611 here"}
-PENDING_JOBS = {"streams-dispatcher"}
-"""Jobs no process of this test serves: their panels must evaluate, and may be empty."""
 
 
 def _prometheus_binary() -> str:
@@ -145,10 +147,11 @@ class Prometheus(ManagedProcess):
 class Load:
     """Activities at `OFFERED`/s to the topic and `API_CALLS`/s to the API, in threads."""
 
-    def __init__(self, bootstrap: str, topic: str, api_url: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, api_url: str, memberships: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.api_url = api_url
+        self.memberships = memberships
         self.stop = threading.Event()
         self.sent = 0
         self.calls = 0
@@ -156,6 +159,7 @@ class Load:
         self.threads = [
             threading.Thread(target=self._produce, daemon=True),
             threading.Thread(target=self._call, daemon=True),
+            threading.Thread(target=self._dispatch, daemon=True),
         ]
 
     def start(self) -> None:
@@ -212,6 +216,24 @@ class Load:
         finally:
             http.close()
 
+    def _dispatch(self) -> None:
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5)
+        n = 0
+        started = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                n += 1
+                event = membership(n)
+                producer.send(
+                    self.memberships, key=str(event["leadId"]).encode(), value=orjson.dumps(event)
+                )
+                producer.flush(timeout=10)
+                time.sleep(max(0.0, started + n / MEMBERSHIPS - time.monotonic()))
+        except Exception as exc:
+            self.errors.append(f"memberships: {exc!r}")
+        finally:
+            producer.close()
+
     def close(self) -> None:
         self.stop.set()
         for thread in self.threads:
@@ -247,18 +269,28 @@ def scraped(
         STREAMS_CONNECT_TIMEOUT="20",
     )
     api = ApiProcess(api_settings, workdir / "api.log").start()
+    crm = ThreadedServer()
+    dispatch_env = setup(workdir, kafka_bootstrap, crm.server)
+    dispatcher = Dispatcher(dispatch_env, workdir / "dispatcher.log").start()
     prometheus = Prometheus(
         binary,
         workdir,
         {
             "streams-worker": f"127.0.0.1:{worker.web_port}",
             "streams-api": f"127.0.0.1:{api.port}",
+            "streams-dispatcher": f"127.0.0.1:{dispatcher.port}",
         },
     )
-    load = Load(kafka_bootstrap, settings["STREAMS_TOPIC_ACTIVITIES"], api.url)
+    load = Load(
+        kafka_bootstrap,
+        settings["STREAMS_TOPIC_ACTIVITIES"],
+        api.url,
+        dispatch_env["STREAMS_TOPIC_MEMBERSHIPS"],
+    )
     try:
         worker.wait_ready(90)
         api.wait_ready(60)
+        dispatcher.wait_ready(60)
         prometheus.start()
         prometheus.wait_ready()
         load.start()
@@ -267,10 +299,13 @@ def scraped(
         time.sleep(3)
         assert not load.errors, load.errors
         assert worker.alive(), worker.log_tail()
+        assert dispatcher.alive(), dispatcher.log_tail()
         yield prometheus, at, load
     finally:
         load.close()
         prometheus.stop()
+        dispatcher.stop()
+        crm.close()
         api.stop()
         worker.stop()
 
@@ -294,19 +329,13 @@ def _panel_queries() -> dict[str, tuple[str, str]]:
 def test_every_panel_returns_plausible_series(scraped: tuple[Prometheus, float, Load]) -> None:
     prometheus, at, _load = scraped
     results: dict[str, list[dict[str, Any]]] = {}
-    pending = []
-    for name, (expr, job) in _panel_queries().items():
+    for name, (expr, _job) in _panel_queries().items():
         result = prometheus.query(expr, at)
-        if job in PENDING_JOBS:
-            pending.append(name)
-            continue
         assert result, f"{name}: no series for {expr}"
         nan = [s for s in result if math.isnan(float(s["value"][1]))]
         assert not nan, f"{name}: NaN in {nan}"
         results[name] = result
-    print(f"\npanels evaluated: {len(results)}; pending (no such service here): {pending}")
-    if not _dispatcher_exists():
-        assert pending == ["Action calls/s by endpoint and outcome/A"]
+    print(f"\npanels evaluated: {len(results)}")
 
     offered = OFFERED + API_CALLS * 3 / 4 * 2  # the producer's and the API's records
     activities = sum(_values(results["Activities/s by outcome/A"]))
@@ -335,6 +364,17 @@ def test_every_panel_returns_plausible_series(scraped: tuple[Prometheus, float, 
     assert _values(results["Records per batch/A"])[0] >= 1
     assert _values(results["Batches/s/A"])[0] > 0
     assert _values(results["State conflicts/s/A"]) == [0.0]
+    actions = {
+        (s["metric"]["endpoint"], s["metric"]["outcome"]): v
+        for s, v in zip(
+            results["Action calls/s by endpoint and outcome/A"],
+            _values(results["Action calls/s by endpoint and outcome/A"]),
+            strict=True,
+        )
+    }
+    assert {outcome for _, outcome in actions} == {"success"}, actions
+    assert all(endpoint.startswith("http://127.0.0.1:") for endpoint, _ in actions), actions
+    assert sum(actions.values()) == pytest.approx(MEMBERSHIPS, rel=0.4)
     calls = sum(_values(results["API calls/s by route/A"]))
     print(
         f"activities/s {activities:.1f} (offered {offered:.1f}), API calls/s {calls:.2f} "
@@ -355,13 +395,6 @@ def test_every_panel_returns_plausible_series(scraped: tuple[Prometheus, float, 
     }
     assert set(errors) == {"601"}, errors
     assert errors["601"] == pytest.approx(API_CALLS / 4, rel=0.4)
-
-
-def _dispatcher_exists() -> bool:
-    try:
-        return importlib.util.find_spec("streams.actions.metrics") is not None
-    except ModuleNotFoundError:
-        return False
 
 
 _THRESHOLD = re.compile(r"^(?P<subject>.*\S)\s*(?:>|<|>=|<=|==|!=)\s*[\d.]+\s*$", re.S)
