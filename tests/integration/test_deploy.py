@@ -35,6 +35,7 @@ import pytest
 from pydantic import SecretStr
 from ruamel.yaml import YAML
 
+from streams.actions.metrics import ActionMetrics
 from streams.devstack.process import cache_dir, free_port
 from streams.runtime.metrics import ApiMetrics, ConsumerLag, WorkerMetrics
 from streams.settings import ApiSettings, DispatcherSettings, WorkerSettings
@@ -70,10 +71,6 @@ DASHBOARD_FAMILIES = {
     "streams_api_request_seconds",
     "streams_action_calls_total",
 }
-PENDING_METRICS = {"streams_action_calls_total"}
-"""The custom actions dispatcher's calls per endpoint by outcome (README, "What is
-watched"): the dashboard queries it already; it is checked against the dispatcher's
-metrics once `streams.actions.metrics` exists."""
 # Grafana's built-in variables, replaced by a value of the same kind before promtool reads
 # an expression.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
@@ -184,14 +181,9 @@ def metric_names(expr: str) -> set[str]:
 
 def exported_names() -> set[str]:
     """Every series name the worker's, the API's and the dispatcher's /metrics can carry,
-    from their `# TYPE` lines; the dispatcher's names are `PENDING_METRICS` until its
-    metrics module exists."""
+    from their `# TYPE` lines."""
     worker = WorkerMetrics(ConsumerLag(["127.0.0.1:1"], "group", "topic"))  # never connects
     names = _type_names(worker.render()) | _type_names(ApiMetrics().render())
-    try:
-        from streams.actions.metrics import ActionMetrics  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return names | PENDING_METRICS
     return names | _type_names(ActionMetrics().render())
 
 
