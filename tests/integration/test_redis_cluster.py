@@ -345,3 +345,22 @@ def _differences(stored: dict[int, LeadState], want: dict[int, LeadState]) -> li
         != (state.history, state.fields, state.runs, state.max_ts)
         or set(stored[lead].seen) != set(state.seen)
     ]
+
+
+def test_a_standalone_redis_without_replicas_fails_a_save_that_waits_for_one(
+    redis_server: RedisServer,
+) -> None:
+    """The same WAIT on a single Redis: no replica, so the save is refused, named."""
+    app_id = fresh_app_id()
+
+    async def main() -> None:
+        client = redis_client(redis_server.url)
+        try:
+            store = RedisStore(client, app_id, 600_000, wait_replicas=1, wait_timeout_ms=100)
+            with pytest.raises(ReplicationTimeout, match=r"the server \(0\)"):
+                await save_marks(client, store, "one")
+            await save_marks(client, RedisStore(client, app_id, 600_000), "two")
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
