@@ -1,4 +1,5 @@
-"""What the engine knows of one lead, as plain data that serialises to JSON and back unchanged.
+"""What the engine knows of one lead, as plain data that serialises to JSON and back unchanged
+(the stored, versioned form is `streams.state.codec`).
 
 Invariants:
 - `history[type_id]` lists the accepted, non-duplicate activities of that type in processing
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 HistoryEntry = list[Any]
 """`[ts_us, primary, {apiName: value}]`."""
@@ -44,25 +43,3 @@ class LeadState:
 
     def is_empty(self) -> bool:
         return not (self.history or self.fields or self.runs or self.seen)
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "h": {str(k): v for k, v in self.history.items()},
-                "f": self.fields,
-                "r": {str(k): v for k, v in self.runs.items()},
-                "s": self.seen,
-                "m": self.max_ts,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> LeadState:
-        data = orjson.loads(raw)
-        return cls(
-            history={int(k): v for k, v in data["h"].items()},
-            fields=data["f"],
-            runs={int(k): v for k, v in data["r"].items()},
-            seen=data["s"],
-            max_ts=data["m"],
-        )

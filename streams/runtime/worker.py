@@ -145,7 +145,12 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
 
     @app.agent(activities, name="evaluate")
     async def evaluate(stream: Any) -> None:
-        store = RedisStore(redis_client(settings.redis_url), settings.app_id, ttl_ms=0)
+        store = RedisStore(
+            redis_client(settings.redis_url),
+            settings.app_id,
+            ttl_ms=0,
+            on_quarantine=lambda *_: metrics.quarantined.inc(),
+        )
         processor = Processor(plan, store, settings.dedup_horizon_us)
         handler = BatchHandler(app, settings, processor, metrics)
         status["ready"] = True
