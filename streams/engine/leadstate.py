@@ -10,6 +10,8 @@ Invariants:
   processing order, which lets the engine tell a duplicate (same identity, another position)
   from a redelivery (same position: re-emit the same events); it survives Delete Lead so a
   redelivered activity from before the deletion cannot bring the lead back.
+- after every activity the pipeline brings the state within `bounds.Limits` (history
+  entries and characters, `seen`, `fields`): `bounds.enforce` says what is dropped.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class LeadState:
     seen: dict[str, SeenEntry] = field(default_factory=dict)
     max_ts: int | None = None
     """The latest activity date (µs) recorded for the lead since it was last erased."""
+    sizes: dict[int, tuple[int, int, Any]] = field(default_factory=dict, compare=False, repr=False)
+    """Not stored, not compared: a memo of `bounds.enforce`, by type id."""
 
     def erase(self) -> None:
         """Delete Lead: history, fields and memberships go; `seen` stays (see module doc)."""

@@ -151,7 +151,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             ttl_ms=0,
             on_quarantine=lambda *_: metrics.quarantined.inc(),
         )
-        processor = Processor(plan, store, settings.dedup_horizon_us)
+        processor = Processor(plan, store, settings.dedup_horizon_us, settings.limits)
         handler = BatchHandler(app, settings, processor, metrics)
         status["ready"] = True
         log.info(
