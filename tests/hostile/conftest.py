@@ -8,9 +8,7 @@ the broker refuses (issue 7, item 1) can be provoked with a record of a few hund
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +20,9 @@ from kafka import KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from streams.devstack.worker import WorkerProcess
-from streams.engine.compiler import load_plan
-from streams.engine.leadstate import LeadState
-from streams.pipeline import Processor, Record
-from streams.state.memory import MemoryStore
+from streams.samples import sample_activities
 from tests.integration.conftest import kafka_bootstrap, redis_url  # noqa: F401 (fixtures)
-from tests.integration.streaming import TopicReader, isolated_settings
+from tests.integration.streaming import TopicReader, isolated_settings, lead_key
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -40,13 +35,6 @@ class Sent:
 
     lines: list[bytes]
     positions: list[tuple[int, int]]
-
-
-@dataclass
-class Expected:
-    events: list[dict[str, Any]]
-    rejected: list[dict[str, Any]]
-    leads: dict[int, LeadState]
 
 
 @dataclass
@@ -107,15 +95,6 @@ class HostileWorker:
         assert "failed; exiting" not in log, log
 
 
-def backtest(lines: list[bytes], now_us: int | None = None) -> Expected:
-    """The backtest's answer for `lines` in this order, one partition, fresh state."""
-    store = MemoryStore()
-    processor = Processor(load_plan(RULES), store)
-    records = [Record(line, "file", 0, i) for i, line in enumerate(lines)]
-    result = asyncio.run(processor.process(records, now_us or time.time_ns() // 1000))
-    return Expected(result.events, result.dead_letters, store.leads)
-
-
 def _limit_dlq_messages(bootstrap: str, topic: str) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
@@ -153,18 +132,9 @@ def hostile_worker(
             dead.close()
 
 
-def lead_of(line: bytes) -> bytes | None:
-    try:
-        return str(orjson.loads(line)["leadId"]).encode()
-    except Exception:
-        return b"unparsable"
-
-
 def sample_lines(count: int, leads: int, seed: int, first_lead: int) -> list[bytes]:
     """The sample stream (valid records and the usual rejections) on leads numbered from
     `first_lead`, so that each test module has leads of its own on the shared worker."""
-    from streams.samples import sample_activities
-
     lines = []
     for activity in sample_activities(count, leads, seed):
         activity["leadId"] = int(activity["leadId"]) - 1000 + first_lead
@@ -173,7 +143,7 @@ def sample_lines(count: int, leads: int, seed: int, first_lead: int) -> list[byt
 
 
 def keyed(lines: Iterable[bytes]) -> list[tuple[bytes | None, bytes]]:
-    return [(lead_of(line), line) for line in lines]
+    return [(lead_key(line), line) for line in lines]
 
 
 def leads_in(lines: Iterable[bytes]) -> set[int]:

@@ -10,7 +10,8 @@ from collections import Counter
 
 import pytest
 
-from tests.hostile.conftest import HostileWorker, backtest, keyed, leads_in, sample_lines
+from tests.hostile.conftest import RULES, HostileWorker, keyed, leads_in, sample_lines
+from tests.integration.streaming import backtest
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ def test_poison_records_whose_dead_letters_are_too_large_stop_nothing(
         (big_key, b"not json"),
         *keyed(normal[2 * third :]),
     ]
-    expected = backtest([value for _, value in records])
+    expected = backtest(RULES, [value for _, value in records])
     assert len(expected.events) > 50 and len(expected.rejected) > 3
 
     sent = worker.send(records)

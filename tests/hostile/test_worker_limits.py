@@ -9,7 +9,8 @@ import orjson
 import pytest
 import redis
 
-from tests.hostile.conftest import HostileWorker, backtest, keyed, leads_in, sample_lines
+from tests.hostile.conftest import RULES, HostileWorker, keyed, leads_in, sample_lines
+from tests.integration.streaming import backtest
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +81,7 @@ def test_limits_and_the_future_horizon_hold_on_a_running_worker(
         conference("many", LEAD + 2, "ok", attributes=[{"apiName": "x", "value": 1}] * 60),
     ]
     lines = normal[:300] + repeat + normal[300:600] + flood + over + normal[600:]
-    expected = backtest(lines)
+    expected = backtest(RULES, lines)
     assert [e["activityId"] for e in expected.events if e["leadId"] == LEAD] == ["d3"]
     invalid = [d for d in expected.rejected if d["error"]["code"] == "invalid_value"]
     assert len(invalid) >= 5

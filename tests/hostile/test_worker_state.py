@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from streams.state.codec import FORMAT_VERSION, decode_state
-from tests.hostile.conftest import HostileWorker, backtest, keyed, leads_in, sample_lines
+from tests.hostile.conftest import RULES, HostileWorker, keyed, leads_in, sample_lines
+from tests.integration.streaming import backtest
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def test_corrupt_state_of_some_leads_is_quarantined_and_nothing_stops(
     try:
         for lead, corrupt in zip(victims, CORRUPTIONS, strict=True):
             corrupt(admin, f"{app_id}:lead:{{{lead}}}".encode())
-        expected = backtest(lines)  # the victims start afresh: as if they had no state
+        expected = backtest(RULES, lines)  # the victims start afresh: as if they had no state
         assert {e["leadId"] for e in expected.events} >= set(victims[:3])
         before = worker.metric("streams_state_quarantined_total")
 
