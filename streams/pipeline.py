@@ -2,7 +2,8 @@
 
 Order, and why:
 1. decode every record (a rejection becomes a dead letter and touches no state);
-2. load the state of every lead in the batch in one call;
+2. load the state of every lead in the batch in one call (and repair a state stored with
+   dates beyond the future horizon, from before the decoder refused them);
 3. evaluate the activities in record order (per-lead order is what the spec fixes), and
    bring each lead's state within the limits after each of its activities (`bounds`);
 4. save the states in one call, atomic per lead;
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.engine.activity import Activity, Decoder, dead_letter
-from streams.engine.bounds import DEFAULT_LIMITS, Limits, enforce
+from streams.engine.bounds import DEFAULT_LIMITS, Limits, drop_future, enforce
 from streams.engine.compiler import Plan
 from streams.engine.evaluator import DEFAULT_DEDUP_HORIZON_US, Engine
 from streams.state.store import Store
@@ -82,6 +83,9 @@ class Processor:
         if not activities:
             return result
         states = await self.store.load({a.lead_id for a in activities})
+        future = now_us + self.limits.future_horizon_us
+        for state in states.values():
+            drop_future(state, future)
         process = self.engine.process
         limits = self.limits
         events = result.events

@@ -79,6 +79,24 @@ def enforce(state: LeadState, limits: Limits) -> None:
         _trim_history(state, _target(limits.max_history), _target(limits.max_history_chars))
 
 
+def drop_future(state: LeadState, limit_us: int) -> None:
+    """Forget history dated after `limit_us` (the processing clock plus the future
+    horizon) and lower `max_ts` to what is left. The decoder refuses such dates now; this
+    repairs states stored before it did, where one far-future date would otherwise drive
+    the pruning of the lead's history forever. O(1) unless there is something to repair."""
+    if state.max_ts is None or state.max_ts <= limit_us:
+        return
+    latest: int | None = None
+    for type_id, entries in state.history.items():
+        if any(e[0] > limit_us for e in entries):
+            entries[:] = [e for e in entries if e[0] <= limit_us]
+            state.sizes.pop(type_id, None)
+        for entry in entries:
+            if latest is None or entry[0] > latest:
+                latest = entry[0]
+    state.max_ts = latest
+
+
 def _target(bound: int) -> int:
     return bound - bound // 16
 

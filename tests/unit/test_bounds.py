@@ -240,3 +240,20 @@ def test_dead_letters_copy_at_most_the_bound(tmp_path: Path) -> None:
     assert letter["recordTruncated"] is True
     assert letter["recordLength"] == 500_000
     assert len(orjson.dumps(letter)) < 10_000
+
+
+def test_a_state_stored_with_a_far_future_date_is_repaired_at_load(tmp_path: Path) -> None:
+    """Stored before the decoder refused such dates: the entry goes, `max_ts` comes back to
+    the latest date left, and the lead's history is pruned by real dates again."""
+    root = write_rules(tmp_path, campaign(2001, "- trigger: Attends Conference", REPEAT))
+    harness = Harness(root)
+    far = 253_402_300_799_000_000  # 9999-12-31T23:59:59Z
+    harness.store.leads[1] = LeadState(
+        history={100001: [[far, "KubeCon", {}]]}, seen={"far": [0, "t/0/0", []]}, max_ts=far
+    )
+    harness.feed(attend("a", 1, at(days=1)))
+    state = harness.store.leads[1]
+    assert [e[0] for e in state.history[100001]] == [state.max_ts]
+    joined = harness.feed(attend("b", 1, at(days=2)))
+    assert [e["activityId"] for e in joined.events] == ["b"]
+    assert len(harness.store.leads[1].history[100001]) == 2

@@ -53,7 +53,7 @@ def test_undecodable_bytes_also_travel_as_base64() -> None:
 def test_a_large_record_is_cut_and_described_and_the_letter_fits(raw: bytes | str) -> None:
     data = raw.encode() if isinstance(raw, str) else raw
     letter = dead_letter(raw, REJECTION, "activities", 2, 7)
-    assert SPEC_MEMBERS <= letter.keys()
+    assert letter.keys() >= SPEC_MEMBERS
     assert letter["recordTruncated"] is True
     assert letter["recordLength"] == len(data)
     assert letter["recordSha256"] == hashlib.sha256(data).hexdigest()
@@ -84,7 +84,7 @@ def test_the_minimal_letter_names_the_position_the_error_and_why() -> None:
     letter = minimal_dead_letter(
         raw, Rejection("malformed", "x" * 5_000), "activities", 5, 99, "E" * 10_000
     )
-    assert SPEC_MEMBERS <= letter.keys()
+    assert letter.keys() >= SPEC_MEMBERS
     assert (letter["topic"], letter["partition"], letter["offset"]) == ("activities", 5, 99)
     assert letter["record"] == ""
     assert letter["recordLength"] == 500_000
