@@ -29,6 +29,7 @@ from typing import Any, Final, NoReturn
 
 import faust
 import orjson
+from aiokafka.errors import KafkaTimeoutError
 
 from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
@@ -113,10 +114,12 @@ class BatchHandler:
     ) -> None:
         """Produce the dead letters, keyed as their records were, and wait for them. A
         letter the producer or the broker refuses (too large for the topic's
-        max.message.bytes, or any other error) is replaced by `minimal_dead_letter`,
-        unkeyed (the key may be what is too large), which names the record's position and
-        why: a poison record never stops the partitions. Only if that fails too, which
-        means the broker itself is failing, does the batch fail (and the worker exit 1)."""
+        max.message.bytes or the producer's request size, or any other error that is not
+        a transient one, `_transient`) is replaced by `minimal_dead_letter`, unkeyed (the
+        key may be what is too large), which names the record's position and why: a
+        poison record never stops the partitions. A transient error (the broker is away)
+        fails the batch as before, to be redelivered; so does a minimal letter that fails
+        too, which means the broker itself is failing."""
         producer = self.app.producer
         topic = self.settings.topic_dlq
         deliveries: list[Any] = []
@@ -135,6 +138,8 @@ class BatchHandler:
                 if isinstance(outcome, BaseException):
                     raise outcome
                 continue
+            if _transient(outcome):
+                raise outcome
             record = originals[(letter["partition"], letter["offset"])][1]
             reason = f"{type(outcome).__name__}: {outcome}"
             log.warning(
@@ -156,6 +161,16 @@ class BatchHandler:
 
 async def _failed(exc: Exception) -> NoReturn:
     raise exc
+
+
+def _transient(exc: BaseException) -> bool:
+    """An error of the broker or the connection rather than of the message: a timeout, a
+    lost connection, or anything Kafka calls retriable (Faust wraps errors raised at
+    `send` in ProducerSendError, whose cause is the Kafka error)."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return isinstance(cause, KafkaTimeoutError | TimeoutError | OSError) or bool(
+        getattr(cause, "retriable", False)
+    )
 
 
 def crash_now() -> NoReturn:
