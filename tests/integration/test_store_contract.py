@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
+import orjson
 import pytest
 import redis
 from hypothesis import given, settings
@@ -19,7 +20,7 @@ from redis.crc import key_slot
 
 from streams.devstack.redis import RedisServer
 from streams.engine.leadstate import LeadState
-from streams.state.codec import encode_state
+from streams.state.codec import FORMAT_VERSION, encode_state
 from streams.state.memory import MemoryStore
 from streams.state.redis_store import (
     SAVE_LEADS_LUA,
@@ -496,6 +497,39 @@ def test_unreadable_state_is_quarantined_and_the_lead_starts_afresh(
             assert len(quarantined) == 1, "quarantined once"
             await store.save(again)
             admin.delete(moved_to)
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.close()
+
+
+def test_a_version_1_state_in_redis_loads_and_is_saved_back_as_the_current_version(
+    redis_url: str,
+) -> None:
+    """Wave 1 wrote the state without a version: a lead stored then reads unchanged, no
+    quarantine, and its next save writes the current version."""
+    app_id = fresh_app_id()
+    admin = redis.Redis.from_url(redis_url)
+    key = f"{app_id}:lead:{{11}}".encode()
+    v1 = orjson.loads(encode_state(sample_state(11)))
+    del v1["v"]
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        quarantined: list[object] = []
+        try:
+            store = RedisStore(client, app_id, TTL_MS, on_quarantine=quarantined.append)
+            admin.hset(key, mapping={"state": orjson.dumps(v1), "ver": b"7"})
+            states = await store.load([11])
+            assert states[11] == sample_state(11)
+            await store.save(states)
+            assert admin.hgetall(key) == {b"state": encode_state(sample_state(11)), b"ver": b"8"}
+            assert orjson.loads(admin.hget(key, "state"))["v"] == FORMAT_VERSION
+            assert quarantined == []
+            admin.delete(key)
         finally:
             await client.aclose()
 
