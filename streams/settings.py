@@ -72,8 +72,14 @@ class EngineSettings(BaseSettings):
     lead_max_fields: int = Field(
         DEFAULT_LIMITS.max_fields,
         ge=10,
-        description="Most lead fields (types 12 and 13) one lead keeps; a new field beyond "
-        "is not kept.",
+        description="Most lead fields (types 12 and 13) one lead keeps; beyond, the fields "
+        "added most recently are not kept.",
+    )
+    lead_max_fields_chars: int = Field(
+        DEFAULT_LIMITS.max_fields_chars,
+        ge=10_000,
+        description="Most characters (names and values) of one lead's fields; beyond, the "
+        "fields added most recently are not kept.",
     )
     dlq_record_max_bytes: int = Field(
         DEAD_LETTER_RECORD_MAX_BYTES,
@@ -101,6 +107,7 @@ class EngineSettings(BaseSettings):
             max_history_chars=self.lead_max_history_chars,
             max_seen=self.lead_max_seen,
             max_fields=self.lead_max_fields,
+            max_fields_chars=self.lead_max_fields_chars,
             dead_letter_record_max_bytes=self.dlq_record_max_bytes,
         )
 

@@ -12,8 +12,10 @@ bound (each is a `Limits` field and a setting; the README's "Poison inputs and l
   count only what is kept, as for entries older than the retention.
 - `seen` over `max_seen` identities: the oldest processed are forgotten, down to 15/16 (as
   the deduplication horizon does): a copy of one of them, read later, counts again.
-- `fields` over `max_fields` names: the names set most recently (the last in the dict's
-  order) beyond the bound are dropped; fields already kept go on changing.
+- `fields` over `max_fields` names or `max_fields_chars` characters (names and values):
+  the names added most recently (the last in the dict's order) are dropped until it is
+  within both; the others go on changing. Checked only after a field change (types 12
+  and 13), the only activities that touch `fields`.
 
 Sizes per type are memoised in `LeadState.sizes` as (entries, characters, last entry): an
 entry is only ever appended at the end of its type's list, and a list is otherwise only
@@ -45,6 +47,7 @@ class Limits:
     max_history_chars: int = 8_000_000
     max_seen: int = 50_000
     max_fields: int = 500
+    max_fields_chars: int = 1_000_000
     dead_letter_record_max_bytes: int = DEAD_LETTER_RECORD_MAX_BYTES
 
 
@@ -65,15 +68,15 @@ def entry_chars(entry: HistoryEntry) -> int:
     return total
 
 
-def enforce(state: LeadState, limits: Limits) -> None:
-    """Bring `state` within `limits` (module doc); a no-op, O(types), when it is."""
+def enforce(state: LeadState, limits: Limits, fields_changed: bool = True) -> None:
+    """Bring `state` within `limits` (module doc); a no-op, O(types), when it is.
+    `fields_changed` False skips the fields, which only types 12 and 13 change."""
     if len(state.seen) > limits.max_seen:
         seen = state.seen
         for identity in list(seen)[: len(seen) - _target(limits.max_seen)]:
             del seen[identity]
-    if len(state.fields) > limits.max_fields:
-        for name in list(state.fields)[limits.max_fields :]:
-            del state.fields[name]
+    if fields_changed and state.fields:
+        _bound_fields(state.fields, limits)
     entries, chars = _history_size(state)
     if entries > limits.max_history or chars > limits.max_history_chars:
         _trim_history(state, _target(limits.max_history), _target(limits.max_history_chars))
@@ -95,6 +98,14 @@ def drop_future(state: LeadState, limit_us: int) -> None:
             if latest is None or entry[0] > latest:
                 latest = entry[0]
     state.max_ts = latest
+
+
+def _bound_fields(fields: dict[str, str], limits: Limits) -> None:
+    names = list(fields)
+    chars = sum(len(name) + len(value) for name, value in fields.items())
+    while names and (len(names) > limits.max_fields or chars > limits.max_fields_chars):
+        name = names.pop()
+        chars -= len(name) + len(fields.pop(name))
 
 
 def _target(bound: int) -> int:

@@ -257,3 +257,12 @@ def test_a_state_stored_with_a_far_future_date_is_repaired_at_load(tmp_path: Pat
     joined = harness.feed(attend("b", 1, at(days=2)))
     assert [e["activityId"] for e in joined.events] == ["b"]
     assert len(harness.store.leads[1].history[100001]) == 2
+
+
+def test_fields_over_their_character_bound_lose_the_most_recently_added() -> None:
+    limits = Limits(max_fields_chars=10_000)
+    state = LeadState(fields={"a": "x" * 4_000, "b": "y" * 4_000, "c": "z" * 4_000})
+    enforce(state, limits, fields_changed=False)
+    assert list(state.fields) == ["a", "b", "c"], "not looked at without a field change"
+    enforce(state, limits)
+    assert list(state.fields) == ["a", "b"]
