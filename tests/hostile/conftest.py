@@ -1,7 +1,9 @@
-"""The hostile suite: poison records, corrupt state and hostile clients against real
-processes (a worker, Apache Kafka, redis-server), asserting that nothing stops and nothing
-is lost. The services are the integration suite's fixtures; the worker is one per session,
-shared by the `test_worker_*` modules, each of which uses leads of its own.
+"""The hostile suite runs on the integration tests' real services (Kafka, Redis).
+
+Poison records, corrupt state and hostile clients against real processes (workers, the
+API, Apache Kafka, redis-server), asserting that nothing stops and nothing is lost. The
+worker of the `test_worker_*` modules is one per session, `hostile_worker`; each module
+uses leads of its own.
 
 Its dead-letter topic refuses messages over `DLQ_MAX_MESSAGE_BYTES`, so that a dead letter
 the broker refuses (issue 7, item 1) can be provoked with a record of a few hundred KB."""
@@ -21,8 +23,11 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from streams.devstack.worker import WorkerProcess
 from streams.samples import sample_activities
-from tests.integration.conftest import kafka_bootstrap, redis_url  # noqa: F401 (fixtures)
+from tests.integration.conftest import kafka_bootstrap, redis_server, redis_url
 from tests.integration.streaming import TopicReader, isolated_settings, lead_key
+
+__all__ = ["kafka_bootstrap", "redis_server", "redis_url"]
+"""The integration suite's service fixtures, for every hostile module (the API's too)."""
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -113,8 +118,8 @@ def _limit_dlq_messages(bootstrap: str, topic: str) -> None:
 
 @pytest.fixture(scope="session")
 def hostile_worker(
-    kafka_bootstrap: str,  # noqa: F811
-    redis_url: str,  # noqa: F811
+    kafka_bootstrap: str,
+    redis_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[HostileWorker]:
     settings = isolated_settings(kafka_bootstrap, redis_url, RULES)
