@@ -96,7 +96,7 @@ class Processor:
         for activity in activities:
             state = states[activity.lead_id]
             outcome = process(state, activity, now_us)
-            enforce(state, limits, activity.type_id in FIELD_TYPES)
+            enforce(state, limits, activity.type_id, activity.type_id in FIELD_TYPES)
             if outcome.duplicate:
                 result.duplicates += 1
                 continue

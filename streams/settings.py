@@ -57,11 +57,11 @@ class EngineSettings(BaseSettings):
         description="Most history entries one lead keeps (all types); beyond, the oldest by "
         "activity date are dropped.",
     )
-    lead_max_history_chars: int = Field(
-        DEFAULT_LIMITS.max_history_chars,
-        ge=10_000,
-        description="Most characters of text (plus 8 per other value, 16 per entry) one "
-        "lead's history keeps; beyond, the oldest entries by activity date are dropped.",
+    lead_max_history_bytes: int = Field(
+        DEFAULT_LIMITS.max_history_bytes,
+        ge=100_000,
+        description="Most bytes of JSON one lead's history keeps (all types); beyond, the "
+        "oldest entries by activity date are dropped.",
     )
     lead_max_seen: int = Field(
         DEFAULT_LIMITS.max_seen,
@@ -104,7 +104,7 @@ class EngineSettings(BaseSettings):
         return Limits(
             future_horizon_us=parse_duration_us(self.future_horizon),
             max_history=self.lead_max_history,
-            max_history_chars=self.lead_max_history_chars,
+            max_history_bytes=self.lead_max_history_bytes,
             max_seen=self.lead_max_seen,
             max_fields=self.lead_max_fields,
             max_fields_chars=self.lead_max_fields_chars,
