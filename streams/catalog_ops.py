@@ -375,7 +375,8 @@ class _Rules:
         if new is not None:
             types.append(new)
         _, problems = compile_rules(
-            RuleFiles(types, self.files.campaigns), max_custom_types=self.max_custom_types
+            RuleFiles(types, self.files.campaigns, self.files.actions, self.files.endpoints),
+            max_custom_types=self.max_custom_types,
         )
         return _sorted([p for p in self.problems if p.file != shown] + problems)
 

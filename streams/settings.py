@@ -221,3 +221,43 @@ class ApiSettings(KafkaSettings):
         description="Seconds a write to Kafka may wait for the brokers' acknowledgement "
         "before its records are reported as not added.",
     )
+
+
+class DispatcherSettings(KafkaSettings):
+    """The dispatcher (`python -m streams dispatcher`): memberships in, calls of custom
+    actions out (actions.md). Its consumer group is `STREAMS_APP_ID` + `-dispatcher`."""
+
+    topic_memberships: str = Field(
+        "campaign-memberships", description="Where membership events are written."
+    )
+    topic_actions_dlq: str = Field(
+        "actions.dlq", description="Where calls of custom actions that failed for good go."
+    )
+    app_id: str = Field(
+        "campaign-triggers",
+        description="Consumer group and Redis key prefix: two deployments with different ids "
+        "share nothing.",
+    )
+    session_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds without a heartbeat before a worker's partitions go to another "
+        "(how soon a killed worker's work resumes elsewhere).",
+    )
+    dispatcher_port: int = Field(
+        6069, ge=1, le=65535, description="The dispatcher's web port: /metrics, /health, /ready."
+    )
+    dispatcher_in_flight: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Memberships whose calls may be under way at once; the next waits (each "
+        "endpoint's own concurrency is set in endpoints.yaml, 10 by default).",
+    )
+    dispatcher_backoff: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="Seconds before a call's first retry; each next one waits twice as long "
+        "(with jitter), unless Retry-After says otherwise.",
+    )

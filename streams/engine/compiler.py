@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from streams.actions.compiled import ActionPlan
+from streams.actions.validation import compile_actions
 from streams.engine.catalog import (
     DEFAULT_MAX_CUSTOM_TYPES,
     ActivityType,
@@ -125,6 +127,9 @@ class CompiledCampaign:
     triggers: dict[int, tuple[CompiledTrigger, ...]]
     """Triggers by the activity type they listen to."""
     filters: Callable[[FilterContext], bool] | None
+    carries: tuple[str, ...] | None = None
+    """When the campaign lists actions: the lead fields (case-folded) its membership events
+    carry, with the triggering activity's values (`events.action_members`); else None."""
 
     def qualifies(self, state: LeadState, ts: int) -> bool:
         if self.qualification == "every time":
@@ -146,6 +151,8 @@ class Plan:
     """How long history is kept: the setting, or the longest window if that is longer."""
     recorded_types: frozenset[int] = field(default_factory=frozenset)
     """Types whose activities go into history (those that have a filter)."""
+    actions: ActionPlan = field(default_factory=ActionPlan)
+    """Custom actions, endpoint limits and which campaign uses which (actions.md)."""
 
 
 @dataclass
@@ -420,11 +427,15 @@ def compile_rules(
         campaign = compile_campaign(catalog, campaign_file, problems, retention)
         if campaign is not None:
             compiled.append(campaign)
+    actions = compile_actions(files.actions, files.endpoints, files.campaigns, catalog, problems)
     if problems:
         return None, problems
     retention[0] = max(retention)
     del retention[1:]
-    compiled.sort(key=lambda c: c.id)
+    compiled = [
+        replace(c, carries=actions.carries[c.id]) if c.id in actions.carries else c
+        for c in sorted(compiled, key=lambda c: c.id)
+    ]
     active = {c.definition.id for c in files.campaigns if c.definition.status == "active"}
     by_type: dict[int, list[CompiledCampaign]] = {}
     for campaign in compiled:
@@ -439,6 +450,7 @@ def compile_rules(
         rules_version=files.version,
         retention_us=retention[0],
         recorded_types=recorded,
+        actions=actions,
     )
     return plan, []
 

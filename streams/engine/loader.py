@@ -1,25 +1,30 @@
-"""Reading a rules directory: `activity-types/*.yaml` and `campaigns/*.yaml`, one definition
-per file, into definitions plus the problems found, each naming its file and field."""
+"""Reading a rules directory: `activity-types/*.yaml`, `campaigns/*.yaml` and
+`actions/*.yaml`, one definition per file, and the optional `endpoints.yaml` (a list), into
+definitions plus the problems found, each naming its file and field."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from streams.actions.definitions import ActionDef, ActionFile, EndpointDef, EndpointsFile
 from streams.engine.catalog import TypeFile
 from streams.engine.definitions import ActivityTypeDef, CampaignDef
 from streams.engine.problems import Problem, field_path
 
 TYPES_DIR: Final = "activity-types"
 CAMPAIGNS_DIR: Final = "campaigns"
+ACTIONS_DIR: Final = "actions"
+ENDPOINTS_FILE: Final = "endpoints.yaml"
+_ENDPOINTS: Final = TypeAdapter(list[EndpointDef])
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,22 +39,27 @@ class CampaignFile:
 class RuleFiles:
     types: list[TypeFile]
     campaigns: list[CampaignFile]
+    actions: list[ActionFile] = field(default_factory=list)
+    endpoints: EndpointsFile | None = None
 
     @property
     def version(self) -> str:
         """A content hash of the definitions, not of the bytes: comments, formatting and
         file names do not change it; any change of meaning does."""
-        canonical = orjson.dumps(
-            {
-                "types": sorted(
-                    (_canonical(t.definition) for t in self.types), key=lambda d: d["id"]
-                ),
-                "campaigns": sorted(
-                    (_canonical(c.definition) for c in self.campaigns), key=lambda d: d["id"]
-                ),
-            },
-            option=orjson.OPT_SORT_KEYS,
-        )
+        content: dict[str, Any] = {
+            "types": sorted((_canonical(t.definition) for t in self.types), key=lambda d: d["id"]),
+            "campaigns": sorted(
+                (_canonical(c.definition) for c in self.campaigns), key=lambda d: d["id"]
+            ),
+        }
+        # Only when present, so that rules without actions keep their version.
+        if self.actions:
+            content["actions"] = sorted(
+                (_as_written(a.definition) for a in self.actions), key=lambda d: d["name"]
+            )
+        if self.endpoints is not None:
+            content["endpoints"] = [_as_written(e) for e in self.endpoints.entries]
+        canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()[:16]
 
 
@@ -70,6 +80,14 @@ def _canonical(definition: BaseModel) -> Any:
     return walk(definition.model_dump(mode="json", exclude_none=True))
 
 
+def _as_written(definition: BaseModel) -> Any:
+    """An action or endpoint as data, members left out dropped (payloads are kept whole:
+    `_canonical`'s spellings are the campaigns' only)."""
+    return {
+        k: v for k, v in definition.model_dump(mode="json", by_alias=True).items() if v is not None
+    }
+
+
 def _plain(node: Any) -> Any:
     """YAML timestamps back to the text that was written, so that dates and date-times go
     through the one coercion of `datatypes` (which insists on an offset)."""
@@ -84,7 +102,7 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
+def read_yaml(path: Path, shown: str, kind: type = dict) -> tuple[Any, list[Problem]]:
     yaml = YAML(typ="safe", pure=True)
     try:
         text = path.read_text(encoding="utf-8")
@@ -103,7 +121,9 @@ def read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
         return None, [Problem(shown, None, "the file is empty: it should hold one definition")]
     if len(documents) > 1:
         return None, [Problem(shown, None, "holds several YAML documents; one definition per file")]
-    if not isinstance(documents[0], dict):
+    if not isinstance(documents[0], kind):
+        if kind is list:
+            return None, [Problem(shown, None, "should hold a list (one entry per endpoint)")]
         return None, [Problem(shown, None, "should hold a mapping (one definition)")]
     return _plain(documents[0]), []
 
@@ -171,4 +191,37 @@ def read_rules(rules_dir: Path) -> tuple[RuleFiles, list[Problem]]:
             problems += found
             if campaign is not None:
                 campaigns.append(CampaignFile(shown, campaign))
-    return RuleFiles(types, campaigns), problems
+    actions: list[ActionFile] = []
+    folder = rules_dir / ACTIONS_DIR
+    for path, shown in _yaml_files(folder, f"{shown_root}/{ACTIONS_DIR}", problems):
+        data, found = read_yaml(path, shown)
+        problems += found
+        if data is not None:
+            action, found = parse_definition(data, ActionDef, shown)
+            problems += found
+            if action is not None:
+                actions.append(ActionFile(shown, action))
+    return RuleFiles(
+        types, campaigns, actions, _read_endpoints(rules_dir, shown_root, problems)
+    ), problems
+
+
+def _read_endpoints(
+    rules_dir: Path, shown_root: str, problems: list[Problem]
+) -> EndpointsFile | None:
+    path = rules_dir / ENDPOINTS_FILE
+    shown = f"{shown_root}/{ENDPOINTS_FILE}"
+    if not path.exists():
+        return None
+    data, found = read_yaml(path, shown, list)
+    problems += found
+    if data is None:
+        return None
+    try:
+        return EndpointsFile(shown, tuple(_ENDPOINTS.validate_python(data)))
+    except ValidationError as exc:
+        problems += [
+            Problem(shown, field_path(error["loc"]) or None, _message(error))
+            for error in exc.errors()
+        ]
+        return None
