@@ -11,6 +11,7 @@ the broker refuses (issue 7, item 1) can be provoked with a record of a few hund
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,15 @@ class Sent:
 
     lines: list[bytes]
     positions: list[tuple[int, int]]
+
+
+def records_done(process: WorkerProcess) -> float:
+    """Records a worker is done with, whatever their outcome (`streams_activities_total`)."""
+    return sum(
+        float(line.split()[1])
+        for line in process.metrics().splitlines()
+        if line.startswith("streams_activities_total{")
+    )
 
 
 @dataclass
@@ -86,6 +96,17 @@ class HostileWorker:
             return [d for d in values if (d["partition"], d["offset"]) in positions]
 
         return mine(self.dead.until(lambda v: len(mine(v)) >= count, timeout, self.process.alive))
+
+    def processed(self) -> float:
+        return records_done(self.process)
+
+    def wait_processed(self, count: float, timeout: float = 120) -> None:
+        """Until `processed()` reaches `count`: every record sent is done with."""
+        deadline = time.monotonic() + timeout
+        while self.processed() < count and time.monotonic() < deadline:
+            assert self.process.alive(), self.process.log_tail()
+            time.sleep(0.3)
+        assert self.processed() >= count, self.process.log_tail()
 
     def metric(self, name: str) -> float:
         for line in self.process.metrics().splitlines():
