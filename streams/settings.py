@@ -132,6 +132,12 @@ class KafkaSettings(EngineSettings):
         description="Seconds to keep retrying an unreachable Kafka or Redis at start before "
         "giving up with a non-zero exit.",
     )
+    rules_reload_interval: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds between checks of the rules directory for a new ruleset, put in "
+        "force without a restart if it validates (0: never; a restart is then needed).",
+    )
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -153,6 +159,11 @@ class WorkerSettings(KafkaSettings):
         "campaign-triggers",
         description="Consumer group and Redis key prefix: two deployments with different ids "
         "share nothing.",
+    )
+    web_host: str = Field(
+        "0.0.0.0",
+        description="The address the worker's web port listens on (127.0.0.1: this machine "
+        "only; the devstack's workers use it).",
     )
     web_port: int = Field(6066, description="The worker's web port: /metrics, /health, /ready.")
     batch_size: int = Field(
@@ -207,6 +218,27 @@ class ApiSettings(KafkaSettings):
     api_concurrent_calls: int = Field(
         10, ge=1, description="Calls one client may have in flight at once; one more gets 615."
     )
+    api_auth_failures_per_client: int = Field(
+        10,
+        ge=1,
+        description="Failed identity calls for one client id within "
+        "STREAMS_API_AUTH_FAILURE_WINDOW after which its identity calls get HTTP 429.",
+    )
+    api_auth_failures_per_address: int = Field(
+        30,
+        ge=1,
+        description="Failed identity calls from one address within "
+        "STREAMS_API_AUTH_FAILURE_WINDOW after which its identity calls get HTTP 429.",
+    )
+    api_auth_failure_window: float = Field(
+        60.0, gt=0, description="Seconds of the sliding window of failed identity calls."
+    )
+    api_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a connection may take to send a request's line and headers "
+        "before it is closed (slow clients, slowloris).",
+    )
     api_max_body_bytes: int = Field(
         1_048_576, ge=1, description="Largest request body accepted; a larger one gets 413."
     )
@@ -214,6 +246,15 @@ class ApiSettings(KafkaSettings):
         False,
         description="Whether the type management endpoints edit the rules directory (as the "
         "types CLI does); off, they answer that the catalog is managed in git.",
+    )
+    api_explain_redis_url: str | None = Field(
+        None,
+        description="The workers' Redis (their STREAMS_REDIS_URL), read by the explain call "
+        "for a lead's live state; unset, that call answers 703.",
+    )
+    api_explain_app_id: str = Field(
+        "campaign-triggers",
+        description="The workers' STREAMS_APP_ID (their Redis key prefix), for the explain call.",
     )
     api_write_timeout: float = Field(
         30.0,

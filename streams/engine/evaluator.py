@@ -130,6 +130,10 @@ class Engine:
             self._expire_seen(state, now_us)
         return Outcome(events) if events else _NOTHING
 
+    def apply(self, state: LeadState, activity: Activity) -> None:
+        """Step 2 of `process` alone (for `explain`: the state filters see)."""
+        self._apply(state, activity)
+
     def _apply(self, state: LeadState, activity: Activity) -> None:
         type_id = activity.type_id
         if type_id == DELETE_LEAD:

@@ -378,10 +378,10 @@ def test_compose_services() -> None:
     assert api_env["STREAMS_BROKER"] == "kafka:9092"
     for shared in ("STREAMS_TOPIC_ACTIVITIES", "STREAMS_RULES_DIR"):  # what the workers read
         assert api_env.get(shared) == envs[0].get(shared), shared
-    # The clients come from the environment, with a documented default for a local trial.
-    assert re.fullmatch(r"\$\{STREAMS_API_CLIENTS:-[^}]+:[^}]+\}", api_env["STREAMS_API_CLIENTS"])
+    # The clients come from the environment, with no default secret (issue 7).
+    assert api_env["STREAMS_API_CLIENTS"] == "${STREAMS_API_CLIENTS:-}"
     port = str(api_env.get("STREAMS_API_PORT", ApiSettings.model_fields["api_port"].default))
-    assert any(p.endswith(f":{port}") for p in api["ports"])
+    assert api["ports"] == [f"127.0.0.1:{port}:{port}"], "the API is published on loopback only"
     probe = api["healthcheck"]["test"]
     assert probe[:3] == ["CMD", "python", "-c"], probe
     assert f"http://localhost:{port}/health" in probe[3] and "urllib" in probe[3]
