@@ -170,7 +170,7 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.plan = plan
-    app.state.decoder = Decoder(plan.catalog)
+    app.state.decoder = Decoder(plan.catalog, settings.limits.future_horizon_us)
     app.state.writer = kafka_writer
     app.state.issuer = issuer
     app.state.auth_throttle = AuthThrottle(

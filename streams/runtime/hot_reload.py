@@ -195,7 +195,9 @@ async def switch_between_batches(
     reloader.poll()
     old = handler.processor
     if old.plan is not reloader.plan:
-        handler.processor = Processor(reloader.plan, old.store, old.engine.dedup_horizon_us)
+        handler.processor = Processor(
+            reloader.plan, old.store, old.engine.dedup_horizon_us, old.limits
+        )
     await switches.record([e.message for e in events], handler.processor.plan.rules_version)
 
 
@@ -246,7 +248,7 @@ async def api_following_rules(app: Any, interval_s: float) -> AsyncIterator[None
             new = await asyncio.to_thread(reloader.poll)
             if new is not None:
                 app.state.plan = new
-                app.state.decoder = Decoder(new.catalog)
+                app.state.decoder = Decoder(new.catalog, app.state.decoder.future_horizon_us)
                 history = getattr(app.state, "history", None)
                 if history is not None:
                     history.catalog = new.catalog
