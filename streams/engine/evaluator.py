@@ -15,7 +15,7 @@ from streams.engine.activity import Activity
 from streams.engine.compiler import CompiledCampaign, CompiledTrigger, FilterContext, Plan
 from streams.engine.datatypes import US_PER_DAY
 from streams.engine.events import action_members, membership_event
-from streams.engine.leadstate import LeadState
+from streams.engine.leadstate import LeadState, SeenEntry
 from streams.engine.standard_types import CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD
 
 DEFAULT_DEDUP_HORIZON_US: Final = 7 * US_PER_DAY
@@ -80,17 +80,20 @@ class Engine:
         2. apply the activity to the state (history, fields, or erasure);
         3. each active campaign with a trigger on the type, in ascending id: triggers, then
            qualification and filters; a member gets one event and its run is recorded;
-        4. remember the identity with the campaigns it fired.
+        4. remember the identity with the campaigns it fired and, when some of them carry
+           lead fields (campaigns with actions), the fields they carried, so a redelivery
+           re-emits the same events byte for byte.
         `CompiledCampaign.qualifies` states the qualification rule the loop inlines."""
         seen = state.seen.get(activity.id)
         if seen is not None and now_us - seen[0] <= self.dedup_horizon_us:
             if seen[1] != activity.position:
                 return _DUPLICATE
-            return Outcome(self._replay(activity, seen[2], state), redelivered=True)
+            return Outcome(self._replay(activity, seen, state), redelivered=True)
 
         self._apply(state, activity)
         events: list[dict[str, Any]] = []
         fired: list[int] = []
+        carried: dict[str, str] | None = None
         context: FilterContext | None = None
         primary, attributes, ts = activity.primary, activity.attributes, activity.ts
         runs = state.runs
@@ -121,11 +124,18 @@ class Engine:
                     continue
             runs[campaign.id] = ts
             fired.append(campaign.id)
-            events.append(self._event(campaign, activity, trigger.name, state))
+            event = self._event(campaign, activity, trigger.name, state.fields)
+            if campaign.carries:
+                carried = {} if carried is None else carried
+                carried.update(event["leadFields"])
+            events.append(event)
 
         if seen is not None:
             del state.seen[activity.id]  # re-inserted last: `seen` stays in processing order
-        state.seen[activity.id] = [now_us, activity.position, fired or _NONE_FIRED]
+        entry = [now_us, activity.position, fired or _NONE_FIRED]
+        if carried is not None:
+            entry.append(carried)  # what `_replay` carries again: the fields as they are now
+        state.seen[activity.id] = entry
         if len(state.seen) % _EXPIRE_EVERY == 0:
             self._expire_seen(state, now_us)
         return Outcome(events) if events else _NOTHING
@@ -166,7 +176,11 @@ class Engine:
         return None
 
     def _event(
-        self, campaign: CompiledCampaign, activity: Activity, trigger: str, state: LeadState
+        self,
+        campaign: CompiledCampaign,
+        activity: Activity,
+        trigger: str,
+        fields: dict[str, str],
     ) -> dict[str, Any]:
         event = membership_event(
             campaign.id,
@@ -179,28 +193,32 @@ class Engine:
             self.plan.rules_version,
         )
         if campaign.carries is not None:
-            event.update(self._action_members(campaign.carries, activity, state))
+            event.update(self._action_members(campaign.carries, activity, fields))
         return event
 
     def _action_members(
-        self, carries: tuple[str, ...], activity: Activity, state: LeadState
+        self, carries: tuple[str, ...], activity: Activity, fields: dict[str, str]
     ) -> dict[str, Any]:
         return action_members(
             self.plan.catalog.types.get(activity.type_id),
             activity.primary,
             activity.attributes,
-            state.fields,
+            fields,
             carries,
         )
 
     def _replay(
-        self, activity: Activity, fired: list[int], state: LeadState
+        self, activity: Activity, seen: SeenEntry, state: LeadState
     ) -> list[dict[str, Any]]:
         """The events a redelivered record emitted the first time (same `eventId`s). The
-        lead fields that campaigns with actions carry are those known now, which differ
-        from the first time only if the lead's fields changed in between."""
+        lead fields that campaigns with actions carry come from the `seen` entry's snapshot
+        (the fields as known when the lead became a member), not from the lead's fields now,
+        which later activities of the same saved batch may have changed. An entry without a
+        snapshot (no firing campaign carried a field, or stored before snapshots existed)
+        reads the fields now."""
+        fields: dict[str, str] = seen[3] if len(seen) > 3 else state.fields
         events = []
-        for campaign_id in fired:
+        for campaign_id in seen[2]:
             campaign = self._campaigns.get(campaign_id)
             name = campaign.name if campaign is not None else ""
             trigger = (
@@ -219,7 +237,7 @@ class Engine:
                 self.plan.rules_version,
             )
             if campaign is not None and campaign.carries is not None:
-                event.update(self._action_members(campaign.carries, activity, state))
+                event.update(self._action_members(campaign.carries, activity, fields))
             events.append(event)
         return events
 

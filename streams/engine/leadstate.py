@@ -6,10 +6,12 @@ Invariants:
   order, as `[ts_us, primary, attributes]`; entries older than the lead's latest activity
   date minus the retention are dropped when that type gets a new entry, so pruning happens
   at the same points in the backtest and in the workers.
-- `seen` maps activity identities to `[processed_at_us, position, fired_campaign_ids]` in
-  processing order, which lets the engine tell a duplicate (same identity, another position)
-  from a redelivery (same position: re-emit the same events); it survives Delete Lead so a
-  redelivered activity from before the deletion cannot bring the lead back.
+- `seen` maps activity identities to `[processed_at_us, position, fired_campaign_ids]`
+  (plus `{field name: value}` when some fired campaign carries lead fields: the fields as
+  known then, which a redelivery re-emits) in processing order, which lets the engine tell
+  a duplicate (same identity, another position) from a redelivery (same position: re-emit
+  the same events); it survives Delete Lead so a redelivered activity from before the
+  deletion cannot bring the lead back.
 - after every activity the pipeline brings the state within `bounds.Limits` (history
   entries and characters, `seen`, `fields`): `bounds.enforce` says what is dropped.
 """
@@ -22,7 +24,8 @@ from typing import Any
 HistoryEntry = list[Any]
 """`[ts_us, primary, {apiName: value}]`."""
 SeenEntry = list[Any]
-"""`[processed_at_us, position, [campaign ids fired]]`."""
+"""`[processed_at_us, position, [campaign ids fired]]`, and `{name: value}` when the
+campaigns fired carry lead fields (only then: other entries stay three members)."""
 
 
 @dataclass(slots=True)

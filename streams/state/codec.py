@@ -5,7 +5,9 @@ Versions (the `v` member of the JSON object; none means 1):
     1   {"h": {type id: [[ts_us, primary, {apiName: value}], ...]}, "f": {name: text},
          "r": {campaign id: ts_us}, "s": {identity: [processed_at_us, position, [ids]]},
          "m": max_ts_us | null}                       (wave 1, unversioned)
-    2   version 1 plus "v": 2                         (current)
+    2   version 1 plus "v": 2
+    3   version 2, and a `seen` entry may have a fourth member, {name: text}: the lead
+        fields its campaigns carried, which a redelivery re-emits  (current)
 
 To change the format: add version N+1 to `_READERS` with a function that turns the parsed
 object into a `LeadState` (or into version N's object, then call N's reader), make it
@@ -27,7 +29,7 @@ import orjson
 
 from streams.engine.leadstate import HistoryEntry, LeadState, SeenEntry
 
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
 """The version `encode_state` writes."""
 
 
@@ -106,11 +108,12 @@ def _history(raw: dict[str, Any]) -> dict[int, list[HistoryEntry]]:
     return history
 
 
-def _seen(raw: dict[str, Any]) -> dict[str, SeenEntry]:
+def _seen(raw: dict[str, Any], carried: bool = False) -> dict[str, SeenEntry]:
+    """`carried`: an entry may have a fourth member, the fields it carried (version 3)."""
     for identity, entry in raw.items():
         if (
             type(entry) is not list
-            or len(entry) != 3
+            or not (len(entry) == 3 or (carried and len(entry) == 4 and _is_text_map(entry[3])))
             or type(entry[0]) is not int
             or type(entry[1]) is not str
             or type(entry[2]) is not list
@@ -120,9 +123,13 @@ def _seen(raw: dict[str, Any]) -> dict[str, SeenEntry]:
     return raw
 
 
-def _read_v1(data: dict[str, Any]) -> LeadState:
+def _is_text_map(value: Any) -> bool:
+    return type(value) is dict and all(type(v) is str for v in value.values())
+
+
+def _read_v1(data: dict[str, Any], carried: bool = False) -> LeadState:
     fields = _member(data, "f", dict)
-    if not all(type(v) is str for v in fields.values()):
+    if not _is_text_map(fields):
         raise UnreadableState("member 'f' has a value that is not text")
     runs = _member(data, "r", dict)
     if not all(map(_is_int, runs.values())):
@@ -134,7 +141,7 @@ def _read_v1(data: dict[str, Any]) -> LeadState:
         history=_history(_member(data, "h", dict)),
         fields=fields,
         runs={_int_key(k, "runs"): v for k, v in runs.items()},
-        seen=_seen(_member(data, "s", dict)),
+        seen=_seen(_member(data, "s", dict), carried),
         max_ts=max_ts,
     )
 
@@ -142,4 +149,13 @@ def _read_v1(data: dict[str, Any]) -> LeadState:
 _read_v2 = _read_v1
 """Version 2 only added `v`, which `decode_state` has read."""
 
-_READERS: Final[dict[int, Callable[[dict[str, Any]], LeadState]]] = {1: _read_v1, 2: _read_v2}
+
+def _read_v3(data: dict[str, Any]) -> LeadState:
+    return _read_v1(data, carried=True)
+
+
+_READERS: Final[dict[int, Callable[[dict[str, Any]], LeadState]]] = {
+    1: _read_v1,
+    2: _read_v2,
+    3: _read_v3,
+}
