@@ -1,4 +1,7 @@
-"""The stored form of a `LeadState`, versioned: reads every known version, writes the current.
+"""The stored form of a `LeadState`, versioned: reads every known version, writes the oldest
+version that can hold the state (2, or 3 once a `seen` entry carries fields), so that
+during a rolling upgrade workers of the previous version still read every state that
+needs nothing new (a newer version would be quarantined by them).
 
 Versions (the `v` member of the JSON object; none means 1):
 
@@ -7,12 +10,14 @@ Versions (the `v` member of the JSON object; none means 1):
          "m": max_ts_us | null}                       (wave 1, unversioned)
     2   version 1 plus "v": 2
     3   version 2, and a `seen` entry may have a fourth member, {name: text}: the lead
-        fields its campaigns carried, which a redelivery re-emits  (current)
+        fields its campaigns carried, which a redelivery re-emits; written only
+        when some entry has it                       (current)
 
 To change the format: add version N+1 to `_READERS` with a function that turns the parsed
 object into a `LeadState` (or into version N's object, then call N's reader), make it
-`FORMAT_VERSION`, and change `encode_state`. A stored state is only rewritten by the next
-save of its lead, so every version ever written stays readable.
+`FORMAT_VERSION`, and change `encode_state` (writing N+1 only when the state needs it). A
+stored state is only rewritten by the next save of its lead, so every version ever written
+stays readable.
 
 `decode_state` checks the shape as it reads, member by member, so that a state the engine
 could trip over later (junk, a truncated write, another program's key, a newer format
@@ -30,7 +35,9 @@ import orjson
 from streams.engine.leadstate import HistoryEntry, LeadState, SeenEntry
 
 FORMAT_VERSION: Final = 3
-"""The version `encode_state` writes."""
+"""The newest version, which `encode_state` writes when the state needs it."""
+_PLAIN_VERSION: Final = 2
+"""What `encode_state` writes for a state no `seen` entry of which carries fields."""
 
 
 class UnreadableState(ValueError):
@@ -39,10 +46,11 @@ class UnreadableState(ValueError):
 
 
 def encode_state(state: LeadState) -> bytes:
-    """The current version's JSON for `state`."""
+    """The JSON for `state`, of the oldest version that holds it (module doc)."""
+    carried = any(len(entry) > 3 for entry in state.seen.values())
     return orjson.dumps(
         {
-            "v": FORMAT_VERSION,
+            "v": FORMAT_VERSION if carried else _PLAIN_VERSION,
             "h": {str(k): v for k, v in state.history.items()},
             "f": state.fields,
             "r": {str(k): v for k, v in state.runs.items()},
