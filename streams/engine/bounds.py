@@ -11,7 +11,10 @@ bound (each is a `Limits` field and a setting; the README's "Poison inputs and l
   bounds, so a lead at a bound pays for the sort once per 1/16 of it, not per activity.
   Filters then count only what is kept, as for entries older than the retention.
 - `seen` over `max_seen` identities: the oldest processed are forgotten, down to 15/16 (as
-  the deduplication horizon does): a copy of one of them, read later, counts again.
+  the deduplication horizon does): a copy of one of them, read later, counts again. An
+  entry's carried lead fields (evaluator: only for activities that fired a campaign whose
+  actions name fields) hold only those names, with values taken from `fields`, so within
+  `max_fields_chars`; they go with their entry and are not measured apart.
 - `fields` over `max_fields` names or `max_fields_chars` characters (names and values):
   the names added most recently (the last in the dict's order) are dropped until it is
   within both; the others go on changing. Checked only after a field change (types 12
