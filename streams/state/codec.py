@@ -1,7 +1,4 @@
-"""The stored form of a `LeadState`, versioned: reads every known version, writes the oldest
-version that can hold the state (2, or 3 once a `seen` entry carries fields), so that
-during a rolling upgrade workers of the previous version still read every state that
-needs nothing new (a newer version would be quarantined by them).
+"""The stored form of a `LeadState`, versioned: reads every known version, writes the current.
 
 Versions (the `v` member of the JSON object; none means 1):
 
@@ -10,14 +7,12 @@ Versions (the `v` member of the JSON object; none means 1):
          "m": max_ts_us | null}                       (wave 1, unversioned)
     2   version 1 plus "v": 2
     3   version 2, and a `seen` entry may have a fourth member, {name: text}: the lead
-        fields its campaigns carried, which a redelivery re-emits; written only
-        when some entry has it                       (current)
+        fields its campaigns carried, which a redelivery re-emits  (current)
 
 To change the format: add version N+1 to `_READERS` with a function that turns the parsed
 object into a `LeadState` (or into version N's object, then call N's reader), make it
-`FORMAT_VERSION`, and change `encode_state` (writing N+1 only when the state needs it). A
-stored state is only rewritten by the next save of its lead, so every version ever written
-stays readable.
+`FORMAT_VERSION`, and change `encode_state`. A stored state is only rewritten by the next
+save of its lead, so every version ever written stays readable.
 
 `decode_state` checks the shape as it reads, member by member, so that a state the engine
 could trip over later (junk, a truncated write, another program's key, a newer format
@@ -35,9 +30,7 @@ import orjson
 from streams.engine.leadstate import HistoryEntry, LeadState, SeenEntry
 
 FORMAT_VERSION: Final = 3
-"""The newest version, which `encode_state` writes when the state needs it."""
-_PLAIN_VERSION: Final = 2
-"""What `encode_state` writes for a state no `seen` entry of which carries fields."""
+"""The version `encode_state` writes."""
 
 
 class UnreadableState(ValueError):
@@ -46,11 +39,10 @@ class UnreadableState(ValueError):
 
 
 def encode_state(state: LeadState) -> bytes:
-    """The JSON for `state`, of the oldest version that holds it (module doc)."""
-    carried = any(len(entry) > 3 for entry in state.seen.values())
+    """The current version's JSON for `state`."""
     return orjson.dumps(
         {
-            "v": FORMAT_VERSION if carried else _PLAIN_VERSION,
+            "v": FORMAT_VERSION,
             "h": {str(k): v for k, v in state.history.items()},
             "f": state.fields,
             "r": {str(k): v for k, v in state.runs.items()},
@@ -116,17 +108,23 @@ def _history(raw: dict[str, Any]) -> dict[int, list[HistoryEntry]]:
     return history
 
 
+def is_seen_entry(entry: Any, carried: bool = True) -> bool:
+    """Whether `entry` has the shape of a `seen` entry (`SeenEntry`); `carried` False
+    refuses the fourth member, the lead fields carried, as versions 1 and 2 do. For
+    whatever else stores `seen` entries (a journal of deltas), so it checks them alike."""
+    return (
+        type(entry) is list
+        and (len(entry) == 3 or (carried and len(entry) == 4 and _is_text_map(entry[3])))
+        and type(entry[0]) is int
+        and type(entry[1]) is str
+        and type(entry[2]) is list
+        and all(map(_is_int, entry[2]))
+    )
+
+
 def _seen(raw: dict[str, Any], carried: bool = False) -> dict[str, SeenEntry]:
-    """`carried`: an entry may have a fourth member, the fields it carried (version 3)."""
     for identity, entry in raw.items():
-        if (
-            type(entry) is not list
-            or not (len(entry) == 3 or (carried and len(entry) == 4 and _is_text_map(entry[3])))
-            or type(entry[0]) is not int
-            or type(entry[1]) is not str
-            or type(entry[2]) is not list
-            or not all(map(_is_int, entry[2]))
-        ):
+        if not is_seen_entry(entry, carried):
             raise UnreadableState(f"seen[{identity[:80]!r}] is {str(entry)[:80]}")
     return raw
 

@@ -59,10 +59,7 @@ def test_corrupt_state_of_some_leads_is_quarantined_and_nothing_stops(
             moved = list(admin.scan_iter(match=f"{app_id}:quarantine:{{{lead}}}:*"))
             assert len(moved) == 1, "moved aside once, kept for inspection"
             state = decode_state(admin.hget(key, "state"))  # saved afresh, readable
-            assert orjson.loads(admin.hget(key, "state"))["v"] in (
-                2,
-                FORMAT_VERSION,
-            )  # 3 only with carried fields
+            assert orjson.loads(admin.hget(key, "state"))["v"] == FORMAT_VERSION
             assert set(state.history) | set(state.seen), lead
         worker.assert_healthy()
     finally:

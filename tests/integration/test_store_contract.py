@@ -532,10 +532,7 @@ def test_a_version_1_state_in_redis_loads_and_is_saved_back_as_the_current_versi
             assert states[11] == sample_state(11)
             await store.save(states)
             assert admin.hgetall(key) == {b"state": encode_state(sample_state(11)), b"ver": b"8"}
-            assert orjson.loads(admin.hget(key, "state"))["v"] in (
-                2,
-                FORMAT_VERSION,
-            )  # 3 only with carried fields
+            assert orjson.loads(admin.hget(key, "state"))["v"] == FORMAT_VERSION
             assert quarantined == []
             admin.delete(key)
         finally:

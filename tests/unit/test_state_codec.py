@@ -29,8 +29,7 @@ V1 = (
 
 def test_current_version_round_trips_and_says_its_version() -> None:
     raw = encode_state(STATE)
-    assert orjson.loads(raw)["v"] == 2  # no entry carries fields: readable by version 2
-    assert FORMAT_VERSION == 3
+    assert orjson.loads(raw)["v"] == FORMAT_VERSION == 3
     assert decode_state(raw) == STATE
     assert encode_state(decode_state(raw)) == raw
     assert decode_state(encode_state(LeadState())) == LeadState()
