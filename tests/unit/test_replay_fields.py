@@ -118,3 +118,26 @@ def test_campaigns_carrying_no_fields_keep_seen_entries_as_before(tmp_path: Path
     (state,) = asyncio.run(processor.store.load([1001])).values()
     assert all(len(entry) == 3 for entry in state.seen.values())
     assert _process(processor, batch).events == first.events
+
+
+def test_an_entry_stored_before_carried_fields_replays_the_fields_known_now(
+    tmp_path: Path,
+) -> None:
+    """A `seen` entry of format 2 has no snapshot: the replay reads the lead's fields (the
+    README says so); the eventId is the same."""
+    processor = _processor(tmp_path, {"country": "$lead.fields.country?"})
+    batch = _records(
+        _change("c1", "2026-09-26T09:00:00Z", "France"),
+        ATTEND,
+        _change("c2", "2026-09-26T11:00:00Z", "Spain"),
+    )
+    (first,) = _process(processor, batch).events
+    store = processor.store
+    assert isinstance(store, CodecStore)
+    stored = orjson.loads(store.leads[1001])
+    assert stored["s"]["a1"][3] == {"country": "France"}
+    stored["s"] = {k: v[:3] for k, v in stored["s"].items()}
+    store.leads[1001] = orjson.dumps(stored | {"v": 2})
+    (again,) = _process(processor, batch).events
+    assert again["leadFields"] == {"country": "Spain"}
+    assert again["eventId"] == first["eventId"]
