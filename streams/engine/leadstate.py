@@ -34,6 +34,9 @@ class LeadState:
     seen: dict[str, SeenEntry] = field(default_factory=dict)
     max_ts: int | None = None
     """The latest activity date (µs) recorded for the lead since it was last erased."""
+    index: Any = field(default=None, compare=False, repr=False)
+    """The engine's `HistoryIndex` of `history`: derived, never serialized (None: the
+    engine rebuilds it from `history` when it needs it)."""
 
     def erase(self) -> None:
         """Delete Lead: history, fields and memberships go; `seen` stays (see module doc)."""
@@ -41,6 +44,7 @@ class LeadState:
         self.fields.clear()
         self.runs.clear()
         self.max_ts = None
+        self.index = None
 
     def is_empty(self) -> bool:
         return not (self.history or self.fields or self.runs or self.seen)
