@@ -37,6 +37,8 @@ class Outcome:
 _DUPLICATE: Final = Outcome([], duplicate=True)
 _NOTHING: Final = Outcome([])
 """Shared by every activity that fires nothing (most): callers only read `events`."""
+INDEX_FROM: Final = 64
+"""History entries of one type from which a lead's history is indexed (bench/history.py)."""
 _NONE_FIRED: Final[list[int]] = []
 """Shared by every `seen` entry that fired nothing; never mutated."""
 
@@ -68,22 +70,23 @@ def _index(type_id: int, campaigns: Sequence[CompiledCampaign]) -> TypeIndex:
 
 
 class Engine:
-    """`indexed=False` is the reference evaluator: history filters scan the lead's history,
-    as campaigns.md words them. The default keeps a `HistoryIndex` per lead (state.index)
-    so that an activity costs the same whatever the length of the lead's history; the two
-    must emit the same events and leave the same states (tests/unit/test_history_index.py).
-    """
+    """History filters scan the lead's history, as campaigns.md words them, until one type of
+    the lead's history reaches `index_from` entries; from then on the lead keeps a
+    `HistoryIndex` (state.index), so that an activity costs the same whatever the length of
+    its history (a short scan is cheaper than keeping an index up to date).
+    `index_from=None` is the reference evaluator, which always scans; the two must emit the
+    same events and leave the same states (tests/unit/test_history_index.py)."""
 
     def __init__(
         self,
         plan: Plan,
         dedup_horizon_us: int = DEFAULT_DEDUP_HORIZON_US,
         *,
-        indexed: bool = True,
+        index_from: int | None = INDEX_FROM,
     ) -> None:
         self.plan = plan
         self.dedup_horizon_us = dedup_horizon_us
-        self.indexed = indexed
+        self.index_from = index_from
         self._campaigns = {c.id: c for c in plan.campaigns}
         self._by_type = {
             type_id: _index(type_id, campaigns) for type_id, campaigns in plan.by_type.items()
@@ -145,12 +148,12 @@ class Engine:
         return Outcome(events) if events else _NOTHING
 
     def _index(self, state: LeadState) -> HistoryIndex | None:
-        """The state's history index for this plan, built if missing or stale; None for the
-        reference evaluator."""
-        if not self.indexed:
-            return None
+        """The state's history index for this plan (rebuilt if it was built for another);
+        None when the lead has none (its history is short) or for the reference."""
         index: HistoryIndex | None = state.index
-        if index is None or index.plan is not self.plan:
+        if index is None or self.index_from is None:
+            return None
+        if index.plan is not self.plan:
             index = state.index = self.plan.history_index(state)
         return index
 
@@ -164,8 +167,10 @@ class Engine:
             state.max_ts = ts
         if type_id in self.plan.recorded_types:
             index = self._index(state)
+            entries = state.history.setdefault(type_id, [])
+            if index is None and self.index_from is not None and len(entries) >= self.index_from:
+                index = state.index = self.plan.history_index(state)
             if index is not None:
-                entries = state.history.setdefault(type_id, [])
                 entries.append([ts, activity.primary, activity.attributes])
                 index.add(type_id, ts, activity.primary, activity.attributes)
                 horizon = state.max_ts - self.plan.retention_us

@@ -1,4 +1,4 @@
-"""The indexed history filters against the scanning reference (`Engine(indexed=False)`).
+"""The indexed history filters against the scanning reference (`Engine(index_from=None)`).
 
 Hypothesis draws streams of activities for a few leads, with dates going back and forth
 (mobile devices send late), duplicates and redeliveries, Delete Lead, field changes, and a
@@ -232,9 +232,10 @@ ops = st.tuples(
     batch=st.integers(1, 30),
     drift=st.lists(st.integers(0, 4), min_size=1, max_size=4),
     redeliver=st.integers(0, 5),
+    index_from=st.sampled_from([0, 3]),  # indexed from the start, or once a lead is busy
 )
 def test_indexed_engine_matches_the_scanning_reference(
-    rules: Path, stream: list[Any], batch: int, drift: list[int], redeliver: int
+    rules: Path, stream: list[Any], batch: int, drift: list[int], redeliver: int, index_from: int
 ) -> None:
     # Rising minutes with drift: most activities in date order, some late.
     minutes = 0
@@ -249,14 +250,16 @@ def test_indexed_engine_matches_the_scanning_reference(
 
     plan = load(rules)
     reference = Processor(plan, MemoryStore())
-    reference.engine = Engine(plan, indexed=False)
+    reference.engine = Engine(plan, index_from=None)
     live = Processor(plan, MemoryStore())
+    live.engine = Engine(plan, index_from=index_from)
     serialized = Processor(plan, JsonStore())
+    serialized.engine = Engine(plan, index_from=index_from)
 
     async def run() -> None:
         for n, records in enumerate(batches):
             if n % 3 == 2:  # a reload: the live states' indexes are for the old plan
-                live.engine = Engine(load(rules))
+                live.engine = Engine(load(rules), index_from=index_from)
             want = await reference.process(records, NOW_US)
             for processor in (live, serialized):
                 got = await processor.process(records, NOW_US)
@@ -287,8 +290,8 @@ def test_a_busy_lead_fires_as_the_reference_does(rules: Path) -> None:
     records = [Record(record(op), "t", 0, i) for i, op in enumerate(shaped)]
     plan = load(rules)
     reference = Processor(plan, MemoryStore())
-    reference.engine = Engine(plan, indexed=False)
-    live = Processor(plan, MemoryStore())
+    reference.engine = Engine(plan, index_from=None)
+    live = Processor(plan, MemoryStore())  # the default: indexed once the lead is busy
 
     async def run() -> tuple[list[Any], list[Any]]:
         want, got = [], []
