@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from streams.engine.bounds import DEFAULT_LIMITS, Limits
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import Processor, Record
@@ -68,8 +69,9 @@ async def _run(
     dedup_horizon_us: int,
     batch_size: int,
     progress: Callable[[BacktestStats], None] | None,
+    limits: Limits,
 ) -> BacktestStats:
-    processor = Processor(plan, MemoryStore(), dedup_horizon_us)
+    processor = Processor(plan, MemoryStore(), dedup_horizon_us, limits)
     stats = BacktestStats()
     started = time.perf_counter()
     now_us = datetime_to_us_now()
@@ -92,8 +94,9 @@ async def _run(
 
 
 def datetime_to_us_now() -> int:
-    """Processing time for the whole backtest: one instant, so the result cannot depend on
-    how long the run takes (the deduplication horizon is measured in processing time)."""
+    """Processing time for the whole backtest: one instant, the wall clock at its start, so
+    the result cannot depend on how long the run takes (the deduplication horizon and the
+    future horizon of activity dates are measured in processing time)."""
     return datetime_to_us(datetime.now(UTC))
 
 
@@ -105,6 +108,7 @@ def run_backtest(
     dedup_horizon_us: int,
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[BacktestStats], None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> BacktestStats:
     def on_event(event: dict[str, Any]) -> None:
         events_out.write(orjson.dumps(event) + b"\n")
@@ -123,5 +127,6 @@ def run_backtest(
                 dedup_horizon_us,
                 batch_size,
                 progress,
+                limits,
             )
         )

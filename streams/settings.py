@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.engine.activity import DEAD_LETTER_RECORD_MAX_BYTES
+from streams.engine.bounds import DEFAULT_LIMITS, Limits
 from streams.engine.catalog import DEFAULT_MAX_CUSTOM_TYPES
 from streams.engine.datatypes import CoercionError, parse_duration_us
 
@@ -44,8 +46,44 @@ class EngineSettings(BaseSettings):
     max_custom_types: int = Field(
         DEFAULT_MAX_CUSTOM_TYPES, ge=1, description="How many custom activity types may exist."
     )
+    future_horizon: str = Field(
+        "1 day",
+        description="How far ahead of the processing clock an activityDate may be; a later "
+        "one is rejected invalid_value.",
+    )
+    lead_max_history: int = Field(
+        DEFAULT_LIMITS.max_history,
+        ge=100,
+        description="Most history entries one lead keeps (all types); beyond, the oldest by "
+        "activity date are dropped.",
+    )
+    lead_max_history_chars: int = Field(
+        DEFAULT_LIMITS.max_history_chars,
+        ge=10_000,
+        description="Most characters of text (plus 8 per other value, 16 per entry) one "
+        "lead's history keeps; beyond, the oldest entries by activity date are dropped.",
+    )
+    lead_max_seen: int = Field(
+        DEFAULT_LIMITS.max_seen,
+        ge=100,
+        description="Most activity identities one lead remembers for deduplication; beyond, "
+        "the oldest processed are forgotten.",
+    )
+    lead_max_fields: int = Field(
+        DEFAULT_LIMITS.max_fields,
+        ge=10,
+        description="Most lead fields (types 12 and 13) one lead keeps; a new field beyond "
+        "is not kept.",
+    )
+    dlq_record_max_bytes: int = Field(
+        DEAD_LETTER_RECORD_MAX_BYTES,
+        ge=1024,
+        le=131_072,
+        description="Most bytes of a rejected record copied into its dead letter; a longer "
+        "one is cut, with its length and sha256.",
+    )
 
-    _check_retention = field_validator("retention", "dedup_horizon")(_duration)
+    _check_retention = field_validator("retention", "dedup_horizon", "future_horizon")(_duration)
 
     @property
     def retention_us(self) -> int:
@@ -54,6 +92,17 @@ class EngineSettings(BaseSettings):
     @property
     def dedup_horizon_us(self) -> int:
         return parse_duration_us(self.dedup_horizon)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            future_horizon_us=parse_duration_us(self.future_horizon),
+            max_history=self.lead_max_history,
+            max_history_chars=self.lead_max_history_chars,
+            max_seen=self.lead_max_seen,
+            max_fields=self.lead_max_fields,
+            dead_letter_record_max_bytes=self.dlq_record_max_bytes,
+        )
 
 
 class KafkaSettings(EngineSettings):

@@ -152,7 +152,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.plan = plan
-    app.state.decoder = Decoder(plan.catalog)
+    app.state.decoder = Decoder(plan.catalog, settings.limits.future_horizon_us)
     app.state.writer = kafka_writer
     app.state.issuer = issuer
     app.state.rules_dir = settings.rules_dir

@@ -23,6 +23,7 @@ For each call:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -106,6 +107,7 @@ def prepare(
     `answered` gives the answer of records already refused by the caller."""
     pending: list[Pending] = []
     first_index: dict[str, int] = {}
+    now_us = time.time_ns() // 1000  # the clock activityDate's future horizon counts from
     for index, record in enumerate(records):
         known = answered[index] if answered is not None else None
         if known is not None:
@@ -126,7 +128,7 @@ def prepare(
                         )
                     )
                     continue
-        decoded = decoder.decode(orjson.dumps(record), f"api/{label}/{index}")
+        decoded = decoder.decode(orjson.dumps(record), f"api/{label}/{index}", now_us)
         if isinstance(decoded, Rejection):
             pending.append(
                 Pending(skipped(marketo_code(decoded), f"{decoded.code}: {decoded.message}"))

@@ -63,7 +63,10 @@ def run_produce(args: argparse.Namespace) -> int:
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
         producer = ActivityProducer(
-            settings.bootstrap_servers, plan.catalog, settings.topic_activities
+            settings.bootstrap_servers,
+            plan.catalog,
+            settings.topic_activities,
+            settings.limits.future_horizon_us,
         )
     except KafkaError as exc:
         raise CommandError(f"{settings.broker}: cannot reach Kafka: {exc}", EXIT_FAILED) from None

@@ -100,6 +100,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
             settings.dedup_horizon_us,
             args.batch_size,
             progress,
+            settings.limits,
         )
         sys.stdout.buffer.flush()
     finally:

@@ -29,6 +29,18 @@ class WorkerMetrics:
             "Batches evaluated again because another writer changed a lead's state.",
             registry=self.registry,
         )
+        self.quarantined = Counter(
+            "streams_state_quarantined",
+            "Leads whose stored state could not be read and was moved aside "
+            "(<app_id>:quarantine:{lead}:<ms>); the lead went on from an empty state.",
+            registry=self.registry,
+        )
+        self.minimal_dead_letters = Counter(
+            "streams_dead_letters_minimal",
+            "Dead letters the broker refused, replaced by a minimal one (position, error, "
+            "length and sha256 of the record).",
+            registry=self.registry,
+        )
         self.batch_seconds = Histogram(
             "streams_batch_seconds",
             "Time from a batch's arrival to its events' delivery.",

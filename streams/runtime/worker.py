@@ -17,6 +17,7 @@ gracefully, so that a supervisor restarts it and the batch is redelivered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -29,6 +30,7 @@ from typing import Any, Final, NoReturn
 import faust
 import orjson
 
+from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import BatchResult, Processor, Record
@@ -87,17 +89,11 @@ class BatchHandler:
             [(str(event["leadId"]).encode(), orjson.dumps(event)) for event in result.events],
         )
         if result.dead_letters:
-            keys = {
-                (r.partition, r.offset): e.message.key for r, e in zip(records, events, strict=True)
+            originals = {
+                (r.partition, r.offset): (e.message.key, r)
+                for r, e in zip(records, events, strict=True)
             }
-            await send_all(
-                producer,
-                self.settings.topic_dlq,
-                [
-                    (keys.get((letter["partition"], letter["offset"])), orjson.dumps(letter))
-                    for letter in result.dead_letters
-                ],
-            )
+            await self.send_dead_letters(result.dead_letters, originals)
         for event in events:
             event.ack()
         metrics = self.metrics
@@ -109,6 +105,57 @@ class BatchHandler:
         metrics.activities.labels("rejected").inc(len(result.dead_letters))
         metrics.memberships.inc(len(result.events))
         metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    async def send_dead_letters(
+        self,
+        letters: Sequence[dict[str, Any]],
+        originals: dict[tuple[int, int], tuple[bytes | None, Record]],
+    ) -> None:
+        """Produce the dead letters, keyed as their records were, and wait for them. A
+        letter the producer or the broker refuses (too large for the topic's
+        max.message.bytes, or any other error) is replaced by `minimal_dead_letter`,
+        unkeyed (the key may be what is too large), which names the record's position and
+        why: a poison record never stops the partitions. Only if that fails too, which
+        means the broker itself is failing, does the batch fail (and the worker exit 1)."""
+        producer = self.app.producer
+        topic = self.settings.topic_dlq
+        deliveries: list[Any] = []
+        for letter in letters:  # in order, as `send_all` does; each send only appends
+            key = originals[(letter["partition"], letter["offset"])][0]
+            try:
+                deliveries.append(
+                    await producer.send(topic, key, orjson.dumps(letter), None, None, None)
+                )
+            except Exception as exc:  # refused before sending: e.g. larger than allowed
+                deliveries.append(_failed(exc))
+        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+        fallbacks: list[tuple[bytes | None, bytes]] = []
+        for letter, outcome in zip(letters, outcomes, strict=True):
+            if not isinstance(outcome, Exception):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                continue
+            record = originals[(letter["partition"], letter["offset"])][1]
+            reason = f"{type(outcome).__name__}: {outcome}"
+            log.warning(
+                "dead letter for %s/%d/%d not sent (%s); sending a minimal one",
+                record.topic,
+                record.partition,
+                record.offset,
+                reason,
+            )
+            rejection = Rejection(letter["error"]["code"], letter["error"]["message"])
+            minimal = minimal_dead_letter(
+                record.value, rejection, record.topic, record.partition, record.offset, reason
+            )
+            fallbacks.append((None, orjson.dumps(minimal)))
+        if fallbacks:
+            await send_all(producer, topic, fallbacks)
+            self.metrics.minimal_dead_letters.inc(len(fallbacks))
+
+
+async def _failed(exc: Exception) -> NoReturn:
+    raise exc
 
 
 def crash_now() -> NoReturn:
@@ -145,8 +192,13 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
 
     @app.agent(activities, name="evaluate")
     async def evaluate(stream: Any) -> None:
-        store = RedisStore(redis_client(settings.redis_url), settings.app_id, ttl_ms=0)
-        processor = Processor(plan, store, settings.dedup_horizon_us)
+        store = RedisStore(
+            redis_client(settings.redis_url),
+            settings.app_id,
+            ttl_ms=0,
+            on_quarantine=lambda *_: metrics.quarantined.inc(),
+        )
+        processor = Processor(plan, store, settings.dedup_horizon_us, settings.limits)
         handler = BatchHandler(app, settings, processor, metrics)
         status["ready"] = True
         log.info(

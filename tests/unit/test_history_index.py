@@ -21,11 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.engine.bounds import Limits
 from streams.engine.compiler import Plan, load_plan
 from streams.engine.datatypes import US_PER_DAY
 from streams.engine.evaluator import Engine
 from streams.engine.leadstate import LeadState
 from streams.pipeline import Processor, Record
+from streams.state.codec import decode_state, encode_state
 from streams.state.memory import MemoryStore
 
 MINUTE_US = 60_000_000
@@ -184,12 +186,12 @@ class JsonStore:
 
     async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
         return {
-            lead: LeadState.from_json(self.raw[lead]) if lead in self.raw else LeadState()
+            lead: decode_state(self.raw[lead]) if lead in self.raw else LeadState()
             for lead in lead_ids
         }
 
     async def save(self, states: Mapping[int, LeadState]) -> None:
-        self.raw.update({lead: state.to_json() for lead, state in states.items()})
+        self.raw.update({lead: encode_state(state) for lead, state in states.items()})
 
 
 def record(op: tuple[int, int, int, str, int, int]) -> bytes:
@@ -233,9 +235,16 @@ ops = st.tuples(
     drift=st.lists(st.integers(0, 4), min_size=1, max_size=4),
     redeliver=st.integers(0, 5),
     index_from=st.sampled_from([0, 3]),  # indexed from the start, or once a lead is busy
+    max_history=st.sampled_from([20_000, 4]),  # 4: the bounds trim history (and the index)
 )
 def test_indexed_engine_matches_the_scanning_reference(
-    rules: Path, stream: list[Any], batch: int, drift: list[int], redeliver: int, index_from: int
+    rules: Path,
+    stream: list[Any],
+    batch: int,
+    drift: list[int],
+    redeliver: int,
+    index_from: int,
+    max_history: int,
 ) -> None:
     # Rising minutes with drift: most activities in date order, some late.
     minutes = 0
@@ -249,11 +258,12 @@ def test_indexed_engine_matches_the_scanning_reference(
         batches.insert(min(redeliver, len(batches)), batches[min(redeliver, len(batches)) - 1])
 
     plan = load(rules)
-    reference = Processor(plan, MemoryStore())
+    limits = Limits(max_history=max_history)
+    reference = Processor(plan, MemoryStore(), limits=limits)
     reference.engine = Engine(plan, index_from=None)
-    live = Processor(plan, MemoryStore())
+    live = Processor(plan, MemoryStore(), limits=limits)
     live.engine = Engine(plan, index_from=index_from)
-    serialized = Processor(plan, JsonStore())
+    serialized = Processor(plan, JsonStore(), limits=limits)
     serialized.engine = Engine(plan, index_from=index_from)
 
     async def run() -> None:
@@ -273,8 +283,8 @@ def test_indexed_engine_matches_the_scanning_reference(
     asyncio.run(run())
     assert isinstance(reference.store, MemoryStore) and isinstance(live.store, MemoryStore)
     assert isinstance(serialized.store, JsonStore)
-    want_states = {lead: s.to_json() for lead, s in reference.store.leads.items()}
-    assert {lead: s.to_json() for lead, s in live.store.leads.items()} == want_states
+    want_states = {lead: encode_state(s) for lead, s in reference.store.leads.items()}
+    assert {lead: encode_state(s) for lead, s in live.store.leads.items()} == want_states
     assert serialized.store.raw == want_states
     for lead, state in live.store.leads.items():
         assert state == reference.store.leads[lead]
@@ -304,7 +314,31 @@ def test_a_busy_lead_fires_as_the_reference_does(rules: Path) -> None:
     assert got == want
     assert len({e["campaignId"] for e in want}) >= 2  # the filters did decide something
     assert isinstance(live.store, MemoryStore) and isinstance(reference.store, MemoryStore)
-    assert live.store.leads[1].to_json() == reference.store.leads[1].to_json()
+    assert encode_state(live.store.leads[1]) == encode_state(reference.store.leads[1])
     index = live.store.leads[1].index
     assert index is not None
     assert index.dates[100001] == sorted(e[0] for e in live.store.leads[1].history[100001])
+
+
+def test_history_trimmed_by_the_bounds_is_counted_as_the_reference_does(rules: Path) -> None:
+    """`bounds.enforce` drops the oldest entries of a lead over `max_history`: the index
+    must not go on counting them."""
+    shaped = [
+        (0, 1, i * 5 - (37 if i % 10 == 3 else 0), "xyz"[i % 3], i % 10, 10_000 + i)
+        for i in range(200)
+    ]
+    records = [Record(record(op), "t", 0, i) for i, op in enumerate(shaped)]
+    plan = load(rules)
+    limits = Limits(max_history=4)
+    reference = Processor(plan, MemoryStore(), limits=limits)
+    reference.engine = Engine(plan, index_from=None)
+    live = Processor(plan, MemoryStore(), limits=limits)
+    live.engine = Engine(plan, index_from=0)
+
+    async def run() -> tuple[list[Any], list[Any]]:
+        want = (await reference.process(records, NOW_US)).events
+        return want, (await live.process(records, NOW_US)).events
+
+    want, got = asyncio.run(run())
+    assert want  # the campaigns do fire on a trimmed history
+    assert got == want
