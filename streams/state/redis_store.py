@@ -59,6 +59,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Final
 
@@ -66,7 +67,8 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from streams.engine.leadstate import LeadState
-from streams.state.codec import UnreadableState, decode_state, encode_state
+from streams.state.codec import UnreadableState, decode_state
+from streams.state.journal import Stored, apply_delta, remember, write
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +137,14 @@ class RedisStore:
         app_id: str,
         ttl_ms: int,
         on_quarantine: OnQuarantine | None = None,
+        cache_leads: int = 0,
     ) -> None:
         if not app_id or "{" in app_id or "}" in app_id:
             raise ValueError(f"app id {app_id!r} must be non-empty, without '{{' or '}}'")
         if ttl_ms < 0:
             raise ValueError(f"ttl_ms must be >= 0 (0: no expiry), not {ttl_ms}")
+        if cache_leads < 0:
+            raise ValueError(f"cache_leads must be >= 0 (0: no cache), not {cache_leads}")
         self.client = client
         self.app_id = app_id
         self.ttl_ms = ttl_ms
@@ -147,8 +152,14 @@ class RedisStore:
         self._script = client.register_script(SAVE_LEADS_LUA)
         self._quarantine = client.register_script(QUARANTINE_LUA)
         self.on_quarantine = on_quarantine
-        self._versions: dict[int, int] = {}
-        """Lead id -> generation loaded (0: not found), from `load` until `save`."""
+        self.cache_leads = cache_leads
+        self._loaded: dict[int, tuple[int, Stored | None]] = {}
+        """Lead id -> (generation loaded, 0: not found; what is stored), from `load` until
+        `save`."""
+        self._cache: dict[int, tuple[int, Stored, LeadState]] = {}
+        """Lead id -> (generation, what is stored, the state): leads saved by this store,
+        least recently saved first, at most `cache_leads`; a lead is taken out by `load`
+        and put back (newer) by a successful `save`."""
 
     def key(self, lead_id: int) -> bytes:
         return b"%s{%d}" % (self._prefix, lead_id)
@@ -156,17 +167,52 @@ class RedisStore:
     def quarantine_key(self, lead_id: int, unix_ms: int) -> bytes:
         return b"%s:quarantine:{%d}:%d" % (self.app_id.encode(), lead_id, unix_ms)
 
+    def journal_key(self, lead_id: int) -> bytes:
+        return b"%s:journal:{%d}" % (self.app_id.encode(), lead_id)
+
     async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
+        """Cached leads cost one `HGET ver` (their state is used if no one saved since);
+        the others, and cached ones someone else saved, are read in full."""
         ids = list(lead_ids)
         if not ids:
             return {}
+        cache = self._cache
+        warm = [lead_id for lead_id in ids if lead_id in cache]
+        cold = [lead_id for lead_id in ids if lead_id not in cache]
         async with self.client.pipeline(transaction=False) as pipe:
-            for lead_id in ids:
-                pipe.hmget(self.key(lead_id), _LOAD_FIELDS)
+            for lead_id in warm:
+                pipe.hget(self.key(lead_id), b"ver")
+            self._queue_full_reads(pipe, cold)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         out: dict[int, LeadState] = {}
-        versions = self._versions
-        for lead_id, reply in zip(ids, replies, strict=True):
+        stale: list[int] = []
+        for lead_id, reply in zip(warm, replies, strict=False):
+            generation, stored, state = cache.pop(lead_id)  # checked out until saved
+            if reply == b"%d" % generation:
+                out[lead_id] = state
+                self._loaded[lead_id] = (generation, stored)
+            else:
+                stale.append(lead_id)
+        await self._read_full(cold, replies[len(warm) :], out)
+        if stale:
+            async with self.client.pipeline(transaction=False) as pipe:
+                self._queue_full_reads(pipe, stale)
+                replies = await pipe.execute(raise_on_error=False)
+            await self._read_full(stale, replies, out)
+        return out
+
+    def _queue_full_reads(self, pipe: Any, lead_ids: list[int]) -> None:
+        for lead_id in lead_ids:
+            pipe.hmget(self.key(lead_id), _LOAD_FIELDS)
+            pipe.lrange(self.journal_key(lead_id), 0, -1)
+
+    async def _read_full(
+        self, lead_ids: list[int], replies: list[Any], out: dict[int, LeadState]
+    ) -> None:
+        """Snapshot plus journal, per lead; an unreadable lead is quarantined."""
+        loaded = self._loaded
+        for n, lead_id in enumerate(lead_ids):
+            reply, journal = replies[2 * n], replies[2 * n + 1]
             if isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE"):
                 await self._set_aside(lead_id, b"", "the key is not a hash")
             elif isinstance(reply, Exception):
@@ -174,17 +220,24 @@ class RedisStore:
             else:
                 raw, ver = reply
                 try:
+                    if isinstance(journal, Exception):
+                        raise UnreadableState(f"journal: {journal}")
                     generation = _generation(ver)
-                    state = LeadState() if raw is None else decode_state(raw)
+                    if raw is None:  # nothing stored (a journal alone is left over)
+                        state, stored = LeadState(), None
+                    else:
+                        state = decode_state(raw)
+                        for delta in journal:
+                            apply_delta(state, delta)
+                        stored = remember(state, len(raw), sum(map(len, journal)))
                 except UnreadableState as exc:
                     await self._set_aside(lead_id, ver or b"", str(exc))
                 else:
                     out[lead_id] = state
-                    versions[lead_id] = generation
+                    loaded[lead_id] = (generation, stored)
                     continue
             out[lead_id] = LeadState()
-            versions[lead_id] = 0
-        return out
+            loaded[lead_id] = (0, None)
 
     async def _set_aside(self, lead_id: int, ver: bytes, reason: str) -> None:
         """Quarantine one lead's key (module doc); `StateConflict` if it changed since."""
@@ -205,11 +258,14 @@ class RedisStore:
     async def save(self, states: Mapping[int, LeadState]) -> None:
         if not states:
             return
-        versions = self._versions
-        calls = [
-            (lead_id, self.key(lead_id), versions.get(lead_id, 0), encode_state(state))
-            for lead_id, state in states.items()
-        ]
+        loaded = self._loaded
+        calls: list[_Save] = []
+        for lead_id, state in states.items():
+            generation, stored = loaded.get(lead_id, (0, None))
+            is_delta, payload, after = write(stored, state)
+            calls.append(
+                _Save(lead_id, generation, b"d" if is_delta else b"s", payload, after, state)
+            )
         replies = await self._run(calls)
         missing = [c for c, r in zip(calls, replies, strict=True) if isinstance(r, NoScriptError)]
         if missing:
@@ -217,24 +273,51 @@ class RedisStore:
             retried = iter(await self._run(missing))
             replies = [next(retried) if isinstance(r, NoScriptError) else r for r in replies]
         conflicts: list[int] = []
-        for (lead_id, _, _, _), reply in zip(calls, replies, strict=True):
+        for call, reply in zip(calls, replies, strict=True):
             if isinstance(reply, Exception):
                 raise reply
             if reply[0] != 1:
-                conflicts.append(lead_id)
+                conflicts.append(call.lead_id)
         # Only once every lead has an answer: a save that raised above keeps its tokens,
         # so the caller may retry it (the script makes a retry idempotent).
         for lead_id in states:
-            versions.pop(lead_id, None)
+            loaded.pop(lead_id, None)
+        if self.cache_leads:
+            cache = self._cache
+            for call, reply in zip(calls, replies, strict=True):
+                if reply[0] == 1:
+                    cache[call.lead_id] = (reply[1], call.after, call.state)
+            while len(cache) > self.cache_leads:
+                del cache[next(iter(cache))]  # the least recently saved
         if conflicts:
             raise StateConflict(conflicts)
 
-    async def _run(self, calls: list[tuple[int, bytes, int, bytes]]) -> list[Any]:
+    async def _run(self, calls: list[_Save]) -> list[Any]:
         """One round trip: EVALSHA per lead; errors come back in the list, not raised."""
         sha = self._script.sha
         ttl = self.ttl_ms
         async with self.client.pipeline(transaction=False) as pipe:
-            for _, key, ver, state in calls:
-                pipe.evalsha(sha, 1, key, ver, state, ttl)
+            for call in calls:
+                pipe.evalsha(
+                    sha,
+                    2,
+                    self.key(call.lead_id),
+                    self.journal_key(call.lead_id),
+                    call.generation,
+                    call.mode,
+                    call.payload,
+                    ttl,
+                )
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
+
+
+@dataclass(frozen=True, slots=True)
+class _Save:
+    lead_id: int
+    generation: int
+    mode: bytes
+    """b"s": `payload` is a snapshot; b"d": a delta."""
+    payload: bytes
+    after: Stored
+    state: LeadState

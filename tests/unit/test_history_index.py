@@ -4,7 +4,8 @@ Hypothesis draws streams of activities for a few leads, with dates going back an
 (mobile devices send late), duplicates and redeliveries, Delete Lead, field changes, and a
 retention short enough that pruning happens; both engines must emit the same events, batch
 by batch, and leave the same states. The indexed side also runs with its states serialized
-between batches (as in Redis: the index is rebuilt from the history) and with a new plan
+between batches (as in Redis: the index is rebuilt from the history), stored as a snapshot
+and a journal of deltas (Redis's layout, `streams.state.journal`), and with a new plan
 object every few batches (a reload: the index built for the old plan is stale).
 """
 
@@ -28,6 +29,7 @@ from streams.engine.evaluator import Engine
 from streams.engine.leadstate import LeadState
 from streams.pipeline import Processor, Record
 from streams.state.codec import decode_state, encode_state
+from streams.state.journal import Stored, apply_delta, remember, write
 from streams.state.memory import MemoryStore
 
 MINUTE_US = 60_000_000
@@ -194,6 +196,44 @@ class JsonStore:
         self.raw.update({lead: encode_state(state) for lead, state in states.items()})
 
 
+class JournalStore:
+    """Redis's layout in memory: a snapshot and a journal of deltas per lead, written by
+    `journal.write` as `RedisStore.save` writes them, replayed by `apply_delta` on load."""
+
+    def __init__(self) -> None:
+        self.snapshots: dict[int, bytes] = {}
+        self.journals: dict[int, list[bytes]] = {}
+        self.stored: dict[int, Stored | None] = {}
+        self.deltas = 0
+
+    async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
+        out = {}
+        for lead in lead_ids:
+            state, stored = LeadState(), None
+            if lead in self.snapshots:
+                state = decode_state(self.snapshots[lead])
+                for delta in self.journals[lead]:
+                    apply_delta(state, delta)
+                stored = remember(
+                    state, len(self.snapshots[lead]), sum(map(len, self.journals[lead]))
+                )
+            out[lead], self.stored[lead] = state, stored
+        return out
+
+    async def save(self, states: Mapping[int, LeadState]) -> None:
+        for lead, state in states.items():
+            is_delta, payload, _ = write(self.stored.pop(lead, None), state)
+            if is_delta:
+                self.journals[lead].append(payload)
+                self.deltas += 1
+            else:
+                self.snapshots[lead], self.journals[lead] = payload, []
+
+    def states(self) -> dict[int, bytes]:
+        loaded = asyncio.run(self.load(list(self.snapshots)))
+        return {lead: encode_state(state) for lead, state in loaded.items()}
+
+
 def record(op: tuple[int, int, int, str, int, int]) -> bytes:
     kind, lead, minutes, item, qty, guid = op
     date_us = BASE_US + minutes * MINUTE_US
@@ -265,13 +305,15 @@ def test_indexed_engine_matches_the_scanning_reference(
     live.engine = Engine(plan, index_from=index_from)
     serialized = Processor(plan, JsonStore(), limits=limits)
     serialized.engine = Engine(plan, index_from=index_from)
+    journaled = Processor(plan, JournalStore(), limits=limits)
+    journaled.engine = Engine(plan, index_from=index_from)
 
     async def run() -> None:
         for n, records in enumerate(batches):
             if n % 3 == 2:  # a reload: the live states' indexes are for the old plan
                 live.engine = Engine(load(rules), index_from=index_from)
             want = await reference.process(records, NOW_US)
-            for processor in (live, serialized):
+            for processor in (live, serialized, journaled):
                 got = await processor.process(records, NOW_US)
                 assert got.events == want.events
                 assert (got.accepted, got.duplicates, got.redelivered) == (
@@ -286,6 +328,8 @@ def test_indexed_engine_matches_the_scanning_reference(
     want_states = {lead: encode_state(s) for lead, s in reference.store.leads.items()}
     assert {lead: encode_state(s) for lead, s in live.store.leads.items()} == want_states
     assert serialized.store.raw == want_states
+    assert isinstance(journaled.store, JournalStore)
+    assert journaled.store.states() == want_states
     for lead, state in live.store.leads.items():
         assert state == reference.store.leads[lead]
 
@@ -302,16 +346,22 @@ def test_a_busy_lead_fires_as_the_reference_does(rules: Path) -> None:
     reference = Processor(plan, MemoryStore())
     reference.engine = Engine(plan, index_from=None)
     live = Processor(plan, MemoryStore())  # the default: indexed once the lead is busy
+    journaled = Processor(plan, JournalStore())
 
-    async def run() -> tuple[list[Any], list[Any]]:
-        want, got = [], []
+    async def run() -> tuple[list[Any], list[Any], list[Any]]:
+        want, got, from_journal = [], [], []
         for i in range(0, len(records), 100):
             want += (await reference.process(records[i : i + 100], NOW_US)).events
             got += (await live.process(records[i : i + 100], NOW_US)).events
-        return want, got
+            from_journal += (await journaled.process(records[i : i + 100], NOW_US)).events
+        return want, got, from_journal
 
-    want, got = asyncio.run(run())
+    want, got, from_journal = asyncio.run(run())
     assert got == want
+    assert from_journal == want
+    assert isinstance(journaled.store, JournalStore)
+    assert journaled.store.deltas >= 10  # most batches wrote a delta, not the whole state
+    assert journaled.store.states() == {1: encode_state(reference.store.leads[1])}
     assert len({e["campaignId"] for e in want}) >= 2  # the filters did decide something
     assert isinstance(live.store, MemoryStore) and isinstance(reference.store, MemoryStore)
     assert encode_state(live.store.leads[1]) == encode_state(reference.store.leads[1])
