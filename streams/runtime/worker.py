@@ -197,6 +197,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             settings.app_id,
             ttl_ms=0,
             on_quarantine=lambda *_: metrics.quarantined.inc(),
+            cache_leads=settings.state_cache_leads,
         )
         processor = Processor(plan, store, settings.dedup_horizon_us, settings.limits)
         handler = BatchHandler(app, settings, processor, metrics)

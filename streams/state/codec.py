@@ -54,6 +54,16 @@ def encode_state(state: LeadState) -> bytes:
     )
 
 
+_CURRENT_PREFIX: Final = b'{"v":%d,' % FORMAT_VERSION
+
+
+def is_current(raw: bytes) -> bool:
+    """Whether `raw` was written by this version's `encode_state` (which writes `v` first):
+    the store appends deltas only to such a snapshot, so that a worker that knows only an
+    earlier version never reads a state whose journal it would ignore."""
+    return raw.startswith(_CURRENT_PREFIX)
+
+
 def decode_state(raw: bytes | str) -> LeadState:
     """The `LeadState` stored as `raw`, of any known version; `UnreadableState` otherwise."""
     try:

@@ -52,6 +52,7 @@ class Stored:
     seen: list[str]
     """The identities of `seen`, in order."""
     snapshot_bytes: int
+    """0: nothing stored, or a snapshot of an earlier format; the next save writes one."""
     journal_bytes: int
 
 

@@ -2,28 +2,40 @@
 
 Key schema (also in the header of `lua/save_leads.lua`, the only writer):
 
-    <app_id>:lead:{<lead_id>}   hash
-        state   LeadState JSON (history, fields, campaign runs, dedup record `seen`, max_ts)
+    <app_id>:lead:{<lead_id>}      hash
+        state   a snapshot: the LeadState as `codec.encode_state` writes it (history,
+                fields, campaign runs, dedup record `seen`, max_ts)
         ver     integer generation: 1 after the first save, +1 on every save
+    <app_id>:journal:{<lead_id>}   list
+        deltas to replay on the snapshot, oldest first (`streams.state.journal`): what
+        each batch changed, so that a busy lead's batch writes a few entries, not its whole
+        history; a snapshot replaces them once they would outgrow it
 
-The braces around the lead id are the Redis Cluster hash tag: the key hashes to the slot of
-`<lead_id>`, so a multi-key layout per lead later stays on one node. Hence an app id must not
-contain `{` or `}`. Every save sets the key's TTL to `ttl_ms` (0: no expiry), so a lead
-without activity for that long is forgotten.
+The braces around the lead id are the Redis Cluster hash tag: both keys hash to the slot of
+`<lead_id>`. Hence an app id must not contain `{` or `}`. Every save sets both keys' TTL to
+`ttl_ms` (0: no expiry), so a lead without activity for that long is forgotten.
 
 A batch costs two round trips, whatever its number of leads:
 
-1. `load`: one non-transactional pipeline of `HMGET key state ver`, one per lead. A lead
-   not found gets an empty `LeadState` and generation 0. The state is read by
-   `codec.decode_state` (any format version written so far). The store remembers each lead's
-   generation in `_versions` (lead id -> ver), a token that lives from `load` to the
-   `save` of the same batch: the `Store` protocol stays as it is, and the dict holds only
-   the leads of batches in flight.
+1. `load`: one non-transactional pipeline. A lead this store saved last (kept in its cache
+   of `cache_leads` states, least recently saved evicted first) costs `HGET key ver`: if
+   the generation is the one it saved, the cached state is used as it is; if someone else
+   saved the lead since (a rebalance moved it and back), it is read in full in a third
+   round trip. Any other lead costs `HMGET key state ver` and `LRANGE journal`: the
+   snapshot is read by `codec.decode_state` (any format version written so far) and the
+   journal replayed on it. A lead not found gets an empty `LeadState` and generation 0; a
+   journal without its snapshot (left by a quarantine) is ignored. The store remembers
+   each lead's generation and what is stored (`journal.Stored`) in `_loaded`, a token
+   that lives from `load` to the `save` of the same batch: the `Store` protocol stays as
+   it is. A cached state is taken out of the cache by `load` and put back by a
+   successful `save`, so a batch that fails leaves nothing half-applied in the cache.
 2. `save`: one non-transactional pipeline of `EVALSHA save_leads.lua`, one per lead, each
    a compare-and-set: it writes only if the lead's generation is still the one loaded (for
-   a lead that was not loaded through this store: only if the key does not exist). Each
-   lead is atomic on its own; there is no MULTI/EXEC across leads, so a Redis Cluster
-   client may split the pipeline by slot.
+   a lead that was not loaded through this store: only if the key does not exist). It
+   appends the batch's delta to the journal, or writes a snapshot and empties the journal
+   (`journal.write` decides; a snapshot of an earlier format version always gets
+   rewritten first). Each lead is atomic on its own; there is no MULTI/EXEC across leads,
+   so a Redis Cluster client may split the pipeline by slot.
 
 A conflict means that another writer saved the lead in between, typically the new owner
 of the partition after a rebalance while this worker is a zombie that has not noticed yet.
@@ -50,8 +62,9 @@ writer saved it), nothing is moved and `load` raises `StateConflict`: the batch 
 evaluated again from a fresh load.
 
 A pipeline that redis-py retries after a connection error may run twice on the server; the
-script recognises its own write (generation + 1 holding the same state) and reports it as
-stored, so a retry is not mistaken for a conflict.
+script recognises its own write (generation + 1 holding the same snapshot, or the same
+delta at the end of the journal) and reports it as stored, so a retry is not mistaken for a
+conflict.
 """
 
 from __future__ import annotations
@@ -67,7 +80,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from streams.engine.leadstate import LeadState
-from streams.state.codec import UnreadableState, decode_state
+from streams.state.codec import UnreadableState, decode_state, is_current
 from streams.state.journal import Stored, apply_delta, remember, write
 
 log = logging.getLogger(__name__)
@@ -229,7 +242,10 @@ class RedisStore:
                         state = decode_state(raw)
                         for delta in journal:
                             apply_delta(state, delta)
-                        stored = remember(state, len(raw), sum(map(len, journal)))
+                        # Deltas go only on a snapshot of the current format: an earlier
+                        # one is rewritten by the next save.
+                        size = len(raw) if is_current(raw) else 0
+                        stored = remember(state, size, sum(map(len, journal)))
                 except UnreadableState as exc:
                     await self._set_aside(lead_id, ver or b"", str(exc))
                 else:
