@@ -1,6 +1,7 @@
 """Cost flat in a lead's history (issue 8, target 4): a busy lead against many quiet ones.
 
     .venv/bin/python bench/history.py [--sizes 10,1000,4000,16000] [--total 16000]
+    .venv/bin/python bench/history.py --worker [--sizes 10,16000]   # the local stack
 
 For each size n, the same number of activities (`--total`) goes through the backtest
 pipeline (`Processor` on `MemoryStore`, decoding included) as `total / n` leads of n cheque
@@ -9,6 +10,11 @@ history filter, in a late-arriving order (a tenth of them dated before the previ
 mobile devices send). Half the deposits carry an exchange rate the filter does not accept,
 so a scan cannot stop early. The rate of each size is printed with its ratio to n = 10, all
 in one run (CPU time of this process). Target: ≥ 0.80 at n = 16,000.
+
+With `--worker`, the same streams go through `python -m streams worker` on a local Apache
+Kafka broker and redis-server (bench/stream.py's throughput phase: the records are written
+first, the rate is read off the worker's metrics), and the bytes Redis received and sent
+during each run are printed per activity: they must not grow with the lead's history.
 """
 
 from __future__ import annotations
@@ -102,6 +108,38 @@ def rate(lines: list[bytes], batch: int, indexed: bool) -> tuple[float, int]:
     return len(records) / (time.process_time() - started), events
 
 
+def worker_rates(sizes: list[int], total: int, seed: int, timeout: float) -> None:
+    import contextlib
+    import tempfile
+
+    import redis
+
+    from bench.stream import throughput
+    from streams.devstack.kafka import KafkaBroker
+    from streams.devstack.redis import RedisServer
+
+    with contextlib.ExitStack() as stack:
+        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-history-")))
+        broker = stack.enter_context(KafkaBroker())
+        redis_url = stack.enter_context(RedisServer()).url
+        admin = redis.Redis.from_url(redis_url)
+        rates: dict[int, float] = {}
+        for n in sizes:
+            lines = deposits(max(1, total // n), n, random.Random(seed))
+            before = admin.info("stats")
+            rates[n], _ = throughput(broker.bootstrap, redis_url, lines, logs, timeout)
+            after = admin.info("stats")
+            received = after["total_net_input_bytes"] - before["total_net_input_bytes"]
+            sent = after["total_net_output_bytes"] - before["total_net_output_bytes"]
+            print(
+                f"  worker n = {n:>6,}  {total // n:>5,} lead(s)  {rates[n]:>7,.0f} activities/s"
+                f"  ratio to n = {sizes[0]}: {rates[n] / rates[sizes[0]]:.2f}  Redis: "
+                f"{received / len(lines):,.0f} B in, {sent / len(lines):,.0f} B out per activity",
+                flush=True,
+            )
+        admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,1000,4000,16000")
@@ -111,8 +149,14 @@ def main() -> None:
     parser.add_argument(
         "--reference", action="store_true", help="also run the scanning reference evaluator"
     )
+    parser.add_argument("--worker", action="store_true", help="through the worker (local stack)")
+    parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.worker:
+        print("the worker on a local Kafka broker and redis-server")
+        worker_rates(sizes, args.total, args.seed, args.timeout)
+        return
     tune_gc()
     for indexed in [True, False] if args.reference else [True]:
         print("indexed history (the engine)" if indexed else "scanning history (reference)")

@@ -50,7 +50,7 @@ if str(REPO) not in sys.path:
 from streams.devstack.kafka import KafkaBroker, create_topics  # noqa: E402
 from streams.devstack.process import ManagedProcess  # noqa: E402
 from streams.devstack.tansu import TansuBroker  # noqa: E402
-from streams.runtime import faust_tuning  # noqa: E402
+from streams.runtime import faust_app  # noqa: E402
 
 PARTITIONS = 4
 LEADS = 20_000
@@ -298,7 +298,7 @@ def faust_worker(args: argparse.Namespace) -> None:
     if agent_kind == "per-event-default":
         app = faust.App(
             args.group,
-            broker=faust_tuning.broker_urls(args.bootstrap),
+            broker=faust_app.broker_urls(args.bootstrap),
             datadir=datadir,
             web_enabled=False,
             key_serializer="raw",
@@ -307,7 +307,7 @@ def faust_worker(args: argparse.Namespace) -> None:
         )
     else:
         fast = args.variant.endswith("-fast")
-        app = faust_tuning.create_app(
+        app = faust_app.create_app(
             args.group, args.bootstrap, datadir=datadir, fast_drain=fast, **overrides
         )
     source = app.topic(args.topic_in, partitions=PARTITIONS)
@@ -338,7 +338,7 @@ def faust_worker(args: argparse.Namespace) -> None:
         async for events in stream.noack_take(take_max, within):
             try:
                 records = [(e.key, dumps(loads(e.value))) for e in events]
-                await faust_tuning.send_all(app.producer, out_name, records)
+                await faust_app.send_all(app.producer, out_name, records)
             except Exception as exc:  # the batch stays unacked: redelivered after restart
                 await app.crash(exc)  # the worker stops and exits 1
                 return
@@ -355,7 +355,7 @@ def faust_worker(args: argparse.Namespace) -> None:
     app.agent(source, name="passthrough")(agents[agent_kind])
     if agent_kind == "per-event-default":
         faust.Worker(app, loglevel="WARNING", workdir=datadir).execute_from_commandline()
-    faust_tuning.run_worker(app, loglevel="WARNING", workdir=datadir)
+    faust_app.run_worker(app, loglevel="WARNING", workdir=datadir)
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -434,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--out", required=True)
     w.add_argument("--datadir", required=True, help="Faust's data directory")
     for q in (p, w):
-        q.add_argument("--take-max", type=int, default=faust_tuning.TAKE_MAX)
-        q.add_argument("--take-within", type=float, default=faust_tuning.TAKE_WITHIN)
+        q.add_argument("--take-max", type=int, default=faust_app.TAKE_MAX)
+        q.add_argument("--take-within", type=float, default=faust_app.TAKE_WITHIN)
         q.add_argument(
             "--set", action="append", default=[], metavar="KEY=VALUE", help="Faust setting"
         )

@@ -34,7 +34,7 @@ from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import BatchResult, Processor, Record
-from streams.runtime.faust_tuning import create_app, send_all
+from streams.runtime.faust_app import create_app, send_all
 from streams.runtime.metrics import CONTENT_TYPE, WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.state.redis_store import RedisStore, StateConflict, redis_client
@@ -176,7 +176,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         settings.bootstrap_servers,
         datadir=datadir,
         # Faust's consumer spends more on its per-record tasks than our whole evaluation:
-        # the fast drain skips them when they are not needed (faust_tuning.py), about 2x.
+        # the fast drain skips them when they are not needed (fast_drain.py), about 2x.
         fast_drain=True,
         web_enabled=True,
         web_port=settings.web_port,
