@@ -55,7 +55,8 @@ from streams.runtime import faust_app  # noqa: E402
 PARTITIONS = 4
 LEADS = 20_000
 FAUST_AGENTS = ("per-event-default", "per-event", "take", "take-send-soon", "noack-take")
-ALL_VARIANTS = (*FAUST_AGENTS, *(f"{a}-fast" for a in FAUST_AGENTS[1:]), "raw")
+QUIX_APPS = ("quix", "quix-state")
+ALL_VARIANTS = (*FAUST_AGENTS, *(f"{a}-fast" for a in FAUST_AGENTS[1:]), "raw", *QUIX_APPS)
 DEFAULT_VARIANTS = ("per-event", "take", "noack-take", "noack-take-fast", "raw")
 
 
@@ -283,8 +284,46 @@ def format_result(r: Result) -> str:
 def worker(args: argparse.Namespace) -> None:
     if args.variant == "raw":
         asyncio.run(raw_worker(args))
+    elif args.variant in QUIX_APPS:
+        quix_worker(args)
     else:
         faust_worker(args)
+
+
+def quix_worker(args: argparse.Namespace) -> None:
+    """The peers (the `bench` extra): a Quix Streams application, at-least-once, that
+    decodes each record and re-produces it (`quix`), or also reads and writes a per-key
+    count in its RocksDB state and adds it to the record (`quix-state`): one record out
+    per record in, as the worker emits one membership per activity with an `every time`
+    campaign."""
+    from quixstreams import Application
+
+    loads, dumps = orjson.loads, orjson.dumps
+    app = Application(
+        broker_address=args.bootstrap,
+        consumer_group=args.group,
+        auto_offset_reset="earliest",
+        state_dir=str(Path(args.datadir) / "state"),
+        processing_guarantee="at-least-once",
+        loglevel="WARNING",
+    )
+    source = app.topic(args.topic_in, key_deserializer="bytes", value_deserializer="bytes")
+    sink = app.topic(args.out, key_serializer="bytes", value_serializer="bytes")
+    sdf = app.dataframe(source)
+    if args.variant == "quix-state":
+
+        def count(value: bytes, state: Any) -> bytes:
+            doc = loads(value)
+            seen = state.get("n", 0) + 1
+            state.set("n", seen)
+            doc["n"] = seen
+            return dumps(doc)
+
+        sdf = sdf.apply(count, stateful=True)
+    else:
+        sdf = sdf.apply(lambda value: dumps(loads(value)))
+    sdf.to_topic(sink)
+    app.run()
 
 
 def faust_worker(args: argparse.Namespace) -> None:

@@ -1,15 +1,17 @@
 """The real worker on the local stack: sustained throughput, latency at a fixed offered rate,
-and, in the same run on the same broker, a pass-through Faust agent as the floor.
+and, in the same run on the same broker, its peers (a Quix Streams application with
+per-lead state, pass-through variants) and the ratios.
 
+    .venv/bin/pip install -e '.[bench]'     # the Quix Streams peers
     .venv/bin/python bench/stream.py [--broker kafka|tansu] [--records 100000] [--leads 2000]
 
 1. throughput: N sample activities (the sample rules/, the stream `python -m streams sample`
    makes) are written to a fresh topic first; then a worker starts, and the rate is read
    off its own /metrics (`streams_activities_total`) from the first processed activity to
-   the N-th, so the group join is not counted;
-2. floor: the at-least-once pass-through agent of bench/passthrough.py (`noack_take`,
-   decode, re-produce, await delivery, ack), same broker, same N, on the fast-drain
-   consumer the worker uses and on Faust's stock one;
+   the N-th, so the group join is not counted. Redis's memory per lead is printed after it;
+2. peers (`--peers`, `PEERS`): the same N records in a fresh topic, each contestant in a
+   process of its own (bench/passthrough.py), its rate from its output records' arrival,
+   first to N-th; then the worker's ratio to each;
 3. latency: a fresh worker, activities sent at a fixed rate (half, a quarter and a tenth of
    the sustained rate by default) for --seconds; for each membership event, the time from
    its activity's send to the event's arrival at a consumer: p50 and p99. The sender and
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,6 +54,26 @@ def processed(worker: WorkerProcess) -> int:
         return int(sum(float(v) for v in _ACTIVITIES_RE.findall(worker.metrics())))
     except OSError:
         return 0
+
+
+PEERS = {
+    "quix-state": "Quix Streams, per-lead RocksDB state read and written, one record out per in",
+    "quix": "Quix Streams, decode and re-produce",
+    "noack-take-fast": "Faust pass-through agent on the worker's consumer (fast drain)",
+    "noack-take": "Faust pass-through agent on Faust's stock consumer",
+    "raw": "raw aiokafka loop: getmany, decode, encode, send_batch (the Python ceiling)",
+}
+"""The contestants run against the worker, each on the same records (bench/passthrough.py
+runs them in a process of their own); the Quix Streams apps need the `bench` extra."""
+
+
+def preload(bootstrap: str, topic: str, lines: list[bytes]) -> None:
+    """The worker's input, keyed by lead id, into a peer's input topic."""
+    send = producer(bootstrap, 50)
+    for line in lines:
+        send.send(topic, key=str(orjson.loads(line)["leadId"]).encode(), value=line)
+    send.flush(300)
+    send.close()
 
 
 def fresh_settings(bootstrap: str, redis_url: str) -> dict[str, str]:
@@ -183,6 +206,12 @@ def main() -> int:
         "sustained rate (default 0.5,0.25,0.1)",
     )
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--peers",
+        type=lambda t: [p for p in t.split(",") if p],
+        default=["quix-state", "quix", "noack-take-fast", "raw"],
+        help=f"contestants, in order (default quix-state,quix,noack-take-fast,raw): {list(PEERS)}",
+    )
     args = parser.parse_args()
     lines = [orjson.dumps(a) for a in sample_activities(args.records, args.leads, seed=3)]
     with contextlib.ExitStack() as stack:
@@ -194,16 +223,26 @@ def main() -> int:
             f"over {args.leads:,} leads",
             flush=True,
         )
+        admin = redis.Redis.from_url(redis_url)
+        memory_before = admin.info("memory")["used_memory"]
         rate, join = throughput(broker.bootstrap, redis_url, lines, logs, args.timeout)
         print(
             f"worker:       {rate:>9,.0f} activities/s sustained (first result after {join:.1f} s)",
             flush=True,
         )
+        leads = len({orjson.loads(line)["leadId"] for line in lines})
+        used = admin.info("memory")["used_memory"] - memory_before
+        print(
+            f"redis:        {used / leads:>9,.0f} bytes per lead ({leads:,} leads, "
+            f"{len(lines) / leads:.0f} activities each on average)",
+            flush=True,
+        )
+        admin.close()
         floors = {}
-        for variant in ("noack-take-fast", "noack-take"):
+        for variant in args.peers:
             floor_in = f"floor-{uuid.uuid4().hex[:8]}"
             create_topics(broker.bootstrap, {floor_in: PARTITIONS, f"{floor_in}.out": PARTITIONS})
-            passthrough.preload(broker.bootstrap, floor_in, args.records)
+            preload(broker.bootstrap, floor_in, lines)
             result = passthrough.run_variant(
                 variant,
                 broker.bootstrap,
@@ -216,17 +255,13 @@ def main() -> int:
             )
             floors[variant] = result.rate
             print(
-                f"pass-through: {result.rate:>9,.0f} records/s ({variant}: decode, re-produce, "
-                f"await delivery, ack; {result.note or 'ok'})",
+                f"peer:         {result.rate:>9,.0f} records/s  {variant}: {PEERS[variant]} "
+                f"({result.note or 'ok'})",
                 flush=True,
             )
-        if floors["noack-take-fast"] > 0:
-            print(
-                f"ratio:        {rate / floors['noack-take-fast']:>9.0%} of the pass-through "
-                "agent on the same consumer (noack-take-fast), "
-                f"{rate / max(floors['noack-take'], 1):.0%} of Faust's stock one",
-                flush=True,
-            )
+        for variant, peer_rate in floors.items():
+            if peer_rate > 0:
+                print(f"ratio:        worker / {variant:<16} {rate / peer_rate:>6.2f}", flush=True)
         for fraction in args.latency_at:
             offered = rate * fraction
             latencies, sent = latency(broker.bootstrap, redis_url, offered, args.seconds, logs)
