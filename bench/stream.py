@@ -205,6 +205,12 @@ def main() -> int:
         help="offered rates for the latency phases, as fractions of the "
         "sustained rate (default 0.5,0.25,0.1)",
     )
+    parser.add_argument(
+        "--latency-rates",
+        type=lambda t: [float(x) for x in t.split(",") if x],
+        default=[1000.0],
+        help="offered rates for more latency phases, in activities/s (default 1000)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument(
         "--peers",
@@ -262,15 +268,16 @@ def main() -> int:
         for variant, peer_rate in floors.items():
             if peer_rate > 0:
                 print(f"ratio:        worker / {variant:<16} {rate / peer_rate:>6.2f}", flush=True)
-        for fraction in args.latency_at:
-            offered = rate * fraction
+        phases = [(rate * f, f"{f:.0%} of sustained") for f in args.latency_at]
+        phases += [(r, "fixed") for r in args.latency_rates]
+        for offered, what in phases:
             latencies, sent = latency(broker.bootstrap, redis_url, offered, args.seconds, logs)
             if len(latencies) >= 20:
                 cuts = statistics.quantiles(latencies, n=100)
                 print(
                     f"latency:      p50 {cuts[49] * 1000:>6,.0f} ms, "
                     f"p99 {cuts[98] * 1000:>6,.0f} ms"
-                    f" at {offered:>6,.0f} activities/s offered ({fraction:.0%} of sustained; "
+                    f" at {offered:>6,.0f} activities/s offered ({what}; "
                     f"{sent:,} sent, {len(latencies):,} memberships timed)",
                     flush=True,
                 )
