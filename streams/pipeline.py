@@ -17,13 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from streams.engine.activity import Activity, Decoder, dead_letter
 from streams.engine.bounds import DEFAULT_LIMITS, Limits, drop_future, enforce
 from streams.engine.compiler import Plan
 from streams.engine.evaluator import DEFAULT_DEDUP_HORIZON_US, Engine
+from streams.engine.standard_types import CHANGE_DATA_VALUE, NEW_LEAD
 from streams.state.store import Store
+
+FIELD_TYPES: Final = frozenset({NEW_LEAD, CHANGE_DATA_VALUE})
+"""The activity types that change a lead's fields."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,7 @@ class Processor:
         for activity in activities:
             state = states[activity.lead_id]
             outcome = process(state, activity, now_us)
-            enforce(state, limits)
+            enforce(state, limits, activity.type_id, activity.type_id in FIELD_TYPES)
             if outcome.duplicate:
                 result.duplicates += 1
                 continue

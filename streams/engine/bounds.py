@@ -5,39 +5,44 @@ Why after each activity, by the pipeline: the backtest and the workers then cut 
 the same points whatever their batch sizes, so they keep deciding alike. What happens at a
 bound (each is a `Limits` field and a setting; the README's "Poison inputs and limits"):
 
-- history over `max_history` entries or `max_history_chars` characters (all types
-  together; `entry_chars` is the measure): the oldest entries by activity date (ties: type
-  id, then processing order) are dropped until it is back to 15/16 of both bounds, so a
-  lead at a bound pays for the sort once per 1/16 of it, not per activity. Filters then
-  count only what is kept, as for entries older than the retention.
+- history over `max_history` entries or `max_history_bytes` bytes (all types together;
+  `entry_bytes`, an entry's JSON, is the measure): the oldest entries by activity date
+  (ties: type id, then processing order) are dropped until it is back to 15/16 of both
+  bounds, so a lead at a bound pays for the sort once per 1/16 of it, not per activity.
+  Filters then count only what is kept, as for entries older than the retention.
 - `seen` over `max_seen` identities: the oldest processed are forgotten, down to 15/16 (as
   the deduplication horizon does): a copy of one of them, read later, counts again.
-- `fields` over `max_fields` names: the names set most recently (the last in the dict's
-  order) beyond the bound are dropped; fields already kept go on changing.
+- `fields` over `max_fields` names or `max_fields_chars` characters (names and values):
+  the names added most recently (the last in the dict's order) are dropped until it is
+  within both; the others go on changing. Checked only after a field change (types 12
+  and 13), the only activities that touch `fields`.
 
 Whatever drops history entries here also drops the engine's history index
 (`LeadState.index`), which is rebuilt from what is left.
 
-Sizes per type are memoised in `LeadState.sizes` as (entries, characters, last entry): an
-entry is only ever appended at the end of its type's list, and a list is otherwise only
-filtered, so the list is unchanged if its count and last entry (the object) are, and only
-appended to if it grew by one and the memo's last entry is now the one before the last.
-Anything else is counted afresh. A lead pays O(its types) per activity, plus O(entries of
-a type) when that type was pruned or first seen in a batch.
+Sizes are memoised in `LeadState.sizes`: per type id (entries, bytes, last entry), and
+the totals under `_TOTAL`. An activity changes only its own type's list (appended at the
+end, then filtered by the retention) or erases them all, so `enforce` given the type
+updates that type's memo and the totals: the list is unchanged if its count and last entry
+(the object) are, only appended to if it grew by one and the memo's last entry is now the
+one before the last, else counted afresh. Whatever else edits history (`drop_future`,
+`_trim_history`) clears the memo; an empty memo, or no type given, counts every type
+afresh (a lead's first activity in a batch, for the Redis store). A lead pays O(1) per
+activity, plus O(entries of a type) when that type was pruned.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
+
+import orjson
 
 from streams.engine.activity import DEAD_LETTER_RECORD_MAX_BYTES, DEFAULT_FUTURE_HORIZON_US
 from streams.engine.leadstate import HistoryEntry, LeadState
 
-_ENTRY_CHARS: Final = 16
-"""What an entry costs besides its values (date, brackets)."""
-_SCALAR_CHARS: Final = 8
-"""What a number, boolean or null costs."""
+_TOTAL: Final = -1
+"""The key of the totals (entries, bytes, None) in `LeadState.sizes` (type ids are > 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,41 +50,74 @@ class Limits:
     future_horizon_us: int = DEFAULT_FUTURE_HORIZON_US
     """How far ahead of the processing clock an `activityDate` may be."""
     max_history: int = 20_000
-    max_history_chars: int = 8_000_000
+    max_history_bytes: int = 16_777_216
     max_seen: int = 50_000
     max_fields: int = 500
+    max_fields_chars: int = 1_000_000
     dead_letter_record_max_bytes: int = DEAD_LETTER_RECORD_MAX_BYTES
 
 
-def _chars(value: Any) -> int:
-    if type(value) is str:
-        return len(value)
-    if type(value) is list:
-        return sum(map(_chars, value)) + _SCALAR_CHARS
-    return _SCALAR_CHARS
+def entry_bytes(entry: HistoryEntry) -> int:
+    """The measure of one history entry: the length of its JSON, as it is stored."""
+    return len(orjson.dumps(entry))
 
 
-def entry_chars(entry: HistoryEntry) -> int:
-    """The measure of one history entry: the characters of its text (attribute names
-    included), 8 per other value, 16 for the entry."""
-    total = _ENTRY_CHARS + _chars(entry[1])
-    for name, value in entry[2].items():
-        total += len(name) + _chars(value)
-    return total
-
-
-def enforce(state: LeadState, limits: Limits) -> None:
-    """Bring `state` within `limits` (module doc); a no-op, O(types), when it is."""
+def enforce(
+    state: LeadState, limits: Limits, type_id: int | None = None, fields_changed: bool = True
+) -> None:
+    """Bring `state` within `limits` (module doc) after an activity of `type_id` (None:
+    look at every type); O(1) when it is within them. `fields_changed` False skips the
+    fields, which only types 12 and 13 change."""
     if len(state.seen) > limits.max_seen:
         seen = state.seen
         for identity in list(seen)[: len(seen) - _target(limits.max_seen)]:
             del seen[identity]
-    if len(state.fields) > limits.max_fields:
-        for name in list(state.fields)[limits.max_fields :]:
-            del state.fields[name]
-    entries, chars = _history_size(state)
-    if entries > limits.max_history or chars > limits.max_history_chars:
-        _trim_history(state, _target(limits.max_history), _target(limits.max_history_chars))
+    if fields_changed and state.fields:
+        _bound_fields(state.fields, limits)
+    entries, size = _history_size(state, type_id)
+    if entries > limits.max_history or size > limits.max_history_bytes:
+        _trim_history(state, _target(limits.max_history), _target(limits.max_history_bytes))
+
+
+def _history_size(state: LeadState, type_id: int | None) -> tuple[int, int]:
+    """(entries, bytes) of the whole history, through the memo (module doc)."""
+    sizes = state.sizes
+    history = state.history
+    total = sizes.get(_TOTAL)
+    if not history:
+        sizes.clear()
+        return 0, 0
+    if total is None or type_id is None:
+        sizes.clear()
+        count = size = 0
+        for key, entries in history.items():
+            counted = (
+                len(entries),
+                sum(map(entry_bytes, entries)),
+                entries[-1] if entries else None,
+            )
+            sizes[key] = counted
+            count += counted[0]
+            size += counted[1]
+        sizes[_TOTAL] = (count, size, None)
+        return count, size
+    kept = history.get(type_id)
+    if kept is None:
+        return total[0], total[1]
+    count = len(kept)
+    last = kept[-1] if kept else None
+    memo = sizes.get(type_id)
+    if memo is not None and memo[0] == count and memo[2] is last:
+        return total[0], total[1]
+    if memo is not None and count == memo[0] + 1 and (count == 1 or kept[-2] is memo[2]):
+        new = (count, memo[1] + entry_bytes(kept[-1]), last)
+    else:
+        new = (count, sum(map(entry_bytes, kept)), last)
+    old_count, old_size = (memo[0], memo[1]) if memo is not None else (0, 0)
+    sizes[type_id] = new
+    totals = (total[0] + new[0] - old_count, total[1] + new[1] - old_size, None)
+    sizes[_TOTAL] = totals
+    return totals[0], totals[1]
 
 
 def drop_future(state: LeadState, limit_us: int) -> None:
@@ -90,10 +128,10 @@ def drop_future(state: LeadState, limit_us: int) -> None:
     if state.max_ts is None or state.max_ts <= limit_us:
         return
     latest: int | None = None
-    for type_id, entries in state.history.items():
+    for entries in state.history.values():
         if any(e[0] > limit_us for e in entries):
             entries[:] = [e for e in entries if e[0] <= limit_us]
-            state.sizes.pop(type_id, None)
+            state.sizes.clear()
             state.index = None
         for entry in entries:
             if latest is None or entry[0] > latest:
@@ -101,52 +139,38 @@ def drop_future(state: LeadState, limit_us: int) -> None:
     state.max_ts = latest
 
 
+def _bound_fields(fields: dict[str, str], limits: Limits) -> None:
+    names = list(fields)
+    chars = sum(len(name) + len(value) for name, value in fields.items())
+    while names and (len(names) > limits.max_fields or chars > limits.max_fields_chars):
+        name = names.pop()
+        chars -= len(name) + len(fields.pop(name))
+
+
 def _target(bound: int) -> int:
     return bound - bound // 16
 
 
-def _history_size(state: LeadState) -> tuple[int, int]:
-    sizes = state.sizes
-    history = state.history
-    if len(sizes) > len(history) or any(t not in history for t in sizes):
-        for type_id in [t for t in sizes if t not in history]:
-            del sizes[type_id]
-    total_entries = total_chars = 0
-    for type_id, entries in history.items():
-        count = len(entries)
-        last = entries[-1] if entries else None
-        memo = sizes.get(type_id)
-        if memo is None or memo[0] != count or memo[2] is not last:
-            if memo is not None and count == memo[0] + 1 and (count == 1 or entries[-2] is memo[2]):
-                memo = (count, memo[1] + entry_chars(entries[-1]), last)
-            else:
-                memo = (count, sum(map(entry_chars, entries)), last)
-            sizes[type_id] = memo
-        total_entries += count
-        total_chars += memo[1]
-    return total_entries, total_chars
-
-
-def _trim_history(state: LeadState, max_entries: int, max_chars: int) -> None:
+def _trim_history(state: LeadState, max_entries: int, max_bytes: int) -> None:
     history = state.history
     order = sorted(
-        (entry[0], type_id, index, entry_chars(entry))
+        (entry[0], type_id, index, entry_bytes(entry))
         for type_id, entries in history.items()
         for index, entry in enumerate(entries)
     )
     entries_left = len(order)
-    chars_left = sum(item[3] for item in order)
+    bytes_left = sum(item[3] for item in order)
     dropped: dict[int, set[int]] = {}
-    for _, type_id, index, chars in order:
-        if entries_left <= max_entries and chars_left <= max_chars:
+    for _, type_id, index, size in order:
+        if entries_left <= max_entries and bytes_left <= max_bytes:
             break
         dropped.setdefault(type_id, set()).add(index)
         entries_left -= 1
-        chars_left -= chars
+        bytes_left -= size
     for type_id, indexes in dropped.items():
         entries = history[type_id]
         entries[:] = [e for i, e in enumerate(entries) if i not in indexes]
-        state.sizes.pop(type_id, None)
+    state.sizes.clear()
     state.index = None  # the engine's history index no longer matches the history
 
 

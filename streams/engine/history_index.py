@@ -87,15 +87,26 @@ class HistoryFilter:
 
     def scan(self, state: LeadState, low: int, ts: int) -> bool:
         """The reference: count entries in `[low, T]` on which every check holds, stopping
-        at `min_times`. An `in past` constraint on an entry is measured from T."""
-        count = 0
+        at `min_times`."""
+        return (self._scan(state, low, ts, self.min_times) >= self.min_times) != self.negate
+
+    def count(self, ctx: Any, stop: int) -> tuple[int, int]:
+        """(entries counted, by the scan, stopping at `stop`; the window's low bound), for
+        `explain`: the counts the index gives are the same (tests/unit/test_history_index)."""
+        ts: int = ctx.ts
+        low = ts - (self.window_us if self.window_us is not None else self.retention[0])
+        return self._scan(ctx.state, low, ts, stop), low
+
+    def _scan(self, state: LeadState, low: int, ts: int, stop: int) -> int:
+        """An `in past` constraint on an entry is measured from T, as on a trigger."""
+        found = 0
         match = self.match
         for entry_ts, primary, attributes in state.history.get(self.type_id, ()):
             if low <= entry_ts <= ts and match(primary, attributes, ts):
-                count += 1
-                if count >= self.min_times:
-                    return not self.negate
-        return self.negate
+                found += 1
+                if found >= stop:
+                    break
+        return found
 
 
 class HistoryIndex:

@@ -29,12 +29,19 @@ from typing import Any, Final, NoReturn
 
 import faust
 import orjson
+from aiokafka.errors import KafkaTimeoutError
 
 from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import BatchResult, Processor, Record
 from streams.runtime.faust_app import create_app, send_all
+from streams.runtime.hot_reload import (
+    ReloadMetrics,
+    RulesReloader,
+    SwitchLog,
+    switch_between_batches,
+)
 from streams.runtime.metrics import CONTENT_TYPE, WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.state.redis_store import RedisStore, StateConflict, redis_client
@@ -113,10 +120,12 @@ class BatchHandler:
     ) -> None:
         """Produce the dead letters, keyed as their records were, and wait for them. A
         letter the producer or the broker refuses (too large for the topic's
-        max.message.bytes, or any other error) is replaced by `minimal_dead_letter`,
-        unkeyed (the key may be what is too large), which names the record's position and
-        why: a poison record never stops the partitions. Only if that fails too, which
-        means the broker itself is failing, does the batch fail (and the worker exit 1)."""
+        max.message.bytes or the producer's request size, or any other error that is not
+        a transient one, `_transient`) is replaced by `minimal_dead_letter`, unkeyed (the
+        key may be what is too large), which names the record's position and why: a
+        poison record never stops the partitions. A transient error (the broker is away)
+        fails the batch as before, to be redelivered; so does a minimal letter that fails
+        too, which means the broker itself is failing."""
         producer = self.app.producer
         topic = self.settings.topic_dlq
         deliveries: list[Any] = []
@@ -135,6 +144,8 @@ class BatchHandler:
                 if isinstance(outcome, BaseException):
                     raise outcome
                 continue
+            if _transient(outcome):
+                raise outcome
             record = originals[(letter["partition"], letter["offset"])][1]
             reason = f"{type(outcome).__name__}: {outcome}"
             log.warning(
@@ -158,6 +169,16 @@ async def _failed(exc: Exception) -> NoReturn:
     raise exc
 
 
+def _transient(exc: BaseException) -> bool:
+    """An error of the broker or the connection rather than of the message: a timeout, a
+    lost connection, or anything Kafka calls retriable (Faust wraps errors raised at
+    `send` in ProducerSendError, whose cause is the Kafka error)."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return isinstance(cause, KafkaTimeoutError | TimeoutError | OSError) or bool(
+        getattr(cause, "retriable", False)
+    )
+
+
 def crash_now() -> NoReturn:
     """Exit at once, with status 1, like a kill -9: no graceful stop and so no offset
     commit. A graceful stop (`app.crash`, or returning from the agent) lets `noack_take`
@@ -179,7 +200,14 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         # the fast drain skips them when they are not needed (fast_drain.py), about 2x.
         fast_drain=True,
         web_enabled=True,
+        web_bind=settings.web_host,
         web_port=settings.web_port,
+        # Only our /health, /ready and /metrics: Faust's router and table views answer
+        # anyone (where each key lives, table contents) and have no authentication.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         topic_partitions=settings.partitions,
         broker_max_poll_records=max(settings.batch_size, 500),
         broker_session_timeout=settings.session_timeout,
@@ -187,7 +215,12 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
     metrics = WorkerMetrics()
-    metrics.rules_info.labels(plan.rules_version).set(1)
+    reloader = RulesReloader(
+        plan,
+        settings,
+        settings.rules_reload_interval,
+        ReloadMetrics(metrics.registry, metrics.rules_info),
+    )
     status = {"ready": False}
 
     @app.agent(activities, name="evaluate")
@@ -201,6 +234,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         )
         processor = Processor(plan, store, settings.dedup_horizon_us, settings.limits)
         handler = BatchHandler(app, settings, processor, metrics)
+        switches = SwitchLog(store.client, settings.app_id)
         status["ready"] = True
         log.info(
             "evaluating %s with rules %s (%d campaigns)",
@@ -210,6 +244,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         )
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait):
             try:
+                await switch_between_batches(handler, reloader, switches, events)
                 await handler.handle(events)
             except Exception:
                 log.exception(
@@ -217,9 +252,15 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
                 )
                 crash_now()
 
+    if settings.rules_reload_interval > 0:
+
+        @app.timer(settings.rules_reload_interval)  # type: ignore[untyped-decorator]  # faust: untyped
+        async def reload_rules() -> None:
+            reloader.poll()  # applied by the agent before its next batch
+
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "rulesVersion": plan.rules_version})
+        return web.json({"status": "ok", "rulesVersion": reloader.plan.rules_version})
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:

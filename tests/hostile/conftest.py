@@ -1,7 +1,9 @@
-"""The hostile suite: poison records, corrupt state and hostile clients against real
-processes (a worker, Apache Kafka, redis-server), asserting that nothing stops and nothing
-is lost. The services are the integration suite's fixtures; the worker is one per session,
-shared by the `test_worker_*` modules, each of which uses leads of its own.
+"""The hostile suite runs on the integration tests' real services (Kafka, Redis).
+
+Poison records, corrupt state and hostile clients against real processes (workers, the
+API, Apache Kafka, redis-server), asserting that nothing stops and nothing is lost. The
+worker of the `test_worker_*` modules is one per session, `hostile_worker`; each module
+uses leads of its own.
 
 Its dead-letter topic refuses messages over `DLQ_MAX_MESSAGE_BYTES`, so that a dead letter
 the broker refuses (issue 7, item 1) can be provoked with a record of a few hundred KB."""
@@ -9,6 +11,7 @@ the broker refuses (issue 7, item 1) can be provoked with a record of a few hund
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +24,11 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from streams.devstack.worker import WorkerProcess
 from streams.samples import sample_activities
-from tests.integration.conftest import kafka_bootstrap, redis_url  # noqa: F401 (fixtures)
+from tests.integration.conftest import kafka_bootstrap, redis_server, redis_url
 from tests.integration.streaming import TopicReader, isolated_settings, lead_key
+
+__all__ = ["kafka_bootstrap", "redis_server", "redis_url"]
+"""The integration suite's service fixtures, for every hostile module (the API's too)."""
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -35,6 +41,15 @@ class Sent:
 
     lines: list[bytes]
     positions: list[tuple[int, int]]
+
+
+def records_done(process: WorkerProcess) -> float:
+    """Records a worker is done with, whatever their outcome (`streams_activities_total`)."""
+    return sum(
+        float(line.split()[1])
+        for line in process.metrics().splitlines()
+        if line.startswith("streams_activities_total{")
+    )
 
 
 @dataclass
@@ -82,6 +97,17 @@ class HostileWorker:
 
         return mine(self.dead.until(lambda v: len(mine(v)) >= count, timeout, self.process.alive))
 
+    def processed(self) -> float:
+        return records_done(self.process)
+
+    def wait_processed(self, count: float, timeout: float = 120) -> None:
+        """Until `processed()` reaches `count`: every record sent is done with."""
+        deadline = time.monotonic() + timeout
+        while self.processed() < count and time.monotonic() < deadline:
+            assert self.process.alive(), self.process.log_tail()
+            time.sleep(0.3)
+        assert self.processed() >= count, self.process.log_tail()
+
     def metric(self, name: str) -> float:
         for line in self.process.metrics().splitlines():
             if line.startswith(name + " "):
@@ -113,8 +139,8 @@ def _limit_dlq_messages(bootstrap: str, topic: str) -> None:
 
 @pytest.fixture(scope="session")
 def hostile_worker(
-    kafka_bootstrap: str,  # noqa: F811
-    redis_url: str,  # noqa: F811
+    kafka_bootstrap: str,
+    redis_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[HostileWorker]:
     settings = isolated_settings(kafka_bootstrap, redis_url, RULES)

@@ -36,9 +36,11 @@ def test_poison_records_whose_dead_letters_are_too_large_stop_nothing(
     expected = backtest(RULES, [value for _, value in records])
     assert len(expected.events) > 50 and len(expected.rejected) > 3
 
+    before = worker.processed()
     sent = worker.send(records)
     got = worker.events_of(leads_in(normal), len(expected.events))
     letters = worker.letters_of(sent, len(expected.rejected))
+    worker.wait_processed(before + len(records))
 
     assert {e["eventId"] for e in got} == {e["eventId"] for e in expected.events}
     assert len(got) == len(expected.events), "nothing lost, nothing twice"

@@ -42,9 +42,11 @@ def test_corrupt_state_of_some_leads_is_quarantined_and_nothing_stops(
         assert {e["leadId"] for e in expected.events} >= set(victims[:3])
         before = worker.metric("streams_state_quarantined_total")
 
+        done = worker.processed()
         sent = worker.send(keyed(lines))
         got = worker.events_of(leads, len(expected.events))
         letters = worker.letters_of(sent, len(expected.rejected))
+        worker.wait_processed(done + len(lines))
 
         assert {e["eventId"] for e in got} == {e["eventId"] for e in expected.events}
         assert len(got) == len(expected.events), "nothing lost, nothing twice"

@@ -532,6 +532,39 @@ def test_unreadable_state_is_quarantined_and_the_lead_starts_afresh(
         admin.close()
 
 
+def test_a_version_1_state_in_redis_loads_and_is_saved_back_as_the_current_version(
+    redis_url: str,
+) -> None:
+    """Wave 1 wrote the state without a version: a lead stored then reads unchanged, no
+    quarantine, and its next save writes the current version."""
+    app_id = fresh_app_id()
+    admin = redis.Redis.from_url(redis_url)
+    key = f"{app_id}:lead:{{11}}".encode()
+    v1 = orjson.loads(encode_state(sample_state(11)))
+    del v1["v"]
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        quarantined: list[object] = []
+        try:
+            store = RedisStore(client, app_id, TTL_MS, on_quarantine=quarantined.append)
+            admin.hset(key, mapping={"state": orjson.dumps(v1), "ver": b"7"})
+            states = await store.load([11])
+            assert states[11] == sample_state(11)
+            await store.save(states)
+            assert admin.hgetall(key) == {b"state": encode_state(sample_state(11)), b"ver": b"8"}
+            assert orjson.loads(admin.hget(key, "state"))["v"] == FORMAT_VERSION
+            assert quarantined == []
+            admin.delete(key)
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.close()
+
+
 def test_quarantine_does_not_move_a_state_saved_since_it_was_read(redis_url: str) -> None:
     """Between the read of a junk state and its rename, another writer saves the lead: the
     good state stays where it is and `load` says StateConflict (evaluate again)."""

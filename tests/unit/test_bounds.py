@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.engine.bounds import DEFAULT_LIMITS, Limits, _history_size, enforce, entry_chars
+from streams.engine.bounds import DEFAULT_LIMITS, Limits, _history_size, enforce, entry_bytes
 from streams.engine.leadstate import LeadState
 from streams.pipeline import BatchResult, Processor, Record
 from streams.state.codec import decode_state, encode_state
@@ -28,15 +28,12 @@ from tests.unit.test_evaluation import (
     write_rules,
 )
 
-SMALL = Limits(max_history=160, max_history_chars=100_000, max_seen=320, max_fields=20)
+SMALL = Limits(max_history=160, max_history_bytes=100_000, max_seen=320, max_fields=20)
 
 
-def test_entry_chars_counts_text_and_scalars() -> None:
-    assert entry_chars([0, "KubeCon", {}]) == 16 + 7
-    assert (
-        entry_chars([0, 5, {"track": "abc", "n": 1, "ok": None}]) == 16 + 8 + 5 + 3 + 1 + 8 + 2 + 8
-    )
-    assert entry_chars([0, ["country", "city"], {}]) == 16 + 11 + 8
+def test_an_entry_measures_as_its_json() -> None:
+    entry = [1_700_000_000_000_000, "KubeCon", {"track": "Keynotes", "n": 3, "ok": None}]
+    assert entry_bytes(entry) == len(orjson.dumps(entry)) == 65
 
 
 def _state(entries: list[tuple[int, int, str]]) -> LeadState:
@@ -60,11 +57,12 @@ def test_history_over_the_entry_bound_loses_its_oldest_dates_down_to_15_16() -> 
         ]
 
 
-def test_history_over_the_character_bound_loses_its_oldest_dates() -> None:
-    limits = Limits(max_history_chars=16_000)
-    state = _state([(ts, 1, "y" * 984) for ts in range(17)])  # 1,000 characters each
-    enforce(state, limits)
-    assert [e[0] for e in state.history[1]] == list(range(2, 17))  # 15,000 <= 15/16 of 16,000
+def test_history_over_the_byte_bound_loses_its_oldest_dates() -> None:
+    limits = Limits(max_history_bytes=16_000)
+    state = _state([(ts, 1, "y" * 989) for ts in range(100, 117)])  # 1,000 bytes each
+    assert entry_bytes(state.history[1][0]) == 1_000
+    enforce(state, limits, 1)
+    assert [e[0] for e in state.history[1]] == list(range(102, 117))  # 15,000: 15/16 of 16,000
 
 
 def test_within_bounds_nothing_changes() -> None:
@@ -89,19 +87,22 @@ def test_fields_over_their_bound_keep_the_first_set() -> None:
 
 
 def test_the_size_memo_agrees_with_a_fresh_count_through_appends_prunes_and_erasure() -> None:
+    """As the engine changes a history: one type per activity, appended then filtered by
+    the retention, or all erased."""
     rng = random.Random(11)
     state = LeadState()
-    for step in range(2_000):
+    for step in range(3_000):
         type_id = rng.choice((1, 2, 3))
-        entries = state.history.setdefault(type_id, [])
-        entries.append([step, "v" * rng.randrange(50), {"a": "b" * rng.randrange(5)}])
-        if rng.random() < 0.05:
-            entries[:] = [e for e in entries if rng.random() < 0.7]
         if rng.random() < 0.01:
             state.history.clear()
-        enforce(state, SMALL)
-        fresh = decode_state(encode_state(state))
-        assert _history_size(state) == _history_size(fresh)
+        else:
+            entries = state.history.setdefault(type_id, [])
+            entries.append([step, "v" * rng.randrange(50), {"a": "b" * rng.randrange(5)}])
+            if rng.random() < 0.1:
+                entries[:] = [e for e in entries if rng.random() < 0.7]
+        enforce(state, SMALL, type_id)
+        assert _history_size(state, type_id) == _history_size(LeadState(state.history), None)
+    assert state.sizes, "the memo was used"
 
 
 # --- through the pipeline -----------------------------------------------------------------
@@ -257,3 +258,12 @@ def test_a_state_stored_with_a_far_future_date_is_repaired_at_load(tmp_path: Pat
     joined = harness.feed(attend("b", 1, at(days=2)))
     assert [e["activityId"] for e in joined.events] == ["b"]
     assert len(harness.store.leads[1].history[100001]) == 2
+
+
+def test_fields_over_their_character_bound_lose_the_most_recently_added() -> None:
+    limits = Limits(max_fields_chars=10_000)
+    state = LeadState(fields={"a": "x" * 4_000, "b": "y" * 4_000, "c": "z" * 4_000})
+    enforce(state, limits, fields_changed=False)
+    assert list(state.fields) == ["a", "b", "c"], "not looked at without a field change"
+    enforce(state, limits)
+    assert list(state.fields) == ["a", "b"]

@@ -91,3 +91,39 @@ def test_the_minimal_letter_names_the_position_the_error_and_why() -> None:
     assert letter["recordSha256"] == hashlib.sha256(raw).hexdigest()
     assert letter["deadLetterError"] == "E" * 500
     assert len(orjson.dumps(letter)) < 1_200
+
+
+def _sent_through_faust(error: Exception) -> Exception:
+    """What Faust raises for an error at `send`: ProducerSendError from the Kafka error."""
+    from faust.exceptions import ProducerSendError
+
+    try:
+        try:
+            raise error
+        except Exception as exc:
+            raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+    except ProducerSendError as wrapped:
+        return wrapped
+
+
+def test_only_errors_of_the_message_get_a_minimal_letter() -> None:
+    """The broker being away fails the batch (redelivered, the full letter sent later);
+    a letter refused for itself is replaced by the minimal one."""
+    from aiokafka.errors import (
+        KafkaConnectionError,
+        KafkaTimeoutError,
+        MessageSizeTooLargeError,
+        RequestTimedOutError,
+    )
+
+    from streams.runtime.worker import _transient
+
+    refused = [MessageSizeTooLargeError(), _sent_through_faust(MessageSizeTooLargeError())]
+    away = [
+        KafkaTimeoutError(),
+        RequestTimedOutError(),
+        _sent_through_faust(KafkaConnectionError()),
+        ConnectionResetError(),
+    ]
+    assert [_transient(e) for e in refused] == [False, False]
+    assert [_transient(e) for e in away] == [True] * 4
