@@ -151,6 +151,19 @@ class WorkerSettings(KafkaSettings):
     redis_url: str = Field(
         "redis://localhost:6379/0", description="Redis holding the per-lead state."
     )
+    redis_cluster: bool = Field(
+        False,
+        description="Whether STREAMS_REDIS_URL is a seed node of a Redis Cluster (the "
+        "state then shards across its masters by lead).",
+    )
+    redis_wait_replicas: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Replicas that must confirm each batch's state writes (Redis WAIT) "
+        "before its events are sent: 1 with a replica per master, so that a failover loses "
+        "no state; a master without them then fails the batch.",
+    )
     topic_memberships: str = Field(
         "campaign-memberships", description="Where membership events are written."
     )
@@ -257,6 +270,11 @@ class ApiSettings(KafkaSettings):
         None,
         description="The workers' Redis (their STREAMS_REDIS_URL), read by the explain call "
         "for a lead's live state; unset, that call answers 703.",
+    )
+    api_explain_redis_cluster: bool = Field(
+        False,
+        description="Whether STREAMS_API_EXPLAIN_REDIS_URL is a seed node of a Redis Cluster "
+        "(the workers' STREAMS_REDIS_CLUSTER).",
     )
     api_explain_app_id: str = Field(
         "campaign-triggers",

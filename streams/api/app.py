@@ -48,6 +48,7 @@ from streams.api.writer import KafkaWriter, Writer
 from streams.engine.activity import Decoder
 from streams.engine.compiler import Plan
 from streams.runtime.hot_reload import api_following_rules
+from streams.runtime.metrics import instrument_api
 from streams.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,7 @@ def create_app(
         ),
         max_body=settings.api_max_body_bytes,
     )
+    instrument_api(app)  # after the gate: outermost, so the gate's refusals count too
     _handlers(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign] # FastAPI's documented way to customise the document
     return app

@@ -13,14 +13,9 @@ from pathlib import Path
 from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
 from streams.devstack.process import cache_dir
 from streams.gc_tuning import tune_gc
-from streams.runtime.connections import (
-    KafkaUnavailable,
-    RedisUnavailable,
-    ensure_topics,
-    wait_for_kafka,
-    wait_for_redis,
-)
+from streams.runtime.connections import KafkaUnavailable, ensure_topics, wait_for_kafka
 from streams.settings import WorkerSettings
+from streams.state.redis_client import RedisUnavailable, wait_for_redis
 
 FLAGS = {
     "broker": "Kafka bootstrap servers (STREAMS_BROKER)",
@@ -78,7 +73,7 @@ def run_worker(args: argparse.Namespace) -> int:
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
         wait_for_kafka(settings.bootstrap_servers, settings.connect_timeout)
-        wait_for_redis(settings.redis_url, settings.connect_timeout)
+        wait_for_redis(settings.redis_url, settings.connect_timeout, cluster=settings.redis_cluster)
         topics = (settings.topic_activities, settings.topic_memberships, settings.topic_dlq)
         ensure_topics(settings.bootstrap_servers, dict.fromkeys(topics, settings.partitions))
     except (KafkaUnavailable, RedisUnavailable) as exc:

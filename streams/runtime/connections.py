@@ -79,38 +79,3 @@ def ensure_topics(
         if failed:
             raise KafkaUnavailable(f"cannot create topics: {'; '.join(failed)}")
         admin.wait_for_topics(list(topics), timeout_ms=int(timeout * 1000))
-
-
-class RedisUnavailable(RuntimeError):
-    """Redis did not answer within the allowed time."""
-
-
-def wait_for_redis(url: str, timeout: float, retry: float = 2.0) -> None:
-    """Return once Redis answers PING; one log line per failed try, RedisUnavailable after
-    `timeout` seconds."""
-    import redis
-
-    deadline = time.monotonic() + timeout
-    attempt = 0
-    while True:
-        attempt += 1
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-            return
-        except redis.RedisError as exc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RedisUnavailable(
-                    f"Redis at {url} did not answer within {timeout:.0f} s: {exc}"
-                ) from None
-            log.warning(
-                "Redis at %s not reachable (try %d: %s); retrying for %.0f s more",
-                url,
-                attempt,
-                exc,
-                left,
-            )
-            time.sleep(min(retry, left))
-        finally:
-            client.close()

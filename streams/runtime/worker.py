@@ -42,9 +42,10 @@ from streams.runtime.hot_reload import (
     SwitchLog,
     switch_between_batches,
 )
-from streams.runtime.metrics import CONTENT_TYPE, WorkerMetrics
+from streams.runtime.metrics import CONTENT_TYPE, ConsumerLag, WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.state.redis_store import RedisStore, StateConflict, redis_client
+from streams.state.redis_client import redis_client
+from streams.state.redis_store import RedisStore, StateConflict
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +104,7 @@ class BatchHandler:
             await self.send_dead_letters(result.dead_letters, originals)
         for event in events:
             event.ack()
-        metrics = self.metrics
-        metrics.batches.inc()
-        metrics.batch_size.observe(len(records))
-        metrics.activities.labels("accepted").inc(result.accepted)
-        metrics.activities.labels("duplicate").inc(result.duplicates)
-        metrics.activities.labels("redelivered").inc(result.redelivered)
-        metrics.activities.labels("rejected").inc(len(result.dead_letters))
-        metrics.memberships.inc(len(result.events))
-        metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.record_batch(result, [e.message.timestamp for e in events], started)
 
     async def send_dead_letters(
         self,
@@ -214,7 +207,9 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
-    metrics = WorkerMetrics()
+    metrics = WorkerMetrics(
+        ConsumerLag(settings.bootstrap_servers, settings.app_id, settings.topic_activities)
+    )
     reloader = RulesReloader(
         plan,
         settings,
@@ -226,9 +221,10 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
     @app.agent(activities, name="evaluate")
     async def evaluate(stream: Any) -> None:
         store = RedisStore(
-            redis_client(settings.redis_url),
+            redis_client(settings.redis_url, cluster=settings.redis_cluster),
             settings.app_id,
             ttl_ms=0,
+            wait_replicas=settings.redis_wait_replicas,
             on_quarantine=lambda *_: metrics.quarantined.inc(),
             cache_leads=settings.state_cache_leads,
         )
@@ -270,6 +266,6 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.render(), content_type=CONTENT_TYPE)
+        return web.bytes(await metrics.render_async(), content_type=CONTENT_TYPE)
 
     return app

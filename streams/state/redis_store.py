@@ -76,12 +76,12 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Final
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from streams.engine.leadstate import LeadState
 from streams.state.codec import UnreadableState, decode_state, is_current
 from streams.state.journal import Stored, apply_delta, remember, write
+from streams.state.redis_client import StateClient, check_replica_acks, queue_replica_waits
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +108,6 @@ class StateConflict(Exception):
         )
 
 
-def redis_client(url: str) -> Redis:
-    """A client for the store: bytes replies (the state is JSON bytes), bounded waits so a
-    dead server surfaces as an error instead of a hung worker, and a PING before reusing a
-    connection idle for 30 s (proxies and load balancers drop idle connections). redis-py's
-    default retry (exponential backoff, up to 10 retries) rides out a short failover."""
-    client: Redis = Redis.from_url(
-        url,
-        decode_responses=False,
-        socket_connect_timeout=5.0,
-        socket_timeout=10.0,
-        socket_keepalive=True,
-        health_check_interval=30,
-    )
-    return client
-
-
 def lead_ttl_ms(retention_us: int, dedup_horizon_us: int) -> int:
     """How long a lead's key lives after its last save: the history retention (the plan's,
     which may exceed the setting) plus the dedup horizon, in ms rounded up."""
@@ -139,16 +123,19 @@ def _generation(ver: bytes | None) -> int:
 
 
 class RedisStore:
-    """The `Store` over one Redis (or, in principle, a Redis Cluster: see the module doc).
+    """The `Store` over one Redis or a Redis Cluster (`streams.state.redis_client`).
 
     Use it as the pipeline does: `load` a batch's leads, then `save` them; a lead saved
     without having been loaded through this instance is expected not to exist yet."""
 
     def __init__(
         self,
-        client: Redis,
+        client: StateClient,
         app_id: str,
         ttl_ms: int,
+        *,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 5000,
         on_quarantine: OnQuarantine | None = None,
         cache_leads: int = 0,
     ) -> None:
@@ -161,6 +148,9 @@ class RedisStore:
         self.client = client
         self.app_id = app_id
         self.ttl_ms = ttl_ms
+        self.wait_replicas = wait_replicas
+        """Replicas each master must confirm after a save (WAIT, in the same pipeline)."""
+        self.wait_timeout_ms = wait_timeout_ms
         self._prefix = f"{app_id}:lead:".encode()
         self._script = client.register_script(SAVE_LEADS_LUA)
         self._quarantine = client.register_script(QUARANTINE_LUA)
@@ -309,12 +299,16 @@ class RedisStore:
             raise StateConflict(conflicts)
 
     async def _run(self, calls: list[_Save]) -> list[Any]:
-        """One round trip: EVALSHA per lead; errors come back in the list, not raised."""
+        """One round trip: EVALSHA per lead (then the replicas' WAITs, if asked); script
+        errors come back in the list, not raised. `execute_command` rather than `evalsha`:
+        redis-py's cluster pipeline refuses its `evalsha` method (a script's keys could
+        span slots), while both keys of each of these share their lead's slot."""
         sha = self._script.sha
         ttl = self.ttl_ms
         async with self.client.pipeline(transaction=False) as pipe:
             for call in calls:
-                pipe.evalsha(
+                pipe.execute_command(
+                    "EVALSHA",
                     sha,
                     2,
                     self.key(call.lead_id),
@@ -324,8 +318,17 @@ class RedisStore:
                     call.payload,
                     ttl,
                 )
+            masters = queue_replica_waits(
+                pipe,
+                self.client,
+                (self.key(c.lead_id) for c in calls),
+                self.wait_replicas,
+                self.wait_timeout_ms,
+            )
             replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return replies
+        if masters:
+            check_replica_acks(masters, replies[len(calls) :], self.wait_replicas)
+        return replies[: len(calls)]
 
 
 @dataclass(frozen=True, slots=True)

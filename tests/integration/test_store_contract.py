@@ -22,12 +22,12 @@ from streams.devstack.redis import RedisServer
 from streams.engine.leadstate import LeadState
 from streams.state.codec import FORMAT_VERSION, encode_state
 from streams.state.memory import MemoryStore
+from streams.state.redis_client import StateClient, redis_client
 from streams.state.redis_store import (
     SAVE_LEADS_LUA,
     RedisStore,
     StateConflict,
     lead_ttl_ms,
-    redis_client,
 )
 from streams.state.store import Store
 
@@ -71,14 +71,15 @@ class MemoryHarness:
 
 
 class RedisHarness:
-    def __init__(self, url: str, cache_leads: int = 0) -> None:
+    def __init__(self, url: str, cluster: bool = False, cache_leads: int = 0) -> None:
         self.url = url
+        self.cluster = cluster
         self.app_id = fresh_app_id()
-        self.clients: list[Redis] = []
+        self.clients: list[StateClient] = []
         self.cache_leads = cache_leads
 
     async def open(self) -> RedisStore:
-        client = redis_client(self.url)
+        client = redis_client(self.url, cluster=self.cluster)
         self.clients.append(client)
         return RedisStore(client, self.app_id, TTL_MS, cache_leads=self.cache_leads)
 
@@ -87,11 +88,15 @@ class RedisHarness:
             await client.aclose()
 
 
-@pytest.fixture(scope="module", params=["memory", "redis", "redis-cached"])
+@pytest.fixture(scope="module", params=["memory", "redis", "redis-cached", "redis-cluster"])
 def make_harness(request: pytest.FixtureRequest) -> Callable[[], Harness]:
-    """Module-scoped so that hypothesis may call it once per example."""
+    """Module-scoped so that hypothesis may call it once per example. `redis-cluster`:
+    the same contract through the cluster client, on three masters with replicas."""
     if request.param == "memory":
         return MemoryHarness
+    if request.param == "redis-cluster":
+        seed: str = request.getfixturevalue("redis_cluster").url
+        return lambda: RedisHarness(seed, cluster=True)
     url: str = request.getfixturevalue("redis_url")
     return lambda: RedisHarness(url, cache_leads=100 if request.param == "redis-cached" else 0)
 
