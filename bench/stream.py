@@ -14,19 +14,20 @@ per-lead state, pass-through variants) and the ratios.
    first to N-th; then the worker's ratio to each;
 3. latency: a fresh worker, activities sent at a fixed rate (half, a quarter and a tenth of
    the sustained rate by default) for --seconds; for each membership event, the time from
-   its activity's send to the event's arrival at a consumer: p50 and p99. The sender and
-   the timing consumer run in this process, on the same 2 cores as the worker and broker.
+   its activity's send to the event's arrival at a consumer: p50 and p99. The sender runs in
+   a process of its own, the timing consumer in this one, on the same cores as the worker
+   and the broker.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import re
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -132,6 +133,29 @@ def throughput(
     return (count - first_count) / (done - first_at), first_at - spawned
 
 
+def send_paced(
+    bootstrap: str,
+    topic: str,
+    items: list[tuple[str, bytes, bytes]],
+    rate: float,
+    out: Any,
+) -> None:
+    """The load generator (in its own process): (identity, key, value) at `rate` per second;
+    sends {identity: time.monotonic() at send} back through `out` at the end."""
+    send = producer(bootstrap, 0)
+    sent: dict[str, float] = {}
+    start = time.monotonic()
+    for n, (identity, key, value) in enumerate(items, 1):
+        wait = start + n / rate - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        sent[identity] = time.monotonic()
+        send.send(topic, key=key, value=value)
+    send.flush()
+    send.close()
+    out.send(sent)
+
+
 def latency(
     bootstrap: str, redis_url: str, rate: float, seconds: float, logs: Path
 ) -> tuple[list[float], int]:
@@ -141,7 +165,6 @@ def latency(
     settings = fresh_settings(bootstrap, redis_url)
     activities = list(sample_activities(int(rate * seconds), 2000, seed=5))
     sent_at: dict[str, float] = {}
-    latencies: list[float] = []
     with WorkerProcess(settings, logs / "latency-worker.log") as worker:
         worker.wait_ready(120)
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
@@ -162,32 +185,33 @@ def latency(
         while not consumer.poll(timeout_ms=200) and time.monotonic() < deadline:
             pass
 
-        def send_all() -> None:
-            send = producer(bootstrap, 0)
-            start = time.monotonic()
-            for n, activity in enumerate(activities[1:], 1):
-                wait = start + n / rate - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-                sent_at[activity["marketoGUID"]] = time.monotonic()
-                send.send(
-                    settings["STREAMS_TOPIC_ACTIVITIES"],
-                    key=str(activity["leadId"]).encode(),
-                    value=orjson.dumps(activity),
-                )
-            send.flush()
-
-        sender = threading.Thread(target=send_all, daemon=True)
+        # The load generator runs in a process of its own (spawned: no inherited threads),
+        # so that its pacing does not share this process's interpreter with the timing
+        # consumer; time.monotonic() is the same clock in both.
+        items = [
+            (a["marketoGUID"], str(a["leadId"]).encode(), orjson.dumps(a)) for a in activities[1:]
+        ]
+        receive, give = multiprocessing.get_context("spawn").Pipe(duplex=False)
+        sender = multiprocessing.get_context("spawn").Process(
+            target=send_paced,
+            args=(bootstrap, settings["STREAMS_TOPIC_ACTIVITIES"], items, rate, give),
+            daemon=True,
+        )
         sender.start()
+        arrived: dict[str, float] = {}
         quiet_since = time.monotonic()
-        while sender.is_alive() or time.monotonic() - quiet_since < 3:
+        while not sent_at or time.monotonic() - quiet_since < 3:
+            if not sent_at and receive.poll():
+                sent_at.update(receive.recv())
             for records in consumer.poll(timeout_ms=100).values():
                 now = time.monotonic()
                 quiet_since = now
                 for record in records:
-                    sent = sent_at.get(orjson.loads(record.value)["activityId"])
-                    if sent is not None:
-                        latencies.append(now - sent)
+                    arrived.setdefault(orjson.loads(record.value)["activityId"], now)
+            if not sender.is_alive() and not sent_at and not receive.poll():
+                raise SystemExit(f"latency: the load generator exited ({sender.exitcode})")
+        sender.join(30)
+        latencies = [now - sent_at[a] for a, now in arrived.items() if a in sent_at]
         consumer.close()
     return latencies, len(sent_at)
 
