@@ -5,7 +5,11 @@ Versions (the `v` member of the JSON object; none means 1):
     1   {"h": {type id: [[ts_us, primary, {apiName: value}], ...]}, "f": {name: text},
          "r": {campaign id: ts_us}, "s": {identity: [processed_at_us, position, [ids]]},
          "m": max_ts_us | null}                       (wave 1, unversioned)
-    2   version 1 plus "v": 2                         (current)
+    2   version 1 plus "v": 2
+    3   version 2 with "v": 3                          (current)
+        the same members; 3 says that the lead's key may have a journal of deltas to
+        replay on it (`streams.state.journal`), so a worker that knows only version 2
+        refuses the state rather than read it without its journal
 
 To change the format: add version N+1 to `_READERS` with a function that turns the parsed
 object into a `LeadState` (or into version N's object, then call N's reader), make it
@@ -27,7 +31,7 @@ import orjson
 
 from streams.engine.leadstate import HistoryEntry, LeadState, SeenEntry
 
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
 """The version `encode_state` writes."""
 
 
@@ -48,6 +52,16 @@ def encode_state(state: LeadState) -> bytes:
             "m": state.max_ts,
         }
     )
+
+
+_CURRENT_PREFIX: Final = b'{"v":%d,' % FORMAT_VERSION
+
+
+def is_current(raw: bytes) -> bool:
+    """Whether `raw` was written by this version's `encode_state` (which writes `v` first):
+    the store appends deltas only to such a snapshot, so that a worker that knows only an
+    earlier version never reads a state whose journal it would ignore."""
+    return raw.startswith(_CURRENT_PREFIX)
 
 
 def decode_state(raw: bytes | str) -> LeadState:
@@ -142,4 +156,11 @@ def _read_v1(data: dict[str, Any]) -> LeadState:
 _read_v2 = _read_v1
 """Version 2 only added `v`, which `decode_state` has read."""
 
-_READERS: Final[dict[int, Callable[[dict[str, Any]], LeadState]]] = {1: _read_v1, 2: _read_v2}
+_read_v3 = _read_v1
+"""Version 3 only changed `v`; its journal is the store's to replay (`RedisStore.load`)."""
+
+_READERS: Final[dict[int, Callable[[dict[str, Any]], LeadState]]] = {
+    1: _read_v1,
+    2: _read_v2,
+    3: _read_v3,
+}
