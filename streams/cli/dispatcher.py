@@ -71,7 +71,7 @@ def run_dispatcher(args: argparse.Namespace) -> int:
 
     # Imported after the checks: importing Faust takes a second.
     from streams.actions.dispatcher import build_app
-    from streams.runtime.faust_tuning import run_worker
+    from streams.runtime.faust_app import run_worker
 
     _remove_dead_workers_dirs(cache_dir())
     datadir = Path(tempfile.mkdtemp(prefix=f"faust-{os.getpid()}-", dir=cache_dir()))

@@ -80,7 +80,7 @@ def run_worker(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_FAILED) from None
 
     # Imported after the checks: importing Faust takes a second.
-    from streams.runtime.faust_tuning import run_worker
+    from streams.runtime.faust_app import run_worker
     from streams.runtime.worker import build_app
 
     _remove_dead_workers_dirs(cache_dir())

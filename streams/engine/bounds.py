@@ -20,6 +20,9 @@ bound (each is a `Limits` field and a setting; the README's "Poison inputs and l
   within both; the others go on changing. Checked only after a field change (types 12
   and 13), the only activities that touch `fields`.
 
+Whatever drops history entries here also drops the engine's history index
+(`LeadState.index`), which is rebuilt from what is left.
+
 Sizes are memoised in `LeadState.sizes`: per type id (entries, bytes, last entry), and
 the totals under `_TOTAL`. An activity changes only its own type's list (appended at the
 end, then filtered by the retention) or erases them all, so `enforce` given the type
@@ -132,6 +135,7 @@ def drop_future(state: LeadState, limit_us: int) -> None:
         if any(e[0] > limit_us for e in entries):
             entries[:] = [e for e in entries if e[0] <= limit_us]
             state.sizes.clear()
+            state.index = None
         for entry in entries:
             if latest is None or entry[0] > latest:
                 latest = entry[0]
@@ -170,6 +174,7 @@ def _trim_history(state: LeadState, max_entries: int, max_bytes: int) -> None:
         entries = history[type_id]
         entries[:] = [e for i, e in enumerate(entries) if i not in indexes]
     state.sizes.clear()
+    state.index = None  # the engine's history index no longer matches the history
 
 
 DEFAULT_LIMITS: Final = Limits()

@@ -15,6 +15,7 @@ from streams.engine.activity import Activity
 from streams.engine.compiler import CompiledCampaign, CompiledTrigger, FilterContext, Plan
 from streams.engine.datatypes import US_PER_DAY
 from streams.engine.events import action_members, membership_event
+from streams.engine.history_index import HistoryIndex
 from streams.engine.leadstate import LeadState, SeenEntry
 from streams.engine.standard_types import CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD
 
@@ -36,6 +37,8 @@ class Outcome:
 _DUPLICATE: Final = Outcome([], duplicate=True)
 _NOTHING: Final = Outcome([])
 """Shared by every activity that fires nothing (most): callers only read `events`."""
+INDEX_FROM: Final = 64
+"""History entries of one type from which a lead's history is indexed (bench/history.py)."""
 _NONE_FIRED: Final[list[int]] = []
 """Shared by every `seen` entry that fired nothing; never mutated."""
 
@@ -67,9 +70,23 @@ def _index(type_id: int, campaigns: Sequence[CompiledCampaign]) -> TypeIndex:
 
 
 class Engine:
-    def __init__(self, plan: Plan, dedup_horizon_us: int = DEFAULT_DEDUP_HORIZON_US) -> None:
+    """History filters scan the lead's history, as campaigns.md words them, until one type of
+    the lead's history reaches `index_from` entries; from then on the lead keeps a
+    `HistoryIndex` (state.index), so that an activity costs the same whatever the length of
+    its history (a short scan is cheaper than keeping an index up to date).
+    `index_from=None` is the reference evaluator, which always scans; the two must emit the
+    same events and leave the same states (tests/unit/test_history_index.py)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        dedup_horizon_us: int = DEFAULT_DEDUP_HORIZON_US,
+        *,
+        index_from: int | None = INDEX_FROM,
+    ) -> None:
         self.plan = plan
         self.dedup_horizon_us = dedup_horizon_us
+        self.index_from = index_from
         self._campaigns = {c.id: c for c in plan.campaigns}
         self._by_type = {
             type_id: _index(type_id, campaigns) for type_id, campaigns in plan.by_type.items()
@@ -119,7 +136,7 @@ class Engine:
                     continue
             if campaign.filters is not None:
                 if context is None:
-                    context = FilterContext(state, ts)
+                    context = FilterContext(state, ts, self._index(state))
                 if not campaign.filters(context):
                     continue
             runs[campaign.id] = ts
@@ -144,6 +161,16 @@ class Engine:
         """Step 2 of `process` alone (for `explain`: the state filters see)."""
         self._apply(state, activity)
 
+    def _index(self, state: LeadState) -> HistoryIndex | None:
+        """The state's history index for this plan (rebuilt if it was built for another);
+        None when the lead has none (its history is short) or for the reference."""
+        index: HistoryIndex | None = state.index
+        if index is None or self.index_from is None:
+            return None
+        if index.plan is not self.plan:
+            index = state.index = self.plan.history_index(state)
+        return index
+
     def _apply(self, state: LeadState, activity: Activity) -> None:
         type_id = activity.type_id
         if type_id == DELETE_LEAD:
@@ -153,13 +180,18 @@ class Engine:
         if state.max_ts is None or ts > state.max_ts:
             state.max_ts = ts
         if type_id in self.plan.recorded_types:
+            index = self._index(state)
             entries = state.history.setdefault(type_id, [])
-            entries.append([ts, activity.primary, activity.attributes])
-            horizon = state.max_ts - self.plan.retention_us
-            # Entries are in processing order, not date order (late mobile actions): look
-            # at all of them, so what is kept depends on the dates alone.
-            if any(e[0] < horizon for e in entries):
-                entries[:] = [e for e in entries if e[0] >= horizon]
+            if index is None and self.index_from is not None and len(entries) >= self.index_from:
+                index = state.index = self.plan.history_index(state)
+            if index is not None:
+                entries.append([ts, activity.primary, activity.attributes])
+                index.add(type_id, ts, activity.primary, activity.attributes)
+                horizon = state.max_ts - self.plan.retention_us
+                if index.dates[type_id][0] < horizon:
+                    index.prune(type_id, horizon, entries)
+            else:
+                self._apply_scanning(state, type_id, activity)
         if type_id in (NEW_LEAD, CHANGE_DATA_VALUE):
             for name, value in activity.fields:
                 key = name.casefold()
@@ -167,6 +199,17 @@ class Engine:
                     state.fields.pop(key, None)
                 else:
                     state.fields[key] = value
+
+    def _apply_scanning(self, state: LeadState, type_id: int, activity: Activity) -> None:
+        """The reference's history update: append, then drop what the retention excludes."""
+        assert state.max_ts is not None
+        entries = state.history.setdefault(type_id, [])
+        entries.append([activity.ts, activity.primary, activity.attributes])
+        horizon = state.max_ts - self.plan.retention_us
+        # Entries are in processing order, not date order (late mobile actions): look at all
+        # of them, so what is kept depends on the dates alone.
+        if any(e[0] < horizon for e in entries):
+            entries[:] = [e for e in entries if e[0] >= horizon]
 
     @staticmethod
     def _matching_trigger(campaign: CompiledCampaign, activity: Activity) -> str | None:

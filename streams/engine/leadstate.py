@@ -40,6 +40,10 @@ class LeadState:
     """The latest activity date (µs) recorded for the lead since it was last erased."""
     sizes: dict[int, tuple[int, int, Any]] = field(default_factory=dict, compare=False, repr=False)
     """Not stored, not compared: a memo of `bounds.enforce`, by type id."""
+    index: Any = field(default=None, compare=False, repr=False)
+    """Not stored, not compared: the engine's `HistoryIndex` of `history` (None: the engine
+    scans, or rebuilds it from `history`). Whoever edits `history` other than the engine
+    sets it to None."""
 
     def erase(self) -> None:
         """Delete Lead: history, fields and memberships go; `seen` stays (see module doc)."""
@@ -47,6 +51,7 @@ class LeadState:
         self.fields.clear()
         self.runs.clear()
         self.max_ts = None
+        self.index = None
 
     def is_empty(self) -> bool:
         return not (self.history or self.fields or self.runs or self.seen)

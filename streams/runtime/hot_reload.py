@@ -239,7 +239,15 @@ async def api_following_rules(app: Any, interval_s: float) -> AsyncIterator[None
     thread, and put a new plan in force between requests by replacing `app.state.plan`,
     the decoder of the ingest calls and the catalog of the read-back (each request reads
     them once, so it sees one version)."""
-    reloader = RulesReloader(app.state.plan, app.state.settings, interval_s)
+    api_metrics = getattr(app.state, "api_metrics", None)
+    reloader = RulesReloader(
+        app.state.plan,
+        app.state.settings,
+        interval_s,
+        None
+        if api_metrics is None
+        else ReloadMetrics(api_metrics.registry, api_metrics.rules_info),
+    )
     app.state.reloader = reloader
 
     async def follow() -> None:

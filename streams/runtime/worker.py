@@ -35,7 +35,7 @@ from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import BatchResult, Processor, Record
-from streams.runtime.faust_tuning import create_app, send_all
+from streams.runtime.faust_app import create_app, send_all
 from streams.runtime.hot_reload import (
     ReloadMetrics,
     RulesReloader,
@@ -190,7 +190,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         settings.bootstrap_servers,
         datadir=datadir,
         # Faust's consumer spends more on its per-record tasks than our whole evaluation:
-        # the fast drain skips them when they are not needed (faust_tuning.py), about 2x.
+        # the fast drain skips them when they are not needed (fast_drain.py), about 2x.
         fast_drain=True,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -226,6 +226,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             ttl_ms=0,
             wait_replicas=settings.redis_wait_replicas,
             on_quarantine=lambda *_: metrics.quarantined.inc(),
+            cache_leads=settings.state_cache_leads,
         )
         processor = Processor(plan, store, settings.dedup_horizon_us, settings.limits)
         handler = BatchHandler(app, settings, processor, metrics)

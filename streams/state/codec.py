@@ -6,8 +6,12 @@ Versions (the `v` member of the JSON object; none means 1):
          "r": {campaign id: ts_us}, "s": {identity: [processed_at_us, position, [ids]]},
          "m": max_ts_us | null}                       (wave 1, unversioned)
     2   version 1 plus "v": 2
-    3   version 2, and a `seen` entry may have a fourth member, {name: text}: the lead
-        fields its campaigns carried, which a redelivery re-emits  (current)
+    3   version 2 with "v": 3                          (current)
+        the same members, but a `seen` entry may have a fourth member, {name: text}: the
+        lead fields its campaigns carried, which a redelivery re-emits; and 3 says that
+        the lead's key may have a journal of deltas to replay on it
+        (`streams.state.journal`), so a worker that knows only version 2 refuses the state
+        rather than read it without its journal
 
 To change the format: add version N+1 to `_READERS` with a function that turns the parsed
 object into a `LeadState` (or into version N's object, then call N's reader), make it
@@ -50,6 +54,16 @@ def encode_state(state: LeadState) -> bytes:
             "m": state.max_ts,
         }
     )
+
+
+_CURRENT_PREFIX: Final = b'{"v":%d,' % FORMAT_VERSION
+
+
+def is_current(raw: bytes) -> bool:
+    """Whether `raw` was written by this version's `encode_state` (which writes `v` first):
+    the store appends deltas only to such a snapshot, so that a worker that knows only an
+    earlier version never reads a state whose journal it would ignore."""
+    return raw.startswith(_CURRENT_PREFIX)
 
 
 def decode_state(raw: bytes | str) -> LeadState:
@@ -157,6 +171,8 @@ _read_v2 = _read_v1
 
 
 def _read_v3(data: dict[str, Any]) -> LeadState:
+    """Version 3: `seen` entries may carry fields; its journal is the store's to replay
+    (`RedisStore.load`)."""
     return _read_v1(data, carried=True)
 
 

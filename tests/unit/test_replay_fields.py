@@ -19,6 +19,7 @@ from streams.engine.leadstate import LeadState
 from streams.pipeline import BatchResult, Processor, Record
 from streams.state.codec import decode_state, encode_state
 from tests.unit.actions_rules import action, campaign, rules_dir
+from tests.unit.test_history_index import JournalStore
 
 NOW_US = 1_900_000_000_000_000
 
@@ -141,3 +142,21 @@ def test_an_entry_stored_before_carried_fields_replays_the_fields_known_now(
     (again,) = _process(processor, batch).events
     assert again["leadFields"] == {"country": "Spain"}
     assert again["eventId"] == first["eventId"]
+
+
+def test_carried_fields_travel_in_a_journal_delta(tmp_path: Path) -> None:
+    """Redis's layout (snapshot plus journal): the batch that fires the campaign is saved
+    as a delta, whose `seen` entries keep their carried fields, and replays from it."""
+    processor = _processor(tmp_path, {"country": "$lead.fields.country?"})
+    store = processor.store = JournalStore()
+    setup = [_change(f"c{n}", "2026-09-26T09:00:00Z", "France") for n in range(30)]
+    _process(processor, _records(*setup))
+    batch = [
+        Record(orjson.dumps(a), "activities", 0, 100 + n)
+        for n, a in enumerate([ATTEND, _change("c99", "2026-09-26T11:00:00Z", "Spain")])
+    ]
+    first = _process(processor, batch)
+    assert store.deltas == 1, "the batch was saved as a delta"
+    assert first.events[0]["leadFields"] == {"country": "France"}
+    again = _process(processor, batch)
+    assert [orjson.dumps(e) for e in again.events] == [orjson.dumps(e) for e in first.events]

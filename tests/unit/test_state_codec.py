@@ -8,7 +8,13 @@ import orjson
 import pytest
 
 from streams.engine.leadstate import LeadState
-from streams.state.codec import FORMAT_VERSION, UnreadableState, decode_state, encode_state
+from streams.state.codec import (
+    FORMAT_VERSION,
+    UnreadableState,
+    decode_state,
+    encode_state,
+    is_current,
+)
 
 STATE = LeadState(
     history={100_001: [[1_700_000_000_000_000, "Web", {"score": 1.5, "ok": True}]], 12: []},
@@ -136,3 +142,13 @@ def test_a_member_of_the_wrong_shape_is_refused(raw: bytes) -> None:
     """Anything the engine would trip over later (a TypeError mid-batch) stops here."""
     with pytest.raises(UnreadableState):
         decode_state(raw)
+
+
+def test_version_2_reads_into_the_same_state() -> None:
+    assert decode_state(orjson.dumps(orjson.loads(V1) | {"v": 2})) == STATE
+
+
+def test_only_the_current_format_takes_deltas() -> None:
+    assert is_current(encode_state(STATE))
+    assert not is_current(V1)
+    assert not is_current(orjson.dumps(orjson.loads(V1) | {"v": 2}))
