@@ -252,7 +252,10 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
 
         @app.timer(settings.rules_reload_interval)  # type: ignore[untyped-decorator]  # faust: untyped
         async def reload_rules() -> None:
-            reloader.poll()  # applied by the agent before its next batch
+            # In a thread: reading and compiling a changed directory (and waiting for a
+            # catalog change's lock) must not hold up the event loop, whose heartbeats keep
+            # the partitions. The agent puts the new plan in force before its next batch.
+            await asyncio.to_thread(reloader.poll)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
