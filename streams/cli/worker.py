@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 
 from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
-from streams.devstack.process import cache_dir
 from streams.gc_tuning import tune_gc
+from streams.paths import cache_dir
 from streams.runtime.connections import (
     KafkaUnavailable,
     RedisUnavailable,
