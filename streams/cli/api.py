@@ -6,7 +6,8 @@ import argparse
 import logging
 
 from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
-from streams.runtime.connections import KafkaUnavailable, ensure_topics, wait_for_kafka
+from streams.runtime.connections import API_FEATURES, KafkaUnavailable, check_kafka
+from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import ApiSettings
 
 FLAGS = {
@@ -49,6 +50,7 @@ def run_api(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_client_logs()
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
         clients = load_clients(settings)
@@ -61,8 +63,12 @@ def run_api(args: argparse.Namespace) -> int:
             "id:secret a line); nothing was started"
         )
     try:
-        wait_for_kafka(settings.bootstrap_servers, settings.connect_timeout)
-        ensure_topics(settings.bootstrap_servers, {settings.topic_activities: settings.partitions})
+        check_kafka(
+            settings.bootstrap_servers,
+            settings.connect_timeout,
+            features=API_FEATURES,
+            topics={settings.topic_activities: settings.partitions},
+        )
     except KafkaUnavailable as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
 

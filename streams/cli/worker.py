@@ -14,12 +14,13 @@ from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
 from streams.gc_tuning import tune_gc
 from streams.paths import cache_dir
 from streams.runtime.connections import (
+    WORKER_FEATURES,
     KafkaUnavailable,
     RedisUnavailable,
-    ensure_topics,
-    wait_for_kafka,
+    check_kafka,
     wait_for_redis,
 )
+from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import WorkerSettings
 
 FLAGS = {
@@ -75,12 +76,17 @@ def run_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_client_logs()
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
-        wait_for_kafka(settings.bootstrap_servers, settings.connect_timeout)
-        wait_for_redis(settings.redis_url, settings.connect_timeout)
         topics = (settings.topic_activities, settings.topic_memberships, settings.topic_dlq)
-        ensure_topics(settings.bootstrap_servers, dict.fromkeys(topics, settings.partitions))
+        check_kafka(
+            settings.bootstrap_servers,
+            settings.connect_timeout,
+            features=WORKER_FEATURES,
+            topics=dict.fromkeys(topics, settings.partitions),
+        )
+        wait_for_redis(settings.redis_url, settings.connect_timeout)
     except (KafkaUnavailable, RedisUnavailable) as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
 
