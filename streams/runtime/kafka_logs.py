@@ -7,7 +7,7 @@ connection: a broker outage of a minute wrote ~18,000 ERROR lines to a worker's 
 those records are kept at DEBUG (shown only with --log-level debug) and summed up instead:
 
 - `Kafka clients: connection trouble (<first message>); ...` once, when they start;
-- `Kafka clients: still failing after S s (N errors; retrying every ~R s; last: ...)` at
+- `Kafka clients: still failing after S s (N errors, R/s; last: ...)` at
   most once every `SUMMARY_EVERY` seconds while they go on;
 - `Kafka clients: recovered after D s (N errors)` once they stopped for `QUIET` seconds.
 
@@ -66,11 +66,10 @@ class Trouble:
             elif now - self._last_summary >= self.summary_every:
                 self._last_summary = now
                 log.warning(
-                    "Kafka clients: still failing after %.0f s (%d errors, one every "
-                    "~%.1f s; last: %s)",
+                    "Kafka clients: still failing after %.0f s (%d errors, %.1f/s; last: %s)",
                     now - self._since,
                     self._count,
-                    (now - self._since) / max(self._count - 1, 1),
+                    self._count / max(now - self._since, 1e-3),
                     message,
                 )
 
@@ -93,14 +92,15 @@ class Trouble:
             return True
 
     def _watch(self) -> None:
-        if self._watcher is not None and self._watcher.is_alive():
+        """One daemon thread for the life of the process, started at the first trouble: the
+        recovery is logged even when no client logs anything any more."""
+        if self._watcher is not None:
             return
 
         def watch() -> None:
             while True:
                 time.sleep(min(1.0, self.quiet / 4))
-                if self.check():
-                    return
+                self.check()
 
         self._watcher = threading.Thread(target=watch, name="kafka-log-watch", daemon=True)
         self._watcher.start()
