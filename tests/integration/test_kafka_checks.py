@@ -117,7 +117,13 @@ def _topic(bootstrap: str, partitions: int, configs: dict[str, str] | None = Non
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         admin.create_topics(
-            {name: {"num_partitions": partitions, "replication_factor": 1, "configs": configs or {}}}
+            {
+                name: {
+                    "num_partitions": partitions,
+                    "replication_factor": 1,
+                    "configs": configs or {},
+                }
+            }
         )
         admin.wait_for_topics([name], timeout_ms=30_000)
     finally:
@@ -155,7 +161,10 @@ def test_a_topic_that_would_lose_or_refuse_writes_is_refused(
 ) -> None:
     topic = _topic(kafka_bootstrap, 2, configs)
     code, said, _ = run(
-        "api", STREAMS_BROKER=kafka_bootstrap, STREAMS_TOPIC_ACTIVITIES=topic, STREAMS_PARTITIONS="2"
+        "api",
+        STREAMS_BROKER=kafka_bootstrap,
+        STREAMS_TOPIC_ACTIVITIES=topic,
+        STREAMS_PARTITIONS="2",
     )
     assert code == 1
     assert len(said) == 1 and said[0].startswith(f"topic {topic} {words}"), said
