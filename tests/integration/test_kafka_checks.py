@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -25,10 +26,12 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNECT_TIMEOUT = 4
+EMPTY = Path(tempfile.gettempdir()) / f"streams-empty-{os.getpid()}.jsonl"
+"""An empty file of activities: `produce` checks Kafka before it reads a line."""
 COMMANDS = {
     "worker": ["worker"],
     "api": ["api"],
-    "produce": ["produce", str(ROOT / "tests" / "integration" / "empty.jsonl")],
+    "produce": ["produce", str(EMPTY)],
 }
 
 
@@ -61,10 +64,9 @@ def run(command: str, **settings: str) -> tuple[int, list[str], float]:
 
 @pytest.fixture(scope="module", autouse=True)
 def empty_file() -> Iterator[None]:
-    path = Path(COMMANDS["produce"][1])
-    path.write_text("")
+    EMPTY.write_text("")
     yield
-    path.unlink(missing_ok=True)
+    EMPTY.unlink(missing_ok=True)
 
 
 @pytest.fixture
