@@ -49,16 +49,35 @@ def cluster() -> Iterator[KafkaCluster]:
         cluster.close()
 
 
-def leader_of(cluster: KafkaCluster, topic: str) -> KafkaBroker:
-    """The node leading partition 0 of `topic`: killing it moves a leadership."""
+def _java_hash(text: str) -> int:
+    """Java's String.hashCode, as Kafka uses it to place a group's offsets."""
+    h = 0
+    for char in text.encode("utf-16-be").decode("utf-16-be"):
+        h = (31 * h + ord(char)) & 0xFFFFFFFF
+    return h
+
+
+def victim(cluster: KafkaCluster, which: str, settings: dict[str, str]) -> KafkaBroker:
+    """The node leading partition 0 of the dead-letter topic (killing it moves a leadership
+    that a produce waits on), or the consumer group's coordinator (the leader of the
+    `__consumer_offsets` partition the group id hashes to: commits and heartbeats move)."""
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     try:
+        if which == "dlq-leader":
+            topic, partition = settings["STREAMS_TOPIC_DLQ"], 0
+        else:
+            (offsets,) = admin.describe_topics(["__consumer_offsets"])
+            count = len(offsets["partitions"])
+            topic = "__consumer_offsets"
+            partition = (_java_hash(settings["STREAMS_APP_ID"]) & 0x7FFFFFFF) % count
         (described,) = admin.describe_topics([topic])
     finally:
         admin.close()
-    leader = next(p["leader_id"] for p in described["partitions"] if p["partition_index"] == 0)
     replicas = {len(p["replica_nodes"]) for p in described["partitions"]}
     assert replicas == {3}, f"{topic} should have 3 replicas per partition: {described}"
+    leader = next(
+        p["leader_id"] for p in described["partitions"] if p["partition_index"] == partition
+    )
     return next(node for node in cluster.nodes if node.node_id == leader)
 
 
@@ -81,8 +100,9 @@ class Progress:
             self.longest = max(self.longest, now - self.since)
 
 
+@pytest.mark.parametrize("which", ["dlq-leader", "group-coordinator"])
 def test_a_broker_killed_mid_stream_loses_nothing_and_stalls_nothing(
-    cluster: KafkaCluster, tmp_path: Path
+    which: str, cluster: KafkaCluster, tmp_path: Path
 ) -> None:
     began = time.monotonic()
     server = started(RedisServer())
@@ -95,20 +115,20 @@ def test_a_broker_killed_mid_stream_loses_nothing_and_stalls_nothing(
         assert reached, f"a quarter of the events did not come out\n{supervisor.tails()}"
         at_failure = run.emitted()
         assert at_failure < len(run.expected.ids), "the stream ended before the failure"
-        victim = leader_of(cluster, run.settings["STREAMS_TOPIC_DLQ"])
-        victim.kill()
+        node = victim(cluster, which, run.settings)
+        node.kill()
         supervisor.run_until(lambda: False, DOWN, progress.poll)
-        victim.start()
+        node.start()
         done = supervisor.run_until(run.complete, DEADLINE, progress.poll)
         supervisor.stop_all()
         outputs = run.outputs()
         report(
-            "broker killed in a 3-node cluster",
+            f"3-node cluster, {which} killed",
             outputs,
             supervisor,
             began,
             emitted_before_failure=at_failure,
-            killed=f"node {victim.node_id}",
+            killed=f"node {node.node_id}",
             longest_stall_s=round(progress.longest, 1),
         )
         run.check(outputs, done, supervisor)
