@@ -114,7 +114,8 @@ class WorkerSettings(KafkaSettings):
         10.0,
         gt=0,
         description="Seconds without a heartbeat before a worker's partitions go to another "
-        "(how soon a killed worker's work resumes elsewhere).",
+        "(how soon a killed worker's work resumes elsewhere); also the longest a worker waits "
+        "for the brokers to acknowledge a batch's events before it exits 1 to be restarted.",
     )
 
 
