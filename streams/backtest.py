@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import Processor, Record
 from streams.state.memory import MemoryStore
+from streams.text import counted
 
 FILE_TOPIC = "file"
 DEFAULT_BATCH = 5_000
@@ -34,8 +35,9 @@ class BacktestStats:
     def summary(self) -> str:
         rate = self.lines / self.seconds if self.seconds > 0 else 0.0
         return (
-            f"{self.lines} activities: {self.accepted} accepted, {self.duplicates} duplicates, "
-            f"{self.rejected} rejected; {self.events} memberships; "
+            f"{counted(self.lines, 'activity', 'activities')}: {self.accepted} accepted, "
+            f"{counted(self.duplicates, 'duplicate')}, {self.rejected} rejected; "
+            f"{counted(self.events, 'membership')}; "
             f"{self.seconds:.2f} s ({rate:,.0f} activities/s)"
         )
 
@@ -49,9 +51,19 @@ def read_records(stream: BinaryIO) -> Iterator[Record]:
             yield Record(value, FILE_TOPIC, 0, number)
 
 
-def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+def _batches(
+    records: Iterator[Record], size: int, cuts: Sequence[int] = ()
+) -> Iterator[list[Record]]:
+    """Batches of at most `size` records; a batch also ends before each offset of `cuts`
+    (the rules switches of a worker happen between batches)."""
+    pending = sorted(cuts)
     batch: list[Record] = []
     for record in records:
+        if batch and pending and record.offset >= pending[0]:
+            yield batch
+            batch = []
+        while pending and record.offset >= pending[0]:
+            pending.pop(0)
         batch.append(record)
         if len(batch) >= size:
             yield batch
@@ -68,12 +80,19 @@ async def _run(
     dedup_horizon_us: int,
     batch_size: int,
     progress: Callable[[BacktestStats], None] | None,
+    switches: Sequence[tuple[int, Plan]] = (),
 ) -> BacktestStats:
-    processor = Processor(plan, MemoryStore(), dedup_horizon_us)
+    """`switches`: (offset, plan) in force from that offset on, as a worker's hot reload
+    recorded them for the partition."""
+    store = MemoryStore()
+    processor = Processor(plan, store, dedup_horizon_us)
+    pending = sorted(switches, key=lambda s: s[0])
     stats = BacktestStats()
     started = time.perf_counter()
     now_us = datetime_to_us_now()
-    for batch in _batches(records, batch_size):
+    for batch in _batches(records, batch_size, [offset for offset, _ in pending]):
+        while pending and batch[0].offset >= pending[0][0]:
+            processor = Processor(pending.pop(0)[1], store, dedup_horizon_us)
         result = await processor.process(batch, now_us)
         for event in result.events:
             on_event(event)
@@ -105,6 +124,7 @@ def run_backtest(
     dedup_horizon_us: int,
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[BacktestStats], None] | None = None,
+    switches: Sequence[tuple[int, Plan]] = (),
 ) -> BacktestStats:
     def on_event(event: dict[str, Any]) -> None:
         events_out.write(orjson.dumps(event) + b"\n")
@@ -123,5 +143,27 @@ def run_backtest(
                 dedup_horizon_us,
                 batch_size,
                 progress,
+                switches,
             )
         )
+
+
+def backtest_to_lists(
+    plan: Plan, activities: Path, dedup_horizon_us: int, batch_size: int = DEFAULT_BATCH
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], BacktestStats]:
+    """The membership events and dead letters of a backtest, in memory (for `plan`)."""
+    events: list[dict[str, Any]] = []
+    letters: list[dict[str, Any]] = []
+    with activities.open("rb") as stream:
+        stats = asyncio.run(
+            _run(
+                plan,
+                read_records(stream),
+                events.append,
+                letters.append,
+                dedup_horizon_us,
+                batch_size,
+                None,
+            )
+        )
+    return events, letters, stats

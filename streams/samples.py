@@ -157,6 +157,8 @@ def sample_activities(
 ) -> Iterator[dict[str, Any]]:
     """`count` activities over `leads` leads, in processing order; the same arguments give
     the same stream."""
+    if count < 0 or leads < 1:
+        raise ValueError(f"count must be 0 or more ({count}) and leads 1 or more ({leads})")
     rng = random.Random(seed)
     begin = start or datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
     clocks: dict[int, datetime] = {}

@@ -76,6 +76,12 @@ class KafkaSettings(EngineSettings):
         description="Seconds to keep retrying an unreachable Kafka or Redis at start before "
         "giving up with a non-zero exit.",
     )
+    rules_reload_interval: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds between checks of the rules directory for a new ruleset, put in "
+        "force without a restart if it validates (0: never; a restart is then needed).",
+    )
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -98,6 +104,11 @@ class WorkerSettings(KafkaSettings):
         description="Consumer group and Redis key prefix: two deployments with different ids "
         "share nothing.",
     )
+    web_host: str = Field(
+        "0.0.0.0",
+        description="The address the worker's web port listens on (127.0.0.1: this machine "
+        "only; the devstack's workers use it).",
+    )
     web_port: int = Field(6066, description="The worker's web port: /metrics, /health, /ready.")
     batch_size: int = Field(
         5000,
@@ -114,8 +125,7 @@ class WorkerSettings(KafkaSettings):
         10.0,
         gt=0,
         description="Seconds without a heartbeat before a worker's partitions go to another "
-        "(how soon a killed worker's work resumes elsewhere); also the longest a worker waits "
-        "for the brokers to acknowledge a batch's events before it exits 1 to be restarted.",
+        "(how soon a killed worker's work resumes elsewhere).",
     )
 
 
@@ -152,6 +162,27 @@ class ApiSettings(KafkaSettings):
     api_concurrent_calls: int = Field(
         10, ge=1, description="Calls one client may have in flight at once; one more gets 615."
     )
+    api_auth_failures_per_client: int = Field(
+        10,
+        ge=1,
+        description="Failed identity calls for one client id within "
+        "STREAMS_API_AUTH_FAILURE_WINDOW after which its identity calls get HTTP 429.",
+    )
+    api_auth_failures_per_address: int = Field(
+        30,
+        ge=1,
+        description="Failed identity calls from one address within "
+        "STREAMS_API_AUTH_FAILURE_WINDOW after which its identity calls get HTTP 429.",
+    )
+    api_auth_failure_window: float = Field(
+        60.0, gt=0, description="Seconds of the sliding window of failed identity calls."
+    )
+    api_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a connection may take to send a request's line and headers "
+        "before it is closed (slow clients, slowloris).",
+    )
     api_max_body_bytes: int = Field(
         1_048_576, ge=1, description="Largest request body accepted; a larger one gets 413."
     )
@@ -160,9 +191,58 @@ class ApiSettings(KafkaSettings):
         description="Whether the type management endpoints edit the rules directory (as the "
         "types CLI does); off, they answer that the catalog is managed in git.",
     )
+    api_explain_redis_url: str | None = Field(
+        None,
+        description="The workers' Redis (their STREAMS_REDIS_URL), read by the explain call "
+        "for a lead's live state; unset, that call answers 703.",
+    )
+    api_explain_app_id: str = Field(
+        "campaign-triggers",
+        description="The workers' STREAMS_APP_ID (their Redis key prefix), for the explain call.",
+    )
     api_write_timeout: float = Field(
         30.0,
         gt=0,
         description="Seconds a write to Kafka may wait for the brokers' acknowledgement "
         "before its records are reported as not added.",
+    )
+
+
+class DispatcherSettings(KafkaSettings):
+    """The dispatcher (`python -m streams dispatcher`): memberships in, calls of custom
+    actions out (actions.md). Its consumer group is `STREAMS_APP_ID` + `-dispatcher`."""
+
+    topic_memberships: str = Field(
+        "campaign-memberships", description="Where membership events are written."
+    )
+    topic_actions_dlq: str = Field(
+        "actions.dlq", description="Where calls of custom actions that failed for good go."
+    )
+    app_id: str = Field(
+        "campaign-triggers",
+        description="Consumer group and Redis key prefix: two deployments with different ids "
+        "share nothing.",
+    )
+    session_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds without a heartbeat before a worker's partitions go to another "
+        "(how soon a killed worker's work resumes elsewhere).",
+    )
+    dispatcher_port: int = Field(
+        6069, ge=1, le=65535, description="The dispatcher's web port: /metrics, /health, /ready."
+    )
+    dispatcher_in_flight: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Memberships whose calls may be under way at once; the next waits (each "
+        "endpoint's own concurrency is set in endpoints.yaml, 10 by default).",
+    )
+    dispatcher_backoff: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="Seconds before a call's first retry; each next one waits twice as long "
+        "(with jitter), unless Retry-After says otherwise.",
     )

@@ -5,12 +5,12 @@ stops with the application (its lifespan), so a test or a server owns its whole 
 Every answer is Marketo's envelope: a refusal raised anywhere as `ApiError` keeps its code;
 an unknown path is 610 (HTTP 404), a wrong method 605 (HTTP 405); an error no code describes
 is 611 "System error" (HTTP 200, as Marketo answers it), logged with its traceback and the
-request id, and its details are not sent to the client.
+request id, and its details are not sent to the client. A path with a trailing slash is
+not redirected (610). `/health` answers GET and HEAD without a token.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -25,9 +25,11 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from streams import __version__
-from streams.api import auth, catalog_routes, history_routes, ingest, mobile
+from streams.api import auth, catalog_routes, explain_routes, history_routes, ingest, mobile
 from streams.api.auth import TokenIssuer, load_clients
+from streams.api.auth_throttle import AuthThrottle
 from streams.api.envelope import (
+    CANNOT_BE_BLANK,
     INVALID_DATA,
     METHOD_NOT_SUPPORTED,
     NOT_FOUND,
@@ -40,10 +42,12 @@ from streams.api.envelope import (
 )
 from streams.api.gate import ClientLimits, Gate
 from streams.api.history import ActivityHistory
+from streams.api.logsafe import printable
 from streams.api.schemas import REF, ErrorEnvelope, Health, component_schemas
 from streams.api.writer import KafkaWriter, Writer
 from streams.engine.activity import Decoder
 from streams.engine.compiler import Plan
+from streams.runtime.hot_reload import api_following_rules
 from streams.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -67,7 +71,11 @@ def _health(request: Request) -> Response:
     writer = request.app.state.writer
     ready = not isinstance(writer, KafkaWriter) or writer.started
     return JsonResponse(
-        {"status": "ok" if ready else "starting"}, status_code=200 if ready else 503
+        {
+            "status": "ok" if ready else "starting",
+            "rulesVersion": request.app.state.plan.rules_version,
+        },
+        status_code=200 if ready else 503,
     )
 
 
@@ -80,8 +88,9 @@ def _error_envelope_response(description: str) -> dict[str, Any]:
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, completed: the shapes of `schemas`, the two ways to pass a token,
-    and the answers every REST call may give (413, 414). Parameters and bodies are read by
-    hand, so FastAPI's 422 never happens and is left out."""
+    and the answers every REST call may give (413, 414, 415). Bodies are read by hand and
+    parameters typed as text, parsed by our rules, so FastAPI's 422 never happens (the
+    validation handler answers with Marketo's codes) and is left out."""
     if app.openapi_schema:
         return app.openapi_schema
     document = get_openapi(
@@ -99,6 +108,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components["responses"] = {
         "TooLarge": _error_envelope_response("Request Entity Too Large (body over the limit)"),
         "UriTooLong": _error_envelope_response("Request-URI Too Long (over 8 KB)"),
+        "Encoded": _error_envelope_response(
+            "Unsupported Media Type: a Content-Encoding (send the body uncompressed)"
+        ),
     }
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
@@ -106,6 +118,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             responses.pop("422", None)
             responses["413"] = {"$ref": "#/components/responses/TooLarge"}
             responses["414"] = {"$ref": "#/components/responses/UriTooLong"}
+            responses["415"] = {"$ref": "#/components/responses/Encoded"}
             if path.startswith("/rest/"):
                 operation["security"] = [{"bearerAuth": []}, {"accessTokenParameter": []}]
     app.openapi_schema = document
@@ -137,7 +150,8 @@ def create_app(
         )
         app.state.history = history
         try:
-            yield
+            async with api_following_rules(app, settings.rules_reload_interval):
+                yield
         finally:
             if isinstance(kafka_writer, KafkaWriter):
                 await kafka_writer.stop()
@@ -150,22 +164,29 @@ def create_app(
         lifespan=lifespan,
         redoc_url=None,
     )
+    # No redirect of `/path/` to `/path`: Starlette builds its Location from the Host
+    # header, which the client controls (an open redirect); such a path is 610, as any.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.plan = plan
     app.state.decoder = Decoder(plan.catalog)
     app.state.writer = kafka_writer
     app.state.issuer = issuer
+    app.state.auth_throttle = AuthThrottle(
+        settings.api_auth_failures_per_client,
+        settings.api_auth_failures_per_address,
+        settings.api_auth_failure_window,
+    )
     app.state.rules_dir = settings.rules_dir
     app.state.max_custom_types = settings.max_custom_types
     app.state.catalog_writes = settings.api_catalog_writes
-    app.state.catalog_lock = asyncio.Lock()
 
-    for module in (auth, catalog_routes, ingest, history_routes, mobile):
+    for module in (auth, catalog_routes, ingest, history_routes, mobile, explain_routes):
         app.include_router(module.router)
     app.add_api_route(
         "/health",
         _health,
-        methods=["GET"],
+        methods=["GET", "HEAD"],
         summary="Liveness and readiness (no token needed)",
         operation_id="health",
         tags=["Service"],
@@ -231,12 +252,17 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """FastAPI's typed parameters answer with Marketo's codes: a required parameter
+        left out is 701, as a blank one is; anything else 1003 (the parameters are typed
+        as text and parsed by our own rules, so this is rare)."""
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return error_response(
-            request_id(request),
-            ApiError(INVALID_DATA, f"Invalid data: {where}: {first.get('msg', 'invalid')}"),
-        )
+        location = [str(p) for p in first.get("loc", ())]
+        if first.get("type") == "missing" and location:
+            error = ApiError(CANNOT_BE_BLANK, f"{location[-1]} cannot be blank")
+        else:
+            where = printable(".".join(location), 200)
+            error = ApiError(INVALID_DATA, f"Invalid data: {where}: {first.get('msg', 'invalid')}")
+        return error_response(request_id(request), error)
 
     @app.exception_handler(Exception)
     async def system_error(request: Request, exc: Exception) -> Response:

@@ -14,7 +14,10 @@ a client's secret revokes every token it holds. A token whose signature does not
 returns the same token with its remaining lifetime (per process).
 
 Secrets are `SecretStr` in the settings, compared in constant time, and never logged: the
-access log (see `gate`) writes paths without their query string.
+access log (see `gate`) writes paths without their query string. A secret has at least
+`MIN_SECRET_LENGTH` characters (the API refuses to start otherwise), and failed identity
+calls are throttled per client id and per address (`auth_throttle`): HTTP 429 with
+`Retry-After`, logged once per episode.
 """
 
 from __future__ import annotations
@@ -36,7 +39,15 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from streams.api.envelope import ACCESS_TOKEN_EXPIRED, ACCESS_TOKEN_INVALID, ApiError, JsonResponse
+from streams.api.auth_throttle import AuthThrottle
+from streams.api.envelope import (
+    ACCESS_TOKEN_EXPIRED,
+    ACCESS_TOKEN_INVALID,
+    RATE_LIMIT,
+    ApiError,
+    JsonResponse,
+)
+from streams.api.logsafe import printable
 from streams.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +55,9 @@ log = logging.getLogger(__name__)
 TOKEN_PATH: Final = "/identity/oauth/token"
 SCOPE_SUFFIX: Final = "@streams"
 MAX_TOKEN_LENGTH: Final = 2048
+MIN_SECRET_LENGTH: Final = 16
+"""Characters a client secret must have at least (Marketo's are 32): a short secret is
+guessed long before any throttle matters. The API refuses to start with a shorter one."""
 
 
 class ClientConfigError(ValueError):
@@ -67,6 +81,12 @@ def parse_clients(text: str, where: str, separators: str = ",\n") -> dict[str, s
             raise ClientConfigError(
                 f"{where}: entry {number} is not id:secret (an id and a non-empty secret "
                 "separated by a colon)"
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ClientConfigError(
+                f"{where}: the secret of client {client_id!r} has {len(secret)} characters; "
+                f"at least {MIN_SECRET_LENGTH} are required (use a long random one, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)"
             )
         if client_id in clients and clients[client_id] != secret:
             raise ClientConfigError(f"{where}: client {client_id!r} is given twice")
@@ -243,6 +263,11 @@ IDENTITY_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     },
     400: {"description": "invalid_request, unsupported_grant_type", "content": _OAUTH_ERROR},
     401: {"description": "invalid_client: bad client credentials", "content": _OAUTH_ERROR},
+    429: {
+        "description": "slow_down: too many failed authentications for this client id or "
+        "address; retry after `Retry-After` seconds",
+        "content": _OAUTH_ERROR,
+    },
 }
 _GRANT: Final = {"type": "string", "enum": ["client_credentials"]}
 _GET_PARAMETERS: Final = [
@@ -280,11 +305,36 @@ async def _token(request: Request) -> Response:
             400, "unsupported_grant_type", "Only grant_type=client_credentials is supported"
         )
     issuer: TokenIssuer = request.app.state.issuer
+    throttle: AuthThrottle = request.app.state.auth_throttle
     client_id = params.get("client_id", "")
+    address = request.client.host if request.client is not None else "-"
+    throttled = throttle.check(client_id, address)
+    if throttled is not None:
+        if throttled.newly:
+            log.warning(
+                "identity: %s throttled: too many failed authentications in %.0f s; refused "
+                "for %d s (not logged again meanwhile)",
+                printable(throttled.what, 120),
+                throttle.window,
+                throttled.retry_after,
+            )
+        response = _oauth_error(
+            429,
+            "slow_down",
+            f"Max rate limit exceeded ({RATE_LIMIT}): too many failed authentications for "
+            f"this {throttled.what.split(' ')[0]}; retry after {throttled.retry_after} s",
+        )
+        response.headers["Retry-After"] = str(throttled.retry_after)
+        return response
     try:
         grant = issuer.issue(client_id, params.get("client_secret", ""))
     except InvalidClient:
-        log.warning("identity: bad client credentials for client id %r", client_id[:100])
+        throttle.failed(client_id, address)
+        log.warning(
+            "identity: bad client credentials for client id %s from %s",
+            printable(repr(client_id[:100])),
+            printable(address, 60),
+        )
         return _oauth_error(401, "invalid_client", "Bad client credentials")
     return JsonResponse(
         {

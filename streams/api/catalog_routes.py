@@ -10,20 +10,20 @@ Reads:
   type **files** as they are now (every status; `draft=true` shows the pending version).
 
 Writes (create, update, approve, discard draft, delete, attributes create/update/delete)
-run the catalog operations of the `types` CLI (`streams.catalog_ops`) on the rules
-directory, one at a time, when `STREAMS_API_CATALOG_WRITES` is true: the same lifecycle, the
-same refusals (709, with the validation problems), the same files, to be committed like any
-other change. They change the files, not the catalog in force: the API and the workers put
-a change in force when they next start on the directory (a deploy), as for any rule change.
-A call that changes several attributes is all or nothing: on a refusal the file is restored.
+run the catalog operations of the `types` CLI (`streams.catalog`) on the rules directory,
+in one transaction of the directory per call (its cross-process lock: another API process or
+a `types` command waits its turn), when `STREAMS_API_CATALOG_WRITES` is true: the same
+lifecycle, the same refusals (709, with the validation problems), the same files, to be
+committed like any other change. They change the files; the API and the workers put the
+change in force by hot reload (`streams.runtime.hot_reload`, within
+`STREAMS_RULES_RELOAD_INTERVAL` seconds), as for any rule change of the directory.
+A call that changes several attributes is all or nothing: on a refusal the transaction puts
+the file back.
 When writes are off (the default) they answer 603: the catalog is managed in git.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -32,7 +32,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from streams import catalog_ops
+from streams import catalog
 from streams.api.envelope import (
     ACCESS_DENIED,
     BUSINESS_RULE,
@@ -42,6 +42,7 @@ from streams.api.envelope import (
     ApiError,
     JsonResponse,
     request_id,
+    server_paths_hidden,
     success,
 )
 from streams.api.inputs import (
@@ -66,7 +67,7 @@ from streams.api.schemas import (
     query,
     result,
 )
-from streams.catalog_ops import CatalogOpError
+from streams.catalog import CatalogOpError
 from streams.engine.catalog import ActivityType, AttributeSpec, Catalog, TypeFile
 from streams.engine.datatypes import DataType
 from streams.engine.definitions import ActivityTypeDef, AttributeDef
@@ -168,48 +169,26 @@ def _refused(exc: CatalogOpError) -> ApiError:
     message = str(exc)
     if exc.problems:
         message += ": " + "; ".join(str(p) for p in exc.problems)
-    return ApiError(BUSINESS_RULE, f"Business Rule Violation: {message}")
+    return ApiError(BUSINESS_RULE, f"Business Rule Violation: {server_paths_hidden(message)}")
 
 
-def _restore(path: Path, text: str | None) -> None:
-    """Put a type file back as it was (None: it did not exist)."""
-    if text is None:
-        path.unlink(missing_ok=True)
-        return
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-        out.write(text)
-    os.replace(temporary, path)
+def _in_one_transaction(rules_dir: Path, steps: list[Callable[[], catalog.Change]]) -> list[str]:
+    """Run the steps in order under the directory's lock; a refusal undoes them all."""
+    with catalog.transaction(rules_dir):
+        return [step().message for step in steps]
 
 
-def _all_or_nothing(path: Path | None, steps: list[Callable[[], catalog_ops.Change]]) -> list[str]:
-    """Run the steps in order; on a refusal, put the file back and re-raise."""
-    before = path.read_text(encoding="utf-8") if path is not None and path.exists() else None
-    changes: list[str] = []
+async def run_write(request: Request, steps: list[Callable[[], catalog.Change]]) -> list[str]:
+    """The steps of one call, in a thread, in one transaction; 709 when refused."""
+    rules_dir: Path = request.app.state.rules_dir
     try:
-        for step in steps:
-            changes.append(step().message)
-    except BaseException:
-        if path is not None and changes:
-            _restore(path, before)
-        raise
-    return changes
-
-
-async def run_write(
-    request: Request, path: Path | None, steps: list[Callable[[], catalog_ops.Change]]
-) -> list[str]:
-    """The steps of one call, in a thread, one call at a time; 709 when refused."""
-    lock: asyncio.Lock = request.app.state.catalog_lock
-    async with lock:
-        try:
-            changes = await run_in_threadpool(_all_or_nothing, path, steps)
-        except CatalogOpError as exc:
-            raise _refused(exc) from None
+        changes = await run_in_threadpool(_in_one_transaction, rules_dir, steps)
+    except CatalogOpError as exc:
+        raise _refused(exc) from None
     return [
         *changes,
-        "written to the rules directory: the API and the workers put it in force when they "
-        "next start on it; commit it to keep it",
+        "written to the rules directory: the API and the workers put it in force by hot "
+        "reload (STREAMS_RULES_RELOAD_INTERVAL); commit it to keep it",
     ]
 
 
@@ -252,7 +231,7 @@ def _primary(payload: dict[str, Any], required: bool) -> dict[str, Any]:
     }
 
 
-def _attributes(payload: dict[str, Any]) -> list[dict[str, Any]]:
+def _attributes(payload: dict[str, Any], promote: bool = False) -> list[dict[str, Any]]:
     raw = payload.get("attributes")
     if raw is None or raw == []:
         raise blank("attributes")
@@ -263,11 +242,11 @@ def _attributes(payload: dict[str, Any]) -> list[dict[str, Any]]:
     attributes = []
     for index, item in enumerate(raw):
         entry = json_object(item, f"attributes[{index}]")
-        if entry.get("isPrimary") is True:
+        if entry.get("isPrimary") is True and not promote:
             raise ApiError(
                 INVALID_VALUE,
-                "isPrimary is not supported here: change the primary attribute with "
-                f"POST {BASE}/{{apiName}}.json and its primaryAttribute",
+                "isPrimary is not supported when creating or deleting attributes: promote an "
+                f"existing one with POST {BASE}/{{apiName}}/attributes/update.json",
             )
         attributes.append(entry)
     return attributes
@@ -288,8 +267,8 @@ API_NAME: Final = {"type": "string", "minLength": 1, "maxLength": MAX_NAME}
     responses=result(ActivityTypesResponse),
 )
 async def activity_types(request: Request) -> Response:
-    catalog: Catalog = request.app.state.plan.catalog
-    types = [in_force_type(catalog.types[i], catalog) for i in sorted(catalog.types)]
+    in_force: Catalog = request.app.state.plan.catalog
+    types = [in_force_type(in_force.types[i], in_force) for i in sorted(in_force.types)]
     return JsonResponse(success(request_id(request), types))
 
 
@@ -361,8 +340,7 @@ async def create_type(request: Request) -> Response:
     rules_dir, most = _ops_args(request)
     changes = await run_write(
         request,
-        None,
-        [lambda: catalog_ops.create_type(rules_dir, max_custom_types=most, **args)],
+        [lambda: catalog.create_type(rules_dir, max_custom_types=most, **args)],
     )
     return await _after(request, args["api_name"], changes)
 
@@ -391,8 +369,7 @@ async def update_type(request: Request, apiName: str) -> Response:
     rules_dir, most = _ops_args(request)
     changes = await run_write(
         request,
-        Path(type_file.path),
-        [lambda: catalog_ops.update_type(rules_dir, ref, max_custom_types=most, **args)],
+        [lambda: catalog.update_type(rules_dir, ref, max_custom_types=most, **args)],
     )
     return await _after(request, ref, changes)
 
@@ -400,7 +377,7 @@ async def update_type(request: Request, apiName: str) -> Response:
 async def _lifecycle(
     request: Request,
     api_name: str,
-    operation: Callable[..., catalog_ops.Change],
+    operation: Callable[..., catalog.Change],
 ) -> Response:
     writes_enabled(request)
     type_file = find(await type_files(request), api_name)
@@ -408,7 +385,6 @@ async def _lifecycle(
     rules_dir, most = _ops_args(request)
     changes = await run_write(
         request,
-        Path(type_file.path),
         [lambda: operation(rules_dir, ref, max_custom_types=most)],
     )
     return await _after(request, ref, changes)
@@ -421,7 +397,7 @@ async def _lifecycle(
     responses=result(DescribeResponse),
 )
 async def approve(request: Request, apiName: str) -> Response:
-    return await _lifecycle(request, apiName, catalog_ops.approve_type)
+    return await _lifecycle(request, apiName, catalog.approve_type)
 
 
 @router.post(
@@ -431,7 +407,7 @@ async def approve(request: Request, apiName: str) -> Response:
     responses=result(DescribeResponse),
 )
 async def discard_draft(request: Request, apiName: str) -> Response:
-    return await _lifecycle(request, apiName, catalog_ops.discard_draft)
+    return await _lifecycle(request, apiName, catalog.discard_draft)
 
 
 @router.post(
@@ -448,8 +424,7 @@ async def delete(request: Request, apiName: str) -> Response:
     rules_dir, most = _ops_args(request)
     changes = await run_write(
         request,
-        Path(type_file.path),
-        [lambda: catalog_ops.delete_type(rules_dir, definition.apiName, max_custom_types=most)],
+        [lambda: catalog.delete_type(rules_dir, definition.apiName, max_custom_types=most)],
     )
     entry = {"id": definition.id, "apiName": definition.apiName}
     return JsonResponse(success(request_id(request), [entry], warnings=changes))
@@ -458,54 +433,68 @@ async def delete(request: Request, apiName: str) -> Response:
 async def _attribute_steps(
     request: Request,
     api_name: str,
-    make: Callable[[Path, str, int, dict[str, Any]], Callable[[], catalog_ops.Change]],
+    make: Callable[[Path, str, int, dict[str, Any]], list[Callable[[], catalog.Change]]],
 ) -> Response:
     writes_enabled(request)
     payload = json_object(await read_json(request))
-    attributes = _attributes(payload)
+    attributes = _attributes(payload, promote=make is _update)
     type_file = find(await type_files(request), api_name)
     ref = type_file.definition.apiName
     rules_dir, most = _ops_args(request)
-    steps = [make(rules_dir, ref, most, attribute) for attribute in attributes]
-    changes = await run_write(request, Path(type_file.path), steps)
+    steps = [step for attribute in attributes for step in make(rules_dir, ref, most, attribute)]
+    changes = await run_write(request, steps)
     return await _after(request, ref, changes)
 
 
-def _add(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> Callable[[], Any]:
+def _add(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> list[Callable[[], Any]]:
     api_name = required_text(item, "apiName", MAX_NAME)
     name = required_text(item, "name", MAX_NAME)
     data_type = _data_type(item.get("dataType"), "dataType") or DataType.STRING.value
     description = _description(item)
-    return lambda: catalog_ops.add_attribute(
-        rules_dir,
-        ref,
-        api_name=api_name,
-        name=name,
-        data_type=data_type,
-        description=description,
-        max_custom_types=most,
-    )
+    return [
+        lambda: catalog.add_attribute(
+            rules_dir,
+            ref,
+            api_name=api_name,
+            name=name,
+            data_type=data_type,
+            description=description,
+            max_custom_types=most,
+        )
+    ]
 
 
-def _update(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> Callable[[], Any]:
+def _update(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> list[Callable[[], Any]]:
+    """The attribute's changes, then, with `isPrimary: true`, its promotion to primary (the
+    primary one demoted to a secondary attribute, as Marketo does)."""
     api_name = required_text(item, "apiName", MAX_NAME)
     name = optional_text(item, "name", MAX_NAME)
     data_type = _data_type(item.get("dataType"), "dataType")
     description = _description(item)
-    return lambda: catalog_ops.update_attribute(
-        rules_dir,
-        ref,
-        api_name,
-        name=name,
-        data_type=data_type,
-        description=description,
-        max_custom_types=most,
-    )
+    promote = item.get("isPrimary") is True
+    steps: list[Callable[[], Any]] = []
+    if not promote or name is not None or data_type is not None or description is not None:
+        steps.append(
+            lambda: catalog.update_attribute(
+                rules_dir,
+                ref,
+                api_name,
+                name=name,
+                data_type=data_type,
+                description=description,
+                max_custom_types=most,
+            )
+        )
+    if promote:
+        steps.append(
+            lambda: catalog.promote_attribute(rules_dir, ref, api_name, max_custom_types=most)
+        )
+    return steps
 
 
-def _remove(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> Callable[[], Any]:
+def _remove(rules_dir: Path, ref: str, most: int, item: dict[str, Any]) -> list[Callable[[], Any]]:
     api_name = required_text(item, "apiName", MAX_NAME)
-    return lambda: catalog_ops.remove_attribute(rules_dir, ref, api_name, max_custom_types=most)
+    return [lambda: catalog.remove_attribute(rules_dir, ref, api_name, max_custom_types=most)]
 
 
 @router.post(

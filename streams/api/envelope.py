@@ -11,6 +11,7 @@ entry of the record they concern, with `status: "skipped"`.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,10 @@ INVALID_DATA: Final = "1003"
 FIELD_NOT_FOUND: Final = "1006"
 DUPLICATE_IN_INPUT: Final = "1036"
 FAILED_TO_CREATE: Final = "1049"
+# HTTP-level refusals answered with their HTTP status, also as the code.
+TOO_LARGE: Final = "413"
+URI_TOO_LONG: Final = "414"
+UNSUPPORTED_ENCODING: Final = "415"
 
 DESCRIPTIONS: Final[Mapping[str, str]] = {
     ACCESS_TOKEN_INVALID: "Access token invalid",
@@ -124,6 +129,18 @@ def success(
     if warnings:
         body["warnings"] = list(warnings)
     return body
+
+
+_RULES_PREFIX: Final = re.compile(
+    r"(?<![\w.~:/-])/(?:[^/\s:'\"]+/)*?(?=(?:activity-types|campaigns)/)"
+)
+_ABSOLUTE_DIRS: Final = re.compile(r"(?<![\w.~:/-])/(?:[^/\s:'\"]+/)+")
+
+
+def server_paths_hidden(message: str) -> str:
+    """`message` without the server's directories: a file of the rules directory is named
+    from it (`activity-types/x.yaml`), any other absolute path by its last part."""
+    return _ABSOLUTE_DIRS.sub("", _RULES_PREFIX.sub("", message))
 
 
 def error_response(request_id: str, error: ApiError) -> JsonResponse:

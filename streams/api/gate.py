@@ -11,14 +11,18 @@ In this order, each step answering with Marketo's envelope when it refuses:
    `STREAMS_API_RATE_LIMIT_CALLS` admitted calls in the last `STREAMS_API_RATE_LIMIT_WINDOW`
    seconds is 606. A refused call is not counted. The concurrency slot is taken before the
    body is read, so a slow upload counts as a call in flight;
-4. the body, buffered up to `STREAMS_API_MAX_BODY_BYTES`: a larger one is 413 (the excess
+4. a body sent with a `Content-Encoding` (gzip, ...) is refused with 415: bodies are read
+   as sent, never decompressed (a small compressed body could expand past every limit);
+   the body, buffered up to `STREAMS_API_MAX_BODY_BYTES`: a larger one is 413 (the excess
    is read and dropped, up to a bound, so the client sees the answer rather than a reset);
 5. Marketo's long GET: a POST with `_method=GET` in its query or its form-encoded body
    becomes a GET whose parameters are those of the query and of the body;
 6. when the token came in that form body (step 3 had none), it is checked now.
 
 Then the route runs with `request.state.client_id` and `request.state.request_id` set, and
-the call is logged as one line without its query string (it may hold a secret or a token).
+the call is logged as one line without its query string (it may hold a secret or a token),
+its path and client id with control characters escaped (`logsafe`), so a client cannot
+forge a line.
 """
 
 from __future__ import annotations
@@ -37,10 +41,14 @@ from streams.api.envelope import (
     ACCESS_TOKEN_INVALID,
     CONCURRENT_LIMIT,
     RATE_LIMIT,
+    TOO_LARGE,
+    UNSUPPORTED_ENCODING,
+    URI_TOO_LONG,
     ApiError,
     error_response,
     new_request_id,
 )
+from streams.api.logsafe import printable
 
 log = logging.getLogger("streams.api.access")
 
@@ -155,9 +163,9 @@ class Gate:
                 self.limits.release(client)
             log.info(
                 "%s %s %s %d %.1fms %s",
-                state.get("client_id") or "-",
-                scope["method"],
-                scope["path"][:200],
+                printable(str(state.get("client_id") or "-"), 100),
+                printable(scope["method"], 20),
+                printable(scope["path"], 200),
                 status[0],
                 (time.monotonic() - started) * 1000,
                 request_id,
@@ -170,10 +178,18 @@ class Gate:
         raw_path = bytes(scope.get("raw_path") or scope["path"].encode())
         if len(raw_path) + len(scope.get("query_string", b"")) > MAX_URI_BYTES:
             raise ApiError(
-                "414",
+                URI_TOO_LONG,
                 f"Request-URI Too Long: more than {MAX_URI_BYTES} bytes; send it as a POST "
                 "with _method=GET and the parameters in a form-encoded body",
                 status=414,
+            )
+        encoding = (_header(scope, b"content-encoding") or "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise ApiError(
+                UNSUPPORTED_ENCODING,
+                f"Unsupported Media Type: Content-Encoding {printable(encoding, 40)!r} is not "
+                "accepted; send the body uncompressed (no Content-Encoding header)",
+                status=415,
             )
         protected = scope["path"].startswith(PROTECTED_PREFIX)
         authorization = _header(scope, b"authorization")
@@ -224,7 +240,7 @@ class Gate:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
         too_large = ApiError(
-            "413",
+            TOO_LARGE,
             f"Request Entity Too Large: the body is over {self.max_body} bytes",
             status=413,
         )

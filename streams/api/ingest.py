@@ -7,7 +7,8 @@ The body is `{"input": [record, ...]}`, at most 300 records, each the spec's act
 
 For each call:
 
-1. every record is decoded by the engine's `Decoder` against the catalog the API started
+1. a record nested over `inputs.MAX_DEPTH` levels is skipped (1003), alone; every other
+   record is decoded by the engine's `Decoder` against the catalog the API started
    with, exactly as a worker would decode it; a rejection is answered `skipped` with the
    engine's code and message (`unknown_attribute` as Marketo's 1006, `invalid_value` 1001,
    missing members 1002, the others 1003);
@@ -31,6 +32,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from streams.api.activity_shapes import activity_number
 from streams.api.envelope import (
     DUPLICATE_IN_INPUT,
     FAILED_TO_CREATE,
@@ -44,8 +46,7 @@ from streams.api.envelope import (
     request_id,
     success,
 )
-from streams.api.history import activity_number
-from streams.api.inputs import blank, json_object, read_json
+from streams.api.inputs import MAX_DEPTH, blank, json_object, read_json, too_deep
 from streams.api.schemas import (
     AddCustomActivitiesRequest,
     AddCustomActivitiesResponse,
@@ -110,6 +111,17 @@ def prepare(
         known = answered[index] if answered is not None else None
         if known is not None:
             pending.append(Pending(known))
+            continue
+        if too_deep(record):
+            pending.append(
+                Pending(
+                    skipped(
+                        INVALID_DATA,
+                        f"Invalid data: {label}[{index}] nests arrays and objects over "
+                        f"{MAX_DEPTH} levels",
+                    )
+                )
+            )
             continue
         if isinstance(record, dict):
             attributes = record.get("attributes")
@@ -198,7 +210,7 @@ router = APIRouter(tags=["Activities"])
     responses=result(AddCustomActivitiesResponse),
 )
 async def add_custom_activities(request: Request) -> Response:
-    body = json_object(await read_json(request))
+    body = json_object(await read_json(request, max_depth=None))  # checked per record
     records = input_list(body, "input")
     state = request.app.state
     pending = prepare(state.decoder, records)

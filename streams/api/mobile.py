@@ -146,7 +146,7 @@ router = APIRouter(tags=["Mobile"])
     responses=result(MobileActionsResponse),
 )
 async def report_actions(request: Request) -> Response:
-    payload = json_object(await read_json(request))
+    payload = json_object(await read_json(request, max_depth=None))  # checked per action
     lead_id = lead_id_of(payload.get("leadId"))
     device = _device(payload.get("device"))
     actions = input_list(payload, "actions")

@@ -1,10 +1,13 @@
 """The OpenAPI document's shapes: what each call accepts and answers, as pydantic models.
 
-They document; they do not validate. Bodies are read by hand (`inputs`, the engine's
-`Decoder`), because a Marketo call answers a bad record with a per-record `skipped` and a
-bad request with an error envelope, never with FastAPI's 422. Every REST answer is HTTP 200
-with either the operation's success shape or `ErrorEnvelope`, as in Marketo; 413 and 414
-carry an `ErrorEnvelope` too. `document` turns the models into the components of
+Bodies are documented here, not validated by these models: they are read by hand
+(`inputs`, the engine's `Decoder`), because a Marketo call answers a bad record with a
+per-record `skipped` and a bad request with an error envelope, never with FastAPI's 422.
+Query parameters are validated where they are declared, as FastAPI's typed parameters
+(`history_routes`): taken as text and parsed by our rules, so their codes stay Marketo's
+(the app's validation handler answers a missing required one with 701). Every REST answer
+is HTTP 200 with either the operation's success shape or `ErrorEnvelope`, as in Marketo;
+413, 414 and 415 carry an `ErrorEnvelope` too. `document` turns the models into the components of
 `/openapi.json`, and the helpers below give each route its part of the document.
 """
 
@@ -240,6 +243,7 @@ class ActivitiesPageResponse(_Doc):
 
 class Health(_Doc):
     status: str
+    rulesVersion: str | None = None
 
 
 MODELS: Final[tuple[type[BaseModel], ...]] = (

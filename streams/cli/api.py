@@ -50,6 +50,10 @@ def run_api(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from streams.api.logsafe import EscapingFilter
+
+    for handler in logging.getLogger().handlers:  # every log line, the libraries' too
+        handler.addFilter(EscapingFilter())
     quiet_client_logs()
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
@@ -62,6 +66,9 @@ def run_api(args: argparse.Namespace) -> int:
             "STREAMS_API_CLIENTS=id:secret[,id:secret...] or STREAMS_API_CLIENTS_FILE (one "
             "id:secret a line); nothing was started"
         )
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)  # wait_for_kafka logs one line per try instead
     try:
         check_kafka(
             settings.bootstrap_servers,
@@ -71,10 +78,13 @@ def run_api(args: argparse.Namespace) -> int:
         )
     except KafkaUnavailable as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
+    finally:
+        kafka_log.setLevel(level)
 
     import uvicorn  # after the checks
 
     from streams.api.app import create_app
+    from streams.api.server import protocol_with_header_timeout
 
     app = create_app(settings, plan, clients=clients)
     logging.getLogger(__name__).info(
@@ -92,6 +102,7 @@ def run_api(args: argparse.Namespace) -> int:
         port=settings.api_port,
         log_config=None,
         log_level=args.log_level,
+        http=protocol_with_header_timeout(settings.api_header_timeout),
         access_log=False,  # the gate logs each call without its query string (secrets)
         server_header=False,
         timeout_graceful_shutdown=10,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from streams.engine.compiler import Plan, load_plan
 from streams.engine.problems import RulesError
 from streams.settings import EngineSettings
+from streams.text import counted
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -36,6 +39,21 @@ def load_rules_or_exit(rules_dir: Path, settings: EngineSettings) -> Plan:
         for problem in exc.problems:
             error(str(problem))
         raise CommandError(
-            f"{rules_dir}: {len(exc.problems)} problem"
-            f"{'s' if len(exc.problems) != 1 else ''}; nothing was run"
+            f"{rules_dir}: {counted(len(exc.problems), 'problem')}; nothing was run"
         ) from None
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than `minimum`, or a clear error."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"{number} is below {minimum}: give {minimum} or more")
+        return number
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from streams.backtest import run_backtest
-from streams.cli.common import EXIT_OK, error, load_rules_or_exit
+from streams.cli.common import EXIT_OK, at_least, error, load_rules_or_exit
 from streams.samples import sample_activities
 from streams.settings import WorkerSettings
 
@@ -74,8 +74,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _stream_options(parser: argparse.ArgumentParser, count: int = 1000) -> None:
-    parser.add_argument("--count", type=int, default=count, help=f"activities (default {count})")
-    parser.add_argument("--leads", type=int, default=200, help="distinct leads (default 200)")
+    parser.add_argument(
+        "--count", type=at_least(0), default=count, help=f"activities (default {count})"
+    )
+    parser.add_argument(
+        "--leads", type=at_least(1), default=200, help="distinct leads (default 200)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from streams import __version__
-from streams.cli import api, demo, produce, rules, types, worker
+from streams.cli import actions, api, demo, dispatcher, explain, plan, produce, rules, types, worker
 from streams.cli.common import EXIT_INVALID, CommandError, error
 
 
@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.register(commands)
     api.register(commands)
     types.register(commands)
+    plan.register(commands)
+    explain.register(commands)
+    dispatcher.register(commands)
+    actions.register(commands)
     return parser
 
 

@@ -10,8 +10,10 @@ from typing import BinaryIO
 
 from streams.backtest import DEFAULT_BATCH, BacktestStats, run_backtest
 from streams.cli.common import EXIT_OK, CommandError, error, load_rules_or_exit
+from streams.engine.compiler import Plan
 from streams.gc_tuning import tune_gc
 from streams.settings import EngineSettings
+from streams.text import counted
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,16 +52,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help=f"records per batch (default {DEFAULT_BATCH}); the output does not depend on it",
     )
     backtest.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    backtest.add_argument(
+        "--switch",
+        action="append",
+        default=[],
+        metavar="OFFSET=RULES_DIR",
+        help="from line OFFSET (0-based, as a worker's switch log records the partition's "
+        "offset) evaluate with RULES_DIR instead: replays a hot reload; repeatable",
+    )
     backtest.set_defaults(run=run_backtest_command)
 
 
 def run_validate(args: argparse.Namespace) -> int:
     plan = load_rules_or_exit(args.rules_dir, EngineSettings())
-    custom = len(plan.catalog.files)
     error(
-        f"{args.rules_dir}: valid: {custom} custom activity type{'s' if custom != 1 else ''}, "
-        f"{len(plan.campaigns)} campaign{'s' if len(plan.campaigns) != 1 else ''}; "
-        f"rulesVersion {plan.rules_version}"
+        f"{args.rules_dir}: valid: "
+        f"{counted(len(plan.catalog.files), 'custom activity type')}, "
+        f"{counted(len(plan.campaigns), 'campaign')}; rulesVersion {plan.rules_version}"
     )
     return EXIT_OK
 
@@ -71,6 +80,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
     plan = load_rules_or_exit(args.rules, settings)
+    switches = [_switch(text, settings) for text in args.switch]
     tune_gc()
     rejected: BinaryIO | None = None
     try:
@@ -86,7 +96,8 @@ def run_backtest_command(args: argparse.Namespace) -> int:
             if show and time.monotonic() - last[0] >= 1.0:
                 last[0] = time.monotonic()
                 print(
-                    f"\rbacktest: {stats.lines:,} lines, {stats.events:,} memberships",
+                    f"\rbacktest: {counted(stats.lines, 'line')}, "
+                    f"{counted(stats.events, 'membership')}",
                     end="",
                     file=sys.stderr,
                     flush=True,
@@ -100,6 +111,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
             settings.dedup_horizon_us,
             args.batch_size,
             progress,
+            switches,
         )
         sys.stdout.buffer.flush()
     finally:
@@ -110,3 +122,10 @@ def run_backtest_command(args: argparse.Namespace) -> int:
             print("\r", end="", file=sys.stderr)
         error(f"backtest: {stats.summary()}")
     return EXIT_OK
+
+
+def _switch(text: str, settings: EngineSettings) -> tuple[int, Plan]:
+    offset, equals, rules_dir = text.partition("=")
+    if not equals or not offset.strip().isdigit() or not rules_dir:
+        raise CommandError(f"--switch {text!r}: expected OFFSET=RULES_DIR, e.g. 1200=rules-v2")
+    return int(offset), load_rules_or_exit(Path(rules_dir), settings)

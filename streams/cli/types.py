@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from streams import catalog_ops
-from streams.catalog_ops import CatalogOpError, Change, TypeRow
+from streams import catalog
+from streams.catalog import CatalogOpError, Change, TypeRow
 from streams.cli.common import EXIT_OK, CommandError, error
 from streams.engine.datatypes import DataType
+from streams.engine.definitions import ActivityTypeDef, AttributeDef
 from streams.settings import EngineSettings
+from streams.text import counted
 
 _DATA_TYPES = [d.value for d in DataType]
 _DATA_TYPE_LIST = ", ".join(_DATA_TYPES)
@@ -70,19 +72,26 @@ def register(commands: Parsers) -> None:
         "list",
         "the custom types: id, apiName, name, status, trigger, filter, attributes, users",
         "Print a table of the custom activity types of RULES_DIR, with the campaigns that "
-        "use each one's trigger or filter.",
+        "use each one's trigger or filter; with --all, the standard types first.",
         run_list,
     )
     _rules_dir(parser)
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="also the standard types (their trigger and filter names, offline)",
+    )
 
     parser = _command(
         parsers,
         "show",
-        "print a type's file",
-        "Print the YAML file of one activity type, as written.",
+        "a type's approved version (in force) and its draft, side by side",
+        "Print one activity type: each member of the version in force (approved) next to "
+        "the version approving would put in force (its draft). --file prints the file.",
         run_show,
     )
     _type(parser)
+    parser.add_argument("--file", action="store_true", help="print the YAML file as written")
 
     parser = _command(
         parsers,
@@ -209,7 +218,9 @@ def register(commands: Parsers) -> None:
         attribute_parsers,
         "update",
         "change a secondary attribute",
-        "Change a secondary attribute's name, dataType or description; its apiName stays.",
+        "Change a secondary attribute's name, dataType or description; its apiName stays. "
+        "--primary makes it the primary attribute (the primary one is demoted), as Marketo "
+        "does.",
         run_attribute_update,
     )
     _type(parser)
@@ -224,6 +235,11 @@ def register(commands: Parsers) -> None:
         help=f"new dataType: {_DATA_TYPE_LIST}",
     )
     parser.add_argument("--description", help="new description")
+    parser.add_argument(
+        "--primary",
+        action="store_true",
+        help="make it the primary attribute; the primary one becomes a secondary attribute",
+    )
 
     parser = _command(
         attribute_parsers,
@@ -283,7 +299,7 @@ def _table(rows: list[TypeRow]) -> list[str]:
 
 def run_list(args: argparse.Namespace) -> int:
     try:
-        rows, problems = catalog_ops.list_types(args.rules_dir, _max_types())
+        rows, problems = catalog.list_types(args.rules_dir, _max_types(), args.all)
     except CatalogOpError as exc:
         raise CommandError(str(exc)) from None
     for line in _table(rows):
@@ -292,7 +308,7 @@ def run_list(args: argparse.Namespace) -> int:
         error(str(problem))
     if problems:
         error(
-            f"{args.rules_dir}: {len(problems)} problem{'s' if len(problems) != 1 else ''}; "
+            f"{args.rules_dir}: {counted(len(problems), 'problem')}; "
             "types whose file does not load are not listed"
         )
     return EXIT_OK
@@ -300,16 +316,68 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     try:
-        _, text = catalog_ops.show_type(args.rules_dir, args.type)
+        if args.file:
+            _, text = catalog.show_type(args.rules_dir, args.type)
+            sys.stdout.write(text)
+            return EXIT_OK
+        versions = catalog.type_versions(args.rules_dir, args.type)
     except CatalogOpError as exc:
         raise CommandError(str(exc)) from None
-    sys.stdout.write(text)
+    for line in _side_by_side(versions):
+        print(line)
     return EXIT_OK
+
+
+def _attribute_text(attribute: AttributeDef) -> str:
+    return f"{attribute.apiName} ({attribute.name}, {attribute.dataType.value})"
+
+
+def _members(definition: ActivityTypeDef | None) -> dict[str, list[str]]:
+    """Each member of one version as lines of text; a version that does not exist is '-'."""
+    if definition is None:
+        return {}
+    return {
+        "name": [definition.name],
+        "description": [definition.description or ""],
+        "triggerName": [definition.triggerName],
+        "filterName": [definition.filterName],
+        "primaryAttribute": [_attribute_text(definition.primaryAttribute)],
+        "attributes": [_attribute_text(a) for a in definition.attributes] or ["(none)"],
+    }
+
+
+def _side_by_side(versions: catalog.Versions) -> list[str]:
+    """MEMBER / IN FORCE / DRAFT, a `*` marking what approving would change."""
+    left, right = _members(versions.in_force), _members(versions.pending)
+    names = list(left or right)
+    rows = [("", "MEMBER", "IN FORCE (approved)", "DRAFT (approve puts it in force)")]
+    for name in names:
+        old, new = left.get(name, ["-"]), right.get(name, ["-"])
+        mark = "*" if versions.in_force and versions.pending and old != new else ""
+        for index in range(max(len(old), len(new))):
+            rows.append(
+                (
+                    mark if index == 0 else "",
+                    name if index == 0 else "",
+                    old[index] if index < len(old) else "",
+                    new[index] if index < len(new) else "",
+                )
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [f"{versions.path}: status {versions.status}"]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    if versions.pending is None:
+        lines.append("(no draft: the approved version is the whole type)")
+    if versions.in_force is None:
+        lines.append("(a draft: nothing is in force until `types approve`)")
+    return lines
 
 
 def run_create(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.create_type(
+        lambda: catalog.create_type(
             args.rules_dir,
             api_name=args.api_name,
             name=args.name,
@@ -328,7 +396,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 def run_update(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.update_type(
+        lambda: catalog.update_type(
             args.rules_dir,
             args.type,
             api_name=args.api_name,
@@ -347,25 +415,25 @@ def run_update(args: argparse.Namespace) -> int:
 
 def run_approve(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.approve_type(args.rules_dir, args.type, max_custom_types=_max_types())
+        lambda: catalog.approve_type(args.rules_dir, args.type, max_custom_types=_max_types())
     )
 
 
 def run_discard(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.discard_draft(args.rules_dir, args.type, max_custom_types=_max_types())
+        lambda: catalog.discard_draft(args.rules_dir, args.type, max_custom_types=_max_types())
     )
 
 
 def run_delete(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.delete_type(args.rules_dir, args.type, max_custom_types=_max_types())
+        lambda: catalog.delete_type(args.rules_dir, args.type, max_custom_types=_max_types())
     )
 
 
 def run_attribute_add(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.add_attribute(
+        lambda: catalog.add_attribute(
             args.rules_dir,
             args.type,
             api_name=args.api_name,
@@ -378,8 +446,16 @@ def run_attribute_add(args: argparse.Namespace) -> int:
 
 
 def run_attribute_update(args: argparse.Namespace) -> int:
+    if args.primary:
+        if args.name is not None or args.data_type is not None or args.description is not None:
+            raise CommandError("--primary changes nothing else: run it on its own")
+        return _report(
+            lambda: catalog.promote_attribute(
+                args.rules_dir, args.type, args.attribute, max_custom_types=_max_types()
+            )
+        )
     return _report(
-        lambda: catalog_ops.update_attribute(
+        lambda: catalog.update_attribute(
             args.rules_dir,
             args.type,
             args.attribute,
@@ -393,7 +469,7 @@ def run_attribute_update(args: argparse.Namespace) -> int:
 
 def run_attribute_remove(args: argparse.Namespace) -> int:
     return _report(
-        lambda: catalog_ops.remove_attribute(
+        lambda: catalog.remove_attribute(
             args.rules_dir, args.type, args.attribute, max_custom_types=_max_types()
         )
     )

@@ -14,11 +14,17 @@ from streams.devstack.process import ManagedProcess, ServiceError, free_port
 
 class WorkerProcess(ManagedProcess):
     """A worker with its settings passed as STREAMS_* variables (`env` adds to the
-    inherited environment) and its own web port."""
+    inherited environment) and its own web port, on loopback unless the settings say
+    otherwise."""
 
     def __init__(self, settings: Mapping[str, str], log_path: Path) -> None:
         self.web_port = int(settings.get("STREAMS_WEB_PORT") or free_port())
-        env = {**os.environ, **settings, "STREAMS_WEB_PORT": str(self.web_port)}
+        env = {
+            **os.environ,
+            "STREAMS_WEB_HOST": "127.0.0.1",
+            **settings,
+            "STREAMS_WEB_PORT": str(self.web_port),
+        }
         super().__init__("worker", [sys.executable, "-m", "streams", "worker"], log_path, env)
 
     def wait_ready(self, timeout: float = 60.0) -> None:

@@ -82,6 +82,10 @@ def _positive_int(raw: Any, member: str) -> int:
         if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
             raise _Reject(INVALID_VALUE, f"{member} {raw[:40]!r} is not a positive integer")
         raw = int(raw)
+    if isinstance(raw, float) and raw.is_integer() and abs(raw) > INT64_MAX:
+        # orjson reads an integer beyond 64 bits as a float: its digits are gone, so say
+        # what is wrong rather than show `1e+23`.
+        raise _Reject(INVALID_VALUE, f"{member} is an integer beyond {INT64_MAX} (64 bits)")
     if isinstance(raw, float) or not 1 <= raw <= INT64_MAX:
         raise _Reject(INVALID_VALUE, f"{member} {str(raw)[:40]} is not a positive 64-bit integer")
     return int(raw)
@@ -202,6 +206,8 @@ class Decoder:
     ) -> Value | list[str] | None:
         if activity_type.id == CHANGE_DATA_VALUE:
             return [name for name, _ in fields]
+        if activity_type.id == MOBILE_APP_ACTION and (raw is None or raw == ""):
+            raise _Reject(INVALID_VALUE, "a mobile action needs a name (primaryAttributeValue)")
         if raw is None or (raw == "" and activity_type.standard):
             if activity_type.standard:
                 return None
@@ -225,13 +231,16 @@ class Decoder:
             raise _Reject(
                 INVALID_VALUE,
                 f"primaryAttributeValue (Action) is {len(value)} characters long; "
-                f"a mobile action name has at most {MOBILE_ACTION_NAME_MAX}",
+                f"a mobile action name has fewer than {MOBILE_ACTION_NAME_MAX + 1} "
+                "(the mobile SDK's rule)",
             )
         return value
 
     @staticmethod
     def _attributes(activity_type: ActivityType, raw: list[Any]) -> dict[str, Value]:
         attributes: dict[str, Value] = {}
+        given: dict[str, str] = {}
+        """The key each attribute was given by: the same one twice must agree."""
         by_key = activity_type.by_key
         for index, entry in enumerate(raw):
             if type(entry) is not dict:
@@ -249,14 +258,25 @@ class Decoder:
                 )
             value = entry.get("value")
             if value is None or value == "":
-                continue  # an empty attribute is left out
-            if type(value) is spec.native and (type(value) is not int or value <= INT64_MAX):
-                attributes[spec.api_name] = entry["value"]  # already the coerced value
-                continue
-            try:
-                attributes[spec.api_name] = spec.coerce(value)
-            except CoercionError as exc:
-                raise _Reject(INVALID_VALUE, f"attribute {key!r}: {exc}") from None
+                coerced: Value | None = None  # an empty attribute is left out
+            elif type(value) is spec.native and (type(value) is not int or value <= INT64_MAX):
+                coerced = entry["value"]  # already the coerced value
+            else:
+                try:
+                    coerced = spec.coerce(value)
+                except CoercionError as exc:
+                    raise _Reject(INVALID_VALUE, f"attribute {key!r}: {exc}") from None
+            first = given.get(spec.api_name)
+            if first is None:
+                given[spec.api_name] = key
+            elif attributes.get(spec.api_name) != coerced:
+                raise _Reject(
+                    INVALID_VALUE,
+                    f"attribute {spec.api_name!r} is given twice (as {first!r} and {key!r}) "
+                    "with different values",
+                )
+            if coerced is not None:
+                attributes[spec.api_name] = coerced
         return attributes
 
 

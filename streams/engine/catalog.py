@@ -23,7 +23,8 @@ MAX_SECONDARY_ATTRIBUTES: Final = 20
 DEFAULT_MAX_CUSTOM_TYPES: Final = 10
 
 _API_NAME_RE: Final = re.compile(r"[A-Za-z0-9]{1,255}")
-_TYPE_NAME_RE: Final = re.compile(r"[A-Za-z0-9 _]+")
+_TYPE_NAME_RE: Final = re.compile(r"[\w ]+")
+"""Letters and digits of any script (`Visite du café`), spaces and underscores."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +180,8 @@ def _check_version(
             Problem(
                 where,
                 f"{p}name",
-                f"{definition.name!r}: letters, digits, spaces and underscores, "
-                "with at least one letter",
+                f"{definition.name!r}: letters (of any script), digits, spaces and "
+                "underscores, with at least one letter",
             )
         )
     for member in ("triggerName", "filterName"):
@@ -281,16 +282,22 @@ def build_catalog(
     api_names: dict[str, str] = {}
     type_names: dict[str, str] = {}
 
-    if len(type_files) > max_custom_types:
+    # By id, then path: the newer type (the higher id) is the one that breaks a limit or
+    # finds a name taken, so a change is refused for itself, without knock-on problems in
+    # the campaigns of the types that were there first.
+    in_order = sorted(type_files, key=lambda f: (f.definition.id, f.path))
+    for over in in_order[max_custom_types:]:
         problems.append(
             Problem(
-                type_files[-1].path,
+                over.path,
                 None,
-                f"{len(type_files)} custom activity types; at most {max_custom_types} are "
-                "allowed (STREAMS_MAX_CUSTOM_TYPES raises the limit)",
+                f"activity type {over.definition.id} ({over.definition.apiName}) is custom "
+                f"type number {in_order.index(over) + 1} (by id) of {len(type_files)}; at "
+                f"most {max_custom_types} are allowed (STREAMS_MAX_CUSTOM_TYPES raises the "
+                "limit)",
             )
         )
-    for type_file in sorted(type_files, key=lambda f: f.path):
+    for type_file in in_order:
         definition, where = type_file.definition, type_file.path
         before = len(problems)
         if definition.id < CUSTOM_TYPE_MIN_ID:

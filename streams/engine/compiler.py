@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from streams.actions.compiled import ActionPlan
+from streams.actions.validation import compile_actions
 from streams.engine.catalog import (
     DEFAULT_MAX_CUSTOM_TYPES,
     ActivityType,
@@ -21,7 +23,7 @@ from streams.engine.catalog import (
     build_catalog,
 )
 from streams.engine.datatypes import TEXT_TYPES, US_PER_DAY, CoercionError, Value, parse_duration_us
-from streams.engine.definitions import ConstraintDef, FilterItemDef
+from streams.engine.definitions import ActivityTypeDef, ConstraintDef, FilterItemDef
 from streams.engine.leadstate import LeadState
 from streams.engine.loader import CampaignFile, RuleFiles, read_rules
 from streams.engine.logic import LogicError, compile_logic, parse_logic
@@ -98,6 +100,39 @@ class CompiledTrigger:
     primary_keys: frozenset[str] | None = None
     """When the trigger has an `is` constraint on a text primary attribute: the case-folded
     values it accepts, so the engine can skip it for any other primary value."""
+    checks: tuple[Check, ...] = ()
+    """The constraints `match` was built from, for `explain` (not used when evaluating)."""
+    texts: tuple[str, ...] = ()
+    """Each constraint as written (`amount greater than 10000`), for `explain`."""
+
+
+@dataclass(frozen=True)
+class HistoryLeaf:
+    """A history filter: `evaluate` is the engine's own leaf; `count` is what it counts,
+    which `evaluate` calls, so `explain` shows the very numbers the decision came from."""
+
+    text: str
+    type_id: int
+    window_us: int | None
+    min_times: int
+    negate: bool
+    checks: tuple[Check, ...]
+    texts: tuple[str, ...]
+    count: Callable[[FilterContext, int], tuple[int, int]]
+    """`(ctx, stop) -> (matching entries counted, stopping at stop; low bound of the window)`."""
+    evaluate: Callable[[FilterContext], bool]
+
+
+@dataclass(frozen=True)
+class FieldLeaf:
+    """A field filter: `evaluate` is the engine's own leaf over `ctx.state.fields[key]`."""
+
+    text: str
+    key: str
+    evaluate: Callable[[FilterContext], bool]
+
+
+Leaf = HistoryLeaf | FieldLeaf
 
 
 def primary_keys(checks: Sequence[Check]) -> frozenset[str] | None:
@@ -125,6 +160,12 @@ class CompiledCampaign:
     triggers: dict[int, tuple[CompiledTrigger, ...]]
     """Triggers by the activity type they listen to."""
     filters: Callable[[FilterContext], bool] | None
+    leaves: tuple[Leaf, ...] = ()
+    """The filter items in order, whose `evaluate`s `filters` combines, for `explain`."""
+    logic: str = "all"
+    carries: tuple[str, ...] | None = None
+    """When the campaign lists actions: the lead fields (case-folded) its membership events
+    carry, with the triggering activity's values (`events.action_members`); else None."""
 
     def qualifies(self, state: LeadState, ts: int) -> bool:
         if self.qualification == "every time":
@@ -146,6 +187,8 @@ class Plan:
     """How long history is kept: the setting, or the longest window if that is longer."""
     recorded_types: frozenset[int] = field(default_factory=frozenset)
     """Types whose activities go into history (those that have a filter)."""
+    actions: ActionPlan = field(default_factory=ActionPlan)
+    """Custom actions, endpoint limits and which campaign uses which (actions.md)."""
 
 
 @dataclass
@@ -198,7 +241,7 @@ class _Compiler:
 
     def history_filter(
         self, item: FilterItemDef, where: str, retention: list[int]
-    ) -> Callable[[FilterContext], bool] | None:
+    ) -> HistoryLeaf | None:
         assert item.filter is not None
         activity_type = self.catalog.filter(item.filter)
         if activity_type is None:
@@ -218,12 +261,17 @@ class _Compiler:
         if checks is None:
             return None
         return _history_leaf(
-            activity_type.id, checks, window_us, item.minTimes or 1, bool(item.negate), retention
+            _item_text(item),
+            activity_type.id,
+            checks,
+            _constraint_texts(item.constraints or []),
+            window_us,
+            item.minTimes or 1,
+            bool(item.negate),
+            retention,
         )
 
-    def field_filter(
-        self, item: FilterItemDef, where: str
-    ) -> Callable[[FilterContext], bool] | None:
+    def field_filter(self, item: FilterItemDef, where: str) -> FieldLeaf | None:
         assert item.field is not None and item.operator is not None
         if not item.field.strip():
             self.problem(f"{where}.field", "must name a lead field")
@@ -239,35 +287,62 @@ class _Compiler:
             self.problem(f"{where}.{member}", str(exc))
             return None
         key = item.field.casefold()
-        return lambda ctx: predicate(ctx.state.fields.get(key), ctx.ts)
+        return FieldLeaf(
+            f"{item.field} {item.operator} {_values_text(item.value_list)}".rstrip(),
+            key,
+            lambda ctx: predicate(ctx.state.fields.get(key), ctx.ts),
+        )
+
+
+def _values_text(values: Sequence[Any]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def _constraint_texts(constraints: Sequence[ConstraintDef]) -> tuple[str, ...]:
+    return tuple(
+        f"{c.attribute or '(primary)'} {c.operator} {_values_text(c.value_list)}".rstrip()
+        for c in constraints
+    )
+
+
+def _item_text(item: FilterItemDef) -> str:
+    text = f"{'not ' if item.negate else ''}{item.filter}"
+    if item.window is not None:
+        text += f" in past {item.window}"
+    return text + f", at least {item.minTimes or 1} time{'s' if (item.minTimes or 1) > 1 else ''}"
 
 
 def _history_leaf(
+    text: str,
     type_id: int,
     checks: tuple[Check, ...],
+    texts: tuple[str, ...],
     window_us: int | None,
     min_times: int,
     negate: bool,
     retention: list[int],
-) -> Callable[[FilterContext], bool]:
+) -> HistoryLeaf:
     """Counts the lead's activities of `type_id` in `[T - window, T]` (without a window,
     `[T - retention, T]`) on which every check holds, stopping at `min_times`. An `in past`
     constraint on a history entry is measured from T, as on a trigger."""
 
     match = build_matcher(checks)
 
-    def leaf(ctx: FilterContext) -> bool:
+    def count(ctx: FilterContext, stop: int) -> tuple[int, int]:
         ts = ctx.ts
         low = ts - (window_us if window_us is not None else retention[0])
-        count = 0
+        found = 0
         for entry_ts, primary, attributes in ctx.state.history.get(type_id, ()):
             if low <= entry_ts <= ts and match(primary, attributes, ts):
-                count += 1
-                if count >= min_times:
-                    return not negate
-        return negate
+                found += 1
+                if found >= stop:
+                    break
+        return found, low
 
-    return leaf
+    def leaf(ctx: FilterContext) -> bool:
+        return (count(ctx, min_times)[0] >= min_times) is not negate
+
+    return HistoryLeaf(text, type_id, window_us, min_times, negate, checks, texts, count, leaf)
 
 
 def _qualification(raw: str) -> tuple[Qualification, int] | str:
@@ -315,14 +390,16 @@ def compile_campaign(
                     activity_type.id,
                     build_matcher(checks),
                     primary_keys(checks) if activity_type.primary.data_type in TEXT_TYPES else None,
+                    checks,
+                    _constraint_texts(trigger.constraints),
                 )
             )
 
     filters: Callable[[FilterContext], bool] | None = None
+    leaves: list[Leaf] = []
     if definition.filters is not None and (
         definition.filters.items or definition.filters.logic.strip().lower() != "all"
     ):
-        leaves: list[Callable[[FilterContext], bool]] = []
         for index, item in enumerate(definition.filters.items):
             where = f"filters.items[{index}]"
             leaf = (
@@ -338,7 +415,7 @@ def compile_campaign(
             compiler.problem("filters.logic", f"{definition.filters.logic!r}: {exc}")
         else:
             if len(leaves) == len(definition.filters.items):
-                filters = compile_logic(tree, leaves)
+                filters = compile_logic(tree, [leaf.evaluate for leaf in leaves])
 
     if len(problems) > before or isinstance(qualification, str):
         return None
@@ -351,10 +428,22 @@ def compile_campaign(
         period_us=period,
         triggers={k: tuple(v) for k, v in triggers.items()},
         filters=filters,
+        leaves=tuple(leaves),
+        logic=definition.filters.logic if definition.filters is not None else "all",
     )
 
 
-_FROZEN_WHEN_USED: Final = ("apiName", "name", "triggerName", "filterName", "primaryAttribute")
+FROZEN_WHEN_USED: Final = ("apiName", "name", "triggerName", "filterName", "primaryAttribute")
+"""What an approved type used by a campaign keeps: its draft may not change these."""
+
+
+def frozen_changes(type_def: ActivityTypeDef) -> list[str]:
+    """The members of `FROZEN_WHEN_USED` that the type's draft would change (none without a
+    draft). The one statement of the rule: the compiler and the catalog operations ask it."""
+    if type_def.draft is None:
+        return []
+    pending = type_def.pending()
+    return [m for m in FROZEN_WHEN_USED if getattr(pending, m) != getattr(type_def, m)]
 
 
 def _check_used_types(
@@ -376,18 +465,16 @@ def _check_used_types(
                 users.setdefault(found.id, campaign.path)
     for type_file in type_files:
         type_def = type_file.definition
-        if type_def.draft is None or type_def.id not in users:
+        if type_def.id not in users:
             continue
-        pending = type_def.pending()
-        for member in _FROZEN_WHEN_USED:
-            if getattr(pending, member) != getattr(type_def, member):
-                problems.append(
-                    Problem(
-                        type_file.path,
-                        f"draft.{member}",
-                        f"cannot change: the type is approved and used by {users[type_def.id]}",
-                    )
+        for member in frozen_changes(type_def):
+            problems.append(
+                Problem(
+                    type_file.path,
+                    f"draft.{member}",
+                    f"cannot change: the type is approved and used by {users[type_def.id]}",
                 )
+            )
 
 
 def compile_rules(
@@ -420,11 +507,15 @@ def compile_rules(
         campaign = compile_campaign(catalog, campaign_file, problems, retention)
         if campaign is not None:
             compiled.append(campaign)
+    actions = compile_actions(files.actions, files.endpoints, files.campaigns, catalog, problems)
     if problems:
         return None, problems
     retention[0] = max(retention)
     del retention[1:]
-    compiled.sort(key=lambda c: c.id)
+    compiled = [
+        replace(c, carries=actions.carries[c.id]) if c.id in actions.carries else c
+        for c in sorted(compiled, key=lambda c: c.id)
+    ]
     active = {c.definition.id for c in files.campaigns if c.definition.status == "active"}
     by_type: dict[int, list[CompiledCampaign]] = {}
     for campaign in compiled:
@@ -439,6 +530,7 @@ def compile_rules(
         rules_version=files.version,
         retention_us=retention[0],
         recorded_types=recorded,
+        actions=actions,
     )
     return plan, []
 

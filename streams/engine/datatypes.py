@@ -189,6 +189,9 @@ def _integer(raw: object) -> int:
         if not INT64_MIN <= raw <= INT64_MAX:
             raise CoercionError(f"{_short(raw)} is out of the 64-bit integer range")
         return raw
+    if isinstance(raw, float) and raw.is_integer() and abs(raw) > INT64_MAX:
+        # A JSON integer beyond 64 bits arrives as a float (orjson): not `1e+23`.
+        raise CoercionError(f"an integer beyond the 64-bit range (at most {INT64_MAX})")
     raise CoercionError(f"{_short(raw)} is not an integer")
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from streams.actions.definitions import CampaignActionDef
 from streams.engine.datatypes import DataType
 
 TypeStatus = Literal["draft", "approved", "approved with draft"]
@@ -174,3 +175,6 @@ class CampaignDef(_Def):
     qualification: str = "once"
     triggers: list[TriggerDef] = Field(min_length=1)
     filters: FiltersDef | None = None
+    actions: list[CampaignActionDef] | None = None
+    """Custom actions called for each membership (actions.md); None keeps the rules
+    version of campaigns written before actions existed."""

@@ -14,7 +14,7 @@ from typing import Any, Final
 from streams.engine.activity import Activity
 from streams.engine.compiler import CompiledCampaign, CompiledTrigger, FilterContext, Plan
 from streams.engine.datatypes import US_PER_DAY
-from streams.engine.events import membership_event
+from streams.engine.events import action_members, membership_event
 from streams.engine.leadstate import LeadState
 from streams.engine.standard_types import CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD
 
@@ -86,7 +86,7 @@ class Engine:
         if seen is not None and now_us - seen[0] <= self.dedup_horizon_us:
             if seen[1] != activity.position:
                 return _DUPLICATE
-            return Outcome(self._replay(activity, seen[2]), redelivered=True)
+            return Outcome(self._replay(activity, seen[2], state), redelivered=True)
 
         self._apply(state, activity)
         events: list[dict[str, Any]] = []
@@ -121,7 +121,7 @@ class Engine:
                     continue
             runs[campaign.id] = ts
             fired.append(campaign.id)
-            events.append(self._event(campaign, activity, trigger.name))
+            events.append(self._event(campaign, activity, trigger.name, state))
 
         if seen is not None:
             del state.seen[activity.id]  # re-inserted last: `seen` stays in processing order
@@ -129,6 +129,10 @@ class Engine:
         if len(state.seen) % _EXPIRE_EVERY == 0:
             self._expire_seen(state, now_us)
         return Outcome(events) if events else _NOTHING
+
+    def apply(self, state: LeadState, activity: Activity) -> None:
+        """Step 2 of `process` alone (for `explain`: the state filters see)."""
+        self._apply(state, activity)
 
     def _apply(self, state: LeadState, activity: Activity) -> None:
         type_id = activity.type_id
@@ -162,9 +166,9 @@ class Engine:
         return None
 
     def _event(
-        self, campaign: CompiledCampaign, activity: Activity, trigger: str
+        self, campaign: CompiledCampaign, activity: Activity, trigger: str, state: LeadState
     ) -> dict[str, Any]:
-        return membership_event(
+        event = membership_event(
             campaign.id,
             campaign.name,
             activity.lead_id,
@@ -174,9 +178,27 @@ class Engine:
             trigger,
             self.plan.rules_version,
         )
+        if campaign.carries is not None:
+            event.update(self._action_members(campaign.carries, activity, state))
+        return event
 
-    def _replay(self, activity: Activity, fired: list[int]) -> list[dict[str, Any]]:
-        """The events a redelivered record emitted the first time (same `eventId`s)."""
+    def _action_members(
+        self, carries: tuple[str, ...], activity: Activity, state: LeadState
+    ) -> dict[str, Any]:
+        return action_members(
+            self.plan.catalog.types.get(activity.type_id),
+            activity.primary,
+            activity.attributes,
+            state.fields,
+            carries,
+        )
+
+    def _replay(
+        self, activity: Activity, fired: list[int], state: LeadState
+    ) -> list[dict[str, Any]]:
+        """The events a redelivered record emitted the first time (same `eventId`s). The
+        lead fields that campaigns with actions carry are those known now, which differ
+        from the first time only if the lead's fields changed in between."""
         events = []
         for campaign_id in fired:
             campaign = self._campaigns.get(campaign_id)
@@ -186,18 +208,19 @@ class Engine:
                 if campaign is not None and activity.type_id in campaign.triggers
                 else None
             )
-            events.append(
-                membership_event(
-                    campaign_id,
-                    name,
-                    activity.lead_id,
-                    activity.id,
-                    activity.type_id,
-                    activity.ts,
-                    trigger or "",
-                    self.plan.rules_version,
-                )
+            event = membership_event(
+                campaign_id,
+                name,
+                activity.lead_id,
+                activity.id,
+                activity.type_id,
+                activity.ts,
+                trigger or "",
+                self.plan.rules_version,
             )
+            if campaign is not None and campaign.carries is not None:
+                event.update(self._action_members(campaign.carries, activity, state))
+            events.append(event)
         return events
 
     def _expire_seen(self, state: LeadState, now_us: int) -> None:

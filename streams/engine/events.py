@@ -6,7 +6,8 @@ import hashlib
 import uuid
 from typing import Any, Final
 
-from streams.engine.datatypes import format_us
+from streams.engine.catalog import ActivityType
+from streams.engine.datatypes import Value, display_value, format_us
 
 EVENT_NAMESPACE: Final = uuid.UUID("6f1c2a8e-3b7d-5c4e-9a10-2d8f4b6e1c37")
 
@@ -51,3 +52,31 @@ def membership_event(
         "trigger": trigger,
         "rulesVersion": rules_version,
     }
+
+
+def action_members(
+    activity_type: ActivityType | None,
+    primary: Value | list[str] | None,
+    attributes: dict[str, Value],
+    fields: dict[str, str],
+    carries: tuple[str, ...],
+) -> dict[str, Any]:
+    """What the custom actions of a campaign need beyond the spec's members (campaigns.md:
+    "Further members may be added"), added only to events of campaigns that list actions:
+    the triggering activity's primary and secondary values, in the form their dataType
+    gives JSON (dates as text), and the lead fields the actions name, as known when the
+    lead became a member. An empty value is left out, so an action sees it as missing."""
+    members: dict[str, Any] = {}
+    if primary is not None and primary != "":
+        members["activityPrimary"] = (
+            display_value(activity_type.primary.data_type, primary)
+            if activity_type is not None and not isinstance(primary, list)
+            else primary
+        )
+    shown: dict[str, Any] = {}
+    for key, value in attributes.items():
+        spec = activity_type.by_key.get(key) if activity_type is not None else None
+        shown[key] = display_value(spec.data_type, value) if spec is not None else value
+    members["activityAttributes"] = shown
+    members["leadFields"] = {name: fields[name] for name in carries if name in fields}
+    return members

@@ -19,7 +19,7 @@ CHANGE_DATA_VALUE: Final = 13
 DELETE_LEAD: Final = 37
 MOBILE_APP_ACTION: Final = 400
 
-MOBILE_ACTION_NAME_MAX: Final = 20
+MOBILE_ACTION_NAME_MAX: Final = 19
 """A mobile action's name (type 400's primary attribute) is at most this long."""
 
 STR, INT, FLT, TXT = DataType.STRING, DataType.INTEGER, DataType.FLOAT, DataType.TEXT

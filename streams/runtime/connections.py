@@ -51,7 +51,8 @@ def _admin(bootstrap: Sequence[str] | str, timeout: float) -> Any:
     from kafka import KafkaAdminClient  # slow to import: only where it is used
 
     timeout_ms = max(1000, int(timeout * 1000))
-    # kafka-python 3 waits 30 s for an absent bootstrap server unless told otherwise.
+    # bootstrap_timeout_ms too: kafka-python's default (30 s) would outlast a shorter
+    # STREAMS_CONNECT_TIMEOUT, silently.
     return KafkaAdminClient(
         bootstrap_servers=bootstrap,
         request_timeout_ms=timeout_ms,

@@ -33,6 +33,12 @@ from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import BatchResult, Processor, Record
 from streams.runtime.faust_tuning import create_app, send_all
+from streams.runtime.hot_reload import (
+    ReloadMetrics,
+    RulesReloader,
+    SwitchLog,
+    switch_between_batches,
+)
 from streams.runtime.metrics import CONTENT_TYPE, WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.state.redis_store import RedisStore, StateConflict, redis_client
@@ -132,7 +138,14 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         # the fast drain skips them when they are not needed (faust_tuning.py), about 2x.
         fast_drain=True,
         web_enabled=True,
+        web_bind=settings.web_host,
         web_port=settings.web_port,
+        # Only our /health, /ready and /metrics: Faust's router and table views answer
+        # anyone (where each key lives, table contents) and have no authentication.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         topic_partitions=settings.partitions,
         broker_max_poll_records=max(settings.batch_size, 500),
         broker_session_timeout=settings.session_timeout,
@@ -147,7 +160,12 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
     metrics = WorkerMetrics()
-    metrics.rules_info.labels(plan.rules_version).set(1)
+    reloader = RulesReloader(
+        plan,
+        settings,
+        settings.rules_reload_interval,
+        ReloadMetrics(metrics.registry, metrics.rules_info),
+    )
     status = {"ready": False}
 
     @app.agent(activities, name="evaluate")
@@ -155,6 +173,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         store = RedisStore(redis_client(settings.redis_url), settings.app_id, ttl_ms=0)
         processor = Processor(plan, store, settings.dedup_horizon_us)
         handler = BatchHandler(app, settings, processor, metrics)
+        switches = SwitchLog(store.client, settings.app_id)
         status["ready"] = True
         log.info(
             "evaluating %s with rules %s (%d campaigns)",
@@ -164,6 +183,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         )
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait):
             try:
+                await switch_between_batches(handler, reloader, switches, events)
                 await handler.handle(events)
             except Exception:
                 log.exception(
@@ -171,9 +191,15 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
                 )
                 crash_now()
 
+    if settings.rules_reload_interval > 0:
+
+        @app.timer(settings.rules_reload_interval)  # type: ignore[untyped-decorator]  # faust: untyped
+        async def reload_rules() -> None:
+            reloader.poll()  # applied by the agent before its next batch
+
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "rulesVersion": plan.rules_version})
+        return web.json({"status": "ok", "rulesVersion": reloader.plan.rules_version})
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:

@@ -302,7 +302,10 @@ def test_type_management_edits_the_rules_directory_when_enabled(
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)
     settings = api_settings(
-        kafka_bootstrap, STREAMS_RULES_DIR=str(rules), STREAMS_API_CATALOG_WRITES="true"
+        kafka_bootstrap,
+        STREAMS_RULES_DIR=str(rules),
+        STREAMS_API_CATALOG_WRITES="true",
+        STREAMS_RULES_RELOAD_INTERVAL="0.5",
     )
     writable = Api(start_api(settings, tmp_path / "api.log"), settings)
     try:
@@ -340,13 +343,27 @@ def test_type_management_edits_the_rules_directory_when_enabled(
         writable.post(TYPE + "/bookDemo/attributes/delete.json", {"attributes": [
             {"apiName": "region"}]})  # fmt: skip
 
+        started_with = writable.http.get("/health").json()["rulesVersion"]
         approved = writable.post(TYPE + "/bookDemo/approve.json", None)["result"][0]
         assert approved["status"] == "approved"
+        # Hot reload: the approved type is in force without a restart.
+        deadline = time.monotonic() + 30
+        while all(t["id"] != created["id"] for t in writable.get(TYPES)["result"]):
+            assert time.monotonic() < deadline, "the approved type never came in force"
+            time.sleep(0.2)
+        assert writable.http.get("/health").json()["rulesVersion"] != started_with
         assert [a["apiName"] for a in approved["attributes"]] == ["seats"]
+        # Promoting a secondary attribute demotes the primary one (Marketo's isPrimary).
+        promoted = writable.post(TYPE + "/bookDemo/attributes/update.json", {"attributes": [
+            {"apiName": "seats", "isPrimary": True}]})["result"][0]  # fmt: skip
+        assert promoted["status"] == "approved with draft"
+        assert promoted["primaryAttribute"]["apiName"] == "seats"
+        assert [a["apiName"] for a in promoted["attributes"]] == ["product"]
+        writable.post(TYPE + "/bookDemo/discardDraft.json", None)
         changed = writable.post(TYPE + "/bookDemo.json", {"description": "Booked online"})
         assert changed["result"][0]["status"] == "approved with draft"
         assert changed["result"][0]["description"] == "Booked online"
-        assert any("next start" in w for w in changed["warnings"])
+        assert any("hot reload" in w for w in changed["warnings"])
         approved_only = writable.get(DESCRIBE.format("bookDemo"))["result"][0]
         assert approved_only["description"] == "A demo booked"
         discarded = writable.post(TYPE + "/bookDemo/discardDraft.json", None)["result"][0]
@@ -360,8 +377,11 @@ def test_type_management_edits_the_rules_directory_when_enabled(
         assert not path.exists()
         load_plan(rules)  # the directory still validates
 
-        # The catalog in force is the one the API started with, as for the workers.
-        assert all(t["id"] != created["id"] for t in writable.get(TYPES)["result"])
+        # Deleted: out of force again after the next reload.
+        deadline = time.monotonic() + 30
+        while any(t["id"] == created["id"] for t in writable.get(TYPES)["result"]):
+            assert time.monotonic() < deadline, "the deleted type stayed in force"
+            time.sleep(0.2)
     finally:
         writable.close()
 
@@ -734,7 +754,10 @@ def test_the_openapi_document_is_served_and_names_every_call(api: Api) -> None:
             assert operation["security"], path
     schemas = document["components"]["schemas"]
     assert {"ErrorEnvelope", "AddCustomActivitiesRequest", "MobileActionsRequest"} <= set(schemas)
-    assert api.http.get("/health").json() == {"status": "ok"}
+    assert api.http.get("/health").json() == {
+        "status": "ok",
+        "rulesVersion": load_plan(RULES).rules_version,
+    }
 
 
 def test_the_api_refuses_to_start_without_clients_or_on_invalid_rules(

@@ -36,7 +36,7 @@ from ruamel.yaml import YAML
 
 from streams.devstack.process import cache_dir, free_port
 from streams.runtime.metrics import WorkerMetrics
-from streams.settings import ApiSettings, WorkerSettings
+from streams.settings import ApiSettings, DispatcherSettings, WorkerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -378,10 +378,10 @@ def test_compose_services() -> None:
     assert api_env["STREAMS_BROKER"] == "kafka:9092"
     for shared in ("STREAMS_TOPIC_ACTIVITIES", "STREAMS_RULES_DIR"):  # what the workers read
         assert api_env.get(shared) == envs[0].get(shared), shared
-    # The clients come from the environment, with a documented default for a local trial.
-    assert re.fullmatch(r"\$\{STREAMS_API_CLIENTS:-[^}]+:[^}]+\}", api_env["STREAMS_API_CLIENTS"])
+    # The clients come from the environment, with no default secret (issue 7).
+    assert api_env["STREAMS_API_CLIENTS"] == "${STREAMS_API_CLIENTS:-}"
     port = str(api_env.get("STREAMS_API_PORT", ApiSettings.model_fields["api_port"].default))
-    assert any(p.endswith(f":{port}") for p in api["ports"])
+    assert api["ports"] == [f"127.0.0.1:{port}:{port}"], "the API is published on loopback only"
     probe = api["healthcheck"]["test"]
     assert probe[:3] == ["CMD", "python", "-c"], probe
     assert f"http://localhost:{port}/health" in probe[3] and "urllib" in probe[3]
@@ -412,7 +412,11 @@ def _interpolated(value: str) -> str:
     return _INTERPOLATION.sub(lambda m: m.group(2) or "", value)
 
 
-def _settings_class(service: str) -> type[WorkerSettings] | type[ApiSettings]:
+def _settings_class(
+    service: str,
+) -> type[WorkerSettings] | type[ApiSettings] | type[DispatcherSettings]:
+    if service == "dispatcher":
+        return DispatcherSettings
     return ApiSettings if service == "api" else WorkerSettings
 
 
@@ -422,7 +426,7 @@ def test_compose_streams_variables_are_settings(monkeypatch: pytest.MonkeyPatch)
     for name, service in _yaml(COMPOSE)["services"].items():
         env = {k: _interpolated(str(v)) for k, v in (service.get("environment") or {}).items()}
         streams = {k: v for k, v in env.items() if k.startswith("STREAMS_")}
-        if not name.startswith("worker") and name != "api" and not streams:
+        if not name.startswith("worker") and name not in ("api", "dispatcher") and not streams:
             continue
         kind = _settings_class(name)
         fields = {f"STREAMS_{field.upper()}": field for field in kind.model_fields}

@@ -18,15 +18,9 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 
-from streams.api.history import (
-    CANNOT_BE_BLANK,
-    INVALID_DATA,
-    INVALID_VALUE,
-    ActivityHistory,
-    HistoryError,
-    decode_token,
-    encode_token,
-)
+from streams.api.history import ActivityHistory
+from streams.api.history_errors import CANNOT_BE_BLANK, INVALID_DATA, INVALID_VALUE, HistoryError
+from streams.api.paging_token import decode_token, encode_token
 from streams.engine.catalog import Catalog
 from streams.engine.compiler import load_plan
 from streams.runtime.connections import ensure_topics

@@ -41,7 +41,7 @@ def run(command: str, **settings: str) -> tuple[int, list[str], float]:
         **{k: v for k, v in os.environ.items() if not k.startswith("STREAMS_")},
         "STREAMS_RULES_DIR": str(ROOT / "rules"),
         "STREAMS_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
-        "STREAMS_API_CLIENTS": "probe:a-secret",
+        "STREAMS_API_CLIENTS": "probe:a-secret-of-some-length",
         "STREAMS_API_HOST": "127.0.0.1",
         "STREAMS_API_PORT": str(free_port()),
         "STREAMS_WEB_PORT": str(free_port()),

@@ -459,7 +459,7 @@ def test_primary_attribute_value_id_is_allowed(decoder):
 # --- standard types ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("type_id", [1, 2, 3, 12, 37, 400])
+@pytest.mark.parametrize("type_id", [1, 2, 3, 12, 37])
 def test_standard_types_accept_a_missing_primary(decoder, type_id):
     activity = accepted(decoder, minimal(type_id))
     assert activity.type_id == type_id
@@ -483,8 +483,8 @@ def test_standard_type_attributes(decoder):
     assert activity.attributes == {"webpageId": 17, "formFields": "a=1&b=2"}
 
 
-def test_mobile_action_name_of_twenty_characters(decoder):
-    name = "x" * 20
+def test_mobile_action_name_of_nineteen_characters(decoder):
+    name = "x" * 19
     activity = accepted(
         decoder,
         minimal(
@@ -498,6 +498,53 @@ def test_mobile_action_name_of_twenty_characters(decoder):
     )
     assert activity.primary == name
     assert activity.attributes == {"actionLength": 3.0, "actionMetric": 2.5}
+
+
+def test_mobile_action_names_have_fewer_than_twenty_characters(decoder):
+    """The mobile SDK's rule: fewer than 20, not at most 20."""
+    rejection = rejected(decoder, minimal(400, primaryAttributeValue="x" * 20))
+    assert rejection.code == INVALID_VALUE and "fewer than 20" in rejection.message
+
+
+@pytest.mark.parametrize("name", [None, ""])
+def test_a_mobile_action_without_a_name_is_rejected(decoder, name):
+    record = minimal(400) if name is None else minimal(400, primaryAttributeValue=name)
+    rejection = rejected(decoder, record)
+    assert rejection.code == INVALID_VALUE and "needs a name" in rejection.message
+
+
+def test_one_attribute_given_twice_with_different_values_is_rejected(decoder):
+    """By apiName and by display name: the last one used to win silently."""
+    record = conference(
+        attributes=[
+            {"apiName": "numberOfAttendees", "value": 1200},
+            {"name": "Number of Attendees", "value": 12},
+        ]
+    )
+    rejection = rejected(decoder, record)
+    assert rejection.code == INVALID_VALUE
+    assert "'numberOfAttendees' is given twice" in rejection.message
+    same = conference(
+        attributes=[
+            {"apiName": "numberOfAttendees", "value": 1200},
+            {"name": "Number of Attendees", "value": "1200"},
+        ]
+    )
+    assert accepted(decoder, same).attributes["numberOfAttendees"] == 1200
+
+
+def test_a_lead_id_beyond_64_bits_is_not_shown_as_a_float(decoder):
+    raw = (
+        b'{"leadId": 99999999999999999999999, "activityDate": "2026-09-26T10:00:00Z", '
+        b'"activityTypeId": 2}'
+    )
+    rejection = rejected(decoder, raw)
+    assert rejection.code == INVALID_VALUE
+    assert "e+" not in rejection.message and "9223372036854775807" in rejection.message
+    attribute = conference(attributes=[{"apiName": "numberOfAttendees", "value": 0}])
+    raw = json.dumps(attribute).replace('"value": 0', '"value": 99999999999999999999999')
+    rejection = rejected(decoder, raw.encode())
+    assert "e+" not in rejection.message and "64-bit range" in rejection.message
 
 
 def test_change_data_value_fields(decoder):

@@ -11,6 +11,7 @@ def test_production_modules_do_not_import_the_devstack() -> None:
     code = (
         "import sys\n"
         "import streams.cli.main, streams.cli.worker, streams.cli.api, streams.cli.produce\n"
+        "import streams.cli.dispatcher\n"
         "import streams.runtime.worker, streams.api.app, streams.client\n"
         "bad = sorted(m for m in sys.modules if m.startswith(('streams.devstack', 'tests')))\n"
         "print(' '.join(bad))\n"

@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from streams.settings import ApiSettings, EngineSettings, WorkerSettings
+from streams.settings import ApiSettings, DispatcherSettings, EngineSettings, WorkerSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-SETTINGS_CLASSES: list[type[BaseSettings]] = [EngineSettings, WorkerSettings, ApiSettings]
+SETTINGS_CLASSES: list[type[BaseSettings]] = [
+    EngineSettings,
+    WorkerSettings,
+    ApiSettings,
+    DispatcherSettings,
+]
 
 
 def readme_rows() -> dict[str, tuple[str, str]]:

@@ -282,6 +282,10 @@ def test_type_api_name_unique_case_insensitively(tmp_path: Path) -> None:
         pytest.param("_ _", False, id="only-underscores"),
         pytest.param("Attend_Conference 2026", True, id="letters-digits-spaces-underscores"),
         pytest.param("X", True, id="one-letter"),
+        pytest.param("Visite du café", True, id="accented-letters"),
+        pytest.param("Посещение 2026", True, id="cyrillic"),
+        pytest.param("展示会に参加", True, id="japanese"),
+        pytest.param("Café ☕", False, id="a-symbol"),
     ],
 )
 def test_type_name_charset_with_a_letter(tmp_path: Path, name: str, valid: bool) -> None:
@@ -675,6 +679,27 @@ def test_an_eleventh_custom_type_is_refused(tmp_path: Path) -> None:
     assert len(problems) == 1, problems
     assert "activity-types/" in problems[0].file
     assert "11" in problems[0].message and "10" in problems[0].message
+
+
+def test_the_limit_names_the_type_that_broke_it_not_the_last_file(tmp_path: Path) -> None:
+    """The newest type (highest id) breaks the limit, whatever its file is called."""
+    root = many_types(tmp_path, 10)
+    newest = numbered_type(11, api="aNewOne")
+    (root / "activity-types" / "a-new-one.yaml").write_text(newest, encoding="utf-8")
+    problems = problems_of(root)
+    assert len(problems) == 1, problems
+    assert problems[0].file.endswith("activity-types/a-new-one.yaml")
+    assert "100011 (aNewOne)" in problems[0].message
+
+
+def test_a_type_taking_a_used_trigger_name_is_blamed_alone(tmp_path: Path) -> None:
+    """Not the older type that had the name first, and not its campaigns (knock-on)."""
+    root = rules_with_campaign(tmp_path, SIMPLE_CAMPAIGN)
+    taker = numbered_type(9, trigger="Attends Conference")
+    (root / "activity-types" / "a-taker.yaml").write_text(taker, encoding="utf-8")
+    problems = problems_of(root)
+    assert len(problems) == 1, problems
+    assert_problem(problems, "activity-types/a-taker.yaml", "triggerName", "already used")
 
 
 def test_drafts_count_towards_the_custom_type_limit(tmp_path: Path) -> None:
@@ -1255,6 +1280,39 @@ def test_every_problem_is_reported_in_one_run(
         f"{root}/campaigns/c.yaml: ",
     ):
         assert any(line.startswith(expected) for line in err), (expected, err)
+
+
+def test_problems_behind_shape_errors_are_reported_in_the_same_run(tmp_path: Path) -> None:
+    """An unknown key, `minTimes: 0` and `status: paused` used to hide a wrong operator, a
+    bad value and a broken logic expression until they were fixed."""
+    campaign = (
+        "id: 1\nname: A\nstatus: paused\ncolour: red\n"
+        "triggers:\n  - trigger: Attends Conference\n    constraints:\n"
+        "      - attribute: numberOfAttendees\n        operator: at least\n"
+        "        value: many\n"
+        "      - operator: greater than\n        value: 3\n"
+        "filters:\n  logic: 1 or 3\n  items:\n"
+        "    - filter: Attended Conference\n      minTimes: 0\n"
+    )
+    problems = problems_of(rules_with_campaign(tmp_path, campaign))
+    assert_problem(problems, "campaigns/c.yaml", "status")
+    assert_problem(problems, "campaigns/c.yaml", "colour", "not a known member")
+    assert_problem(problems, "campaigns/c.yaml", "filters.items[0].minTimes")
+    assert_problem(problems, "campaigns/c.yaml", "triggers[0].constraints[0].value", "many")
+    assert_problem(problems, "campaigns/c.yaml", "triggers[0].constraints[1].operator")
+    assert_problem(problems, "campaigns/c.yaml", "filters.logic")
+
+
+def test_validate_refuses_a_folder_that_is_not_a_rules_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped path used to be "valid: 0 custom activity types, 0 campaigns", exit 0: a
+    CI step would pass on nothing."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "notes.yaml").write_text("a: 1\n")
+    code, _, err = validate_cli(tmp_path / "elsewhere", capsys)
+    assert code == 2
+    assert "neither activity-types/ nor campaigns/" in "\n".join(err)
 
 
 def test_validate_on_a_missing_directory_exits_2(

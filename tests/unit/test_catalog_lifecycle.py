@@ -1,4 +1,4 @@
-"""The catalog operations of activity-types.md (`streams.catalog_ops`, `types` commands).
+"""The catalog operations of activity-types.md (`streams.catalog`, `types` commands).
 
 Each test works on a copy of a small rules directory: a used approved type (commented, as a
 reviewer would write it), a type used only by an inactive campaign, an unused approved type
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import catalog_ops as ops
-from streams.catalog_ops import CatalogOpError
+from streams import catalog as ops
+from streams.catalog import CatalogOpError
 from streams.cli.main import main
 from streams.engine.compiler import load_plan
 from streams.engine.definitions import ActivityTypeDef
@@ -297,7 +297,7 @@ def test_create_refuses_beyond_the_type_limit(rules: Path) -> None:
             primary_name="Amount",
             max_custom_types=4,
         ),
-        "5 custom activity types; at most 4",
+        "100005 (payCheque) is custom type number 5 (by id) of 5; at most 4",
     )
 
 
@@ -692,7 +692,7 @@ def test_list(rules: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_show(rules: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["types", "show", str(rules), "100001"]) == 0
+    assert main(["types", "show", "--file", str(rules), "100001"]) == 0
     assert capsys.readouterr().out == DEPOSIT
 
 
@@ -731,3 +731,68 @@ def test_the_edited_directory_passes_python_m_streams_validate(rules: Path) -> N
     )
     assert result.returncode == 0, result.stderr
     assert "valid: 4 custom activity types, 2 campaigns" in result.stderr
+
+
+# --- promoting an attribute, both versions side by side, the standard types ------------------
+
+
+def test_promoting_a_secondary_attribute_demotes_the_primary(
+    rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Marketo's way; it used to be refused as "'balance' is also the primary attribute"."""
+    code = main(
+        ["types", "attributes", "update", str(rules), "closeAccount", "balance", "--primary"]
+    )
+    assert code == 0, capsys.readouterr().err
+    pending = definition(rules, "closeAccount").pending()
+    assert pending.primaryAttribute.apiName == "balance"
+    assert [a.apiName for a in pending.attributes] == ["reason"]
+    assert definition(rules, "closeAccount").primaryAttribute.apiName == "reason"  # approved
+    assert_valid(rules)
+    ops.approve_type(rules, "closeAccount")
+    assert definition(rules, "closeAccount").primaryAttribute.apiName == "balance"
+
+
+def test_update_naming_a_secondary_as_primary_promotes_it(rules: Path) -> None:
+    ops.add_attribute(rules, "applyLoan", api_name="term", name="Term", data_type="integer")
+    ops.update_type(rules, "applyLoan", primary_api_name="term")
+    found = definition(rules, "applyLoan")  # a draft type: edited in place
+    assert found.primaryAttribute.apiName == "term"
+    assert [a.apiName for a in found.attributes] == ["amount"]
+    assert_valid(rules)
+
+
+def test_promoting_on_a_used_type_is_refused_naming_the_campaign(rules: Path) -> None:
+    refused(
+        rules,
+        lambda: ops.promote_attribute(rules, "depositCheque", "branch"),
+        "cannot change primaryAttribute",
+        "cheques.yaml",
+    )
+
+
+def test_show_puts_the_version_in_force_next_to_the_draft(
+    rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ops.update_type(rules, "closeAccount", description="Closed by the customer")
+    capsys.readouterr()
+    assert main(["types", "show", str(rules), "closeAccount"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "status approved with draft" in lines[0]
+    (description,) = [line for line in lines if "description" in line]
+    assert description.startswith("*") and description.endswith("Closed by the customer")
+    (trigger,) = [line for line in lines if "triggerName" in line]
+    assert not trigger.startswith("*") and trigger.count("Closes Account") == 2
+
+
+def test_list_all_shows_the_standard_types_offline(
+    rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["types", "list", "--all", str(rules)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {re.split(r"\s{2,}", line)[0]: re.split(r"\s{2,}", line) for line in lines[1:]}
+    assert rows["1"][3:6] == ["standard", "Visits Web Page", "Visited Web Page"]
+    assert rows["400"][4] == "Performs Mobile App Action"
+    assert "100001" in rows
+    assert main(["types", "list", str(rules)]) == 0
+    assert "standard" not in capsys.readouterr().out

@@ -1,0 +1,139 @@
+"""The dispatcher: a Faust app whose agent reads `campaign-memberships` and calls the
+actions each membership's campaign lists (actions.md).
+
+Per membership, in this order:
+1. its calls are made (`Dispatch.handle`), each ending in success or a failure; a slow
+   endpoint holds only its own calls (per-endpoint gates), and memberships are handled
+   concurrently, up to `STREAMS_DISPATCHER_IN_FLIGHT` at once;
+2. the dead letters of its failed calls are produced to `actions.dlq` and acknowledged
+   by the broker;
+3. only then is the membership acked. Faust commits, per partition, the offset after the
+   highest contiguous acked record, so a membership still in progress holds back the
+   commit of those after it: a crash (kill -9 included) redelivers every membership whose
+   calls had not all ended, and they are made again with the same `Idempotency-Key`s.
+An error in 2 (the broker refuses the dead letters) makes the process exit at once with
+status 1 (`crash_now`), so that nothing is acked that was not delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import faust
+import orjson
+
+from streams.actions.caller import Caller
+from streams.actions.dispatch import Dispatch
+from streams.actions.metrics import ActionMetrics
+from streams.actions.secrets import Secrets
+from streams.engine.compiler import Plan
+from streams.runtime.faust_tuning import create_app, send_all
+from streams.runtime.metrics import CONTENT_TYPE
+from streams.runtime.worker import crash_now
+from streams.settings import DispatcherSettings
+
+log = logging.getLogger(__name__)
+
+TAKE = 500
+TAKE_WITHIN = 0.05
+
+
+def _position(event: Any) -> str:
+    message = event.message
+    return f"{message.topic}/{message.partition}/{message.offset}"
+
+
+def consumer_group(settings: DispatcherSettings) -> str:
+    return f"{settings.app_id}-dispatcher"
+
+
+def build_app(
+    settings: DispatcherSettings, plan: Plan, secrets: Secrets, datadir: Path
+) -> faust.App:
+    """The dispatcher's Faust app; nothing connects until a `faust.Worker` starts it."""
+    app = create_app(
+        consumer_group(settings),
+        settings.bootstrap_servers,
+        datadir=datadir,
+        web_enabled=True,
+        web_port=settings.dispatcher_port,
+        topic_partitions=settings.partitions,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+    )
+    memberships = app.topic(settings.topic_memberships, partitions=settings.partitions)
+    metrics = ActionMetrics()
+    metrics.rules_info.labels(plan.rules_version).set(1)
+    status = {"ready": False}
+
+    @app.agent(memberships, name="dispatch")
+    async def dispatch(stream: Any) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        session = aiohttp.ClientSession(connector=connector)
+        caller = Caller(plan.actions, secrets, session, metrics, settings.dispatcher_backoff)
+        handler = Dispatch(plan.actions, caller)
+        slots = asyncio.Semaphore(settings.dispatcher_in_flight)
+        running: set[asyncio.Task[None]] = set()
+
+        async def one(event: Any) -> None:
+            try:
+                try:
+                    letters = await handler.handle(event.message.value)
+                except Exception:  # a bug on one record must not crash-loop the process
+                    log.exception("membership at %s skipped", _position(event))
+                    metrics.memberships.labels("failed").inc()
+                    letters = []
+                if letters:
+                    await send_all(
+                        app.producer,
+                        settings.topic_actions_dlq,
+                        [(str(x["leadId"]).encode(), orjson.dumps(x)) for x in letters],
+                    )
+                event.ack()
+            except Exception:
+                log.exception("dead letters could not be delivered; exiting (redelivered)")
+                crash_now()
+            finally:
+                slots.release()
+                metrics.in_flight.dec()
+
+        status["ready"] = True
+        log.info(
+            "dispatching %s with rules %s: %d actions, %d campaigns using them",
+            settings.topic_memberships,
+            plan.rules_version,
+            len(plan.actions.actions),
+            len(plan.actions.uses),
+        )
+        try:
+            async for events in stream.noack_take(TAKE, within=TAKE_WITHIN):
+                for event in events:
+                    await slots.acquire()
+                    metrics.in_flight.inc()
+                    task = asyncio.create_task(one(event))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        finally:
+            for task in running:
+                task.cancel()
+            await session.close()
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "rulesVersion": plan.rules_version})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        if status["ready"]:
+            return web.json({"ready": True})
+        return web.json({"ready": False}, status=503)
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.render(), content_type=CONTENT_TYPE)
+
+    return app

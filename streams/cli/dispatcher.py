@@ -1,0 +1,86 @@
+"""`dispatcher`: custom actions, memberships in, REST calls out (the runtime contract)."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from streams.actions.exceptions import MissingSecrets
+from streams.actions.secrets import read_secrets
+from streams.cli.common import EXIT_FAILED, CommandError, error, load_rules_or_exit
+from streams.cli.worker import _remove_dead_workers_dirs
+from streams.paths import cache_dir
+from streams.runtime.connections import WORKER_FEATURES, KafkaUnavailable, check_kafka
+from streams.runtime.kafka_logs import quiet_client_logs
+from streams.settings import DispatcherSettings
+
+FLAGS = {
+    "broker": "Kafka bootstrap servers (STREAMS_BROKER)",
+    "rules_dir": "rules directory (STREAMS_RULES_DIR)",
+    "app_id": "the consumer group is APP_ID-dispatcher (STREAMS_APP_ID)",
+    "dispatcher_port": "port of /metrics, /health, /ready (STREAMS_DISPATCHER_PORT)",
+    "partitions": "partitions of topics created at start (STREAMS_PARTITIONS)",
+}
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dispatcher = commands.add_parser(
+        "dispatcher",
+        help="run the dispatcher: memberships in, custom actions' REST calls out",
+        description="A Faust worker: consumes the memberships topic and, for each "
+        "membership of a campaign that lists actions, calls those actions' endpoints; "
+        "failed calls go to the actions dead-letter topic. Refuses to start on invalid "
+        "rules or a missing secret (exit 2) and exits 1 when Kafka stays unreachable for "
+        "STREAMS_CONNECT_TIMEOUT seconds. Stop it with SIGTERM or Ctrl-C.",
+    )
+    for name, text in FLAGS.items():
+        kind = int if name in ("dispatcher_port", "partitions") else str
+        dispatcher.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=text)
+    dispatcher.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning"],
+        help="log level (default info)",
+    )
+    dispatcher.set_defaults(run=run_dispatcher)
+
+
+def run_dispatcher(args: argparse.Namespace) -> int:
+    overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
+    settings = DispatcherSettings(**overrides)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    quiet_client_logs()
+    plan = load_rules_or_exit(settings.rules_dir, settings)
+    try:
+        secrets = read_secrets(plan.actions.actions.values(), os.environ)
+    except MissingSecrets as exc:
+        for line in str(exc).splitlines():
+            error(line)
+        raise CommandError(f"{len(exc.missing)} secret(s) missing; nothing was run") from None
+    try:
+        topics = (settings.topic_memberships, settings.topic_actions_dlq)
+        check_kafka(
+            settings.bootstrap_servers,
+            settings.connect_timeout,
+            features=WORKER_FEATURES,  # a consumer group that produces, as a worker
+            topics=dict.fromkeys(topics, settings.partitions),
+        )
+    except KafkaUnavailable as exc:
+        raise CommandError(str(exc), EXIT_FAILED) from None
+
+    # Imported after the checks: importing Faust takes a second.
+    from streams.actions.dispatcher import build_app
+    from streams.runtime.faust_tuning import run_worker
+
+    _remove_dead_workers_dirs(cache_dir())
+    datadir = Path(tempfile.mkdtemp(prefix=f"faust-{os.getpid()}-", dir=cache_dir()))
+    atexit.register(shutil.rmtree, datadir, ignore_errors=True)
+    app = build_app(settings, plan, secrets, datadir)
+    run_worker(app, loglevel=args.log_level.upper())  # until SIGTERM/SIGINT; exits the process
