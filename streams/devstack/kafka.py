@@ -120,8 +120,12 @@ class KafkaBroker(LocalService):
         cluster_id: str | None = None,
         replication: int = 1,
         min_insync: int = 1,
+        advertised_port: int | None = None,
     ) -> None:
         super().__init__(port, workdir, start_timeout)
+        self.advertised_port = advertised_port or self.port
+        """Another port than `port` makes a misconfigured broker (for tests): clients
+        bootstrap, then fail to reach the address it advertises."""
         self.controller_port = controller_port or free_port(HOST)
         while self.controller_port == self.port:
             self.controller_port = free_port(HOST)
@@ -192,7 +196,7 @@ class KafkaBroker(LocalService):
             "node.id": self.node_id,
             "controller.quorum.voters": voters,
             "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.advertised_port}",
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",

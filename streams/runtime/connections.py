@@ -98,6 +98,15 @@ def _unreachable(brokers: Sequence[Mapping[str, Any]], timeout: float) -> list[s
     return bad
 
 
+def _bootstrap_listens(bootstrap: Sequence[str] | str) -> bool:
+    """Whether every bootstrap server accepts a TCP connection."""
+    addresses = []
+    for server in _servers(bootstrap):
+        host, _, port = server.strip().removeprefix("kafka://").rpartition(":")
+        addresses.append({"host": host.strip("[]"), "port": int(port) if port.isdigit() else 0})
+    return not _unreachable(addresses, 1.0)
+
+
 def missing_features(versions: Mapping[Any, Any], features: Collection[str]) -> list[str]:
     """Of `features` (keys of FEATURES), those whose requests the broker does not list in
     its ApiVersions answer (`versions`: API key -> version range), each with the requests
@@ -148,6 +157,13 @@ def wait_for_kafka(
             raise
         except Exception as exc:  # kafka-python raises many types for "not there"
             problem = _describe(exc)
+            if "ConnectionError" in type(exc).__name__ and _bootstrap_listens(bootstrap):
+                # The bootstrap servers took the connection: the refusal came from an
+                # address they advertise.
+                problem = (
+                    f"the bootstrap servers accept connections, but a broker they advertise "
+                    f"refused one ({problem}): check the brokers' advertised.listeners"
+                )
         left = deadline - time.monotonic()
         if left <= 0:
             raise KafkaUnavailable(

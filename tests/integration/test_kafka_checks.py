@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
-from streams.devstack.process import free_port
+from streams.devstack.kafka import KafkaBroker
+from streams.devstack.process import ServiceError, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +112,27 @@ def test_a_port_that_never_answers_is_one_line_and_exit_1(command: str, silent_p
     code, said, took = run(command, STREAMS_BROKER=f"127.0.0.1:{silent_port}")
     assert code == 1
     assert len(said) == 1 and f"127.0.0.1:{silent_port}" in said[0], said
+    assert took < CONNECT_TIMEOUT + 25
+
+
+def test_a_broker_advertising_an_unreachable_address_is_named() -> None:
+    """Half-reachable: the bootstrap server answers, the address it advertises does not."""
+    broker = KafkaBroker(advertised_port=free_port())
+    try:
+        broker.launch()
+        assert broker.process is not None
+        broker.process.wait_for_port("127.0.0.1", broker.port, 60)
+    except (ServiceError, OSError) as exc:
+        broker.close()
+        if os.environ.get("CI", "").strip().lower() == "true":  # as conftest.py does
+            pytest.fail(f"Apache Kafka is unavailable: {exc}", pytrace=False)
+        pytest.skip(f"Apache Kafka is unavailable: {exc}")
+    try:
+        code, said, took = run("produce", STREAMS_BROKER=broker.bootstrap)
+    finally:
+        broker.close()
+    assert code == 1
+    assert len(said) == 1 and "check the brokers' advertised.listeners" in said[0], said
     assert took < CONNECT_TIMEOUT + 25
 
 
