@@ -82,7 +82,8 @@ def victim(cluster: KafkaCluster, which: str, settings: dict[str, str]) -> Kafka
 
 
 class Progress:
-    """The longest time the emitted count stood still while the stream was unfinished."""
+    """The longest time the emitted count stood still while the stream was unfinished (the
+    input is fed at a steady pace meanwhile, so any standstill is a stall)."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -94,7 +95,7 @@ class Progress:
         self.run.poll()
         now = time.monotonic()
         count = self.run.emitted()
-        if count != self.count or self.run.ends is None:
+        if count != self.count:
             self.count, self.since = count, now
         elif count < len(self.run.expected.ids):
             self.longest = max(self.longest, now - self.since)
@@ -133,11 +134,14 @@ def test_a_broker_killed_mid_stream_loses_nothing_and_stalls_nothing(
         )
         run.check(outputs, done, supervisor)
         session = float(run.settings["STREAMS_SESSION_TIMEOUT"])
-        # A stall is bounded by: the dead broker's session (4 s), a worker's exit and
-        # restart, its group join (session timeout) and the replay of what was uncommitted.
-        assert progress.longest < 60 + 4 * session, (
-            f"the output stood still for {progress.longest:.0f} s; batch failures logged: "
-            f"{supervisor.grep(BATCH_FAILED)}\n{supervisor.tails()}"
+        # A stall is bounded by the worker's wait for acknowledgements (3 session timeouts,
+        # then it exits), the replacement's start and group join (a session timeout) and
+        # some seconds of start-up on a shared machine; a failover alone takes the dead
+        # broker's session (4 s here) and a new leader or coordinator.
+        bound = 4 * session + 20
+        assert progress.longest < bound, (
+            f"the output stood still for {progress.longest:.0f} s (bound {bound:.0f} s); batch "
+            f"failures logged: {supervisor.grep(BATCH_FAILED)}\n{supervisor.tails()}"
         )
     finally:
         supervisor.close()
