@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from streams.engine.bounds import DEFAULT_LIMITS, Limits
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import Processor, Record
@@ -81,18 +82,19 @@ async def _run(
     batch_size: int,
     progress: Callable[[BacktestStats], None] | None,
     switches: Sequence[tuple[int, Plan]] = (),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> BacktestStats:
     """`switches`: (offset, plan) in force from that offset on, as a worker's hot reload
     recorded them for the partition."""
     store = MemoryStore()
-    processor = Processor(plan, store, dedup_horizon_us)
+    processor = Processor(plan, store, dedup_horizon_us, limits)
     pending = sorted(switches, key=lambda s: s[0])
     stats = BacktestStats()
     started = time.perf_counter()
     now_us = datetime_to_us_now()
     for batch in _batches(records, batch_size, [offset for offset, _ in pending]):
         while pending and batch[0].offset >= pending[0][0]:
-            processor = Processor(pending.pop(0)[1], store, dedup_horizon_us)
+            processor = Processor(pending.pop(0)[1], store, dedup_horizon_us, limits)
         result = await processor.process(batch, now_us)
         for event in result.events:
             on_event(event)
@@ -111,8 +113,9 @@ async def _run(
 
 
 def datetime_to_us_now() -> int:
-    """Processing time for the whole backtest: one instant, so the result cannot depend on
-    how long the run takes (the deduplication horizon is measured in processing time)."""
+    """Processing time for the whole backtest: one instant, the wall clock at its start, so
+    the result cannot depend on how long the run takes (the deduplication horizon and the
+    future horizon of activity dates are measured in processing time)."""
     return datetime_to_us(datetime.now(UTC))
 
 
@@ -125,6 +128,7 @@ def run_backtest(
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[BacktestStats], None] | None = None,
     switches: Sequence[tuple[int, Plan]] = (),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> BacktestStats:
     def on_event(event: dict[str, Any]) -> None:
         events_out.write(orjson.dumps(event) + b"\n")
@@ -144,6 +148,7 @@ def run_backtest(
                 batch_size,
                 progress,
                 switches,
+                limits,
             )
         )
 

@@ -8,13 +8,14 @@ every in-sync replica, and the producer's own retries never write it twice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from kafka import KafkaProducer
 
-from streams.engine.activity import Activity, Decoder
+from streams.engine.activity import DEFAULT_FUTURE_HORIZON_US, Activity, Decoder
 from streams.engine.catalog import Catalog
 
 
@@ -33,10 +34,11 @@ class ActivityProducer:
         bootstrap_servers: list[str],
         catalog: Catalog,
         topic: str = "activities",
+        future_horizon_us: int = DEFAULT_FUTURE_HORIZON_US,
         **kafka_options: Any,
     ) -> None:
         self.topic = topic
-        self.decoder = Decoder(catalog)
+        self.decoder = Decoder(catalog, future_horizon_us)
         options: dict[str, Any] = {
             "acks": "all",
             "enable_idempotence": True,
@@ -51,7 +53,7 @@ class ActivityProducer:
     def check(self, activity: Mapping[str, Any] | bytes) -> tuple[bytes, Activity]:
         """The record's bytes and its decoded form, or InvalidActivity."""
         value = activity if isinstance(activity, bytes) else orjson.dumps(activity)
-        decoded = self.decoder.decode(value, "client")
+        decoded = self.decoder.decode(value, "client", time.time_ns() // 1000)
         if not isinstance(decoded, Activity):
             raise InvalidActivity(decoded.code, decoded.message)
         return value, decoded

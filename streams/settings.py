@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.engine.activity import DEAD_LETTER_RECORD_MAX_BYTES
+from streams.engine.bounds import DEFAULT_LIMITS, Limits
 from streams.engine.catalog import DEFAULT_MAX_CUSTOM_TYPES
 from streams.engine.datatypes import CoercionError, parse_duration_us
 
@@ -44,8 +46,50 @@ class EngineSettings(BaseSettings):
     max_custom_types: int = Field(
         DEFAULT_MAX_CUSTOM_TYPES, ge=1, description="How many custom activity types may exist."
     )
+    future_horizon: str = Field(
+        "1 day",
+        description="How far ahead of the processing clock an activityDate may be; a later "
+        "one is rejected invalid_value.",
+    )
+    lead_max_history: int = Field(
+        DEFAULT_LIMITS.max_history,
+        ge=100,
+        description="Most history entries one lead keeps (all types); beyond, the oldest by "
+        "activity date are dropped.",
+    )
+    lead_max_history_bytes: int = Field(
+        DEFAULT_LIMITS.max_history_bytes,
+        ge=100_000,
+        description="Most bytes of JSON one lead's history keeps (all types); beyond, the "
+        "oldest entries by activity date are dropped.",
+    )
+    lead_max_seen: int = Field(
+        DEFAULT_LIMITS.max_seen,
+        ge=100,
+        description="Most activity identities one lead remembers for deduplication; beyond, "
+        "the oldest processed are forgotten.",
+    )
+    lead_max_fields: int = Field(
+        DEFAULT_LIMITS.max_fields,
+        ge=10,
+        description="Most lead fields (types 12 and 13) one lead keeps; beyond, the fields "
+        "added most recently are not kept.",
+    )
+    lead_max_fields_chars: int = Field(
+        DEFAULT_LIMITS.max_fields_chars,
+        ge=10_000,
+        description="Most characters (names and values) of one lead's fields; beyond, the "
+        "fields added most recently are not kept.",
+    )
+    dlq_record_max_bytes: int = Field(
+        DEAD_LETTER_RECORD_MAX_BYTES,
+        ge=1024,
+        le=131_072,
+        description="Most bytes of a rejected record copied into its dead letter; a longer "
+        "one is cut, with its length and sha256.",
+    )
 
-    _check_retention = field_validator("retention", "dedup_horizon")(_duration)
+    _check_retention = field_validator("retention", "dedup_horizon", "future_horizon")(_duration)
 
     @property
     def retention_us(self) -> int:
@@ -54,6 +98,18 @@ class EngineSettings(BaseSettings):
     @property
     def dedup_horizon_us(self) -> int:
         return parse_duration_us(self.dedup_horizon)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            future_horizon_us=parse_duration_us(self.future_horizon),
+            max_history=self.lead_max_history,
+            max_history_bytes=self.lead_max_history_bytes,
+            max_seen=self.lead_max_seen,
+            max_fields=self.lead_max_fields,
+            max_fields_chars=self.lead_max_fields_chars,
+            dead_letter_record_max_bytes=self.dlq_record_max_bytes,
+        )
 
 
 class KafkaSettings(EngineSettings):
@@ -94,6 +150,19 @@ class WorkerSettings(KafkaSettings):
 
     redis_url: str = Field(
         "redis://localhost:6379/0", description="Redis holding the per-lead state."
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="Whether STREAMS_REDIS_URL is a seed node of a Redis Cluster (the "
+        "state then shards across its masters by lead).",
+    )
+    redis_wait_replicas: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Replicas that must confirm each batch's state writes (Redis WAIT) "
+        "before its events are sent: 1 with a replica per master, so that a failover loses "
+        "no state; a master without them then fails the batch.",
     )
     topic_memberships: str = Field(
         "campaign-memberships", description="Where membership events are written."
@@ -195,6 +264,11 @@ class ApiSettings(KafkaSettings):
         None,
         description="The workers' Redis (their STREAMS_REDIS_URL), read by the explain call "
         "for a lead's live state; unset, that call answers 703.",
+    )
+    api_explain_redis_cluster: bool = Field(
+        False,
+        description="Whether STREAMS_API_EXPLAIN_REDIS_URL is a seed node of a Redis Cluster "
+        "(the workers' STREAMS_REDIS_CLUSTER).",
     )
     api_explain_app_id: str = Field(
         "campaign-triggers",

@@ -48,6 +48,7 @@ from streams.api.writer import KafkaWriter, Writer
 from streams.engine.activity import Decoder
 from streams.engine.compiler import Plan
 from streams.runtime.hot_reload import api_following_rules
+from streams.runtime.metrics import instrument_api
 from streams.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.plan = plan
-    app.state.decoder = Decoder(plan.catalog)
+    app.state.decoder = Decoder(plan.catalog, settings.limits.future_horizon_us)
     app.state.writer = kafka_writer
     app.state.issuer = issuer
     app.state.auth_throttle = AuthThrottle(
@@ -211,6 +212,9 @@ def create_app(
         ),
         max_body=settings.api_max_body_bytes,
     )
+    app.state.api_metrics = instrument_api(
+        app
+    )  # after the gate: outermost, so the gate's refusals count too
     _handlers(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign] # FastAPI's documented way to customise the document
     return app

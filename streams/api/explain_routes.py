@@ -31,7 +31,8 @@ from streams.api.schemas import query
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.engine.trace import live_trace
-from streams.state.redis_store import RedisStore, redis_client
+from streams.state.redis_client import redis_client
+from streams.state.redis_store import RedisStore
 
 router = APIRouter(tags=["Rules operations"])
 MAX_ID: Final = 2**63 - 1
@@ -67,7 +68,9 @@ async def explain(request: Request) -> Response:
     campaign = next((c for c in plan.campaigns if c.id == campaign_id), None)
     if campaign is None:
         raise ApiError(NOT_FOUND, f"Requested resource not found: no campaign {campaign_id}")
-    client = redis_client(settings.api_explain_redis_url)
+    client = redis_client(
+        settings.api_explain_redis_url, cluster=settings.api_explain_redis_cluster
+    )
     try:
         store = RedisStore(client, settings.api_explain_app_id, ttl_ms=0)
         state = (await store.load([lead_id]))[lead_id]

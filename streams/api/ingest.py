@@ -24,6 +24,7 @@ For each call:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -107,6 +108,7 @@ def prepare(
     `answered` gives the answer of records already refused by the caller."""
     pending: list[Pending] = []
     first_index: dict[str, int] = {}
+    now_us = time.time_ns() // 1000  # the clock activityDate's future horizon counts from
     for index, record in enumerate(records):
         known = answered[index] if answered is not None else None
         if known is not None:
@@ -138,7 +140,7 @@ def prepare(
                         )
                     )
                     continue
-        decoded = decoder.decode(orjson.dumps(record), f"api/{label}/{index}")
+        decoded = decoder.decode(orjson.dumps(record), f"api/{label}/{index}", now_us)
         if isinstance(decoded, Rejection):
             pending.append(
                 Pending(skipped(marketo_code(decoded), f"{decoded.code}: {decoded.message}"))

@@ -93,9 +93,10 @@ def _listens(campaign: CompiledCampaign, activity: Activity) -> bool:
 
 
 async def _live_state(settings: WorkerSettings, lead_id: int) -> LeadState | None:
-    from streams.state.redis_store import RedisStore, redis_client
+    from streams.state.redis_client import redis_client
+    from streams.state.redis_store import RedisStore
 
-    client = redis_client(settings.redis_url)
+    client = redis_client(settings.redis_url, cluster=settings.redis_cluster)
     try:
         store = RedisStore(client, settings.app_id, ttl_ms=0)
         state = (await store.load([lead_id]))[lead_id]

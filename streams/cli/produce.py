@@ -80,7 +80,10 @@ def run_produce(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_FAILED) from None
     try:
         producer = ActivityProducer(
-            settings.bootstrap_servers, plan.catalog, settings.topic_activities
+            settings.bootstrap_servers,
+            plan.catalog,
+            settings.topic_activities,
+            settings.limits.future_horizon_us,
         )
     except KafkaError as exc:
         raise CommandError(f"{settings.broker}: cannot reach Kafka: {exc}", EXIT_FAILED) from None

@@ -112,6 +112,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
             args.batch_size,
             progress,
             switches,
+            settings.limits,
         )
         sys.stdout.buffer.flush()
     finally:

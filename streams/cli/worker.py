@@ -13,15 +13,10 @@ from pathlib import Path
 from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
 from streams.gc_tuning import tune_gc
 from streams.paths import cache_dir
-from streams.runtime.connections import (
-    WORKER_FEATURES,
-    KafkaUnavailable,
-    RedisUnavailable,
-    check_kafka,
-    wait_for_redis,
-)
+from streams.runtime.connections import WORKER_FEATURES, KafkaUnavailable, check_kafka
 from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import WorkerSettings
+from streams.state.redis_client import RedisUnavailable, wait_for_redis
 
 FLAGS = {
     "broker": "Kafka bootstrap servers (STREAMS_BROKER)",
@@ -86,7 +81,7 @@ def run_worker(args: argparse.Namespace) -> int:
             features=WORKER_FEATURES,
             topics=dict.fromkeys(topics, settings.partitions),
         )
-        wait_for_redis(settings.redis_url, settings.connect_timeout)
+        wait_for_redis(settings.redis_url, settings.connect_timeout, cluster=settings.redis_cluster)
     except (KafkaUnavailable, RedisUnavailable) as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
 

@@ -6,6 +6,13 @@ required member missing or of the wrong JSON type), then its type (unknown_activ
 type_not_approved), then its values (invalid_value) and attributes one by one, in order
 (a malformed entry, unknown_attribute, invalid_value): the first problem found is the one
 reported.
+
+Every value a record controls is bounded here, the one decoder the API, `produce` and the
+workers share, so that nothing unbounded reaches a lead's state: the record's size, the
+length of every string (Marketo's limits: 255 characters for the primary value and string,
+email, phone and link attributes, 65,535 for text), the identity, the number of attributes
+and of field changes, field names and values, and an `activityDate` no further ahead of
+the processing clock than the future horizon. A value over a bound is `invalid_value`.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import orjson
 from streams.engine.catalog import ActivityType, Catalog
 from streams.engine.datatypes import (
     INT64_MAX,
+    US_PER_DAY,
     CoercionError,
+    DataType,
     Value,
     format_us,
     number_text,
@@ -41,6 +50,27 @@ INVALID_VALUE: Final = "invalid_value"
 REJECTION_CODES: Final = (
     MALFORMED, UNKNOWN_ACTIVITY_TYPE, TYPE_NOT_APPROVED, UNKNOWN_ATTRIBUTE, INVALID_VALUE,
 )  # fmt: skip
+
+MAX_RECORD_BYTES: Final = 524_288
+"""A record's size as UTF-8 JSON: room for a full text attribute even written as \\u escapes."""
+MAX_STRING_CHARS: Final = 255
+"""The primary value, and string, email, phone and link attributes (Marketo's limit)."""
+MAX_TEXT_CHARS: Final = 65_535
+"""Text attributes (Marketo's limit)."""
+MAX_IDENTITY_CHARS: Final = 255
+"""`marketoGUID` or `id`, as text."""
+MAX_ATTRIBUTES: Final = 50
+"""Entries in `attributes` (a type has at most 21 attributes: the primary and 20 more)."""
+MAX_FIELD_CHANGES: Final = 100
+"""Entries in `fields` (types 12 and 13)."""
+MAX_FIELD_NAME_CHARS: Final = 255
+MAX_FIELD_VALUE_CHARS: Final = 65_535
+DEFAULT_FUTURE_HORIZON_US: Final = US_PER_DAY
+"""How far ahead of the processing clock an `activityDate` may be."""
+DEAD_LETTER_RECORD_MAX_BYTES: Final = 65_536
+"""How much of a rejected record a dead letter copies (`dead_letter`)."""
+DEAD_LETTER_MESSAGE_MAX_CHARS: Final = 1_000
+"""The longest `error.message` a dead letter carries."""
 
 FieldChange = tuple[str, str | None]
 """A lead field set by types 12 and 13: (name as given, new value as text, None empties)."""
@@ -91,8 +121,20 @@ def _positive_int(raw: Any, member: str) -> int:
     return int(raw)
 
 
+def _max_chars(data_type: DataType) -> int:
+    return MAX_TEXT_CHARS if data_type is DataType.TEXT else MAX_STRING_CHARS
+
+
+def _too_long(what: str, value: str, limit: int) -> _Reject:
+    return _Reject(INVALID_VALUE, f"{what} is {len(value)} characters long; at most {limit}")
+
+
 def _field_text(raw: Any) -> str | None:
-    if raw is None or isinstance(raw, str):
+    if isinstance(raw, str):
+        if len(raw) > MAX_FIELD_VALUE_CHARS:
+            raise _too_long("a field's newValue", raw, MAX_FIELD_VALUE_CHARS)
+        return raw
+    if raw is None:
         return raw
     if isinstance(raw, bool):
         return "true" if raw else "false"
@@ -104,12 +146,16 @@ def _field_text(raw: Any) -> str | None:
 def _fields(raw: Any) -> list[FieldChange]:
     if not isinstance(raw, list):
         raise _Reject(MALFORMED, "fields must be a list of {name, newValue}")
+    if len(raw) > MAX_FIELD_CHANGES:
+        raise _Reject(INVALID_VALUE, f"fields has {len(raw)} entries; at most {MAX_FIELD_CHANGES}")
     changes: list[FieldChange] = []
     for index, entry in enumerate(raw):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise _Reject(MALFORMED, f"fields[{index}] must be an object with a text name")
         if not entry["name"].strip():
             raise _Reject(INVALID_VALUE, f"fields[{index}].name must not be empty")
+        if len(entry["name"]) > MAX_FIELD_NAME_CHARS:
+            raise _too_long(f"fields[{index}].name", entry["name"], MAX_FIELD_NAME_CHARS)
         changes.append((entry["name"], _field_text(entry.get("newValue"))))
     return changes
 
@@ -117,16 +163,28 @@ def _fields(raw: Any) -> list[FieldChange]:
 class Decoder:
     """Decodes records against one catalog (the approved versions in force)."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(
+        self, catalog: Catalog, future_horizon_us: int = DEFAULT_FUTURE_HORIZON_US
+    ) -> None:
         self.catalog = catalog
+        self.future_horizon_us = future_horizon_us
 
-    def decode(self, raw: bytes | str, position: str) -> Activity | Rejection:
+    def decode(
+        self, raw: bytes | str, position: str, now_us: int | None = None
+    ) -> Activity | Rejection:
+        """`now_us` is the processing clock the future horizon counts from; None skips
+        that check (reading back records that were accepted when they were written)."""
         try:
-            return self._decode(raw, position)
+            return self._decode(raw, position, now_us)
         except _Reject as reject:
             return reject.rejection
 
-    def _decode(self, raw: bytes | str, position: str) -> Activity:
+    def _decode(self, raw: bytes | str, position: str, now_us: int | None) -> Activity:
+        size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "replace"))
+        if size > MAX_RECORD_BYTES:
+            raise _Reject(
+                INVALID_VALUE, f"the record is {size} bytes long; at most {MAX_RECORD_BYTES}"
+            )
         try:
             obj = orjson.loads(raw)  # validates UTF-8 too
         except orjson.JSONDecodeError as exc:
@@ -169,9 +227,16 @@ class Decoder:
             if type(identity) is not int:
                 raise _Reject(MALFORMED, "marketoGUID/id must be a string or an integer")
             identity = str(identity)
+        elif identity is not None and len(identity) > MAX_IDENTITY_CHARS:
+            raise _too_long("marketoGUID/id", identity, MAX_IDENTITY_CHARS)
         attributes_raw = get("attributes")
         if attributes_raw is not None and type(attributes_raw) is not list:
             raise _Reject(MALFORMED, "attributes must be a list")
+        if attributes_raw is not None and len(attributes_raw) > MAX_ATTRIBUTES:
+            raise _Reject(
+                INVALID_VALUE,
+                f"attributes has {len(attributes_raw)} entries; at most {MAX_ATTRIBUTES}",
+            )
 
         activity_type = self.catalog.types.get(type_id)
         if activity_type is None:
@@ -196,6 +261,12 @@ class Decoder:
             ts = parse_datetime_us(date_raw)
         except CoercionError as exc:
             raise _Reject(INVALID_VALUE, f"activityDate: {exc}") from None
+        if now_us is not None and ts > now_us + self.future_horizon_us:
+            raise _Reject(
+                INVALID_VALUE,
+                f"activityDate {format_us(ts)} is more than {_duration(self.future_horizon_us)}"
+                f" ahead of the processing clock ({format_us(now_us)})",
+            )
         primary = self._primary(activity_type, get("primaryAttributeValue"), fields)
         if identity is None:
             identity = _content_hash(lead_id, type_id, ts, primary, attributes, fields)
@@ -223,6 +294,10 @@ class Decoder:
             raise _Reject(INVALID_VALUE, f"primaryAttributeValue ({spec.name}): {exc}") from None
         if value == "" and not activity_type.standard:
             raise _Reject(INVALID_VALUE, f"primaryAttributeValue ({spec.name}) is empty")
+        if type(value) is str and len(value) > _max_chars(spec.data_type):
+            raise _too_long(
+                f"primaryAttributeValue ({spec.name})", value, _max_chars(spec.data_type)
+            )
         if (
             activity_type.id == MOBILE_APP_ACTION
             and isinstance(value, str)
@@ -254,9 +329,9 @@ class Decoder:
             if spec is None:
                 raise _Reject(
                     UNKNOWN_ATTRIBUTE,
-                    f"attribute {key!r} is not defined on activity type {activity_type.label}",
+                    f"attribute {key[:80]!r} is not defined on activity type {activity_type.label}",
                 )
-            value = entry.get("value")
+            value: Value | None = entry.get("value")
             if value is None or value == "":
                 coerced: Value | None = None  # an empty attribute is left out
             elif type(value) is spec.native and (type(value) is not int or value <= INT64_MAX):
@@ -266,6 +341,8 @@ class Decoder:
                     coerced = spec.coerce(value)
                 except CoercionError as exc:
                     raise _Reject(INVALID_VALUE, f"attribute {key!r}: {exc}") from None
+            if type(coerced) is str and len(coerced) > _max_chars(spec.data_type):
+                raise _too_long(f"attribute {key!r}", coerced, _max_chars(spec.data_type))
             first = given.get(spec.api_name)
             if first is None:
                 given[spec.api_name] = key
@@ -297,20 +374,81 @@ def _content_hash(
     return "h-" + hashlib.sha256(canonical).hexdigest()[:32]
 
 
+def _duration(us: int) -> str:
+    """`US_PER_DAY` -> "1 day"; other spans in hours or seconds, for messages."""
+    for unit, size in (("day", US_PER_DAY), ("hour", 3_600_000_000), ("second", 1_000_000)):
+        if us % size == 0:
+            count = us // size
+            return f"{count} {unit}" + ("" if count == 1 else "s")
+    return f"{us} µs"
+
+
 def dead_letter(
-    raw: bytes | str, rejection: Rejection, topic: str, partition: int, offset: int
+    raw: bytes | str,
+    rejection: Rejection,
+    topic: str,
+    partition: int,
+    offset: int,
+    record_max_bytes: int = DEAD_LETTER_RECORD_MAX_BYTES,
 ) -> dict[str, Any]:
-    """The dead-letter record of activities.md; undecodable bytes also travel as base64."""
+    """The dead-letter record of activities.md; undecodable bytes also travel as base64.
+
+    Bounded, so that it always fits in a Kafka message: at most `record_max_bytes` of the
+    original are copied; a longer record is cut there and the letter says so with
+    `recordTruncated`, `recordLength` (bytes) and `recordSha256` (of the whole original,
+    hex). The message is cut at `DEAD_LETTER_MESSAGE_MAX_CHARS`."""
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
     record: dict[str, Any] = {
-        "error": {"code": rejection.code, "message": rejection.message},
+        "error": {
+            "code": rejection.code,
+            "message": rejection.message[:DEAD_LETTER_MESSAGE_MAX_CHARS],
+        },
     }
-    if isinstance(raw, bytes):
-        try:
-            record["record"] = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            record["record"] = raw.decode("utf-8", errors="replace")
-            record["recordBase64"] = base64.b64encode(raw).decode("ascii")
-    else:
+    kept = data[:record_max_bytes]
+    if isinstance(raw, str) and len(kept) == len(data):
         record["record"] = raw
+    else:
+        try:
+            record["record"] = kept.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            if len(kept) < len(data) and bad.start >= len(kept) - 3:
+                # Only the cut split a character: the text is fine up to it.
+                record["record"] = kept[: bad.start].decode("utf-8", errors="replace")
+            else:
+                record["record"] = kept.decode("utf-8", errors="replace")
+                record["recordBase64"] = base64.b64encode(kept).decode("ascii")
+    if len(kept) < len(data):
+        record.update(_original(data))
     record.update(topic=topic, partition=partition, offset=offset)
     return record
+
+
+def _original(data: bytes) -> dict[str, Any]:
+    return {
+        "recordTruncated": True,
+        "recordLength": len(data),
+        "recordSha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def minimal_dead_letter(
+    raw: bytes | str,
+    rejection: Rejection,
+    topic: str,
+    partition: int,
+    offset: int,
+    reason: str,
+) -> dict[str, Any]:
+    """The dead letter sent when the full one (`dead_letter`) could not be: the position,
+    the error, the original's length and hash, and why the full letter was not sent
+    (`deadLetterError`). It is a few hundred bytes, whatever the record."""
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    return {
+        "error": {"code": rejection.code, "message": rejection.message[:200]},
+        "record": "",
+        **_original(data),
+        "deadLetterError": reason[:500],
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+    }

@@ -1,4 +1,5 @@
-"""What the engine knows of one lead, as plain data that serialises to JSON and back unchanged.
+"""What the engine knows of one lead, as plain data that serialises to JSON and back unchanged
+(the stored, versioned form is `streams.state.codec`).
 
 Invariants:
 - `history[type_id]` lists the accepted, non-duplicate activities of that type in processing
@@ -9,14 +10,14 @@ Invariants:
   processing order, which lets the engine tell a duplicate (same identity, another position)
   from a redelivery (same position: re-emit the same events); it survives Delete Lead so a
   redelivered activity from before the deletion cannot bring the lead back.
+- after every activity the pipeline brings the state within `bounds.Limits` (history
+  entries and characters, `seen`, `fields`): `bounds.enforce` says what is dropped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 HistoryEntry = list[Any]
 """`[ts_us, primary, {apiName: value}]`."""
@@ -34,6 +35,8 @@ class LeadState:
     seen: dict[str, SeenEntry] = field(default_factory=dict)
     max_ts: int | None = None
     """The latest activity date (µs) recorded for the lead since it was last erased."""
+    sizes: dict[int, tuple[int, int, Any]] = field(default_factory=dict, compare=False, repr=False)
+    """Not stored, not compared: a memo of `bounds.enforce`, by type id."""
 
     def erase(self) -> None:
         """Delete Lead: history, fields and memberships go; `seen` stays (see module doc)."""
@@ -44,25 +47,3 @@ class LeadState:
 
     def is_empty(self) -> bool:
         return not (self.history or self.fields or self.runs or self.seen)
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "h": {str(k): v for k, v in self.history.items()},
-                "f": self.fields,
-                "r": {str(k): v for k, v in self.runs.items()},
-                "s": self.seen,
-                "m": self.max_ts,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> LeadState:
-        data = orjson.loads(raw)
-        return cls(
-            history={int(k): v for k, v in data["h"].items()},
-            fields=data["f"],
-            runs={int(k): v for k, v in data["r"].items()},
-            seen=data["s"],
-            max_ts=data["m"],
-        )

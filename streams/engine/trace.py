@@ -16,6 +16,7 @@ rule must allow the lead, then the filters must hold.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from streams.engine.activity import Activity
@@ -154,7 +155,7 @@ def explain(
 ) -> dict[str, Any]:
     """The trace of `activity` for `campaign`, the lead being in `state` before it (which is
     not changed). JSON-ready."""
-    after = LeadState.from_json(state.to_json())
+    after = copy.deepcopy(state)
     Engine(plan).apply(after, activity)
     triggered, triggers = _trigger_traces(plan, campaign, activity)
     qualifies = qualification(campaign, after, activity.ts)

@@ -304,38 +304,3 @@ def check_kafka(
             f"Kafka at {','.join(_servers(bootstrap))}: checking topics "
             f"{', '.join(topics)} failed: {_describe(exc)}"
         ) from None
-
-
-class RedisUnavailable(RuntimeError):
-    """Redis did not answer within the allowed time."""
-
-
-def wait_for_redis(url: str, timeout: float, retry: float = 2.0) -> None:
-    """Return once Redis answers PING; one log line per failed try, RedisUnavailable after
-    `timeout` seconds."""
-    import redis
-
-    deadline = time.monotonic() + timeout
-    attempt = 0
-    while True:
-        attempt += 1
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-            return
-        except redis.RedisError as exc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RedisUnavailable(
-                    f"Redis at {url} did not answer within {timeout:.0f} s: {exc}"
-                ) from None
-            log.warning(
-                "Redis at %s not reachable (try %d: %s); retrying for %.0f s more",
-                url,
-                attempt,
-                exc,
-                left,
-            )
-            time.sleep(min(retry, left))
-        finally:
-            client.close()

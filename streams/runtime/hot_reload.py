@@ -195,7 +195,9 @@ async def switch_between_batches(
     reloader.poll()
     old = handler.processor
     if old.plan is not reloader.plan:
-        handler.processor = Processor(reloader.plan, old.store, old.engine.dedup_horizon_us)
+        handler.processor = Processor(
+            reloader.plan, old.store, old.engine.dedup_horizon_us, old.limits
+        )
     await switches.record([e.message for e in events], handler.processor.plan.rules_version)
 
 
@@ -237,7 +239,15 @@ async def api_following_rules(app: Any, interval_s: float) -> AsyncIterator[None
     thread, and put a new plan in force between requests by replacing `app.state.plan`,
     the decoder of the ingest calls and the catalog of the read-back (each request reads
     them once, so it sees one version)."""
-    reloader = RulesReloader(app.state.plan, app.state.settings, interval_s)
+    api_metrics = getattr(app.state, "api_metrics", None)
+    reloader = RulesReloader(
+        app.state.plan,
+        app.state.settings,
+        interval_s,
+        None
+        if api_metrics is None
+        else ReloadMetrics(api_metrics.registry, api_metrics.rules_info),
+    )
     app.state.reloader = reloader
 
     async def follow() -> None:
@@ -246,7 +256,7 @@ async def api_following_rules(app: Any, interval_s: float) -> AsyncIterator[None
             new = await asyncio.to_thread(reloader.poll)
             if new is not None:
                 app.state.plan = new
-                app.state.decoder = Decoder(new.catalog)
+                app.state.decoder = Decoder(new.catalog, app.state.decoder.future_horizon_us)
                 history = getattr(app.state, "history", None)
                 if history is not None:
                     history.catalog = new.catalog

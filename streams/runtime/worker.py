@@ -17,6 +17,7 @@ gracefully, so that a supervisor restarts it and the batch is redelivered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -28,7 +29,9 @@ from typing import Any, Final, NoReturn
 
 import faust
 import orjson
+from aiokafka.errors import KafkaTimeoutError
 
+from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import BatchResult, Processor, Record
@@ -39,9 +42,10 @@ from streams.runtime.hot_reload import (
     SwitchLog,
     switch_between_batches,
 )
-from streams.runtime.metrics import CONTENT_TYPE, WorkerMetrics
+from streams.runtime.metrics import CONTENT_TYPE, ConsumerLag, WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.state.redis_store import RedisStore, StateConflict, redis_client
+from streams.state.redis_client import redis_client
+from streams.state.redis_store import RedisStore, StateConflict
 
 log = logging.getLogger(__name__)
 
@@ -93,28 +97,79 @@ class BatchHandler:
             [(str(event["leadId"]).encode(), orjson.dumps(event)) for event in result.events],
         )
         if result.dead_letters:
-            keys = {
-                (r.partition, r.offset): e.message.key for r, e in zip(records, events, strict=True)
+            originals = {
+                (r.partition, r.offset): (e.message.key, r)
+                for r, e in zip(records, events, strict=True)
             }
-            await send_all(
-                producer,
-                self.settings.topic_dlq,
-                [
-                    (keys.get((letter["partition"], letter["offset"])), orjson.dumps(letter))
-                    for letter in result.dead_letters
-                ],
-            )
+            await self.send_dead_letters(result.dead_letters, originals)
         for event in events:
             event.ack()
-        metrics = self.metrics
-        metrics.batches.inc()
-        metrics.batch_size.observe(len(records))
-        metrics.activities.labels("accepted").inc(result.accepted)
-        metrics.activities.labels("duplicate").inc(result.duplicates)
-        metrics.activities.labels("redelivered").inc(result.redelivered)
-        metrics.activities.labels("rejected").inc(len(result.dead_letters))
-        metrics.memberships.inc(len(result.events))
-        metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.record_batch(result, [e.message.timestamp for e in events], started)
+
+    async def send_dead_letters(
+        self,
+        letters: Sequence[dict[str, Any]],
+        originals: dict[tuple[int, int], tuple[bytes | None, Record]],
+    ) -> None:
+        """Produce the dead letters, keyed as their records were, and wait for them. A
+        letter the producer or the broker refuses (too large for the topic's
+        max.message.bytes or the producer's request size, or any other error that is not
+        a transient one, `_transient`) is replaced by `minimal_dead_letter`, unkeyed (the
+        key may be what is too large), which names the record's position and why: a
+        poison record never stops the partitions. A transient error (the broker is away)
+        fails the batch as before, to be redelivered; so does a minimal letter that fails
+        too, which means the broker itself is failing."""
+        producer = self.app.producer
+        topic = self.settings.topic_dlq
+        deliveries: list[Any] = []
+        for letter in letters:  # in order, as `send_all` does; each send only appends
+            key = originals[(letter["partition"], letter["offset"])][0]
+            try:
+                deliveries.append(
+                    await producer.send(topic, key, orjson.dumps(letter), None, None, None)
+                )
+            except Exception as exc:  # refused before sending: e.g. larger than allowed
+                deliveries.append(_failed(exc))
+        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+        fallbacks: list[tuple[bytes | None, bytes]] = []
+        for letter, outcome in zip(letters, outcomes, strict=True):
+            if not isinstance(outcome, Exception):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                continue
+            if _transient(outcome):
+                raise outcome
+            record = originals[(letter["partition"], letter["offset"])][1]
+            reason = f"{type(outcome).__name__}: {outcome}"
+            log.warning(
+                "dead letter for %s/%d/%d not sent (%s); sending a minimal one",
+                record.topic,
+                record.partition,
+                record.offset,
+                reason,
+            )
+            rejection = Rejection(letter["error"]["code"], letter["error"]["message"])
+            minimal = minimal_dead_letter(
+                record.value, rejection, record.topic, record.partition, record.offset, reason
+            )
+            fallbacks.append((None, orjson.dumps(minimal)))
+        if fallbacks:
+            await send_all(producer, topic, fallbacks)
+            self.metrics.minimal_dead_letters.inc(len(fallbacks))
+
+
+async def _failed(exc: Exception) -> NoReturn:
+    raise exc
+
+
+def _transient(exc: BaseException) -> bool:
+    """An error of the broker or the connection rather than of the message: a timeout, a
+    lost connection, or anything Kafka calls retriable (Faust wraps errors raised at
+    `send` in ProducerSendError, whose cause is the Kafka error)."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return isinstance(cause, KafkaTimeoutError | TimeoutError | OSError) or bool(
+        getattr(cause, "retriable", False)
+    )
 
 
 def crash_now() -> NoReturn:
@@ -161,7 +216,9 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         producer_request_timeout=3 * settings.session_timeout,
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
-    metrics = WorkerMetrics()
+    metrics = WorkerMetrics(
+        ConsumerLag(settings.bootstrap_servers, settings.app_id, settings.topic_activities)
+    )
     reloader = RulesReloader(
         plan,
         settings,
@@ -172,8 +229,14 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
 
     @app.agent(activities, name="evaluate")
     async def evaluate(stream: Any) -> None:
-        store = RedisStore(redis_client(settings.redis_url), settings.app_id, ttl_ms=0)
-        processor = Processor(plan, store, settings.dedup_horizon_us)
+        store = RedisStore(
+            redis_client(settings.redis_url, cluster=settings.redis_cluster),
+            settings.app_id,
+            ttl_ms=0,
+            wait_replicas=settings.redis_wait_replicas,
+            on_quarantine=lambda *_: metrics.quarantined.inc(),
+        )
+        processor = Processor(plan, store, settings.dedup_horizon_us, settings.limits)
         handler = BatchHandler(app, settings, processor, metrics)
         switches = SwitchLog(store.client, settings.app_id)
         status["ready"] = True
@@ -211,6 +274,6 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.render(), content_type=CONTENT_TYPE)
+        return web.bytes(await metrics.render_async(), content_type=CONTENT_TYPE)
 
     return app

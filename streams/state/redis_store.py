@@ -14,7 +14,8 @@ without activity for that long is forgotten.
 A batch costs two round trips, whatever its number of leads:
 
 1. `load`: one non-transactional pipeline of `HMGET key state ver`, one per lead. A lead
-   not found gets an empty `LeadState` and generation 0. The store remembers each lead's
+   not found gets an empty `LeadState` and generation 0. The state is read by
+   `codec.decode_state` (any format version written so far). The store remembers each lead's
    generation in `_versions` (lead id -> ver), a token that lives from `load` to the
    `save` of the same batch: the `Store` protocol stays as it is, and the dict holds only
    the leads of batches in flight.
@@ -37,6 +38,17 @@ SCRIPT FLUSH) answers NOSCRIPT, and `save` then loads the script and resends onl
 leads: three round trips, once. redis-py's own `Script` in a pipeline would instead ask
 SCRIPT EXISTS before every pipeline, a second round trip on every batch.
 
+A lead whose stored state cannot be read (junk in `state`, a `ver` that is not an integer,
+a key of another Redis type, a format version newer than this code) would otherwise fail
+every batch that touches it, and so stop the worker's partitions for good. `load`
+quarantines it instead: `lua/quarantine.lua` renames the key to
+`<app_id>:quarantine:{<lead_id>}:<unix ms>` (kept, without a new TTL, for someone to look
+at), the store logs one WARNING naming the lead, both keys and the reason, calls
+`on_quarantine`, and the lead goes on from an empty state (generation 0, so its save
+creates the key afresh). If the key changed between the read and the rename (another
+writer saved it), nothing is moved and `load` raises `StateConflict`: the batch is
+evaluated again from a fresh load.
+
 A pipeline that redis-py retries after a connection error may run twice on the server; the
 script recognises its own write (generation + 1 holding the same state) and reports it as
 stored, so a retry is not mistaken for a conflict.
@@ -44,17 +56,27 @@ stored, so a retry is not mistaken for a conflict.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 from importlib.resources import files
 from typing import Any, Final
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from streams.engine.leadstate import LeadState
+from streams.state.codec import UnreadableState, decode_state, encode_state
+from streams.state.redis_client import StateClient, check_replica_acks, queue_replica_waits
+
+log = logging.getLogger(__name__)
 
 SAVE_LEADS_LUA: Final = (files("streams.state") / "lua" / "save_leads.lua").read_text("utf-8")
 """The compare-and-set script; its header documents the key schema."""
+QUARANTINE_LUA: Final = (files("streams.state") / "lua" / "quarantine.lua").read_text("utf-8")
+"""Moves an unreadable lead key aside, unless it changed since it was read."""
+
+OnQuarantine = Callable[[int, bytes, bytes, str], None]
+"""Called with (lead id, key, the key it was moved to, reason) for each quarantined lead."""
 
 _LOAD_FIELDS: Final = (b"state", b"ver")
 
@@ -71,35 +93,36 @@ class StateConflict(Exception):
         )
 
 
-def redis_client(url: str) -> Redis:
-    """A client for the store: bytes replies (the state is JSON bytes), bounded waits so a
-    dead server surfaces as an error instead of a hung worker, and a PING before reusing a
-    connection idle for 30 s (proxies and load balancers drop idle connections). redis-py's
-    default retry (exponential backoff, up to 10 retries) rides out a short failover."""
-    client: Redis = Redis.from_url(
-        url,
-        decode_responses=False,
-        socket_connect_timeout=5.0,
-        socket_timeout=10.0,
-        socket_keepalive=True,
-        health_check_interval=30,
-    )
-    return client
-
-
 def lead_ttl_ms(retention_us: int, dedup_horizon_us: int) -> int:
     """How long a lead's key lives after its last save: the history retention (the plan's,
     which may exceed the setting) plus the dedup horizon, in ms rounded up."""
     return -(-(retention_us + dedup_horizon_us) // 1000)
 
 
+def _generation(ver: bytes | None) -> int:
+    if ver is None:
+        return 0
+    if not ver.isdigit() or len(ver) > 18:
+        raise UnreadableState(f"ver {ver[:40]!r} is not a generation")
+    return int(ver)
+
+
 class RedisStore:
-    """The `Store` over one Redis (or, in principle, a Redis Cluster: see the module doc).
+    """The `Store` over one Redis or a Redis Cluster (`streams.state.redis_client`).
 
     Use it as the pipeline does: `load` a batch's leads, then `save` them; a lead saved
     without having been loaded through this instance is expected not to exist yet."""
 
-    def __init__(self, client: Redis, app_id: str, ttl_ms: int) -> None:
+    def __init__(
+        self,
+        client: StateClient,
+        app_id: str,
+        ttl_ms: int,
+        *,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 5000,
+        on_quarantine: OnQuarantine | None = None,
+    ) -> None:
         if not app_id or "{" in app_id or "}" in app_id:
             raise ValueError(f"app id {app_id!r} must be non-empty, without '{{' or '}}'")
         if ttl_ms < 0:
@@ -107,13 +130,21 @@ class RedisStore:
         self.client = client
         self.app_id = app_id
         self.ttl_ms = ttl_ms
+        self.wait_replicas = wait_replicas
+        """Replicas each master must confirm after a save (WAIT, in the same pipeline)."""
+        self.wait_timeout_ms = wait_timeout_ms
         self._prefix = f"{app_id}:lead:".encode()
         self._script = client.register_script(SAVE_LEADS_LUA)
+        self._quarantine = client.register_script(QUARANTINE_LUA)
+        self.on_quarantine = on_quarantine
         self._versions: dict[int, int] = {}
         """Lead id -> generation loaded (0: not found), from `load` until `save`."""
 
     def key(self, lead_id: int) -> bytes:
         return b"%s{%d}" % (self._prefix, lead_id)
+
+    def quarantine_key(self, lead_id: int, unix_ms: int) -> bytes:
+        return b"%s:quarantine:{%d}:%d" % (self.app_id.encode(), lead_id, unix_ms)
 
     async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
         ids = list(lead_ids)
@@ -122,24 +153,51 @@ class RedisStore:
         async with self.client.pipeline(transaction=False) as pipe:
             for lead_id in ids:
                 pipe.hmget(self.key(lead_id), _LOAD_FIELDS)
-            replies: list[list[bytes | None]] = await pipe.execute()
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
         out: dict[int, LeadState] = {}
         versions = self._versions
-        for lead_id, (raw, ver) in zip(ids, replies, strict=True):
-            if raw is None:
-                out[lead_id] = LeadState()
-                versions[lead_id] = 0
+        for lead_id, reply in zip(ids, replies, strict=True):
+            if isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE"):
+                await self._set_aside(lead_id, b"", "the key is not a hash")
+            elif isinstance(reply, Exception):
+                raise reply
             else:
-                out[lead_id] = LeadState.from_json(raw)
-                versions[lead_id] = int(ver) if ver is not None else 0
+                raw, ver = reply
+                try:
+                    generation = _generation(ver)
+                    state = LeadState() if raw is None else decode_state(raw)
+                except UnreadableState as exc:
+                    await self._set_aside(lead_id, ver or b"", str(exc))
+                else:
+                    out[lead_id] = state
+                    versions[lead_id] = generation
+                    continue
+            out[lead_id] = LeadState()
+            versions[lead_id] = 0
         return out
+
+    async def _set_aside(self, lead_id: int, ver: bytes, reason: str) -> None:
+        """Quarantine one lead's key (module doc); `StateConflict` if it changed since."""
+        key = self.key(lead_id)
+        moved_to = self.quarantine_key(lead_id, time.time_ns() // 1_000_000)
+        if not await self._quarantine(keys=[key, moved_to], args=[ver]):
+            raise StateConflict([lead_id])
+        log.warning(
+            "lead %d: state at %s cannot be read (%s); moved to %s, the lead starts afresh",
+            lead_id,
+            key.decode(),
+            reason,
+            moved_to.decode(),
+        )
+        if self.on_quarantine is not None:
+            self.on_quarantine(lead_id, key, moved_to, reason)
 
     async def save(self, states: Mapping[int, LeadState]) -> None:
         if not states:
             return
         versions = self._versions
         calls = [
-            (lead_id, self.key(lead_id), versions.get(lead_id, 0), state.to_json())
+            (lead_id, self.key(lead_id), versions.get(lead_id, 0), encode_state(state))
             for lead_id, state in states.items()
         ]
         replies = await self._run(calls)
@@ -162,11 +220,19 @@ class RedisStore:
             raise StateConflict(conflicts)
 
     async def _run(self, calls: list[tuple[int, bytes, int, bytes]]) -> list[Any]:
-        """One round trip: EVALSHA per lead; errors come back in the list, not raised."""
+        """One round trip: EVALSHA per lead (then the replicas' WAITs, if asked); script
+        errors come back in the list, not raised. `execute_command` rather than `evalsha`:
+        redis-py's cluster pipeline refuses its `evalsha` method (a script's keys could
+        span slots), while each of these names one key."""
         sha = self._script.sha
         ttl = self.ttl_ms
         async with self.client.pipeline(transaction=False) as pipe:
             for _, key, ver, state in calls:
-                pipe.evalsha(sha, 1, key, ver, state, ttl)
+                pipe.execute_command("EVALSHA", sha, 1, key, ver, state, ttl)
+            masters = queue_replica_waits(
+                pipe, self.client, (c[1] for c in calls), self.wait_replicas, self.wait_timeout_ms
+            )
             replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return replies
+        if masters:
+            check_replica_acks(masters, replies[len(calls) :], self.wait_replicas)
+        return replies[: len(calls)]

@@ -7,6 +7,7 @@ fails them under `CI=true`, where a silently skipped suite would pass for the wr
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from typing import NoReturn
 
@@ -17,6 +18,7 @@ import redis.exceptions
 from streams.devstack.kafka import KafkaBroker
 from streams.devstack.process import ServiceError
 from streams.devstack.redis import RedisServer
+from streams.devstack.redis_cluster import RedisClusterStack
 
 
 def _unavailable(what: str, exc: BaseException) -> NoReturn:
@@ -88,3 +90,20 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterStack]:
+    """A Redis Cluster shared by the session: three masters with a replica each, in
+    cluster mode, on free ports (each node's bus on its port + 10000). Tests keep apart by
+    key prefix; a test that kills nodes starts a cluster of its own."""
+    cluster = RedisClusterStack()
+    try:
+        cluster.start()
+    except (ServiceError, OSError, subprocess.SubprocessError) as exc:
+        cluster.close()
+        _unavailable("Redis Cluster (redis-server --cluster-enabled yes)", exc)
+    try:
+        yield cluster
+    finally:
+        cluster.close()

@@ -17,7 +17,8 @@ from streams.engine.activity import Activity, Decoder
 from streams.engine.compiler import load_plan
 from streams.engine.evaluator import Engine
 from streams.engine.leadstate import LeadState
-from streams.state.redis_store import RedisStore, redis_client
+from streams.state.redis_client import redis_client
+from streams.state.redis_store import RedisStore
 from tests.integration.test_api import RULES, Api, api_settings, error_code, start_api
 from tests.unit.test_explain import HISTORY
 

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
+import orjson
 import pytest
 import redis
 from hypothesis import given, settings
@@ -19,13 +20,14 @@ from redis.crc import key_slot
 
 from streams.devstack.redis import RedisServer
 from streams.engine.leadstate import LeadState
+from streams.state.codec import FORMAT_VERSION, encode_state
 from streams.state.memory import MemoryStore
+from streams.state.redis_client import StateClient, redis_client
 from streams.state.redis_store import (
     SAVE_LEADS_LUA,
     RedisStore,
     StateConflict,
     lead_ttl_ms,
-    redis_client,
 )
 from streams.state.store import Store
 
@@ -69,13 +71,14 @@ class MemoryHarness:
 
 
 class RedisHarness:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cluster: bool = False) -> None:
         self.url = url
+        self.cluster = cluster
         self.app_id = fresh_app_id()
-        self.clients: list[Redis] = []
+        self.clients: list[StateClient] = []
 
     async def open(self) -> RedisStore:
-        client = redis_client(self.url)
+        client = redis_client(self.url, cluster=self.cluster)
         self.clients.append(client)
         return RedisStore(client, self.app_id, TTL_MS)
 
@@ -84,11 +87,15 @@ class RedisHarness:
             await client.aclose()
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
+@pytest.fixture(scope="module", params=["memory", "redis", "redis-cluster"])
 def make_harness(request: pytest.FixtureRequest) -> Callable[[], Harness]:
-    """Module-scoped so that hypothesis may call it once per example."""
+    """Module-scoped so that hypothesis may call it once per example. `redis-cluster`:
+    the same contract through the cluster client, on three masters with replicas."""
     if request.param == "memory":
         return MemoryHarness
+    if request.param == "redis-cluster":
+        seed: str = request.getfixturevalue("redis_cluster").url
+        return lambda: RedisHarness(seed, cluster=True)
     url: str = request.getfixturevalue("redis_url")
     return lambda: RedisHarness(url)
 
@@ -147,7 +154,9 @@ def sample_state(n: int) -> LeadState:
 def assert_same(got: Mapping[int, LeadState], want: Mapping[int, LeadState]) -> None:
     """Equal, and equal as JSON too: `==` alone takes True for 1 and 1.0 for 1."""
     assert got == want
-    assert {k: v.to_json() for k, v in got.items()} == {k: v.to_json() for k, v in want.items()}
+    assert {k: encode_state(v) for k, v in got.items()} == {
+        k: encode_state(v) for k, v in want.items()
+    }
 
 
 # --- the contract ------------------------------------------------------------------------
@@ -318,7 +327,7 @@ def test_key_schema_ttl_and_generation(redis_url: str) -> None:
         assert key_slot(key) == key_slot(b"42"), "the lead id is the cluster hash tag"
         assert admin.type(key) == b"hash"
         stored = admin.hgetall(key)
-        assert stored == {b"state": sample_state(42).to_json(), b"ver": b"2"}
+        assert stored == {b"state": encode_state(sample_state(42)), b"ver": b"2"}
         assert 0 < admin.pttl(key) <= TTL_MS
     finally:
         admin.close()
@@ -424,6 +433,149 @@ def test_a_retried_save_is_not_a_conflict(redis_url: str) -> None:
             await client.aclose()
 
     run(main())
+
+
+CORRUPTIONS: dict[str, Callable[[redis.Redis, bytes], object]] = {
+    "junk state": lambda admin, key: admin.hset(key, mapping={"state": b"junk", "ver": b"3"}),
+    "junk without ver": lambda admin, key: admin.hset(key, "state", b"{not json"),
+    "newer format": lambda admin, key: admin.hset(
+        key, mapping={"state": b'{"v": 99, "h": {}}', "ver": b"1"}
+    ),
+    "wrong shape": lambda admin, key: admin.hset(
+        key, mapping={"state": b'{"h": [], "f": {}, "r": {}, "s": {}, "m": null}', "ver": b"1"}
+    ),
+    "ver not a number": lambda admin, key: admin.hset(
+        key, mapping={"state": encode_state(sample_state(1)), "ver": b"x"}
+    ),
+    "a string key": lambda admin, key: admin.set(key, b"hello"),
+    "a list key": lambda admin, key: admin.rpush(key, b"a", b"b"),
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_unreadable_state_is_quarantined_and_the_lead_starts_afresh(
+    redis_url: str, corruption: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key moves to <app>:quarantine:{lead}:<ms> untouched, once, with one WARNING
+    naming the lead and both keys; the other leads of the batch load as they were, and
+    the quarantined lead saves and loads again like a new one."""
+    app_id = fresh_app_id()
+    admin = redis.Redis.from_url(redis_url)
+    key = f"{app_id}:lead:{{4000}}".encode()
+    quarantined: list[tuple[int, bytes, bytes, str]] = []
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        try:
+            store = RedisStore(
+                client, app_id, TTL_MS, on_quarantine=lambda *a: quarantined.append(a)
+            )
+            states = await store.load([1])
+            states[1] = sample_state(1)
+            await store.save(states)
+            before = admin.dump(key) if admin.exists(key) else None
+            assert before is None
+            CORRUPTIONS[corruption](admin, key)
+            dumped = admin.dump(key)
+
+            with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+                states = await store.load([1, 4000])
+            assert states[4000] == LeadState()
+            assert states[1] == sample_state(1)
+            assert len(quarantined) == 1
+            lead_id, from_key, moved_to, reason = quarantined[0]
+            assert (lead_id, from_key) == (4000, key)
+            assert moved_to.startswith(f"{app_id}:quarantine:{{4000}}:".encode())
+            assert key_slot(moved_to) == key_slot(key)
+            assert admin.exists(key) == 0
+            assert admin.dump(moved_to) == dumped, "moved aside as it was"
+            [record] = [r for r in caplog.records if r.name == "streams.state.redis_store"]
+            assert "lead 4000" in record.getMessage()
+            assert key.decode() in record.getMessage()
+            assert moved_to.decode() in record.getMessage()
+            assert reason in record.getMessage()
+
+            states[4000].fields["after"] = "yes"
+            await store.save(states)
+            again = await store.load([4000])
+            assert again[4000].fields == {"after": "yes"}
+            assert len(quarantined) == 1, "quarantined once"
+            await store.save(again)
+            admin.delete(moved_to)
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.close()
+
+
+def test_a_version_1_state_in_redis_loads_and_is_saved_back_as_the_current_version(
+    redis_url: str,
+) -> None:
+    """Wave 1 wrote the state without a version: a lead stored then reads unchanged, no
+    quarantine, and its next save writes the current version."""
+    app_id = fresh_app_id()
+    admin = redis.Redis.from_url(redis_url)
+    key = f"{app_id}:lead:{{11}}".encode()
+    v1 = orjson.loads(encode_state(sample_state(11)))
+    del v1["v"]
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        quarantined: list[object] = []
+        try:
+            store = RedisStore(client, app_id, TTL_MS, on_quarantine=quarantined.append)
+            admin.hset(key, mapping={"state": orjson.dumps(v1), "ver": b"7"})
+            states = await store.load([11])
+            assert states[11] == sample_state(11)
+            await store.save(states)
+            assert admin.hgetall(key) == {b"state": encode_state(sample_state(11)), b"ver": b"8"}
+            assert orjson.loads(admin.hget(key, "state"))["v"] == FORMAT_VERSION
+            assert quarantined == []
+            admin.delete(key)
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.close()
+
+
+def test_quarantine_does_not_move_a_state_saved_since_it_was_read(redis_url: str) -> None:
+    """Between the read of a junk state and its rename, another writer saves the lead: the
+    good state stays where it is and `load` says StateConflict (evaluate again)."""
+    app_id = fresh_app_id()
+    admin = redis.Redis.from_url(redis_url)
+    key = f"{app_id}:lead:{{9}}".encode()
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS)
+            admin.hset(key, mapping={"state": b"junk", "ver": b"4"})
+            real_set_aside = store._quarantine
+
+            async def save_first(*args: Any, **kwargs: Any) -> Any:
+                admin.hset(key, mapping={"state": encode_state(sample_state(9)), "ver": b"5"})
+                return await real_set_aside(*args, **kwargs)
+
+            store._quarantine = save_first  # type: ignore[assignment]
+            with pytest.raises(StateConflict):
+                await store.load([9])
+            store._quarantine = real_set_aside
+            assert (await store.load([9]))[9] == sample_state(9)
+            assert list(admin.scan_iter(match=f"{app_id}:quarantine:*")) == []
+            admin.delete(key)
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.close()
 
 
 @pytest.mark.parametrize("how", ["restart", "kill"])

@@ -732,3 +732,146 @@ def test_activity_date_outside_utc_range_is_invalid(decoder, date):
 )
 def test_json_integers_beyond_int64_are_invalid_like_their_strings(decoder, record):
     assert rejected(decoder, record).code == INVALID_VALUE
+
+
+# --- limits (README "Poison inputs and limits") ---------------------------------------------
+
+
+def attribute(api_name: str, value: object) -> dict[str, object]:
+    return {"apiName": api_name, "value": value}
+
+
+AT_THE_LIMIT = [
+    pytest.param(conference(primaryAttributeValue="p" * 255), id="primary-255"),
+    pytest.param(conference(attributes=[attribute("track", "t" * 65_535)]), id="text-65535"),
+    pytest.param(conference(attributes=[attribute("track", "é" * 65_535)]), id="text-65535-2b"),
+    pytest.param(
+        minimal(100002, primaryAttributeValue=1, attributes=[attribute("branch", "b" * 255)]),
+        id="string-attribute-255",
+    ),
+    pytest.param(conference(marketoGUID="g" * 255), id="guid-255"),
+    pytest.param(conference(marketoGUID=None, id="i" * 255), id="id-255"),
+    pytest.param(
+        conference(attributes=[attribute("numberOfAttendees", 7)] * 50),
+        id="50-attributes",
+    ),
+    pytest.param(
+        minimal(13, fields=[{"name": f"f{n}", "newValue": "v"} for n in range(100)]),
+        id="100-field-changes",
+    ),
+    pytest.param(
+        minimal(13, fields=[{"name": "n" * 255, "newValue": "v" * 65_535}]),
+        id="field-name-255-value-65535",
+    ),
+]
+
+
+@pytest.mark.parametrize("record", AT_THE_LIMIT)
+def test_values_at_the_limits_are_accepted(decoder, record):
+    accepted(decoder, record)
+
+
+OVER_THE_LIMIT = [
+    pytest.param(
+        conference(primaryAttributeValue="p" * 256), "primaryAttributeValue", id="primary-256"
+    ),
+    pytest.param(
+        conference(primaryAttributeValue="p" * 100_000), "100000 characters", id="primary-100k"
+    ),
+    pytest.param(
+        conference(attributes=[attribute("track", "t" * 65_536)]), "'track'", id="text-65536"
+    ),
+    pytest.param(
+        conference(attributes=[attribute("contactEmail", "a" * 250 + "@b.example")]),
+        "'contactEmail'",
+        id="email-over-255",
+    ),
+    pytest.param(
+        minimal(100002, primaryAttributeValue=1, attributes=[attribute("branch", "b" * 256)]),
+        "'branch'",
+        id="string-attribute-256",
+    ),
+    pytest.param(
+        minimal(1, primaryAttributeValue="https://x.example/" + "p" * 300),
+        "Webpage",
+        id="std-primary",
+    ),
+    pytest.param(conference(marketoGUID="g" * 256), "marketoGUID/id", id="guid-256"),
+    pytest.param(conference(marketoGUID=None, id="i" * 256), "marketoGUID/id", id="id-256"),
+    pytest.param(
+        conference(attributes=[attribute("numberOfAttendees", 7)] * 51),
+        "51 entries",
+        id="51-attributes",
+    ),
+    pytest.param(
+        minimal(13, fields=[{"name": f"f{n}", "newValue": "v"} for n in range(101)]),
+        "101 entries",
+        id="101-field-changes",
+    ),
+    pytest.param(
+        minimal(13, fields=[{"name": "n" * 256, "newValue": "v"}]),
+        "fields[0].name",
+        id="field-name-256",
+    ),
+    pytest.param(
+        minimal(12, fields=[{"name": "note", "newValue": "v" * 65_536}]),
+        "newValue",
+        id="field-value-65536",
+    ),
+    pytest.param(
+        conference(attributes=[attribute("track", "t" * 60_000)] * 9),
+        "bytes long",
+        id="record-size",
+    ),
+]
+
+
+@pytest.mark.parametrize(("record", "named"), OVER_THE_LIMIT)
+def test_values_over_the_limits_are_invalid_values(decoder, record, named):
+    rejection = rejected(decoder, record)
+    assert rejection.code == INVALID_VALUE, rejection
+    assert named in rejection.message
+    assert len(rejection.message) < 300, "the message does not copy the value"
+
+
+def test_an_unknown_attribute_name_is_cut_in_the_message(decoder):
+    rejection = rejected(decoder, conference(attributes=[attribute("x" * 100_000, 1)]))
+    assert rejection.code == UNKNOWN_ATTRIBUTE
+    assert len(rejection.message) < 200
+
+
+NOW = utc_us(2026, 9, 26, 12)
+
+
+@pytest.mark.parametrize(
+    ("date", "ok"),
+    [
+        ("2026-09-27T12:00:00Z", True),  # exactly one day ahead
+        ("2026-09-27T13:59:59+02:00", True),
+        ("2026-09-27T12:00:00.000001Z", False),
+        ("2026-10-01T00:00:00Z", False),
+        ("9999-12-31T23:59:59Z", False),
+        ("1970-01-01T00:00:00Z", True),  # the past is history, not an outlier
+    ],
+)
+def test_dates_beyond_the_future_horizon_are_invalid_values(decoder, date, ok):
+    raw = json.dumps(conference(activityDate=date)).encode()
+    result = decoder.decode(raw, "activities/0/1", NOW)
+    if ok:
+        assert isinstance(result, Activity), result
+    else:
+        assert isinstance(result, Rejection)
+        assert result.code == INVALID_VALUE
+        assert (
+            "more than 1 day ahead of the processing clock (2026-09-26T12:00:00" in result.message
+        )
+    assert isinstance(decoder.decode(raw, "activities/0/1"), Activity), "no clock, no horizon"
+
+
+def test_the_future_horizon_is_the_decoders(decoder):
+    hourly = Decoder(decoder.catalog, 3_600 * US)
+    raw = json.dumps(conference(activityDate="2026-09-26T13:00:01Z")).encode()
+    rejection = hourly.decode(raw, "p", NOW)
+    assert isinstance(rejection, Rejection)
+    assert "more than 1 hour ahead" in rejection.message
+    assert isinstance(decoder.decode(raw, "p", NOW), Activity)

@@ -22,7 +22,7 @@ from streams.pipeline import BatchResult, Processor, Record
 from streams.state.memory import MemoryStore
 
 BASE = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-NOW_US = datetime_to_us(datetime(2026, 9, 1, tzinfo=UTC))
+NOW_US = datetime_to_us(datetime(2027, 1, 1, tzinfo=UTC))
 """Processing time: fixed, a while after every activity date used here."""
 
 ATTEND_TYPE = """\

@@ -1,0 +1,172 @@
+"""The bounds on what one lead's state may hold, applied after each activity, and the other
+limits a processor is built with.
+
+Why after each activity, by the pipeline: the backtest and the workers then cut a state at
+the same points whatever their batch sizes, so they keep deciding alike. What happens at a
+bound (each is a `Limits` field and a setting; the README's "Poison inputs and limits"):
+
+- history over `max_history` entries or `max_history_bytes` bytes (all types together;
+  `entry_bytes`, an entry's JSON, is the measure): the oldest entries by activity date
+  (ties: type id, then processing order) are dropped until it is back to 15/16 of both
+  bounds, so a lead at a bound pays for the sort once per 1/16 of it, not per activity.
+  Filters then count only what is kept, as for entries older than the retention.
+- `seen` over `max_seen` identities: the oldest processed are forgotten, down to 15/16 (as
+  the deduplication horizon does): a copy of one of them, read later, counts again.
+- `fields` over `max_fields` names or `max_fields_chars` characters (names and values):
+  the names added most recently (the last in the dict's order) are dropped until it is
+  within both; the others go on changing. Checked only after a field change (types 12
+  and 13), the only activities that touch `fields`.
+
+Sizes are memoised in `LeadState.sizes`: per type id (entries, bytes, last entry), and
+the totals under `_TOTAL`. An activity changes only its own type's list (appended at the
+end, then filtered by the retention) or erases them all, so `enforce` given the type
+updates that type's memo and the totals: the list is unchanged if its count and last entry
+(the object) are, only appended to if it grew by one and the memo's last entry is now the
+one before the last, else counted afresh. Whatever else edits history (`drop_future`,
+`_trim_history`) clears the memo; an empty memo, or no type given, counts every type
+afresh (a lead's first activity in a batch, for the Redis store). A lead pays O(1) per
+activity, plus O(entries of a type) when that type was pruned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+
+from streams.engine.activity import DEAD_LETTER_RECORD_MAX_BYTES, DEFAULT_FUTURE_HORIZON_US
+from streams.engine.leadstate import HistoryEntry, LeadState
+
+_TOTAL: Final = -1
+"""The key of the totals (entries, bytes, None) in `LeadState.sizes` (type ids are > 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    future_horizon_us: int = DEFAULT_FUTURE_HORIZON_US
+    """How far ahead of the processing clock an `activityDate` may be."""
+    max_history: int = 20_000
+    max_history_bytes: int = 16_777_216
+    max_seen: int = 50_000
+    max_fields: int = 500
+    max_fields_chars: int = 1_000_000
+    dead_letter_record_max_bytes: int = DEAD_LETTER_RECORD_MAX_BYTES
+
+
+def entry_bytes(entry: HistoryEntry) -> int:
+    """The measure of one history entry: the length of its JSON, as it is stored."""
+    return len(orjson.dumps(entry))
+
+
+def enforce(
+    state: LeadState, limits: Limits, type_id: int | None = None, fields_changed: bool = True
+) -> None:
+    """Bring `state` within `limits` (module doc) after an activity of `type_id` (None:
+    look at every type); O(1) when it is within them. `fields_changed` False skips the
+    fields, which only types 12 and 13 change."""
+    if len(state.seen) > limits.max_seen:
+        seen = state.seen
+        for identity in list(seen)[: len(seen) - _target(limits.max_seen)]:
+            del seen[identity]
+    if fields_changed and state.fields:
+        _bound_fields(state.fields, limits)
+    entries, size = _history_size(state, type_id)
+    if entries > limits.max_history or size > limits.max_history_bytes:
+        _trim_history(state, _target(limits.max_history), _target(limits.max_history_bytes))
+
+
+def _history_size(state: LeadState, type_id: int | None) -> tuple[int, int]:
+    """(entries, bytes) of the whole history, through the memo (module doc)."""
+    sizes = state.sizes
+    history = state.history
+    total = sizes.get(_TOTAL)
+    if not history:
+        sizes.clear()
+        return 0, 0
+    if total is None or type_id is None:
+        sizes.clear()
+        count = size = 0
+        for key, entries in history.items():
+            counted = (
+                len(entries),
+                sum(map(entry_bytes, entries)),
+                entries[-1] if entries else None,
+            )
+            sizes[key] = counted
+            count += counted[0]
+            size += counted[1]
+        sizes[_TOTAL] = (count, size, None)
+        return count, size
+    kept = history.get(type_id)
+    if kept is None:
+        return total[0], total[1]
+    count = len(kept)
+    last = kept[-1] if kept else None
+    memo = sizes.get(type_id)
+    if memo is not None and memo[0] == count and memo[2] is last:
+        return total[0], total[1]
+    if memo is not None and count == memo[0] + 1 and (count == 1 or kept[-2] is memo[2]):
+        new = (count, memo[1] + entry_bytes(kept[-1]), last)
+    else:
+        new = (count, sum(map(entry_bytes, kept)), last)
+    old_count, old_size = (memo[0], memo[1]) if memo is not None else (0, 0)
+    sizes[type_id] = new
+    totals = (total[0] + new[0] - old_count, total[1] + new[1] - old_size, None)
+    sizes[_TOTAL] = totals
+    return totals[0], totals[1]
+
+
+def drop_future(state: LeadState, limit_us: int) -> None:
+    """Forget history dated after `limit_us` (the processing clock plus the future
+    horizon) and lower `max_ts` to what is left. The decoder refuses such dates now; this
+    repairs states stored before it did, where one far-future date would otherwise drive
+    the pruning of the lead's history forever. O(1) unless there is something to repair."""
+    if state.max_ts is None or state.max_ts <= limit_us:
+        return
+    latest: int | None = None
+    for entries in state.history.values():
+        if any(e[0] > limit_us for e in entries):
+            entries[:] = [e for e in entries if e[0] <= limit_us]
+            state.sizes.clear()
+        for entry in entries:
+            if latest is None or entry[0] > latest:
+                latest = entry[0]
+    state.max_ts = latest
+
+
+def _bound_fields(fields: dict[str, str], limits: Limits) -> None:
+    names = list(fields)
+    chars = sum(len(name) + len(value) for name, value in fields.items())
+    while names and (len(names) > limits.max_fields or chars > limits.max_fields_chars):
+        name = names.pop()
+        chars -= len(name) + len(fields.pop(name))
+
+
+def _target(bound: int) -> int:
+    return bound - bound // 16
+
+
+def _trim_history(state: LeadState, max_entries: int, max_bytes: int) -> None:
+    history = state.history
+    order = sorted(
+        (entry[0], type_id, index, entry_bytes(entry))
+        for type_id, entries in history.items()
+        for index, entry in enumerate(entries)
+    )
+    entries_left = len(order)
+    bytes_left = sum(item[3] for item in order)
+    dropped: dict[int, set[int]] = {}
+    for _, type_id, index, size in order:
+        if entries_left <= max_entries and bytes_left <= max_bytes:
+            break
+        dropped.setdefault(type_id, set()).add(index)
+        entries_left -= 1
+        bytes_left -= size
+    for type_id, indexes in dropped.items():
+        entries = history[type_id]
+        entries[:] = [e for i, e in enumerate(entries) if i not in indexes]
+    state.sizes.clear()
+
+
+DEFAULT_LIMITS: Final = Limits()
