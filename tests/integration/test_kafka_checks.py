@@ -47,6 +47,9 @@ def run(command: str, **settings: str) -> tuple[int, list[str], float]:
         "STREAMS_API_PORT": str(free_port()),
         "STREAMS_WEB_PORT": str(free_port()),
         "STREAMS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        # Topics of its own: the session's broker holds other tests' topics.
+        "STREAMS_TOPIC_MEMBERSHIPS": f"checks-memberships-{uuid.uuid4().hex[:8]}",
+        "STREAMS_TOPIC_DLQ": f"checks-dlq-{uuid.uuid4().hex[:8]}",
         **settings,
     }
     argv = [sys.executable, "-m", "streams", *COMMANDS[command]]
