@@ -1,7 +1,7 @@
 """Pass-through throughput: Faust agents (per-event, take_events, noack_take) vs raw aiokafka.
 
-    .venv/bin/python bench/passthrough.py --broker kafka --records 200000
-    .venv/bin/python bench/passthrough.py --broker tansu --variants take,raw
+    .venv/bin/python bench/passthrough.py --records 200000
+    .venv/bin/python bench/passthrough.py --variants take,raw
     .venv/bin/python bench/passthrough.py --bootstrap HOST:PORT --set broker_commit_every=10000
 
 The parent starts a broker (or uses --bootstrap), creates `in` (4 partitions) and one
@@ -11,7 +11,8 @@ pre-loads N ~250-byte JSON records keyed by lead id into `in` with kafka-python,
 for each variant starts a worker in a subprocess (`passthrough.py worker <variant>`)
 with a fresh consumer group. The worker decodes each record (orjson), re-encodes it and
 produces it to its output topic, committing offsets. The parent counts the output topic
-until N records arrived (end offsets are not used: Tansu's are wrong). The rate is N over
+until N records arrived (not the end offsets: some Kafka-compatible brokers report them
+wrong). The rate is N over
 the time from the first output record to the last, so the group join is excluded; the
 join delay (worker spawn to first output record) is printed apart, and so are the rate
 from the output records' own timestamps and the worker's SIGTERM shutdown time.
@@ -49,7 +50,6 @@ if str(REPO) not in sys.path:
 
 from streams.devstack.kafka import KafkaBroker, create_topics  # noqa: E402
 from streams.devstack.process import ManagedProcess  # noqa: E402
-from streams.devstack.tansu import TansuBroker  # noqa: E402
 from streams.runtime import faust_app  # noqa: E402
 
 PARTITIONS = 4
@@ -224,10 +224,8 @@ def parent(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if args.bootstrap:
             bootstrap, name = args.bootstrap, f"broker at {args.bootstrap}"
-        elif args.broker == "kafka":
-            bootstrap, name = stack.enter_context(KafkaBroker()).bootstrap, "Apache Kafka 3.9"
         else:
-            bootstrap, name = stack.enter_context(TansuBroker()).bootstrap, "Tansu"
+            bootstrap, name = stack.enter_context(KafkaBroker()).bootstrap, "Apache Kafka 3.9"
         if args.keep_logs:
             logdir = Path(tempfile.mkdtemp(prefix="bench-passthrough-"))
         else:
@@ -478,7 +476,6 @@ def main(argv: list[str] | None = None) -> int:
         q.add_argument(
             "--set", action="append", default=[], metavar="KEY=VALUE", help="Faust setting"
         )
-    p.add_argument("--broker", choices=("kafka", "tansu"), default="kafka")
     p.add_argument("--bootstrap", help="use this running broker instead of starting one")
     p.add_argument("--records", type=int, default=200_000)
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=" ".join(ALL_VARIANTS))

@@ -3,7 +3,7 @@ and, in the same run on the same broker, its peers (a Quix Streams application w
 per-lead state, pass-through variants) and the ratios.
 
     .venv/bin/pip install -e '.[bench]'     # the Quix Streams peers
-    .venv/bin/python bench/stream.py [--broker kafka|tansu] [--records 100000] [--leads 2000]
+    .venv/bin/python bench/stream.py [--records 100000] [--leads 2000]
 
 1. throughput: N sample activities (the sample rules/, the stream `python -m streams sample`
    makes) are written to a fresh topic first; then a worker starts, and the rate is read
@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 from bench import passthrough  # noqa: E402
 from streams.devstack.kafka import KafkaBroker, create_topics  # noqa: E402
 from streams.devstack.redis import RedisServer  # noqa: E402
-from streams.devstack.tansu import TansuBroker  # noqa: E402
 from streams.devstack.worker import WorkerProcess  # noqa: E402
 from streams.samples import sample_activities  # noqa: E402
 
@@ -218,7 +217,6 @@ def latency(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--broker", choices=["kafka", "tansu"], default="kafka")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--leads", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=20.0, help="each latency phase's length")
@@ -246,10 +244,10 @@ def main() -> int:
     lines = [orjson.dumps(a) for a in sample_activities(args.records, args.leads, seed=3)]
     with contextlib.ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-stream-")))
-        broker = stack.enter_context(KafkaBroker() if args.broker == "kafka" else TansuBroker())
+        broker = stack.enter_context(KafkaBroker())
         redis_url = stack.enter_context(RedisServer()).url
         print(
-            f"broker: {args.broker} at {broker.bootstrap}; {len(lines):,} sample activities "
+            f"broker: Apache Kafka at {broker.bootstrap}; {len(lines):,} sample activities "
             f"over {args.leads:,} leads",
             flush=True,
         )

@@ -9,7 +9,7 @@
 #   inline when it completes without suspending (~2x). Also, `faust.Worker` with a
 #   WARNING+ loglevel sets the root logger to DEBUG for its terminal spinner, so every
 #   `logger.debug()` in faust/aiokafka builds a record: `run_worker` turns it off.
-#   Pass-through, 200k records, 2 shared cores, records/s on Kafka 3.9 | Tansu: per-event
+#   Pass-through, 200k records, 2 shared cores, records/s, Kafka 3.9 | Tansu (gone): per-event
 #   `await out.send` 1.9-2.3k | 1.5k; take_events 2.8-4.1k | 3.1k; noack_take 2.9-3.4k |
 #   3.4k; noack_take + fast_drain 6.6-6.9k | 7.9k; raw aiokafka getmany+send_batch 50-58k
 #   | 71k (bench/passthrough.py).

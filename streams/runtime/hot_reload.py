@@ -190,14 +190,12 @@ async def switch_between_batches(
     handler: Any, reloader: RulesReloader, switches: SwitchLog, events: Sequence[Any]
 ) -> None:
     """The worker's hook, before a batch: put the newest plan in force (a new `Processor`
-    over the same store; `poll` may also have run on the worker's timer, between batches),
-    then record the version each partition of the batch starts with."""
-    reloader.poll()
-    old = handler.processor
-    if old.plan is not reloader.plan:
-        handler.processor = Processor(
-            reloader.plan, old.store, old.engine.dedup_horizon_us, old.limits
-        )
+    over the same store; the worker's timer polls the directory in a thread, and only
+    replaces `reloader.plan`, so a batch never sees two plans), then record the version
+    each partition of the batch starts with."""
+    old, plan = handler.processor, reloader.plan  # read once: the timer's thread may swap it
+    if old.plan is not plan:
+        handler.processor = Processor(plan, old.store, old.engine.dedup_horizon_us, old.limits)
     await switches.record([e.message for e in events], handler.processor.plan.rules_version)
 
 
