@@ -185,10 +185,10 @@ class WorkerSettings(KafkaSettings):
         description="Most records evaluated as one batch (one Redis round trip each way).",
     )
     batch_wait: float = Field(
-        0.05,
-        gt=0,
-        description="Seconds a batch waits to fill before it is evaluated: the latency paid "
-        "for fewer, larger batches.",
+        0.0,
+        ge=0,
+        description="Seconds a fetched batch smaller than the batch size waits for more "
+        "fetched records before it is evaluated; 0 evaluates each fetch at once.",
     )
     session_timeout: float = Field(
         10.0,

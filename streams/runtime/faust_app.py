@@ -48,7 +48,7 @@
 """Faust `App` settings, app factory and worker runner for a fast consumer+producer worker.
 
 Supported: faust-streaming 0.15.x (pinned in pyproject.toml); the Faust internals that
-`fast_drain` relies on are checked by tests/unit/test_faust_internals.py."""
+`fast_drain` and `batch_drain` rely on are checked by tests/unit/test_faust_internals.py."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ from typing import Any, NoReturn
 
 import faust
 
+from streams.runtime.batch_drain import BatchDrainTransport
 from streams.runtime.fast_drain import FastDrainTransport
 
 # `noack_take` batch: large enough to amortise per-batch work (one Redis round trip, one
@@ -144,15 +145,22 @@ def create_app(
     *,
     datadir: str | Path,
     fast_drain: bool = False,
+    batch_drain: bool = False,
     **overrides: Any,
 ) -> faust.App:
     """A new `faust.App` (the id is also the consumer group) with `fast_app_settings`
     and `overrides`; no I/O until a worker starts it. Define topics and agents on the
-    returned app. `fast_drain` swaps in `FastDrainConsumer`."""
+    returned app. `fast_drain` swaps in `FastDrainConsumer` (per-event Stream, delivered
+    inline); `batch_drain` swaps in `BatchDrainConsumer` (whole fetches to the agent via
+    `batch_consumer(app).next_batch`, the Stream never fed)."""
+    if fast_drain and batch_drain:
+        raise ValueError("fast_drain and batch_drain are two consumption paths: choose one")
     app = faust.App(app_id, **{**fast_app_settings(bootstrap, datadir=datadir), **overrides})
+    # Before anything touches `app.transport` (app.topic, agents): it is created lazily.
     if fast_drain:
-        # Before anything touches `app.transport` (app.topic, agents): it is created lazily.
         app.transport = FastDrainTransport(app.conf.broker_consumer, app)
+    if batch_drain:
+        app.transport = BatchDrainTransport(app.conf.broker_consumer, app)
     return app
 
 

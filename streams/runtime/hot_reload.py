@@ -187,7 +187,7 @@ class RulesReloader:
 
 
 async def switch_between_batches(
-    handler: Any, reloader: RulesReloader, switches: SwitchLog, events: Sequence[Any]
+    handler: Any, reloader: RulesReloader, switches: SwitchLog, messages: Sequence[Any]
 ) -> None:
     """The worker's hook, before a batch: put the newest plan in force (a new `Processor`
     over the same store; the worker's timer polls the directory in a thread, and only
@@ -196,7 +196,7 @@ async def switch_between_batches(
     old, plan = handler.processor, reloader.plan  # read once: the timer's thread may swap it
     if old.plan is not plan:
         handler.processor = Processor(plan, old.store, old.engine.dedup_horizon_us, old.limits)
-    await switches.record([e.message for e in events], handler.processor.plan.rules_version)
+    await switches.record(messages, handler.processor.plan.rules_version)
 
 
 class SwitchLog:

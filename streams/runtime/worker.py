@@ -1,12 +1,16 @@
 """The streaming worker: a Faust app, built by a factory, that runs the shared pipeline.
 
-Per batch of records (`noack_take`: Faust never acks them by itself), in this order:
+Records arrive in batches beneath Faust's per-event Stream (streams/runtime/batch_drain.py:
+each fetch of Faust's consumer, as Faust `Message`s, which Faust never acks by itself;
+Faust keeps group membership, commits, rebalance callbacks and the lifecycle). Per batch,
+in this order:
 1. evaluate: decode, load the batch's leads from Redis in one round trip, run the engine,
    save them in one round trip (compare-and-set per lead; a conflict, meaning another
    writer touched a lead, evaluates the whole batch again from a fresh load);
 2. produce the membership events (keyed by lead id) and the dead letters, and wait until
    the broker acknowledged every one of them;
-3. only then ack the batch's records, whose offsets Faust commits on its next commit.
+3. only then ack the batch's records (`consumer.ack`), whose offsets Faust commits on its
+   next commit (only for partitions still assigned to this worker).
 A crash anywhere before 3 redelivers the batch: each activity is found in its lead's
 `seen` at the same position, changes nothing, and its events are produced again with the
 same `eventId`s (at-least-once, idempotent). No activity is lost: nothing is acked before
@@ -35,6 +39,7 @@ from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import BatchResult, Processor, Record
+from streams.runtime.batch_drain import batch_consumer, subscribe
 from streams.runtime.faust_app import create_app, send_all
 from streams.runtime.hot_reload import (
     ReloadMetrics,
@@ -83,12 +88,10 @@ class BatchHandler:
                 )
         raise RuntimeError(f"state conflicts persisted over {CONFLICT_RETRIES} attempts")
 
-    async def handle(self, events: Sequence[Any]) -> None:
+    async def handle(self, messages: Sequence[Any]) -> None:
+        """Steps 1-3 for a batch of Faust `Message`s (`BatchDrainConsumer.next_batch`)."""
         started = time.perf_counter()
-        records = [
-            Record(e.message.value, e.message.topic, e.message.partition, e.message.offset)
-            for e in events
-        ]
+        records = [Record(m.value, m.topic, m.partition, m.offset) for m in messages]
         result = await self.evaluate(records)
         producer = self.app.producer
         await send_all(
@@ -98,13 +101,13 @@ class BatchHandler:
         )
         if result.dead_letters:
             originals = {
-                (r.partition, r.offset): (e.message.key, r)
-                for r, e in zip(records, events, strict=True)
+                (r.partition, r.offset): (m.key, r) for r, m in zip(records, messages, strict=True)
             }
             await self.send_dead_letters(result.dead_letters, originals)
-        for event in events:
-            event.ack()
-        self.metrics.record_batch(result, [e.message.timestamp for e in events], started)
+        ack = self.app.consumer.ack
+        for message in messages:
+            ack(message)
+        self.metrics.record_batch(result, [m.timestamp for m in messages], started)
 
     async def send_dead_letters(
         self,
@@ -189,9 +192,10 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         settings.app_id,
         settings.bootstrap_servers,
         datadir=datadir,
-        # Faust's consumer spends more on its per-record tasks than our whole evaluation:
-        # the fast drain skips them when they are not needed (fast_drain.py), about 2x.
-        fast_drain=True,
+        # Faust's per-record delivery to the Stream costs more than our whole evaluation
+        # (a pass-through agent ran no faster than this worker): the batch drain hands
+        # each fetch to the agent as one batch (batch_drain.py).
+        batch_drain=True,
         web_enabled=True,
         web_bind=settings.web_host,
         web_port=settings.web_port,
@@ -247,13 +251,16 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             plan.rules_version,
             len(plan.campaigns),
         )
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait):
+        subscribe(stream)
+        consumer = batch_consumer(app)
+        while True:
+            messages = await consumer.next_batch(settings.batch_size, settings.batch_wait)
             try:
-                await switch_between_batches(handler, reloader, switches, events)
-                await handler.handle(events)
+                await switch_between_batches(handler, reloader, switches, messages)
+                await handler.handle(messages)
             except Exception:
                 log.exception(
-                    "batch of %d records failed; exiting (it will be redelivered)", len(events)
+                    "batch of %d records failed; exiting (it will be redelivered)", len(messages)
                 )
                 crash_now()
 

@@ -1,5 +1,6 @@
-"""The Faust internals the worker's consumption path relies on (streams/runtime/fast_drain.py,
-streams/runtime/faust_app.py), and what `FastDrainConsumer.wait_first` does with them.
+"""The Faust internals the consumption paths rely on (streams/runtime/batch_drain.py, the
+worker's; streams/runtime/fast_drain.py, the per-event one kept for bench/passthrough.py;
+streams/runtime/faust_app.py), and what the two consumers do with them.
 
 These fail loudly when an upgrade of faust-streaming or mode-streaming changes what the fast
 drain steps by hand: read fast_drain.py's module doc before changing the pins.
@@ -20,6 +21,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from mode.services import WaitResults
 
+from streams.runtime.batch_drain import QUEUED_BATCHES, BatchDrainConsumer, BatchDrainTransport
 from streams.runtime.fast_drain import FastDrainConsumer, FastDrainTransport
 from streams.runtime.faust_app import create_app
 
@@ -150,3 +152,119 @@ def test_a_callback_that_suspends_finishes_under_modes_wait_first() -> None:
     result = asyncio.run(main())
     assert steps == ["started", "resumed"]
     assert result.results == ["delivered late"]
+
+
+# --- The batch drain (streams/runtime/batch_drain.py): what it copies and calls of Faust.
+
+
+def test_the_fetcher_runs_the_drain_loop_the_batch_drain_replaces() -> None:
+    """The Fetcher service runs `consumer._drain_messages(fetcher)`; the batch drain's
+    loop is a copy of Faust's with a batch `put` instead of a per-record delivery, so
+    Faust's loop must still do what the copy does, in the same order."""
+    fetcher = inspect.getsource(faust_consumer.Fetcher)
+    assert "_drain_messages(self)" in " ".join(fetcher.split())
+    drain = " ".join(inspect.getsource(faust_consumer.Consumer._drain_messages).split())
+    for step in (
+        "getmany = self.getmany",
+        "get_read_offset = self._read_offset.__getitem__",
+        "set_read_offset = self._read_offset.__setitem__",
+        "commit_every = self._commit_every",
+        "acks_enabled_for = self.app.topics.acks_enabled_for",
+        "ait = cast(AsyncIterator, getmany(timeout=1.0))",
+        "if r_offset is None or offset >= r_offset:",
+        "gap = offset - (r_offset or 0)",
+        "if gap > 1 and r_offset:",
+        "await self._add_gap(tp, r_offset + 1, offset)",
+        "if self._n_acked >= commit_every: self._n_acked = 0 await self.commit()",
+        "set_read_offset(tp, offset)",
+        "except self.consumer_stopped_errors:",
+    ):
+        assert step in drain, f"Faust's drain loop changed: {step!r} is gone"
+    assert inspect.isasyncgenfunction(faust_consumer.Consumer.getmany)
+    getmany = " ".join(inspect.getsource(faust_consumer.Consumer.getmany).split())
+    for check in ("if not self.flow_active:", "new_generation_id != generation_id"):
+        assert check in getmany, f"Faust's getmany no longer filters with {check!r}"
+
+
+def test_flow_control_and_acks_that_the_batch_drain_relies_on() -> None:
+    stop_flow = " ".join(inspect.getsource(faust_consumer.Consumer.stop_flow).split())
+    assert "self.flow_active = False" in stop_flow
+    assert "self.suspend_flow.set()" in stop_flow
+    revoked = " ".join(inspect.getsource(faust.App._on_partitions_revoked).split())
+    assert "T(consumer.stop_flow)()" in revoked, "revocation must stop the flow (drops batches)"
+    assert "consumer.stop_flow()" in inspect.getsource(faust.App._stop_consumer)
+    # An ack is offset bookkeeping only; commits skip partitions no longer assigned.
+    ack = inspect.getsource(faust_consumer.Consumer.ack)
+    assert "acked_index.add(offset)" in ack and "self._n_acked += 1" in ack
+    commit = inspect.getsource(faust_consumer.Consumer._commit_offsets)
+    assert "if tp in assignment:" in commit and "revoked[tp] = offset" in commit
+    # subscribe(): iterating a topic adds it to the Conductor (subscription, acks).
+    aiter_source = inspect.getsource(faust.topics.Topic.__aiter__)
+    assert "self.app.topics.add(" in aiter_source
+    assert aiokafka_driver.Transport.Consumer is aiokafka_driver.Consumer
+    assert BatchDrainTransport.Consumer is BatchDrainConsumer
+
+
+def test_create_app_swaps_in_the_batch_drain_transport(tmp_path: Path) -> None:
+    app = create_app("t", "localhost:1", datadir=tmp_path, batch_drain=True)
+    assert isinstance(app.transport, BatchDrainTransport)
+    with pytest.raises(ValueError, match="choose one"):
+        create_app("t", "localhost:1", datadir=tmp_path, batch_drain=True, fast_drain=True)
+
+
+def _batch_consumer() -> BatchDrainConsumer:
+    """The queue side of a `BatchDrainConsumer` that is never started: `next_batch` and
+    `stop_flow` touch nothing else of it but Faust's flow flags."""
+    consumer = BatchDrainConsumer.__new__(BatchDrainConsumer)
+    consumer.batches = asyncio.Queue(QUEUED_BATCHES)
+    consumer.epoch = 0
+    consumer._held = None
+    consumer.flow_active = True
+    consumer.can_resume_flow = asyncio.Event()
+    consumer.suspend_flow = asyncio.Event()
+    return consumer
+
+
+def test_next_batch_joins_queued_fetches_up_to_the_limit_in_order() -> None:
+    async def main() -> list[list[int]]:
+        consumer = _batch_consumer()
+        consumer.batches.put_nowait((0, [1, 2]))
+        consumer.batches.put_nowait((0, [3, 4, 5]))
+        first = await consumer.next_batch(4)
+        consumer.batches.put_nowait((0, [6]))
+        second = await consumer.next_batch(4)
+        return [first, second]
+
+    assert asyncio.run(main()) == [[1, 2], [3, 4, 5, 6]]
+
+
+def test_next_batch_waits_for_more_only_when_told() -> None:
+    async def main() -> tuple[list[int], list[int]]:
+        consumer = _batch_consumer()
+        consumer.batches.put_nowait((0, [1]))
+        at_once = await consumer.next_batch(10)
+        consumer.batches.put_nowait((0, [2]))
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, consumer.batches.put_nowait, (0, [3]))
+        waited = await consumer.next_batch(10, wait=2.0)
+        return at_once, waited
+
+    assert asyncio.run(main()) == ([1], [2, 3])
+
+
+def test_stop_flow_drops_queued_and_late_batches_of_the_old_epoch() -> None:
+    """A rebalance (Faust's `stop_flow`) drops every batch fetched before it, including one
+    whose put completes after it: those records are unacked and read again by the owner."""
+
+    async def main() -> list[int]:
+        consumer = _batch_consumer()
+        consumer.batches.put_nowait((0, [1, 2]))
+        consumer.batches.put_nowait((0, [3]))
+        consumer.stop_flow()
+        assert consumer.flow_active is False and consumer.suspend_flow.is_set()
+        assert consumer.batches.empty()
+        consumer.batches.put_nowait((0, [4]))  # a put that raced the revocation
+        consumer.batches.put_nowait((1, [5, 6]))
+        return await consumer.next_batch(10)
+
+    assert asyncio.run(main()) == [5, 6]

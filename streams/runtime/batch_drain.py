@@ -1,0 +1,183 @@
+"""A Faust consumer that hands each fetch to the agent as one batch, beneath the Stream.
+
+Why: Faust delivers records one at a time (`Consumer._drain_messages` awaits
+`wait_first(callback(message), suspend_flow.wait())` per record, the Conductor decodes it
+into an Event and queues it, the Stream iterator takes it back out). Measured on main
+(bench/stream.py, 100,000 sample activities): the worker ran at 3,634/s and a Faust
+pass-through agent that does nothing, on the per-event path with `fast_drain`, at
+3,516/s, while a raw aiokafka loop ran at 54,034/s and Quix Streams with per-lead state at
+13,794/s: Faust's per-record delivery was the cap, not the evaluation.
+
+`BatchDrainConsumer._drain_messages` replaces Faust's drain loop: it takes each fetch
+through Faust's own `getmany` (which keeps Faust's filtering: flow active, same consumer
+generation, partition active), applies the same per-record bookkeeping as Faust's loop
+(drop what is below the read offset, record gaps for acking topics, commit every
+`broker_commit_every` acks) and puts the fetch, as one list of Faust `Message`s, on a
+bounded queue that the agent reads with `next_batch`. The agent acks each message
+(`consumer.ack`, as `Event.ack` ends up doing) only after its batch is evaluated, saved
+and its events and dead letters delivered; Faust commits acked offsets as before.
+
+What stays Faust's: group membership, partition assignment and seeks, the commit timer,
+the commit on rebalance and at stop (after a producer flush, and only for partitions
+still assigned), rebalance callbacks, flow control and the worker's lifecycle. The topic
+is subscribed as a Stream would (`subscribe`: the agent's channel iterator is added to
+the Conductor, which also makes its acks count).
+
+Rebalance: Faust calls `stop_flow()` when partitions are revoked (and at stop); this
+consumer then drops every queued batch and bumps its epoch, so a batch fetched before the
+revocation, even one whose `put` completes later, is never handed out (as Faust clears the
+streams' queues there). Those records were never acked: the new owner (or this worker,
+after Faust's seek to the committed offsets) reads them again. A batch the agent is
+already evaluating finishes; its acks for a partition no longer assigned are discarded by
+Faust's commit, and the store's compare-and-set catches a write that races the new owner.
+
+What this relies on, checked by tests/unit/test_faust_internals.py (which fails loudly when
+an upgrade changes them): the fetcher runs `_drain_messages(fetcher)`; `getmany(timeout)`
+is an async generator of `(tp, message)`; `_read_offset`, `_add_gap`, `_n_acked`,
+`_commit_every`, `commit`, `stop_flow`, `flow_active`, `suspend_flow`, `ack`;
+`app.topics.acks_enabled_for`; `_filter`ing of commits by assignment in `_commit_offsets`;
+the aiokafka driver's `Transport.Consumer` class attribute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final, cast
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+
+# Fetched batches waiting for the agent: one being evaluated, this many queued behind it
+# (each is at most `broker_max_poll_records` records). Small: records waiting here are
+# latency, and a rebalance drops them.
+QUEUED_BATCHES: Final = 2
+
+
+class BatchDrainConsumer(aiokafka_driver.Consumer):
+    """The aiokafka-driver consumer with a drain loop that queues whole fetches (module
+    doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches: asyncio.Queue[tuple[int, list[Any]]] = asyncio.Queue(QUEUED_BATCHES)
+        self.epoch = 0
+        self._held: tuple[int, list[Any]] | None = None
+
+    def stop_flow(self) -> None:
+        """Faust's, then drop every queued batch: its partitions may be revoked."""
+        super().stop_flow()
+        self.epoch += 1
+        self._held = None
+        while not self.batches.empty():
+            self.batches.get_nowait()
+
+    async def next_batch(self, max_records: int, wait: float = 0.0) -> list[Any]:
+        """The next fetched batch of the current epoch, joined with the batches queued
+        behind it while the total stays within `max_records`; with `wait` > 0, waits up to
+        that many seconds for more while below `max_records`. Messages of one partition
+        are in offset order, and batches in fetch order."""
+        batch = list(await self._pop(None))
+        deadline = asyncio.get_running_loop().time() + wait
+        while len(batch) < max_records:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if self.batches.empty() and self._held is None and remaining <= 0:
+                break
+            try:
+                more = await self._pop(max(remaining, 0.0))
+            except TimeoutError:
+                break
+            if len(batch) + len(more) > max_records:
+                self._held = (self.epoch, more)  # the next call starts with it
+                break
+            batch.extend(more)
+        return batch
+
+    async def _pop(self, timeout: float | None) -> list[Any]:
+        """The next non-empty batch of the current epoch (the held one first); raises
+        TimeoutError after `timeout` seconds without one."""
+        while True:
+            if self._held is not None:
+                item, self._held = self._held, None
+            elif timeout is None:
+                item = await self.batches.get()
+            elif not self.batches.empty():
+                item = self.batches.get_nowait()
+            else:
+                item = await asyncio.wait_for(self.batches.get(), timeout)
+            epoch, batch = item
+            if epoch == self.epoch and batch:
+                return batch
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's drain loop (faust.transport.consumer.Consumer._drain_messages), with
+        one queue `put` per fetch instead of one delivery per record."""
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        commit_every = self._commit_every
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                epoch = self.epoch
+                batch: list[Any] = []
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                async for tp, message in self.getmany(timeout=1.0):
+                    offset = message.offset
+                    r_offset = read_offset[tp]
+                    if r_offset is not None and offset < r_offset:
+                        continue  # already read: Faust drops it too
+                    if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, r_offset + 1, offset)
+                    read_offset[tp] = offset
+                    batch.append(message)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                if not batch or epoch != self.epoch or not self.flow_active:
+                    continue
+                await self._put(epoch, batch)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+
+    async def _put(self, epoch: int, batch: list[Any]) -> None:
+        """Queue the batch, waiting while the queue is full; abandoned if the flow stops
+        meanwhile (a rebalance), as Faust abandons a blocked delivery."""
+        if not self.batches.full():
+            self.batches.put_nowait((epoch, batch))
+            return
+        await self.wait_first(self.batches.put((epoch, batch)), self.suspend_flow.wait())
+        # A put that won the race against stop_flow carries the old epoch: `_take` and
+        # `next_batch` skip it.
+
+
+class BatchDrainTransport(aiokafka_driver.Transport):
+    Consumer = BatchDrainConsumer
+
+
+def batch_consumer(app: faust.App) -> BatchDrainConsumer:
+    """The app's consumer, which must be a `BatchDrainConsumer` (`create_app(...,
+    batch_drain=True)`)."""
+    consumer = app.consumer
+    if not isinstance(consumer, BatchDrainConsumer):
+        raise TypeError(f"{type(consumer).__name__} is not a BatchDrainConsumer")
+    return consumer
+
+
+def subscribe(stream: Any) -> None:
+    """Subscribe the agent's topic as iterating its Stream would (`aiter(stream.channel)`
+    adds the channel iterator to the Conductor, which subscribes to it and counts its
+    acks), without ever reading the stream: records come from `next_batch`."""
+    cast(Any, stream.channel).__aiter__()
