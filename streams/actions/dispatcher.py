@@ -7,12 +7,20 @@ Per membership, in this order:
    concurrently, up to `STREAMS_DISPATCHER_IN_FLIGHT` at once;
 2. the dead letters of its failed calls are produced to `actions.dlq` and acknowledged
    by the broker;
-3. only then is the membership acked. Faust commits, per partition, the offset after the
-   highest contiguous acked record, so a membership still in progress holds back the
-   commit of those after it: a crash (kill -9 included) redelivers every membership whose
-   calls had not all ended, and they are made again with the same `Idempotency-Key`s.
+3. only then is the membership acked, and only once every membership before it in its
+   partition was acked (`InOrderAcks`: Faust would otherwise commit past one still in
+   progress), so a membership still in progress holds back the commit of those after
+   it: a crash (kill -9 included) redelivers every membership whose calls had not all
+   ended, and they are made again with the same `Idempotency-Key`s.
 An error in 2 (the broker refuses the dead letters) makes the process exit at once with
 status 1 (`crash_now`), so that nothing is acked that was not delivered.
+
+On a graceful stop (SIGTERM, Ctrl-C), in this order: the stream stops acking by itself
+(closing `noack_take` hands acking back to it, which would ack records never handed to
+us: `stop_stream_acks`); no membership is started any more; those under way get
+`STREAMS_DISPATCHER_STOP_GRACE` seconds to end (and be acked); the rest are cancelled,
+never acked, and Faust commits what was acked: they are redelivered to the next
+dispatcher.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import aiohttp
 import faust
 import orjson
 
+from streams.actions.acks import InOrderAcks, Ticket
 from streams.actions.caller import Caller
 from streams.actions.dispatch import Dispatch
 from streams.actions.metrics import ActionMetrics
@@ -45,6 +54,36 @@ TAKE_WITHIN = 0.05
 def _position(event: Any) -> str:
     message = event.message
     return f"{message.topic}/{message.partition}/{message.offset}"
+
+
+async def stop_stream_acks(stream: Any, take: Any) -> None:
+    """Close the `noack_take` generator and keep the stream from acking anything itself.
+
+    Closing it restores the stream's `enable_acks` (True); its passive drainer would then
+    ack (and Faust commit) records that arrive while the app stops, never handed to the
+    agent. No await lies between the generator's `finally` and the assignment below, so
+    no record slips through. Reaches into Faust: `Stream.enable_acks` is checked by
+    tests/unit/test_dispatcher_acks.py."""
+    await take.aclose()
+    stream.enable_acks = False
+
+
+async def finish_or_cancel(
+    running: set[asyncio.Task[None]], grace: float, acks: InOrderAcks
+) -> None:
+    """Give the memberships under way `grace` seconds to end, then cancel the rest (never
+    acked, so redelivered)."""
+    if running:
+        log.info("stopping: %d membership(s) under way, waiting up to %gs", len(running), grace)
+        await asyncio.wait(set(running), timeout=grace)
+    left = set(running)
+    for task in left:
+        task.cancel()
+    if left:
+        await asyncio.wait(left, timeout=1)
+    log.info(
+        "stopped: %d membership(s) cancelled, %d not acked (redelivered)", len(left), acks.pending()
+    )
 
 
 def consumer_group(settings: DispatcherSettings) -> str:
@@ -78,8 +117,9 @@ def build_app(
         handler = Dispatch(plan.actions, caller)
         slots = asyncio.Semaphore(settings.dispatcher_in_flight)
         running: set[asyncio.Task[None]] = set()
+        acks = InOrderAcks()
 
-        async def one(event: Any) -> None:
+        async def one(event: Any, key: tuple[str, int], ticket: Ticket) -> None:
             try:
                 try:
                     letters = await handler.handle(event.message.value)
@@ -93,7 +133,7 @@ def build_app(
                         settings.topic_actions_dlq,
                         [(str(x["leadId"]).encode(), orjson.dumps(x)) for x in letters],
                     )
-                event.ack()
+                acks.done(key, ticket)
             except Exception:
                 log.exception("dead letters could not be delivered; exiting (redelivered)")
                 crash_now()
@@ -109,17 +149,19 @@ def build_app(
             len(plan.actions.actions),
             len(plan.actions.uses),
         )
+        take = stream.noack_take(TAKE, within=TAKE_WITHIN)
         try:
-            async for events in stream.noack_take(TAKE, within=TAKE_WITHIN):
+            async for events in take:
                 for event in events:
                     await slots.acquire()
                     metrics.in_flight.inc()
-                    task = asyncio.create_task(one(event))
+                    key, ticket = acks.receive(event)
+                    task = asyncio.create_task(one(event, key, ticket))
                     running.add(task)
                     task.add_done_callback(running.discard)
         finally:
-            for task in running:
-                task.cancel()
+            await stop_stream_acks(stream, take)
+            await finish_or_cancel(running, settings.dispatcher_stop_grace, acks)
             await session.close()
 
     @app.page("/health")
