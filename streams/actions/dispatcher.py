@@ -15,12 +15,13 @@ Per membership, in this order:
 An error in 2 (the broker refuses the dead letters) makes the process exit at once with
 status 1 (`crash_now`), so that nothing is acked that was not delivered.
 
-On a graceful stop (SIGTERM, Ctrl-C), in this order: the stream stops acking by itself
-(closing `noack_take` hands acking back to it, which would ack records never handed to
-us: `stop_stream_acks`); no membership is started any more; those under way get
-`STREAMS_DISPATCHER_STOP_GRACE` seconds to end (and be acked); the rest are cancelled,
-never acked, and Faust commits what was acked: they are redelivered to the next
-dispatcher.
+On a graceful stop (SIGTERM, Ctrl-C), in this order, before Faust's own stop begins
+(`Stopping.drain`, run by the worker on the signal): no membership is started any more;
+those under way get `STREAMS_DISPATCHER_STOP_GRACE` seconds to end (and be acked). Then
+Faust stops: the agent is cancelled, the stream stops acking by itself (closing
+`noack_take` hands acking back to it, which would ack records never handed to us:
+`stop_stream_acks`), what is still under way is cancelled, never acked, and Faust commits
+what was acked: the rest is redelivered to the next dispatcher.
 """
 
 from __future__ import annotations
@@ -68,22 +69,37 @@ async def stop_stream_acks(stream: Any, take: Any) -> None:
     stream.enable_acks = False
 
 
-async def finish_or_cancel(
-    running: set[asyncio.Task[None]], grace: float, acks: InOrderAcks
-) -> None:
-    """Give the memberships under way `grace` seconds to end, then cancel the rest (never
-    acked, so redelivered)."""
-    if running:
-        log.info("stopping: %d membership(s) under way, waiting up to %gs", len(running), grace)
-        await asyncio.wait(set(running), timeout=grace)
-    left = set(running)
-    for task in left:
-        task.cancel()
-    if left:
-        await asyncio.wait(left, timeout=1)
-    log.info(
-        "stopped: %d membership(s) cancelled, %d not acked (redelivered)", len(left), acks.pending()
-    )
+class Stopping:
+    """The memberships under way, and whether new ones may start (not once draining)."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.closed = False
+        self.running: set[asyncio.Task[None]] = set()
+
+    async def drain(self) -> None:
+        """Start no membership any more; give those under way `grace` seconds to end."""
+        self.closed = True
+        if self.running:
+            log.info(
+                "stopping: %d membership(s) under way, waiting up to %gs",
+                len(self.running),
+                self.grace,
+            )
+            await asyncio.wait(set(self.running), timeout=self.grace)
+
+    async def cancel(self, acks: InOrderAcks) -> None:
+        """Cancel what is still under way (never acked, so redelivered)."""
+        left = set(self.running)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=1)
+        log.info(
+            "stopped: %d membership(s) cancelled, %d not acked (redelivered)",
+            len(left),
+            acks.pending(),
+        )
 
 
 def consumer_group(settings: DispatcherSettings) -> str:
@@ -91,9 +107,15 @@ def consumer_group(settings: DispatcherSettings) -> str:
 
 
 def build_app(
-    settings: DispatcherSettings, plan: Plan, secrets: Secrets, datadir: Path
+    settings: DispatcherSettings,
+    plan: Plan,
+    secrets: Secrets,
+    datadir: Path,
+    stopping: Stopping | None = None,
 ) -> faust.App:
-    """The dispatcher's Faust app; nothing connects until a `faust.Worker` starts it."""
+    """The dispatcher's Faust app; nothing connects until a `faust.Worker` starts it. Run
+    it with `before_stop=stopping.drain` so a SIGTERM lets the calls under way end."""
+    stopping = stopping if stopping is not None else Stopping(settings.dispatcher_stop_grace)
     app = create_app(
         consumer_group(settings),
         settings.bootstrap_servers,
@@ -116,7 +138,7 @@ def build_app(
         caller = Caller(plan.actions, secrets, session, metrics, settings.dispatcher_backoff)
         handler = Dispatch(plan.actions, caller)
         slots = asyncio.Semaphore(settings.dispatcher_in_flight)
-        running: set[asyncio.Task[None]] = set()
+        running = stopping.running
         acks = InOrderAcks()
 
         async def one(event: Any, key: tuple[str, int], ticket: Ticket) -> None:
@@ -154,6 +176,9 @@ def build_app(
             async for events in take:
                 for event in events:
                     await slots.acquire()
+                    if stopping.closed:  # draining: wait to be cancelled, start nothing
+                        slots.release()
+                        await asyncio.Future()
                     metrics.in_flight.inc()
                     key, ticket = acks.receive(event)
                     task = asyncio.create_task(one(event, key, ticket))
@@ -161,7 +186,7 @@ def build_app(
                     task.add_done_callback(running.discard)
         finally:
             await stop_stream_acks(stream, take)
-            await finish_or_cancel(running, settings.dispatcher_stop_grace, acks)
+            await stopping.cancel(acks)
             await session.close()
 
     @app.page("/health")

@@ -335,7 +335,7 @@ def test_sigterm_lets_calls_under_way_end_and_commits_them(
                 time.sleep(0.1)
             assert first.proc is not None
             os.killpg(first.proc.pid, signal.SIGTERM)
-            time.sleep(2)  # stopping, and waiting for the held calls
+            time.sleep(4)  # longer than Faust's own stop (~2 s): waiting for the held calls
             assert first.alive(), first.log_tail()
             endpoint.release.set()  # the held first tries get 503, the retries 200
             first.proc.wait(60)

@@ -129,3 +129,15 @@ def test_faust_commits_a_run_of_acks_that_skips_unacked_offsets_in_a_new_group()
         _committed_offset={tp: None},
     )
     assert Consumer._new_offset(state, tp) == 100
+
+
+def test_mode_stops_on_a_signal_through_stop_on_signal() -> None:
+    """`run_worker(before_stop=...)` overrides `mode.Worker._stop_on_signal`, which the
+    SIGINT/SIGTERM handlers schedule."""
+    from mode.worker import Worker
+
+    from streams.runtime.faust_tuning import _Worker
+
+    assert "self._stop_on_signal(signal)" in inspect.getsource(Worker._schedule_shutdown)
+    assert list(inspect.signature(Worker._stop_on_signal).parameters) == ["self", "signal"]
+    assert issubclass(_Worker, Worker)
