@@ -1,7 +1,7 @@
 """Pass-through throughput: Faust agents (per-event, take_events, noack_take) vs raw aiokafka.
 
-    .venv/bin/python bench/passthrough.py --broker kafka --records 200000
-    .venv/bin/python bench/passthrough.py --broker tansu --variants take,raw
+    .venv/bin/python bench/passthrough.py --records 200000
+    .venv/bin/python bench/passthrough.py --variants take,raw
     .venv/bin/python bench/passthrough.py --bootstrap HOST:PORT --set broker_commit_every=10000
 
 The parent starts a broker (or uses --bootstrap), creates `in` (4 partitions) and one
@@ -11,7 +11,8 @@ pre-loads N ~250-byte JSON records keyed by lead id into `in` with kafka-python,
 for each variant starts a worker in a subprocess (`passthrough.py worker <variant>`)
 with a fresh consumer group. The worker decodes each record (orjson), re-encodes it and
 produces it to its output topic, committing offsets. The parent counts the output topic
-until N records arrived (end offsets are not used: Tansu's are wrong). The rate is N over
+until N records arrived (not the end offsets: some Kafka-compatible brokers report them
+wrong). The rate is N over
 the time from the first output record to the last, so the group join is excluded; the
 join delay (worker spawn to first output record) is printed apart, and so are the rate
 from the output records' own timestamps and the worker's SIGTERM shutdown time.
@@ -49,13 +50,13 @@ if str(REPO) not in sys.path:
 
 from streams.devstack.kafka import KafkaBroker, create_topics  # noqa: E402
 from streams.devstack.process import ManagedProcess  # noqa: E402
-from streams.devstack.tansu import TansuBroker  # noqa: E402
-from streams.runtime import faust_tuning  # noqa: E402
+from streams.runtime import faust_app  # noqa: E402
 
 PARTITIONS = 4
 LEADS = 20_000
 FAUST_AGENTS = ("per-event-default", "per-event", "take", "take-send-soon", "noack-take")
-ALL_VARIANTS = (*FAUST_AGENTS, *(f"{a}-fast" for a in FAUST_AGENTS[1:]), "raw")
+QUIX_APPS = ("quix", "quix-state")
+ALL_VARIANTS = (*FAUST_AGENTS, *(f"{a}-fast" for a in FAUST_AGENTS[1:]), "raw", *QUIX_APPS)
 DEFAULT_VARIANTS = ("per-event", "take", "noack-take", "noack-take-fast", "raw")
 
 
@@ -223,10 +224,8 @@ def parent(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if args.bootstrap:
             bootstrap, name = args.bootstrap, f"broker at {args.bootstrap}"
-        elif args.broker == "kafka":
-            bootstrap, name = stack.enter_context(KafkaBroker()).bootstrap, "Apache Kafka 3.9"
         else:
-            bootstrap, name = stack.enter_context(TansuBroker()).bootstrap, "Tansu"
+            bootstrap, name = stack.enter_context(KafkaBroker()).bootstrap, "Apache Kafka 3.9"
         if args.keep_logs:
             logdir = Path(tempfile.mkdtemp(prefix="bench-passthrough-"))
         else:
@@ -283,8 +282,46 @@ def format_result(r: Result) -> str:
 def worker(args: argparse.Namespace) -> None:
     if args.variant == "raw":
         asyncio.run(raw_worker(args))
+    elif args.variant in QUIX_APPS:
+        quix_worker(args)
     else:
         faust_worker(args)
+
+
+def quix_worker(args: argparse.Namespace) -> None:
+    """The peers (the `bench` extra): a Quix Streams application, at-least-once, that
+    decodes each record and re-produces it (`quix`), or also reads and writes a per-key
+    count in its RocksDB state and adds it to the record (`quix-state`): one record out
+    per record in, as the worker emits one membership per activity with an `every time`
+    campaign."""
+    from quixstreams import Application
+
+    loads, dumps = orjson.loads, orjson.dumps
+    app = Application(
+        broker_address=args.bootstrap,
+        consumer_group=args.group,
+        auto_offset_reset="earliest",
+        state_dir=str(Path(args.datadir) / "state"),
+        processing_guarantee="at-least-once",
+        loglevel="WARNING",
+    )
+    source = app.topic(args.topic_in, key_deserializer="bytes", value_deserializer="bytes")
+    sink = app.topic(args.out, key_serializer="bytes", value_serializer="bytes")
+    sdf = app.dataframe(source)
+    if args.variant == "quix-state":
+
+        def count(value: bytes, state: Any) -> bytes:
+            doc = loads(value)
+            seen = state.get("n", 0) + 1
+            state.set("n", seen)
+            doc["n"] = seen
+            return dumps(doc)
+
+        sdf = sdf.apply(count, stateful=True)
+    else:
+        sdf = sdf.apply(lambda value: dumps(loads(value)))
+    sdf.to_topic(sink)
+    app.run()
 
 
 def faust_worker(args: argparse.Namespace) -> None:
@@ -298,7 +335,7 @@ def faust_worker(args: argparse.Namespace) -> None:
     if agent_kind == "per-event-default":
         app = faust.App(
             args.group,
-            broker=faust_tuning.broker_urls(args.bootstrap),
+            broker=faust_app.broker_urls(args.bootstrap),
             datadir=datadir,
             web_enabled=False,
             key_serializer="raw",
@@ -307,7 +344,7 @@ def faust_worker(args: argparse.Namespace) -> None:
         )
     else:
         fast = args.variant.endswith("-fast")
-        app = faust_tuning.create_app(
+        app = faust_app.create_app(
             args.group, args.bootstrap, datadir=datadir, fast_drain=fast, **overrides
         )
     source = app.topic(args.topic_in, partitions=PARTITIONS)
@@ -338,7 +375,7 @@ def faust_worker(args: argparse.Namespace) -> None:
         async for events in stream.noack_take(take_max, within):
             try:
                 records = [(e.key, dumps(loads(e.value))) for e in events]
-                await faust_tuning.send_all(app.producer, out_name, records)
+                await faust_app.send_all(app.producer, out_name, records)
             except Exception as exc:  # the batch stays unacked: redelivered after restart
                 await app.crash(exc)  # the worker stops and exits 1
                 return
@@ -355,7 +392,7 @@ def faust_worker(args: argparse.Namespace) -> None:
     app.agent(source, name="passthrough")(agents[agent_kind])
     if agent_kind == "per-event-default":
         faust.Worker(app, loglevel="WARNING", workdir=datadir).execute_from_commandline()
-    faust_tuning.run_worker(app, loglevel="WARNING", workdir=datadir)
+    faust_app.run_worker(app, loglevel="WARNING", workdir=datadir)
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -434,12 +471,11 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--out", required=True)
     w.add_argument("--datadir", required=True, help="Faust's data directory")
     for q in (p, w):
-        q.add_argument("--take-max", type=int, default=faust_tuning.TAKE_MAX)
-        q.add_argument("--take-within", type=float, default=faust_tuning.TAKE_WITHIN)
+        q.add_argument("--take-max", type=int, default=faust_app.TAKE_MAX)
+        q.add_argument("--take-within", type=float, default=faust_app.TAKE_WITHIN)
         q.add_argument(
             "--set", action="append", default=[], metavar="KEY=VALUE", help="Faust setting"
         )
-    p.add_argument("--broker", choices=("kafka", "tansu"), default="kafka")
     p.add_argument("--bootstrap", help="use this running broker instead of starting one")
     p.add_argument("--records", type=int, default=200_000)
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=" ".join(ALL_VARIANTS))

@@ -1,36 +1,40 @@
 """The real worker on the local stack: sustained throughput, latency at a fixed offered rate,
-and, in the same run on the same broker, a pass-through Faust agent as the floor.
+and, in the same run on the same broker, its peers (a Quix Streams application with
+per-lead state, pass-through variants) and the ratios.
 
-    .venv/bin/python bench/stream.py [--broker kafka|tansu] [--records 100000] [--leads 2000]
+    .venv/bin/pip install -e '.[bench]'     # the Quix Streams peers
+    .venv/bin/python bench/stream.py [--records 100000] [--leads 2000]
 
 1. throughput: N sample activities (the sample rules/, the stream `python -m streams sample`
    makes) are written to a fresh topic first; then a worker starts, and the rate is read
    off its own /metrics (`streams_activities_total`) from the first processed activity to
-   the N-th, so the group join is not counted;
-2. floor: the at-least-once pass-through agent of bench/passthrough.py (`noack_take`,
-   decode, re-produce, await delivery, ack), same broker, same N, on the fast-drain
-   consumer the worker uses and on Faust's stock one;
+   the N-th, so the group join is not counted. Redis's memory per lead is printed after it;
+2. peers (`--peers`, `PEERS`): the same N records in a fresh topic, each contestant in a
+   process of its own (bench/passthrough.py), its rate from its output records' arrival,
+   first to N-th; then the worker's ratio to each;
 3. latency: a fresh worker, activities sent at a fixed rate (half, a quarter and a tenth of
    the sustained rate by default) for --seconds; for each membership event, the time from
-   its activity's send to the event's arrival at a consumer: p50 and p99. The sender and
-   the timing consumer run in this process, on the same 2 cores as the worker and broker.
+   its activity's send to the event's arrival at a consumer: p50 and p99. The sender runs in
+   a process of its own, the timing consumer in this one, on the same cores as the worker
+   and the broker.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import re
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 from bench import passthrough  # noqa: E402
 from streams.devstack.kafka import KafkaBroker, create_topics  # noqa: E402
 from streams.devstack.redis import RedisServer  # noqa: E402
-from streams.devstack.tansu import TansuBroker  # noqa: E402
 from streams.devstack.worker import WorkerProcess  # noqa: E402
 from streams.samples import sample_activities  # noqa: E402
 
@@ -51,6 +54,26 @@ def processed(worker: WorkerProcess) -> int:
         return int(sum(float(v) for v in _ACTIVITIES_RE.findall(worker.metrics())))
     except OSError:
         return 0
+
+
+PEERS = {
+    "quix-state": "Quix Streams, per-lead RocksDB state read and written, one record out per in",
+    "quix": "Quix Streams, decode and re-produce",
+    "noack-take-fast": "Faust pass-through agent on the worker's consumer (fast drain)",
+    "noack-take": "Faust pass-through agent on Faust's stock consumer",
+    "raw": "raw aiokafka loop: getmany, decode, encode, send_batch (the Python ceiling)",
+}
+"""The contestants run against the worker, each on the same records (bench/passthrough.py
+runs them in a process of their own); the Quix Streams apps need the `bench` extra."""
+
+
+def preload(bootstrap: str, topic: str, lines: list[bytes]) -> None:
+    """The worker's input, keyed by lead id, into a peer's input topic."""
+    send = producer(bootstrap, 50)
+    for line in lines:
+        send.send(topic, key=str(orjson.loads(line)["leadId"]).encode(), value=line)
+    send.flush(300)
+    send.close()
 
 
 def fresh_settings(bootstrap: str, redis_url: str) -> dict[str, str]:
@@ -109,6 +132,29 @@ def throughput(
     return (count - first_count) / (done - first_at), first_at - spawned
 
 
+def send_paced(
+    bootstrap: str,
+    topic: str,
+    items: list[tuple[str, bytes, bytes]],
+    rate: float,
+    out: Any,
+) -> None:
+    """The load generator (in its own process): (identity, key, value) at `rate` per second;
+    sends {identity: time.monotonic() at send} back through `out` at the end."""
+    send = producer(bootstrap, 0)
+    sent: dict[str, float] = {}
+    start = time.monotonic()
+    for n, (identity, key, value) in enumerate(items, 1):
+        wait = start + n / rate - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        sent[identity] = time.monotonic()
+        send.send(topic, key=key, value=value)
+    send.flush()
+    send.close()
+    out.send(sent)
+
+
 def latency(
     bootstrap: str, redis_url: str, rate: float, seconds: float, logs: Path
 ) -> tuple[list[float], int]:
@@ -118,7 +164,6 @@ def latency(
     settings = fresh_settings(bootstrap, redis_url)
     activities = list(sample_activities(int(rate * seconds), 2000, seed=5))
     sent_at: dict[str, float] = {}
-    latencies: list[float] = []
     with WorkerProcess(settings, logs / "latency-worker.log") as worker:
         worker.wait_ready(120)
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
@@ -139,39 +184,39 @@ def latency(
         while not consumer.poll(timeout_ms=200) and time.monotonic() < deadline:
             pass
 
-        def send_all() -> None:
-            send = producer(bootstrap, 0)
-            start = time.monotonic()
-            for n, activity in enumerate(activities[1:], 1):
-                wait = start + n / rate - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-                sent_at[activity["marketoGUID"]] = time.monotonic()
-                send.send(
-                    settings["STREAMS_TOPIC_ACTIVITIES"],
-                    key=str(activity["leadId"]).encode(),
-                    value=orjson.dumps(activity),
-                )
-            send.flush()
-
-        sender = threading.Thread(target=send_all, daemon=True)
+        # The load generator runs in a process of its own (spawned: no inherited threads),
+        # so that its pacing does not share this process's interpreter with the timing
+        # consumer; time.monotonic() is the same clock in both.
+        items = [
+            (a["marketoGUID"], str(a["leadId"]).encode(), orjson.dumps(a)) for a in activities[1:]
+        ]
+        receive, give = multiprocessing.get_context("spawn").Pipe(duplex=False)
+        sender = multiprocessing.get_context("spawn").Process(
+            target=send_paced,
+            args=(bootstrap, settings["STREAMS_TOPIC_ACTIVITIES"], items, rate, give),
+            daemon=True,
+        )
         sender.start()
+        arrived: dict[str, float] = {}
         quiet_since = time.monotonic()
-        while sender.is_alive() or time.monotonic() - quiet_since < 3:
+        while not sent_at or time.monotonic() - quiet_since < 3:
+            if not sent_at and receive.poll():
+                sent_at.update(receive.recv())
             for records in consumer.poll(timeout_ms=100).values():
                 now = time.monotonic()
                 quiet_since = now
                 for record in records:
-                    sent = sent_at.get(orjson.loads(record.value)["activityId"])
-                    if sent is not None:
-                        latencies.append(now - sent)
+                    arrived.setdefault(orjson.loads(record.value)["activityId"], now)
+            if not sender.is_alive() and not sent_at and not receive.poll():
+                raise SystemExit(f"latency: the load generator exited ({sender.exitcode})")
+        sender.join(30)
+        latencies = [now - sent_at[a] for a, now in arrived.items() if a in sent_at]
         consumer.close()
     return latencies, len(sent_at)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--broker", choices=["kafka", "tansu"], default="kafka")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--leads", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=20.0, help="each latency phase's length")
@@ -182,28 +227,50 @@ def main() -> int:
         help="offered rates for the latency phases, as fractions of the "
         "sustained rate (default 0.5,0.25,0.1)",
     )
+    parser.add_argument(
+        "--latency-rates",
+        type=lambda t: [float(x) for x in t.split(",") if x],
+        default=[1000.0],
+        help="offered rates for more latency phases, in activities/s (default 1000)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--peers",
+        type=lambda t: [p for p in t.split(",") if p],
+        default=["quix-state", "quix", "noack-take-fast", "raw"],
+        help=f"contestants, in order (default quix-state,quix,noack-take-fast,raw): {list(PEERS)}",
+    )
     args = parser.parse_args()
     lines = [orjson.dumps(a) for a in sample_activities(args.records, args.leads, seed=3)]
     with contextlib.ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-stream-")))
-        broker = stack.enter_context(KafkaBroker() if args.broker == "kafka" else TansuBroker())
+        broker = stack.enter_context(KafkaBroker())
         redis_url = stack.enter_context(RedisServer()).url
         print(
-            f"broker: {args.broker} at {broker.bootstrap}; {len(lines):,} sample activities "
+            f"broker: Apache Kafka at {broker.bootstrap}; {len(lines):,} sample activities "
             f"over {args.leads:,} leads",
             flush=True,
         )
+        admin = redis.Redis.from_url(redis_url)
+        memory_before = admin.info("memory")["used_memory"]
         rate, join = throughput(broker.bootstrap, redis_url, lines, logs, args.timeout)
         print(
             f"worker:       {rate:>9,.0f} activities/s sustained (first result after {join:.1f} s)",
             flush=True,
         )
+        leads = len({orjson.loads(line)["leadId"] for line in lines})
+        used = admin.info("memory")["used_memory"] - memory_before
+        print(
+            f"redis:        {used / leads:>9,.0f} bytes per lead ({leads:,} leads, "
+            f"{len(lines) / leads:.0f} activities each on average)",
+            flush=True,
+        )
+        admin.close()
         floors = {}
-        for variant in ("noack-take-fast", "noack-take"):
+        for variant in args.peers:
             floor_in = f"floor-{uuid.uuid4().hex[:8]}"
             create_topics(broker.bootstrap, {floor_in: PARTITIONS, f"{floor_in}.out": PARTITIONS})
-            passthrough.preload(broker.bootstrap, floor_in, args.records)
+            preload(broker.bootstrap, floor_in, lines)
             result = passthrough.run_variant(
                 variant,
                 broker.bootstrap,
@@ -216,26 +283,23 @@ def main() -> int:
             )
             floors[variant] = result.rate
             print(
-                f"pass-through: {result.rate:>9,.0f} records/s ({variant}: decode, re-produce, "
-                f"await delivery, ack; {result.note or 'ok'})",
+                f"peer:         {result.rate:>9,.0f} records/s  {variant}: {PEERS[variant]} "
+                f"({result.note or 'ok'})",
                 flush=True,
             )
-        if floors["noack-take-fast"] > 0:
-            print(
-                f"ratio:        {rate / floors['noack-take-fast']:>9.0%} of the pass-through "
-                "agent on the same consumer (noack-take-fast), "
-                f"{rate / max(floors['noack-take'], 1):.0%} of Faust's stock one",
-                flush=True,
-            )
-        for fraction in args.latency_at:
-            offered = rate * fraction
+        for variant, peer_rate in floors.items():
+            if peer_rate > 0:
+                print(f"ratio:        worker / {variant:<16} {rate / peer_rate:>6.2f}", flush=True)
+        phases = [(rate * f, f"{f:.0%} of sustained") for f in args.latency_at]
+        phases += [(r, "fixed") for r in args.latency_rates]
+        for offered, what in phases:
             latencies, sent = latency(broker.bootstrap, redis_url, offered, args.seconds, logs)
             if len(latencies) >= 20:
                 cuts = statistics.quantiles(latencies, n=100)
                 print(
                     f"latency:      p50 {cuts[49] * 1000:>6,.0f} ms, "
                     f"p99 {cuts[98] * 1000:>6,.0f} ms"
-                    f" at {offered:>6,.0f} activities/s offered ({fraction:.0%} of sustained; "
+                    f" at {offered:>6,.0f} activities/s offered ({what}; "
                     f"{sent:,} sent, {len(latencies):,} memberships timed)",
                     flush=True,
                 )

@@ -196,6 +196,12 @@ class WorkerSettings(KafkaSettings):
         description="Seconds without a heartbeat before a worker's partitions go to another "
         "(how soon a killed worker's work resumes elsewhere).",
     )
+    state_cache_leads: int = Field(
+        10_000,
+        ge=0,
+        description="Lead states a worker keeps in memory after saving them; loading a cached "
+        "lead costs a check of its generation, not a read of its state (0: no cache).",
+    )
 
 
 class ApiSettings(KafkaSettings):

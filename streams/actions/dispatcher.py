@@ -41,7 +41,7 @@ from streams.actions.dispatch import Dispatch
 from streams.actions.metrics import ActionMetrics
 from streams.actions.secrets import Secrets
 from streams.engine.compiler import Plan
-from streams.runtime.faust_tuning import create_app, send_all
+from streams.runtime.faust_app import create_app, send_all
 from streams.runtime.metrics import CONTENT_TYPE
 from streams.runtime.worker import crash_now
 from streams.settings import DispatcherSettings

@@ -212,7 +212,9 @@ def create_app(
         ),
         max_body=settings.api_max_body_bytes,
     )
-    instrument_api(app)  # after the gate: outermost, so the gate's refusals count too
+    app.state.api_metrics = instrument_api(
+        app
+    )  # after the gate: outermost, so the gate's refusals count too
     _handlers(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign] # FastAPI's documented way to customise the document
     return app

@@ -6,7 +6,8 @@ import argparse
 import logging
 
 from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
-from streams.runtime.connections import KafkaUnavailable, ensure_topics, wait_for_kafka
+from streams.runtime.connections import API_FEATURES, KafkaUnavailable, check_kafka
+from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import ApiSettings
 
 FLAGS = {
@@ -53,6 +54,7 @@ def run_api(args: argparse.Namespace) -> int:
 
     for handler in logging.getLogger().handlers:  # every log line, the libraries' too
         handler.addFilter(EscapingFilter())
+    quiet_client_logs()
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
         clients = load_clients(settings)
@@ -68,8 +70,12 @@ def run_api(args: argparse.Namespace) -> int:
     level = kafka_log.level
     kafka_log.setLevel(logging.CRITICAL)  # wait_for_kafka logs one line per try instead
     try:
-        wait_for_kafka(settings.bootstrap_servers, settings.connect_timeout)
-        ensure_topics(settings.bootstrap_servers, {settings.topic_activities: settings.partitions})
+        check_kafka(
+            settings.bootstrap_servers,
+            settings.connect_timeout,
+            features=API_FEATURES,
+            topics={settings.topic_activities: settings.partitions},
+        )
     except KafkaUnavailable as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
     finally:

@@ -32,16 +32,25 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     demo = commands.add_parser(
         "demo",
         help="run the stack, a worker and a sample stream; show memberships as they come",
-        description="Validate the rules, start the embedded stack (Tansu broker, "
-        "redis-server; STREAMS_BROKER / STREAMS_REDIS_URL use existing ones instead) and a "
-        "worker, send a realistic sample stream at a steady rate and print each membership "
-        "event as the worker emits it, then a summary. Ctrl-C stops everything it started. "
-        "With --backtest: the same stream through the offline backtest instead.",
+        description="Validate the rules, start the embedded stack (Apache Kafka, one KRaft "
+        "node, and redis-server; STREAMS_BROKER / STREAMS_REDIS_URL use existing ones "
+        "instead), a worker and the HTTP API (with a client made for the run, and curl lines "
+        "to try it), send a realistic sample stream at a steady rate and print each "
+        "membership event as the worker emits it, then a summary. On a terminal it keeps "
+        "running after the stream until Ctrl-C, which stops everything it started. With "
+        "--backtest: the same stream through the offline backtest instead.",
     )
     demo.add_argument(
         "--backtest",
         action="store_true",
         help="no services: run the stream through the backtest engine",
+    )
+    demo.add_argument(
+        "--hold",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after the stream, keep the stack running until Ctrl-C (default: when stdin "
+        "is a terminal)",
     )
     demo.add_argument(
         "--rate", type=float, default=200.0, help="activities sent per second (default 200)"
@@ -92,7 +101,8 @@ def run_demo(args: argparse.Namespace) -> int:
             f"rules: {rules} (rulesVersion {plan.rules_version}): "
             f"{len(plan.catalog.files)} custom activity types, {len(plan.campaigns)} campaigns"
         )
-        run_live_demo(plan, settings, args.count, args.leads, args.seed, args.rate)
+        hold = sys.stdin.isatty() if args.hold is None else args.hold
+        run_live_demo(plan, settings, args.count, args.leads, args.seed, args.rate, hold)
         return EXIT_OK
     print(
         f"rules: {rules} (rulesVersion {plan.rules_version}): "

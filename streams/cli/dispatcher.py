@@ -14,8 +14,9 @@ from streams.actions.exceptions import MissingSecrets
 from streams.actions.secrets import read_secrets
 from streams.cli.common import EXIT_FAILED, CommandError, error, load_rules_or_exit
 from streams.cli.worker import _remove_dead_workers_dirs
-from streams.devstack.process import cache_dir
-from streams.runtime.connections import KafkaUnavailable, ensure_topics, wait_for_kafka
+from streams.paths import cache_dir
+from streams.runtime.connections import WORKER_FEATURES, KafkaUnavailable, check_kafka
+from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import DispatcherSettings
 
 FLAGS = {
@@ -55,6 +56,7 @@ def run_dispatcher(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_client_logs()
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
         secrets = read_secrets(plan.actions.actions.values(), os.environ)
@@ -63,15 +65,19 @@ def run_dispatcher(args: argparse.Namespace) -> int:
             error(line)
         raise CommandError(f"{len(exc.missing)} secret(s) missing; nothing was run") from None
     try:
-        wait_for_kafka(settings.bootstrap_servers, settings.connect_timeout)
         topics = (settings.topic_memberships, settings.topic_actions_dlq)
-        ensure_topics(settings.bootstrap_servers, dict.fromkeys(topics, settings.partitions))
+        check_kafka(
+            settings.bootstrap_servers,
+            settings.connect_timeout,
+            features=WORKER_FEATURES,  # a consumer group that produces, as a worker
+            topics=dict.fromkeys(topics, settings.partitions),
+        )
     except KafkaUnavailable as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
 
     # Imported after the checks: importing Faust takes a second.
     from streams.actions.dispatcher import Stopping, build_app
-    from streams.runtime.faust_tuning import run_worker
+    from streams.runtime.faust_app import run_worker
 
     _remove_dead_workers_dirs(cache_dir())
     datadir = Path(tempfile.mkdtemp(prefix=f"faust-{os.getpid()}-", dir=cache_dir()))

@@ -1,14 +1,20 @@
-"""The streaming demo: the embedded stack, a worker, a paced stream, memberships as they
-come. Everything it starts is stopped on the way out, Ctrl-C included."""
+"""The streaming demo: the embedded stack (Apache Kafka, redis-server), a worker and the
+HTTP API, a paced stream, memberships as they come. The API gets a client of its own for
+the run, and the demo prints `curl` lines that send one more activity through it, whose
+membership the feed then shows. Everything it starts is stopped on the way out, Ctrl-C
+included."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shlex
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +22,13 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from streams.cli.demo import describe_membership
-from streams.devstack.process import ServiceError, cache_dir
+from streams.devstack.api import ApiProcess
+from streams.devstack.kafka import KAFKA_VERSION, KafkaBroker
+from streams.devstack.process import ServiceError
 from streams.devstack.redis import RedisServer
-from streams.devstack.tansu import TansuBroker
 from streams.devstack.worker import WorkerProcess
 from streams.engine.compiler import Plan
+from streams.paths import cache_dir
 from streams.samples import sample_activities
 from streams.settings import WorkerSettings
 
@@ -28,28 +36,85 @@ QUIET_SECONDS = 5.0
 """After the last activity is sent, the demo ends once nothing new came for this long..."""
 FIRST_RESULT_WAIT = 90.0
 """... or, if nothing came at all, this long after (the worker's first group join)."""
+API_CLIENT = "demo"
+API_LEAD = 9001
+"""The lead of the activity the printed `curl` lines send: none of the sample's."""
 
 
 @contextlib.contextmanager
 def local_stack(settings: WorkerSettings) -> Iterator[tuple[str, str]]:
     """(bootstrap, redis url): the configured services when STREAMS_BROKER or
-    STREAMS_REDIS_URL are set, else an embedded Tansu broker and a private redis-server."""
+    STREAMS_REDIS_URL are set, else a private Apache Kafka node (KRaft) and redis-server."""
     with contextlib.ExitStack() as stack:
         if "STREAMS_BROKER" in os.environ:
             bootstrap = ",".join(settings.bootstrap_servers)
         else:
-            print("starting the embedded Kafka-compatible broker (Tansu) ...", flush=True)
-            bootstrap = stack.enter_context(TansuBroker()).bootstrap
+            print(f"starting Apache Kafka {KAFKA_VERSION} (one KRaft node) ...", flush=True)
+            try:
+                bootstrap = stack.enter_context(KafkaBroker()).bootstrap
+            except ServiceError as exc:
+                raise SystemExit(f"demo: Kafka did not start: {exc}") from None
         if "STREAMS_REDIS_URL" in os.environ:
             redis_url = settings.redis_url
         else:
             print("starting redis-server ...", flush=True)
-            redis_url = stack.enter_context(RedisServer()).url
+            try:
+                redis_url = stack.enter_context(RedisServer()).url
+            except ServiceError as exc:
+                raise SystemExit(f"demo: redis-server did not start: {exc}") from None
         yield bootstrap, redis_url
 
 
+def api_activity(now: datetime | None = None) -> dict[str, Any]:
+    """A large conference attended yesterday: the sample campaign 'Big conferences' takes
+    every such attendance, so the feed shows the lead joining it."""
+    moment = (now or datetime.now(UTC)).replace(microsecond=0)
+    return {
+        "leadId": API_LEAD,
+        "activityDate": moment.isoformat(),
+        "activityTypeId": 100001,
+        "primaryAttributeValue": "PyCon US",
+        "attributes": [
+            {"apiName": "conferenceDate", "value": (moment - timedelta(days=1)).isoformat()},
+            {"apiName": "numberOfAttendees", "value": 2500},
+        ],
+    }
+
+
+def _activity_of(record: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The activity a membership event came from, for its description: one of the sample's,
+    or the one the API snippet sends (its marketoGUID is the engine's, not known here)."""
+    found = by_id.get(record["activityId"])
+    if found is not None:
+        return found
+    return api_activity() if record["leadId"] == API_LEAD else {}
+
+
+def api_snippet(url: str, client_id: str, secret: str) -> str:
+    """Shell lines (curl and sed only) that get a token and add one activity through the
+    API: Marketo's identity call, then Add Custom Activities."""
+    token_url = (
+        f"{url}/identity/oauth/token?grant_type=client_credentials"
+        f"&client_id={client_id}&client_secret={secret}"
+    )
+    body = orjson.dumps({"input": [api_activity()]}).decode()
+    return (
+        f"  token=$(curl -s {shlex.quote(token_url)} \\\n"
+        '          | sed -E \'s/.*"access_token":"([^"]+)".*/\\1/\')\n'
+        f"  curl -s -H \"Authorization: Bearer $token\" -H 'Content-Type: application/json' \\\n"
+        f"       {url}/rest/v1/activities/external.json \\\n"
+        f"       -d {shlex.quote(body)}"
+    )
+
+
 def run_live_demo(
-    plan: Plan, settings: WorkerSettings, count: int, leads: int, seed: int, rate: float
+    plan: Plan,
+    settings: WorkerSettings,
+    count: int,
+    leads: int,
+    seed: int,
+    rate: float,
+    hold: bool = False,
 ) -> None:
     activities = list(sample_activities(count, leads, seed))
     by_id = {a["marketoGUID"]: a for a in activities}
@@ -75,20 +140,32 @@ def run_live_demo(
             "STREAMS_TOPIC_DLQ": settings.topic_dlq,
             "STREAMS_PARTITIONS": str(settings.partitions),
         }
-        print("starting a worker (python -m streams worker) ...", flush=True)
-        with WorkerProcess(env, logs / "worker.log") as worker:
+        secret = secrets.token_urlsafe(18)
+        api_env = {**env, "STREAMS_API_CLIENTS": f"{API_CLIENT}:{secret}"}
+        print("starting a worker and the API (python -m streams worker, api) ...", flush=True)
+        with (
+            WorkerProcess(env, logs / "worker.log") as worker,
+            ApiProcess(api_env, logs / "api.log") as api,
+        ):
             try:
                 worker.wait_ready(120)
             except ServiceError as exc:
                 raise SystemExit(f"demo: the worker did not start: {exc}") from None
+            try:
+                api.wait_ready(120)
+            except ServiceError as exc:
+                raise SystemExit(f"demo: the API did not start: {exc}") from None
             print(
                 f"worker ready (log: {logs / 'worker.log'}, metrics: "
                 f"http://127.0.0.1:{worker.web_port}/metrics)\n"
+                f"API ready on {api.url} (log: {logs / 'api.log'}); to add an activity "
+                f"through it as client {API_CLIENT!r} (a secret made for this run):\n\n"
+                f"{api_snippet(api.url, API_CLIENT, secret)}\n\n"
                 f"sending {count} activities over {leads} leads at {rate:.0f}/s; "
                 "Ctrl-C stops everything\n",
                 flush=True,
             )
-            _stream_and_show(bootstrap, settings, activities, by_id, rate, worker)
+            _stream_and_show(bootstrap, settings, activities, by_id, rate, worker, hold)
 
 
 def _stream_and_show(
@@ -98,6 +175,7 @@ def _stream_and_show(
     by_id: dict[str, dict[str, Any]],
     rate: float,
     worker: WorkerProcess,
+    hold: bool,
 ) -> None:
     stop = threading.Event()
     sent = [0]
@@ -136,6 +214,7 @@ def _stream_and_show(
     per_campaign: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
     last_news = time.monotonic()
+    held = False
     try:
         while worker.alive():
             for message in consumer:
@@ -149,10 +228,15 @@ def _stream_and_show(
                     )
                 else:
                     per_campaign[f"{record['campaignId']} {record['campaignName']}"] += 1
-                    print(
-                        describe_membership(record, by_id.get(record["activityId"], {})), flush=True
-                    )
-            if not sender.is_alive():
+                    print(describe_membership(record, _activity_of(record, by_id)), flush=True)
+            if not sender.is_alive() and hold and not held:
+                held = True
+                print(
+                    f"\n{sent[0]} activities sent; the worker and the API keep running (try "
+                    "the curl lines above); Ctrl-C stops everything",
+                    flush=True,
+                )
+            if not sender.is_alive() and not hold:
                 quiet = time.monotonic() - last_news
                 if quiet > (QUIET_SECONDS if per_campaign or rejected else FIRST_RESULT_WAIT):
                     break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,8 @@ from kafka.errors import KafkaError
 
 from streams.cli.common import EXIT_FAILED, EXIT_OK, CommandError, error, load_rules_or_exit
 from streams.client import ActivityProducer, InvalidActivity
+from streams.runtime.connections import PRODUCER_FEATURES, KafkaUnavailable, check_kafka
+from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import WorkerSettings
 
 MAX_LISTED = 20
@@ -24,7 +27,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Validate every line against the rules' catalog (as the workers would), "
         "send the valid ones keyed by lead id with an idempotent, acks=all producer, and "
         "list the invalid ones with their line number and rejection code. Exits 0 when "
-        "every line was sent, 1 when some were invalid or could not be sent.",
+        "every line was sent, 1 when some were invalid or could not be sent, or when Kafka "
+        "stays unusable for STREAMS_CONNECT_TIMEOUT seconds (one line says why).",
     )
     produce.add_argument("file", type=Path, metavar="FILE.jsonl")
     produce.add_argument(
@@ -58,9 +62,22 @@ def run_produce(args: argparse.Namespace) -> int:
         if v is not None
     }
     settings = WorkerSettings(**overrides)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    quiet_client_logs()
     if not args.file.is_file():
         raise CommandError(f"{args.file}: no such file")
     plan = load_rules_or_exit(settings.rules_dir, settings)
+    try:
+        check_kafka(
+            settings.bootstrap_servers,
+            settings.connect_timeout,
+            features=PRODUCER_FEATURES,
+            topics={settings.topic_activities: settings.partitions},
+        )
+    except KafkaUnavailable as exc:
+        raise CommandError(str(exc), EXIT_FAILED) from None
     try:
         producer = ActivityProducer(
             settings.bootstrap_servers,

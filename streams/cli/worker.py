@@ -11,9 +11,10 @@ import tempfile
 from pathlib import Path
 
 from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
-from streams.devstack.process import cache_dir
 from streams.gc_tuning import tune_gc
-from streams.runtime.connections import KafkaUnavailable, ensure_topics, wait_for_kafka
+from streams.paths import cache_dir
+from streams.runtime.connections import WORKER_FEATURES, KafkaUnavailable, check_kafka
+from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import WorkerSettings
 from streams.state.redis_client import RedisUnavailable, wait_for_redis
 
@@ -70,17 +71,22 @@ def run_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_client_logs()
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
-        wait_for_kafka(settings.bootstrap_servers, settings.connect_timeout)
-        wait_for_redis(settings.redis_url, settings.connect_timeout, cluster=settings.redis_cluster)
         topics = (settings.topic_activities, settings.topic_memberships, settings.topic_dlq)
-        ensure_topics(settings.bootstrap_servers, dict.fromkeys(topics, settings.partitions))
+        check_kafka(
+            settings.bootstrap_servers,
+            settings.connect_timeout,
+            features=WORKER_FEATURES,
+            topics=dict.fromkeys(topics, settings.partitions),
+        )
+        wait_for_redis(settings.redis_url, settings.connect_timeout, cluster=settings.redis_cluster)
     except (KafkaUnavailable, RedisUnavailable) as exc:
         raise CommandError(str(exc), EXIT_FAILED) from None
 
     # Imported after the checks: importing Faust takes a second.
-    from streams.runtime.faust_tuning import run_worker
+    from streams.runtime.faust_app import run_worker
     from streams.runtime.worker import build_app
 
     _remove_dead_workers_dirs(cache_dir())

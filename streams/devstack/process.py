@@ -23,7 +23,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from streams.paths import cache_dir
+
 _PR_SET_PDEATHSIG = 1
+
+__all__ = ["LocalService", "ManagedProcess", "ServiceError", "cache_dir", "free_port"]
 
 
 def _die_with_parent() -> None:
@@ -157,17 +161,6 @@ class ManagedProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def cache_dir() -> Path:
-    """Where downloaded artifacts (Kafka jars) are kept between runs: STREAMS_CACHE_DIR or
-    ~/.cache/streams."""
-    root = os.environ.get("STREAMS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "streams"
-    )
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 class LocalService:

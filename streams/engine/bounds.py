@@ -11,11 +11,17 @@ bound (each is a `Limits` field and a setting; the README's "Poison inputs and l
   bounds, so a lead at a bound pays for the sort once per 1/16 of it, not per activity.
   Filters then count only what is kept, as for entries older than the retention.
 - `seen` over `max_seen` identities: the oldest processed are forgotten, down to 15/16 (as
-  the deduplication horizon does): a copy of one of them, read later, counts again.
+  the deduplication horizon does): a copy of one of them, read later, counts again. An
+  entry's carried lead fields (evaluator: only for activities that fired a campaign whose
+  actions name fields) hold only those names, with values taken from `fields`, so within
+  `max_fields_chars`; they go with their entry and are not measured apart.
 - `fields` over `max_fields` names or `max_fields_chars` characters (names and values):
   the names added most recently (the last in the dict's order) are dropped until it is
   within both; the others go on changing. Checked only after a field change (types 12
   and 13), the only activities that touch `fields`.
+
+Whatever drops history entries here also drops the engine's history index
+(`LeadState.index`), which is rebuilt from what is left.
 
 Sizes are memoised in `LeadState.sizes`: per type id (entries, bytes, last entry), and
 the totals under `_TOTAL`. An activity changes only its own type's list (appended at the
@@ -129,6 +135,7 @@ def drop_future(state: LeadState, limit_us: int) -> None:
         if any(e[0] > limit_us for e in entries):
             entries[:] = [e for e in entries if e[0] <= limit_us]
             state.sizes.clear()
+            state.index = None
         for entry in entries:
             if latest is None or entry[0] > latest:
                 latest = entry[0]
@@ -167,6 +174,7 @@ def _trim_history(state: LeadState, max_entries: int, max_bytes: int) -> None:
         entries = history[type_id]
         entries[:] = [e for i, e in enumerate(entries) if i not in indexes]
     state.sizes.clear()
+    state.index = None  # the engine's history index no longer matches the history
 
 
 DEFAULT_LIMITS: Final = Limits()

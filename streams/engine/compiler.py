@@ -24,6 +24,13 @@ from streams.engine.catalog import (
 )
 from streams.engine.datatypes import TEXT_TYPES, US_PER_DAY, CoercionError, Value, parse_duration_us
 from streams.engine.definitions import ActivityTypeDef, ConstraintDef, FilterItemDef
+from streams.engine.history_index import (
+    HistoryFilter,
+    HistoryIndex,
+    HistoryMatcher,
+    depends_on_t,
+    matchers_by_type,
+)
 from streams.engine.leadstate import LeadState
 from streams.engine.loader import CampaignFile, RuleFiles, read_rules
 from streams.engine.logic import LogicError, compile_logic, parse_logic
@@ -54,12 +61,37 @@ Matcher = Callable[[Any, dict[str, Value], int], bool]
 """`(primary, attributes, T) -> every constraint holds`."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FilterContext:
-    """What filters see: the lead's state after the activity was applied, and its date."""
+    """What filters see: the lead's state after the activity was applied, its date, and the
+    lead's history index (None: history filters scan, as the reference evaluator does)."""
 
     state: LeadState
     ts: int
+    index: HistoryIndex | None = None
+
+
+class HistorySlots:
+    """Gives each distinct (type, constraints) of the history filters one index slot, so
+    that filters differing only in window, minTimes or negation share their counts."""
+
+    def __init__(self) -> None:
+        self.matchers: list[HistoryMatcher] = []
+        self._by_key: dict[object, HistoryMatcher] = {}
+
+    def slot(self, type_id: int, checks: tuple[Check, ...], match: Matcher) -> HistoryMatcher:
+        key: object = (
+            type_id,
+            tuple((k, c.template, c.constants, c.parse, a) for k, c, a in checks),
+        )
+        try:
+            found = self._by_key.get(key)
+        except TypeError:  # a constant that is not hashable: a slot of its own
+            found, key = None, object()
+        if found is None:
+            found = self._by_key[key] = HistoryMatcher(len(self.matchers), type_id, match)
+            self.matchers.append(found)
+        return found
 
 
 def build_matcher(checks: Sequence[Check]) -> Matcher:
@@ -160,6 +192,8 @@ class CompiledCampaign:
     triggers: dict[int, tuple[CompiledTrigger, ...]]
     """Triggers by the activity type they listen to."""
     filters: Callable[[FilterContext], bool] | None
+    matchers: tuple[HistoryMatcher, ...] = ()
+    """The index slots its history filters count with."""
     leaves: tuple[Leaf, ...] = ()
     """The filter items in order, whose `evaluate`s `filters` combines, for `explain`."""
     logic: str = "all"
@@ -187,6 +221,15 @@ class Plan:
     """How long history is kept: the setting, or the longest window if that is longer."""
     recorded_types: frozenset[int] = field(default_factory=frozenset)
     """Types whose activities go into history (those that have a filter)."""
+    history_matchers: dict[int, tuple[HistoryMatcher, ...]] = field(default_factory=dict)
+    """The index slots of the active campaigns' history filters, by type."""
+    history_slots: int = 0
+    """How many slots the compiler gave out (inactive campaigns' included)."""
+
+    def history_index(self, state: LeadState) -> HistoryIndex:
+        """A fresh index of the state's history for this plan."""
+        return HistoryIndex(self, self.history_matchers, self.history_slots, state.history)
+
     actions: ActionPlan = field(default_factory=ActionPlan)
     """Custom actions, endpoint limits and which campaign uses which (actions.md)."""
 
@@ -196,6 +239,8 @@ class _Compiler:
     catalog: Catalog
     path: str
     problems: list[Problem]
+    slots: HistorySlots = field(default_factory=HistorySlots)
+    used: list[HistoryMatcher] = field(default_factory=list)
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(Problem(self.path, where, message))
@@ -260,15 +305,30 @@ class _Compiler:
             retention.append(window_us)
         if checks is None:
             return None
-        return _history_leaf(
-            _item_text(item),
+        match = build_matcher(checks)
+        matcher = None
+        if not depends_on_t(c for _, c, _ in checks):
+            matcher = self.slots.slot(activity_type.id, checks, match)
+            self.used.append(matcher)
+        evaluate = HistoryFilter(
             activity_type.id,
-            checks,
-            _constraint_texts(item.constraints or []),
+            match,
             window_us,
             item.minTimes or 1,
             bool(item.negate),
             retention,
+            matcher,
+        )
+        return HistoryLeaf(
+            _item_text(item),
+            activity_type.id,
+            window_us,
+            item.minTimes or 1,
+            bool(item.negate),
+            checks,
+            _constraint_texts(item.constraints or []),
+            evaluate.count,
+            evaluate,
         )
 
     def field_filter(self, item: FilterItemDef, where: str) -> FieldLeaf | None:
@@ -312,39 +372,6 @@ def _item_text(item: FilterItemDef) -> str:
     return text + f", at least {item.minTimes or 1} time{'s' if (item.minTimes or 1) > 1 else ''}"
 
 
-def _history_leaf(
-    text: str,
-    type_id: int,
-    checks: tuple[Check, ...],
-    texts: tuple[str, ...],
-    window_us: int | None,
-    min_times: int,
-    negate: bool,
-    retention: list[int],
-) -> HistoryLeaf:
-    """Counts the lead's activities of `type_id` in `[T - window, T]` (without a window,
-    `[T - retention, T]`) on which every check holds, stopping at `min_times`. An `in past`
-    constraint on a history entry is measured from T, as on a trigger."""
-
-    match = build_matcher(checks)
-
-    def count(ctx: FilterContext, stop: int) -> tuple[int, int]:
-        ts = ctx.ts
-        low = ts - (window_us if window_us is not None else retention[0])
-        found = 0
-        for entry_ts, primary, attributes in ctx.state.history.get(type_id, ()):
-            if low <= entry_ts <= ts and match(primary, attributes, ts):
-                found += 1
-                if found >= stop:
-                    break
-        return found, low
-
-    def leaf(ctx: FilterContext) -> bool:
-        return (count(ctx, min_times)[0] >= min_times) is not negate
-
-    return HistoryLeaf(text, type_id, window_us, min_times, negate, checks, texts, count, leaf)
-
-
 def _qualification(raw: str) -> tuple[Qualification, int] | str:
     text = raw.strip().lower()
     if text in ("once", "every time"):
@@ -361,10 +388,14 @@ def _qualification(raw: str) -> tuple[Qualification, int] | str:
 
 
 def compile_campaign(
-    catalog: Catalog, campaign_file: CampaignFile, problems: list[Problem], retention: list[int]
+    catalog: Catalog,
+    campaign_file: CampaignFile,
+    problems: list[Problem],
+    retention: list[int],
+    slots: HistorySlots | None = None,
 ) -> CompiledCampaign | None:
     definition = campaign_file.definition
-    compiler = _Compiler(catalog, campaign_file.path, problems)
+    compiler = _Compiler(catalog, campaign_file.path, problems, slots or HistorySlots())
     before = len(problems)
     qualification = _qualification(definition.qualification)
     if isinstance(qualification, str):
@@ -428,6 +459,7 @@ def compile_campaign(
         period_us=period,
         triggers={k: tuple(v) for k, v in triggers.items()},
         filters=filters,
+        matchers=tuple(dict.fromkeys(compiler.used)),
         leaves=tuple(leaves),
         logic=definition.filters.logic if definition.filters is not None else "all",
     )
@@ -487,6 +519,7 @@ def compile_rules(
     # One mutable cell shared by the history filters: the retention is known only once every
     # window has been seen, and filters without a window count back that far.
     retention = [retention_us]
+    slots = HistorySlots()
     compiled: list[CompiledCampaign] = []
     ids: dict[int, str] = {}
     names: dict[str, str] = {}
@@ -504,7 +537,7 @@ def compile_rules(
                     campaign_file.path, "name", f"{definition.name!r} is also the name of {other}"
                 )
             )
-        campaign = compile_campaign(catalog, campaign_file, problems, retention)
+        campaign = compile_campaign(catalog, campaign_file, problems, retention, slots)
         if campaign is not None:
             compiled.append(campaign)
     actions = compile_actions(files.actions, files.endpoints, files.campaigns, catalog, problems)
@@ -518,10 +551,12 @@ def compile_rules(
     ]
     active = {c.definition.id for c in files.campaigns if c.definition.status == "active"}
     by_type: dict[int, list[CompiledCampaign]] = {}
+    used: dict[HistoryMatcher, None] = {}
     for campaign in compiled:
         if campaign.id in active:
             for type_id in campaign.triggers:
                 by_type.setdefault(type_id, []).append(campaign)
+            used.update(dict.fromkeys(campaign.matchers))
     recorded = frozenset(t.id for t in catalog.types.values() if t.filter_name)
     plan = Plan(
         catalog=catalog,
@@ -530,6 +565,8 @@ def compile_rules(
         rules_version=files.version,
         retention_us=retention[0],
         recorded_types=recorded,
+        history_matchers=matchers_by_type(list(used)),
+        history_slots=len(slots.matchers),
         actions=actions,
     )
     return plan, []

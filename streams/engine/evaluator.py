@@ -15,7 +15,8 @@ from streams.engine.activity import Activity
 from streams.engine.compiler import CompiledCampaign, CompiledTrigger, FilterContext, Plan
 from streams.engine.datatypes import US_PER_DAY
 from streams.engine.events import action_members, membership_event
-from streams.engine.leadstate import LeadState
+from streams.engine.history_index import HistoryIndex
+from streams.engine.leadstate import LeadState, SeenEntry
 from streams.engine.standard_types import CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD
 
 DEFAULT_DEDUP_HORIZON_US: Final = 7 * US_PER_DAY
@@ -36,6 +37,8 @@ class Outcome:
 _DUPLICATE: Final = Outcome([], duplicate=True)
 _NOTHING: Final = Outcome([])
 """Shared by every activity that fires nothing (most): callers only read `events`."""
+INDEX_FROM: Final = 64
+"""History entries of one type from which a lead's history is indexed (bench/history.py)."""
 _NONE_FIRED: Final[list[int]] = []
 """Shared by every `seen` entry that fired nothing; never mutated."""
 
@@ -67,9 +70,23 @@ def _index(type_id: int, campaigns: Sequence[CompiledCampaign]) -> TypeIndex:
 
 
 class Engine:
-    def __init__(self, plan: Plan, dedup_horizon_us: int = DEFAULT_DEDUP_HORIZON_US) -> None:
+    """History filters scan the lead's history, as campaigns.md words them, until one type of
+    the lead's history reaches `index_from` entries; from then on the lead keeps a
+    `HistoryIndex` (state.index), so that an activity costs the same whatever the length of
+    its history (a short scan is cheaper than keeping an index up to date).
+    `index_from=None` is the reference evaluator, which always scans; the two must emit the
+    same events and leave the same states (tests/unit/test_history_index.py)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        dedup_horizon_us: int = DEFAULT_DEDUP_HORIZON_US,
+        *,
+        index_from: int | None = INDEX_FROM,
+    ) -> None:
         self.plan = plan
         self.dedup_horizon_us = dedup_horizon_us
+        self.index_from = index_from
         self._campaigns = {c.id: c for c in plan.campaigns}
         self._by_type = {
             type_id: _index(type_id, campaigns) for type_id, campaigns in plan.by_type.items()
@@ -80,17 +97,20 @@ class Engine:
         2. apply the activity to the state (history, fields, or erasure);
         3. each active campaign with a trigger on the type, in ascending id: triggers, then
            qualification and filters; a member gets one event and its run is recorded;
-        4. remember the identity with the campaigns it fired.
+        4. remember the identity with the campaigns it fired and, when some of them carry
+           lead fields (campaigns with actions), the fields they carried, so a redelivery
+           re-emits the same events byte for byte.
         `CompiledCampaign.qualifies` states the qualification rule the loop inlines."""
         seen = state.seen.get(activity.id)
         if seen is not None and now_us - seen[0] <= self.dedup_horizon_us:
             if seen[1] != activity.position:
                 return _DUPLICATE
-            return Outcome(self._replay(activity, seen[2], state), redelivered=True)
+            return Outcome(self._replay(activity, seen, state), redelivered=True)
 
         self._apply(state, activity)
         events: list[dict[str, Any]] = []
         fired: list[int] = []
+        carried: dict[str, str] | None = None
         context: FilterContext | None = None
         primary, attributes, ts = activity.primary, activity.attributes, activity.ts
         runs = state.runs
@@ -116,16 +136,23 @@ class Engine:
                     continue
             if campaign.filters is not None:
                 if context is None:
-                    context = FilterContext(state, ts)
+                    context = FilterContext(state, ts, self._index(state))
                 if not campaign.filters(context):
                     continue
             runs[campaign.id] = ts
             fired.append(campaign.id)
-            events.append(self._event(campaign, activity, trigger.name, state))
+            event = self._event(campaign, activity, trigger.name, state.fields)
+            if campaign.carries:
+                carried = {} if carried is None else carried
+                carried.update(event["leadFields"])
+            events.append(event)
 
         if seen is not None:
             del state.seen[activity.id]  # re-inserted last: `seen` stays in processing order
-        state.seen[activity.id] = [now_us, activity.position, fired or _NONE_FIRED]
+        entry = [now_us, activity.position, fired or _NONE_FIRED]
+        if carried is not None:
+            entry.append(carried)  # what `_replay` carries again: the fields as they are now
+        state.seen[activity.id] = entry
         if len(state.seen) % _EXPIRE_EVERY == 0:
             self._expire_seen(state, now_us)
         return Outcome(events) if events else _NOTHING
@@ -133,6 +160,16 @@ class Engine:
     def apply(self, state: LeadState, activity: Activity) -> None:
         """Step 2 of `process` alone (for `explain`: the state filters see)."""
         self._apply(state, activity)
+
+    def _index(self, state: LeadState) -> HistoryIndex | None:
+        """The state's history index for this plan (rebuilt if it was built for another);
+        None when the lead has none (its history is short) or for the reference."""
+        index: HistoryIndex | None = state.index
+        if index is None or self.index_from is None:
+            return None
+        if index.plan is not self.plan:
+            index = state.index = self.plan.history_index(state)
+        return index
 
     def _apply(self, state: LeadState, activity: Activity) -> None:
         type_id = activity.type_id
@@ -143,13 +180,18 @@ class Engine:
         if state.max_ts is None or ts > state.max_ts:
             state.max_ts = ts
         if type_id in self.plan.recorded_types:
+            index = self._index(state)
             entries = state.history.setdefault(type_id, [])
-            entries.append([ts, activity.primary, activity.attributes])
-            horizon = state.max_ts - self.plan.retention_us
-            # Entries are in processing order, not date order (late mobile actions): look
-            # at all of them, so what is kept depends on the dates alone.
-            if any(e[0] < horizon for e in entries):
-                entries[:] = [e for e in entries if e[0] >= horizon]
+            if index is None and self.index_from is not None and len(entries) >= self.index_from:
+                index = state.index = self.plan.history_index(state)
+            if index is not None:
+                entries.append([ts, activity.primary, activity.attributes])
+                index.add(type_id, ts, activity.primary, activity.attributes)
+                horizon = state.max_ts - self.plan.retention_us
+                if index.dates[type_id][0] < horizon:
+                    index.prune(type_id, horizon, entries)
+            else:
+                self._apply_scanning(state, type_id, activity)
         if type_id in (NEW_LEAD, CHANGE_DATA_VALUE):
             for name, value in activity.fields:
                 key = name.casefold()
@@ -157,6 +199,17 @@ class Engine:
                     state.fields.pop(key, None)
                 else:
                     state.fields[key] = value
+
+    def _apply_scanning(self, state: LeadState, type_id: int, activity: Activity) -> None:
+        """The reference's history update: append, then drop what the retention excludes."""
+        assert state.max_ts is not None
+        entries = state.history.setdefault(type_id, [])
+        entries.append([activity.ts, activity.primary, activity.attributes])
+        horizon = state.max_ts - self.plan.retention_us
+        # Entries are in processing order, not date order (late mobile actions): look at all
+        # of them, so what is kept depends on the dates alone.
+        if any(e[0] < horizon for e in entries):
+            entries[:] = [e for e in entries if e[0] >= horizon]
 
     @staticmethod
     def _matching_trigger(campaign: CompiledCampaign, activity: Activity) -> str | None:
@@ -166,7 +219,11 @@ class Engine:
         return None
 
     def _event(
-        self, campaign: CompiledCampaign, activity: Activity, trigger: str, state: LeadState
+        self,
+        campaign: CompiledCampaign,
+        activity: Activity,
+        trigger: str,
+        fields: dict[str, str],
     ) -> dict[str, Any]:
         event = membership_event(
             campaign.id,
@@ -179,28 +236,32 @@ class Engine:
             self.plan.rules_version,
         )
         if campaign.carries is not None:
-            event.update(self._action_members(campaign.carries, activity, state))
+            event.update(self._action_members(campaign.carries, activity, fields))
         return event
 
     def _action_members(
-        self, carries: tuple[str, ...], activity: Activity, state: LeadState
+        self, carries: tuple[str, ...], activity: Activity, fields: dict[str, str]
     ) -> dict[str, Any]:
         return action_members(
             self.plan.catalog.types.get(activity.type_id),
             activity.primary,
             activity.attributes,
-            state.fields,
+            fields,
             carries,
         )
 
     def _replay(
-        self, activity: Activity, fired: list[int], state: LeadState
+        self, activity: Activity, seen: SeenEntry, state: LeadState
     ) -> list[dict[str, Any]]:
         """The events a redelivered record emitted the first time (same `eventId`s). The
-        lead fields that campaigns with actions carry are those known now, which differ
-        from the first time only if the lead's fields changed in between."""
+        lead fields that campaigns with actions carry come from the `seen` entry's snapshot
+        (the fields as known when the lead became a member), not from the lead's fields now,
+        which later activities of the same saved batch may have changed. An entry without a
+        snapshot (no firing campaign carried a field, or stored before snapshots existed)
+        reads the fields now."""
+        fields: dict[str, str] = seen[3] if len(seen) > 3 else state.fields
         events = []
-        for campaign_id in fired:
+        for campaign_id in seen[2]:
             campaign = self._campaigns.get(campaign_id)
             name = campaign.name if campaign is not None else ""
             trigger = (
@@ -219,7 +280,7 @@ class Engine:
                 self.plan.rules_version,
             )
             if campaign is not None and campaign.carries is not None:
-                event.update(self._action_members(campaign.carries, activity, state))
+                event.update(self._action_members(campaign.carries, activity, fields))
             events.append(event)
         return events
 

@@ -6,10 +6,12 @@ Invariants:
   order, as `[ts_us, primary, attributes]`; entries older than the lead's latest activity
   date minus the retention are dropped when that type gets a new entry, so pruning happens
   at the same points in the backtest and in the workers.
-- `seen` maps activity identities to `[processed_at_us, position, fired_campaign_ids]` in
-  processing order, which lets the engine tell a duplicate (same identity, another position)
-  from a redelivery (same position: re-emit the same events); it survives Delete Lead so a
-  redelivered activity from before the deletion cannot bring the lead back.
+- `seen` maps activity identities to `[processed_at_us, position, fired_campaign_ids]`
+  (plus `{field name: value}` when some fired campaign carries lead fields: the fields as
+  known then, which a redelivery re-emits) in processing order, which lets the engine tell
+  a duplicate (same identity, another position) from a redelivery (same position: re-emit
+  the same events); it survives Delete Lead so a redelivered activity from before the
+  deletion cannot bring the lead back.
 - after every activity the pipeline brings the state within `bounds.Limits` (history
   entries and characters, `seen`, `fields`): `bounds.enforce` says what is dropped.
 """
@@ -22,7 +24,8 @@ from typing import Any
 HistoryEntry = list[Any]
 """`[ts_us, primary, {apiName: value}]`."""
 SeenEntry = list[Any]
-"""`[processed_at_us, position, [campaign ids fired]]`."""
+"""`[processed_at_us, position, [campaign ids fired]]`, and `{name: value}` when the
+campaigns fired carry lead fields (only then: other entries stay three members)."""
 
 
 @dataclass(slots=True)
@@ -37,6 +40,10 @@ class LeadState:
     """The latest activity date (µs) recorded for the lead since it was last erased."""
     sizes: dict[int, tuple[int, int, Any]] = field(default_factory=dict, compare=False, repr=False)
     """Not stored, not compared: a memo of `bounds.enforce`, by type id."""
+    index: Any = field(default=None, compare=False, repr=False)
+    """Not stored, not compared: the engine's `HistoryIndex` of `history` (None: the engine
+    scans, or rebuilds it from `history`). Whoever edits `history` other than the engine
+    sets it to None."""
 
     def erase(self) -> None:
         """Delete Lead: history, fields and memberships go; `seen` stays (see module doc)."""
@@ -44,6 +51,7 @@ class LeadState:
         self.fields.clear()
         self.runs.clear()
         self.max_ts = None
+        self.index = None
 
     def is_empty(self) -> bool:
         return not (self.history or self.fields or self.runs or self.seen)

@@ -190,14 +190,12 @@ async def switch_between_batches(
     handler: Any, reloader: RulesReloader, switches: SwitchLog, events: Sequence[Any]
 ) -> None:
     """The worker's hook, before a batch: put the newest plan in force (a new `Processor`
-    over the same store; `poll` may also have run on the worker's timer, between batches),
-    then record the version each partition of the batch starts with."""
-    reloader.poll()
-    old = handler.processor
-    if old.plan is not reloader.plan:
-        handler.processor = Processor(
-            reloader.plan, old.store, old.engine.dedup_horizon_us, old.limits
-        )
+    over the same store; the worker's timer polls the directory in a thread, and only
+    replaces `reloader.plan`, so a batch never sees two plans), then record the version
+    each partition of the batch starts with."""
+    old, plan = handler.processor, reloader.plan  # read once: the timer's thread may swap it
+    if old.plan is not plan:
+        handler.processor = Processor(plan, old.store, old.engine.dedup_horizon_us, old.limits)
     await switches.record([e.message for e in events], handler.processor.plan.rules_version)
 
 
@@ -239,7 +237,15 @@ async def api_following_rules(app: Any, interval_s: float) -> AsyncIterator[None
     thread, and put a new plan in force between requests by replacing `app.state.plan`,
     the decoder of the ingest calls and the catalog of the read-back (each request reads
     them once, so it sees one version)."""
-    reloader = RulesReloader(app.state.plan, app.state.settings, interval_s)
+    api_metrics = getattr(app.state, "api_metrics", None)
+    reloader = RulesReloader(
+        app.state.plan,
+        app.state.settings,
+        interval_s,
+        None
+        if api_metrics is None
+        else ReloadMetrics(api_metrics.registry, api_metrics.rules_info),
+    )
     app.state.reloader = reloader
 
     async def follow() -> None:

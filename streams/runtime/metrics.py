@@ -292,6 +292,12 @@ class ApiMetrics:
         self.in_flight = Gauge(
             "streams_api_requests_in_flight", "Calls being answered.", registry=self.registry
         )
+        self.rules_info = Gauge(
+            "streams_rules_info",
+            "The rules in force (value 1): the API's ingest and read-back follow hot reloads.",
+            ["rules_version"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -35,7 +35,7 @@ from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import BatchResult, Processor, Record
-from streams.runtime.faust_tuning import create_app, send_all
+from streams.runtime.faust_app import create_app, send_all
 from streams.runtime.hot_reload import (
     ReloadMetrics,
     RulesReloader,
@@ -190,7 +190,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         settings.bootstrap_servers,
         datadir=datadir,
         # Faust's consumer spends more on its per-record tasks than our whole evaluation:
-        # the fast drain skips them when they are not needed (faust_tuning.py), about 2x.
+        # the fast drain skips them when they are not needed (fast_drain.py), about 2x.
         fast_drain=True,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -205,6 +205,15 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         broker_max_poll_records=max(settings.batch_size, 500),
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+        # Faust's default, stated: an event is acknowledged once on every in-sync replica.
+        producer_acks=-1,
+        # Faust's default lets a send retry for 20 minutes (its batch expiry): a batch
+        # whose partition has no leader (or too few in-sync replicas) stalls the worker,
+        # holding its partitions, with its commit timer overlapping. Past this bound (well
+        # above a leader failover, which takes the brokers' session timeout, 9 s by
+        # default) the send fails, so does the batch, and the worker exits 1 for its
+        # supervisor to restart it.
+        producer_request_timeout=3 * settings.session_timeout,
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
     metrics = WorkerMetrics(
@@ -226,6 +235,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             ttl_ms=0,
             wait_replicas=settings.redis_wait_replicas,
             on_quarantine=lambda *_: metrics.quarantined.inc(),
+            cache_leads=settings.state_cache_leads,
         )
         processor = Processor(plan, store, settings.dedup_horizon_us, settings.limits)
         handler = BatchHandler(app, settings, processor, metrics)
@@ -251,7 +261,10 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
 
         @app.timer(settings.rules_reload_interval)  # type: ignore[untyped-decorator]  # faust: untyped
         async def reload_rules() -> None:
-            reloader.poll()  # applied by the agent before its next batch
+            # In a thread: reading and compiling a changed directory (and waiting for a
+            # catalog change's lock) must not hold up the event loop, whose heartbeats keep
+            # the partitions. The agent puts the new plan in force before its next batch.
+            await asyncio.to_thread(reloader.poll)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

@@ -5,7 +5,13 @@ Versions (the `v` member of the JSON object; none means 1):
     1   {"h": {type id: [[ts_us, primary, {apiName: value}], ...]}, "f": {name: text},
          "r": {campaign id: ts_us}, "s": {identity: [processed_at_us, position, [ids]]},
          "m": max_ts_us | null}                       (wave 1, unversioned)
-    2   version 1 plus "v": 2                         (current)
+    2   version 1 plus "v": 2
+    3   version 2 with "v": 3                          (current)
+        the same members, but a `seen` entry may have a fourth member, {name: text}: the
+        lead fields its campaigns carried, which a redelivery re-emits; and 3 says that
+        the lead's key may have a journal of deltas to replay on it
+        (`streams.state.journal`), so a worker that knows only version 2 refuses the state
+        rather than read it without its journal
 
 To change the format: add version N+1 to `_READERS` with a function that turns the parsed
 object into a `LeadState` (or into version N's object, then call N's reader), make it
@@ -27,7 +33,7 @@ import orjson
 
 from streams.engine.leadstate import HistoryEntry, LeadState, SeenEntry
 
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
 """The version `encode_state` writes."""
 
 
@@ -48,6 +54,16 @@ def encode_state(state: LeadState) -> bytes:
             "m": state.max_ts,
         }
     )
+
+
+_CURRENT_PREFIX: Final = b'{"v":%d,' % FORMAT_VERSION
+
+
+def is_current(raw: bytes) -> bool:
+    """Whether `raw` was written by this version's `encode_state` (which writes `v` first):
+    the store appends deltas only to such a snapshot, so that a worker that knows only an
+    earlier version never reads a state whose journal it would ignore."""
+    return raw.startswith(_CURRENT_PREFIX)
 
 
 def decode_state(raw: bytes | str) -> LeadState:
@@ -106,23 +122,34 @@ def _history(raw: dict[str, Any]) -> dict[int, list[HistoryEntry]]:
     return history
 
 
-def _seen(raw: dict[str, Any]) -> dict[str, SeenEntry]:
+def is_seen_entry(entry: Any, carried: bool = True) -> bool:
+    """Whether `entry` has the shape of a `seen` entry (`SeenEntry`); `carried` False
+    refuses the fourth member, the lead fields carried, as versions 1 and 2 do. For
+    whatever else stores `seen` entries (a journal of deltas), so it checks them alike."""
+    return (
+        type(entry) is list
+        and (len(entry) == 3 or (carried and len(entry) == 4 and _is_text_map(entry[3])))
+        and type(entry[0]) is int
+        and type(entry[1]) is str
+        and type(entry[2]) is list
+        and all(map(_is_int, entry[2]))
+    )
+
+
+def _seen(raw: dict[str, Any], carried: bool = False) -> dict[str, SeenEntry]:
     for identity, entry in raw.items():
-        if (
-            type(entry) is not list
-            or len(entry) != 3
-            or type(entry[0]) is not int
-            or type(entry[1]) is not str
-            or type(entry[2]) is not list
-            or not all(map(_is_int, entry[2]))
-        ):
+        if not is_seen_entry(entry, carried):
             raise UnreadableState(f"seen[{identity[:80]!r}] is {str(entry)[:80]}")
     return raw
 
 
-def _read_v1(data: dict[str, Any]) -> LeadState:
+def _is_text_map(value: Any) -> bool:
+    return type(value) is dict and all(type(v) is str for v in value.values())
+
+
+def _read_v1(data: dict[str, Any], carried: bool = False) -> LeadState:
     fields = _member(data, "f", dict)
-    if not all(type(v) is str for v in fields.values()):
+    if not _is_text_map(fields):
         raise UnreadableState("member 'f' has a value that is not text")
     runs = _member(data, "r", dict)
     if not all(map(_is_int, runs.values())):
@@ -134,7 +161,7 @@ def _read_v1(data: dict[str, Any]) -> LeadState:
         history=_history(_member(data, "h", dict)),
         fields=fields,
         runs={_int_key(k, "runs"): v for k, v in runs.items()},
-        seen=_seen(_member(data, "s", dict)),
+        seen=_seen(_member(data, "s", dict), carried),
         max_ts=max_ts,
     )
 
@@ -142,4 +169,15 @@ def _read_v1(data: dict[str, Any]) -> LeadState:
 _read_v2 = _read_v1
 """Version 2 only added `v`, which `decode_state` has read."""
 
-_READERS: Final[dict[int, Callable[[dict[str, Any]], LeadState]]] = {1: _read_v1, 2: _read_v2}
+
+def _read_v3(data: dict[str, Any]) -> LeadState:
+    """Version 3: `seen` entries may carry fields; its journal is the store's to replay
+    (`RedisStore.load`)."""
+    return _read_v1(data, carried=True)
+
+
+_READERS: Final[dict[int, Callable[[dict[str, Any]], LeadState]]] = {
+    1: _read_v1,
+    2: _read_v2,
+    3: _read_v3,
+}

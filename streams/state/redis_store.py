@@ -2,28 +2,40 @@
 
 Key schema (also in the header of `lua/save_leads.lua`, the only writer):
 
-    <app_id>:lead:{<lead_id>}   hash
-        state   LeadState JSON (history, fields, campaign runs, dedup record `seen`, max_ts)
+    <app_id>:lead:{<lead_id>}      hash
+        state   a snapshot: the LeadState as `codec.encode_state` writes it (history,
+                fields, campaign runs, dedup record `seen`, max_ts)
         ver     integer generation: 1 after the first save, +1 on every save
+    <app_id>:journal:{<lead_id>}   list
+        deltas to replay on the snapshot, oldest first (`streams.state.journal`): what
+        each batch changed, so that a busy lead's batch writes a few entries, not its whole
+        history; a snapshot replaces them once they would outgrow it
 
-The braces around the lead id are the Redis Cluster hash tag: the key hashes to the slot of
-`<lead_id>`, so a multi-key layout per lead later stays on one node. Hence an app id must not
-contain `{` or `}`. Every save sets the key's TTL to `ttl_ms` (0: no expiry), so a lead
-without activity for that long is forgotten.
+The braces around the lead id are the Redis Cluster hash tag: both keys hash to the slot of
+`<lead_id>`. Hence an app id must not contain `{` or `}`. Every save sets both keys' TTL to
+`ttl_ms` (0: no expiry), so a lead without activity for that long is forgotten.
 
 A batch costs two round trips, whatever its number of leads:
 
-1. `load`: one non-transactional pipeline of `HMGET key state ver`, one per lead. A lead
-   not found gets an empty `LeadState` and generation 0. The state is read by
-   `codec.decode_state` (any format version written so far). The store remembers each lead's
-   generation in `_versions` (lead id -> ver), a token that lives from `load` to the
-   `save` of the same batch: the `Store` protocol stays as it is, and the dict holds only
-   the leads of batches in flight.
+1. `load`: one non-transactional pipeline. A lead this store saved last (kept in its cache
+   of `cache_leads` states, least recently saved evicted first) costs `HGET key ver`: if
+   the generation is the one it saved, the cached state is used as it is; if someone else
+   saved the lead since (a rebalance moved it and back), it is read in full in a third
+   round trip. Any other lead costs `HMGET key state ver` and `LRANGE journal`: the
+   snapshot is read by `codec.decode_state` (any format version written so far) and the
+   journal replayed on it. A lead not found gets an empty `LeadState` and generation 0; a
+   journal without its snapshot (left by a quarantine) is ignored. The store remembers
+   each lead's generation and what is stored (`journal.Stored`) in `_loaded`, a token
+   that lives from `load` to the `save` of the same batch: the `Store` protocol stays as
+   it is. A cached state is taken out of the cache by `load` and put back by a
+   successful `save`, so a batch that fails leaves nothing half-applied in the cache.
 2. `save`: one non-transactional pipeline of `EVALSHA save_leads.lua`, one per lead, each
    a compare-and-set: it writes only if the lead's generation is still the one loaded (for
-   a lead that was not loaded through this store: only if the key does not exist). Each
-   lead is atomic on its own; there is no MULTI/EXEC across leads, so a Redis Cluster
-   client may split the pipeline by slot.
+   a lead that was not loaded through this store: only if the key does not exist). It
+   appends the batch's delta to the journal, or writes a snapshot and empties the journal
+   (`journal.write` decides; a snapshot of an earlier format version always gets
+   rewritten first). Each lead is atomic on its own; there is no MULTI/EXEC across leads,
+   so a Redis Cluster client may split the pipeline by slot.
 
 A conflict means that another writer saved the lead in between, typically the new owner
 of the partition after a rebalance while this worker is a zombie that has not noticed yet.
@@ -50,8 +62,9 @@ writer saved it), nothing is moved and `load` raises `StateConflict`: the batch 
 evaluated again from a fresh load.
 
 A pipeline that redis-py retries after a connection error may run twice on the server; the
-script recognises its own write (generation + 1 holding the same state) and reports it as
-stored, so a retry is not mistaken for a conflict.
+script recognises its own write (generation + 1 holding the same snapshot, or the same
+delta at the end of the journal) and reports it as stored, so a retry is not mistaken for a
+conflict.
 """
 
 from __future__ import annotations
@@ -59,13 +72,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Final
 
 from redis.exceptions import NoScriptError, ResponseError
 
 from streams.engine.leadstate import LeadState
-from streams.state.codec import UnreadableState, decode_state, encode_state
+from streams.state.codec import UnreadableState, decode_state, is_current
+from streams.state.journal import Stored, apply_delta, remember, write
 from streams.state.redis_client import StateClient, check_replica_acks, queue_replica_waits
 
 log = logging.getLogger(__name__)
@@ -122,11 +137,14 @@ class RedisStore:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 5000,
         on_quarantine: OnQuarantine | None = None,
+        cache_leads: int = 0,
     ) -> None:
         if not app_id or "{" in app_id or "}" in app_id:
             raise ValueError(f"app id {app_id!r} must be non-empty, without '{{' or '}}'")
         if ttl_ms < 0:
             raise ValueError(f"ttl_ms must be >= 0 (0: no expiry), not {ttl_ms}")
+        if cache_leads < 0:
+            raise ValueError(f"cache_leads must be >= 0 (0: no cache), not {cache_leads}")
         self.client = client
         self.app_id = app_id
         self.ttl_ms = ttl_ms
@@ -137,8 +155,14 @@ class RedisStore:
         self._script = client.register_script(SAVE_LEADS_LUA)
         self._quarantine = client.register_script(QUARANTINE_LUA)
         self.on_quarantine = on_quarantine
-        self._versions: dict[int, int] = {}
-        """Lead id -> generation loaded (0: not found), from `load` until `save`."""
+        self.cache_leads = cache_leads
+        self._loaded: dict[int, tuple[int, Stored | None]] = {}
+        """Lead id -> (generation loaded, 0: not found; what is stored), from `load` until
+        `save`."""
+        self._cache: dict[int, tuple[int, Stored, LeadState]] = {}
+        """Lead id -> (generation, what is stored, the state): leads saved by this store,
+        least recently saved first, at most `cache_leads`; a lead is taken out by `load`
+        and put back (newer) by a successful `save`."""
 
     def key(self, lead_id: int) -> bytes:
         return b"%s{%d}" % (self._prefix, lead_id)
@@ -146,17 +170,52 @@ class RedisStore:
     def quarantine_key(self, lead_id: int, unix_ms: int) -> bytes:
         return b"%s:quarantine:{%d}:%d" % (self.app_id.encode(), lead_id, unix_ms)
 
+    def journal_key(self, lead_id: int) -> bytes:
+        return b"%s:journal:{%d}" % (self.app_id.encode(), lead_id)
+
     async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
+        """Cached leads cost one `HGET ver` (their state is used if no one saved since);
+        the others, and cached ones someone else saved, are read in full."""
         ids = list(lead_ids)
         if not ids:
             return {}
+        cache = self._cache
+        warm = [lead_id for lead_id in ids if lead_id in cache]
+        cold = [lead_id for lead_id in ids if lead_id not in cache]
         async with self.client.pipeline(transaction=False) as pipe:
-            for lead_id in ids:
-                pipe.hmget(self.key(lead_id), _LOAD_FIELDS)
+            for lead_id in warm:
+                pipe.hget(self.key(lead_id), b"ver")
+            self._queue_full_reads(pipe, cold)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         out: dict[int, LeadState] = {}
-        versions = self._versions
-        for lead_id, reply in zip(ids, replies, strict=True):
+        stale: list[int] = []
+        for lead_id, reply in zip(warm, replies, strict=False):
+            generation, stored, state = cache.pop(lead_id)  # checked out until saved
+            if reply == b"%d" % generation:
+                out[lead_id] = state
+                self._loaded[lead_id] = (generation, stored)
+            else:
+                stale.append(lead_id)
+        await self._read_full(cold, replies[len(warm) :], out)
+        if stale:
+            async with self.client.pipeline(transaction=False) as pipe:
+                self._queue_full_reads(pipe, stale)
+                replies = await pipe.execute(raise_on_error=False)
+            await self._read_full(stale, replies, out)
+        return out
+
+    def _queue_full_reads(self, pipe: Any, lead_ids: list[int]) -> None:
+        for lead_id in lead_ids:
+            pipe.hmget(self.key(lead_id), _LOAD_FIELDS)
+            pipe.lrange(self.journal_key(lead_id), 0, -1)
+
+    async def _read_full(
+        self, lead_ids: list[int], replies: list[Any], out: dict[int, LeadState]
+    ) -> None:
+        """Snapshot plus journal, per lead; an unreadable lead is quarantined."""
+        loaded = self._loaded
+        for n, lead_id in enumerate(lead_ids):
+            reply, journal = replies[2 * n], replies[2 * n + 1]
             if isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE"):
                 await self._set_aside(lead_id, b"", "the key is not a hash")
             elif isinstance(reply, Exception):
@@ -164,17 +223,27 @@ class RedisStore:
             else:
                 raw, ver = reply
                 try:
+                    if isinstance(journal, Exception):
+                        raise UnreadableState(f"journal: {journal}")
                     generation = _generation(ver)
-                    state = LeadState() if raw is None else decode_state(raw)
+                    if raw is None:  # nothing stored (a journal alone is left over)
+                        state, stored = LeadState(), None
+                    else:
+                        state = decode_state(raw)
+                        for delta in journal:
+                            apply_delta(state, delta)
+                        # Deltas go only on a snapshot of the current format: an earlier
+                        # one is rewritten by the next save.
+                        size = len(raw) if is_current(raw) else 0
+                        stored = remember(state, size, sum(map(len, journal)))
                 except UnreadableState as exc:
                     await self._set_aside(lead_id, ver or b"", str(exc))
                 else:
                     out[lead_id] = state
-                    versions[lead_id] = generation
+                    loaded[lead_id] = (generation, stored)
                     continue
             out[lead_id] = LeadState()
-            versions[lead_id] = 0
-        return out
+            loaded[lead_id] = (0, None)
 
     async def _set_aside(self, lead_id: int, ver: bytes, reason: str) -> None:
         """Quarantine one lead's key (module doc); `StateConflict` if it changed since."""
@@ -195,11 +264,14 @@ class RedisStore:
     async def save(self, states: Mapping[int, LeadState]) -> None:
         if not states:
             return
-        versions = self._versions
-        calls = [
-            (lead_id, self.key(lead_id), versions.get(lead_id, 0), encode_state(state))
-            for lead_id, state in states.items()
-        ]
+        loaded = self._loaded
+        calls: list[_Save] = []
+        for lead_id, state in states.items():
+            generation, stored = loaded.get(lead_id, (0, None))
+            is_delta, payload, after = write(stored, state)
+            calls.append(
+                _Save(lead_id, generation, b"d" if is_delta else b"s", payload, after, state)
+            )
         replies = await self._run(calls)
         missing = [c for c, r in zip(calls, replies, strict=True) if isinstance(r, NoScriptError)]
         if missing:
@@ -207,32 +279,64 @@ class RedisStore:
             retried = iter(await self._run(missing))
             replies = [next(retried) if isinstance(r, NoScriptError) else r for r in replies]
         conflicts: list[int] = []
-        for (lead_id, _, _, _), reply in zip(calls, replies, strict=True):
+        for call, reply in zip(calls, replies, strict=True):
             if isinstance(reply, Exception):
                 raise reply
             if reply[0] != 1:
-                conflicts.append(lead_id)
+                conflicts.append(call.lead_id)
         # Only once every lead has an answer: a save that raised above keeps its tokens,
         # so the caller may retry it (the script makes a retry idempotent).
         for lead_id in states:
-            versions.pop(lead_id, None)
+            loaded.pop(lead_id, None)
+        if self.cache_leads:
+            cache = self._cache
+            for call, reply in zip(calls, replies, strict=True):
+                if reply[0] == 1:
+                    cache[call.lead_id] = (reply[1], call.after, call.state)
+            while len(cache) > self.cache_leads:
+                del cache[next(iter(cache))]  # the least recently saved
         if conflicts:
             raise StateConflict(conflicts)
 
-    async def _run(self, calls: list[tuple[int, bytes, int, bytes]]) -> list[Any]:
+    async def _run(self, calls: list[_Save]) -> list[Any]:
         """One round trip: EVALSHA per lead (then the replicas' WAITs, if asked); script
         errors come back in the list, not raised. `execute_command` rather than `evalsha`:
         redis-py's cluster pipeline refuses its `evalsha` method (a script's keys could
-        span slots), while each of these names one key."""
+        span slots), while both keys of each of these share their lead's slot."""
         sha = self._script.sha
         ttl = self.ttl_ms
         async with self.client.pipeline(transaction=False) as pipe:
-            for _, key, ver, state in calls:
-                pipe.execute_command("EVALSHA", sha, 1, key, ver, state, ttl)
+            for call in calls:
+                pipe.execute_command(
+                    "EVALSHA",
+                    sha,
+                    2,
+                    self.key(call.lead_id),
+                    self.journal_key(call.lead_id),
+                    call.generation,
+                    call.mode,
+                    call.payload,
+                    ttl,
+                )
             masters = queue_replica_waits(
-                pipe, self.client, (c[1] for c in calls), self.wait_replicas, self.wait_timeout_ms
+                pipe,
+                self.client,
+                (self.key(c.lead_id) for c in calls),
+                self.wait_replicas,
+                self.wait_timeout_ms,
             )
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         if masters:
             check_replica_acks(masters, replies[len(calls) :], self.wait_replicas)
         return replies[: len(calls)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Save:
+    lead_id: int
+    generation: int
+    mode: bytes
+    """b"s": `payload` is a snapshot; b"d": a delta."""
+    payload: bytes
+    after: Stored
+    state: LeadState

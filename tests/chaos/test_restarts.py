@@ -481,7 +481,9 @@ def lose_the_last_second(server: RedisServer, tmp_path: Path) -> None:
 
 
 LOST_SECOND_IS_COMMITTED = pytest.mark.xfail(
-    strict=True,
+    # Not strict: whether the lost second holds a committed batch depends on how far the
+    # worker got in it, which a loaded machine changes; seen passing 2 times in ~10 runs.
+    strict=False,
     reason=(
         "BUG, documented (README: 'Redis losing acknowledged writes'): under appendfsync "
         "everysec the writes lost with the AOF's last second belong to batches already acked "

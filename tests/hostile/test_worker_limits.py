@@ -11,14 +11,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-import redis
+import redis.asyncio
 
 from streams.devstack.worker import WorkerProcess
 from streams.engine.compiler import load_plan
+from streams.engine.leadstate import LeadState
 from streams.pipeline import Processor, Record
 from streams.settings import EngineSettings
-from streams.state.codec import decode_state
 from streams.state.memory import MemoryStore
+from streams.state.redis_store import RedisStore
 from tests.hostile.conftest import (
     RULES,
     HostileWorker,
@@ -187,12 +188,15 @@ def test_a_flooded_lead_stays_within_the_state_bounds_and_the_backtest_agrees(
         memberships.close()
     assert [e["eventId"] for e in got] == [e["eventId"] for e in expected.events]
 
-    admin = redis.Redis.from_url(redis_url)
-    try:
-        raw = admin.hget(f"{settings['STREAMS_APP_ID']}:lead:{{{lead}}}", "state")
-    finally:
-        admin.close()
-    stored = decode_state(raw)
+    async def stored_state() -> LeadState:
+        # Through the store: the lead's key holds a snapshot, its journal the later deltas.
+        client = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            return (await RedisStore(client, settings["STREAMS_APP_ID"], 0).load([lead]))[lead]
+        finally:
+            await client.aclose()
+
+    stored = asyncio.run(stored_state())
     want = store.leads[lead]
     assert sum(len(v) for v in stored.history.values()) <= 100
     assert len(stored.seen) <= 150 and len(stored.fields) <= 10

@@ -351,7 +351,13 @@ def test_type_management_edits_the_rules_directory_when_enabled(
         while all(t["id"] != created["id"] for t in writable.get(TYPES)["result"]):
             assert time.monotonic() < deadline, "the approved type never came in force"
             time.sleep(0.2)
-        assert writable.http.get("/health").json()["rulesVersion"] != started_with
+        now_in_force = writable.http.get("/health").json()["rulesVersion"]
+        assert now_in_force != started_with
+        # The version in force, and only it, is exported; the reload is counted.
+        exported = writable.http.get("/metrics").text
+        assert f'streams_rules_info{{rules_version="{now_in_force}"}} 1.0' in exported
+        assert f'rules_version="{started_with}"' not in exported
+        assert 'streams_rules_reloads_total{result="applied"}' in exported
         assert [a["apiName"] for a in approved["attributes"]] == ["seats"]
         # Promoting a secondary attribute demotes the primary one (Marketo's isPrimary).
         promoted = writable.post(TYPE + "/bookDemo/attributes/update.json", {"attributes": [

@@ -71,23 +71,24 @@ class MemoryHarness:
 
 
 class RedisHarness:
-    def __init__(self, url: str, cluster: bool = False) -> None:
+    def __init__(self, url: str, cluster: bool = False, cache_leads: int = 0) -> None:
         self.url = url
         self.cluster = cluster
         self.app_id = fresh_app_id()
         self.clients: list[StateClient] = []
+        self.cache_leads = cache_leads
 
     async def open(self) -> RedisStore:
         client = redis_client(self.url, cluster=self.cluster)
         self.clients.append(client)
-        return RedisStore(client, self.app_id, TTL_MS)
+        return RedisStore(client, self.app_id, TTL_MS, cache_leads=self.cache_leads)
 
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()
 
 
-@pytest.fixture(scope="module", params=["memory", "redis", "redis-cluster"])
+@pytest.fixture(scope="module", params=["memory", "redis", "redis-cached", "redis-cluster"])
 def make_harness(request: pytest.FixtureRequest) -> Callable[[], Harness]:
     """Module-scoped so that hypothesis may call it once per example. `redis-cluster`:
     the same contract through the cluster client, on three masters with replicas."""
@@ -97,7 +98,7 @@ def make_harness(request: pytest.FixtureRequest) -> Callable[[], Harness]:
         seed: str = request.getfixturevalue("redis_cluster").url
         return lambda: RedisHarness(seed, cluster=True)
     url: str = request.getfixturevalue("redis_url")
-    return lambda: RedisHarness(url)
+    return lambda: RedisHarness(url, cache_leads=100 if request.param == "redis-cached" else 0)
 
 
 def with_harness(make: Callable[[], Harness], body: Callable[[Harness], Awaitable[None]]) -> None:
@@ -289,10 +290,14 @@ def test_one_round_trip_per_load_and_per_save(
     for name, (writes, commands) in measured.items():
         print(f"{name}: {writes} round trip(s), server commands {commands}")
 
-    assert measured["load"] == (1, {"hmget": n})
-    # Commands that the script runs count as commands of their own.
-    assert measured["save"] == (1, {"evalsha": n, "hget": n, "hset": n, "pexpire": n})
-    assert measured["load, nothing stored"] == (1, {"hmget": n})
+    assert measured["load"] == (1, {"hmget": n, "lrange": n})
+    # Commands that the script runs count as commands of their own. These states are
+    # small: a snapshot each, which empties the journal.
+    assert measured["save"] == (
+        1,
+        {"evalsha": n, "hget": n, "hset": n, "del": n, "pexpire": 2 * n},
+    )
+    assert measured["load, nothing stored"] == (1, {"hmget": n, "lrange": n})
     # A server without the script: EVALSHA (NOSCRIPT), SCRIPT LOAD, EVALSHA again.
     writes, commands = measured["first save, script not cached"]
     assert writes == 3
@@ -416,18 +421,31 @@ def test_conflict_fences_off_the_stale_writer(redis_url: str) -> None:
 def test_a_retried_save_is_not_a_conflict(redis_url: str) -> None:
     """The script recognises its own write when redis-py resends a pipeline: the generation
     it expected + 1 holding the very state it brings."""
-    key = f"{fresh_app_id()}:lead:{{1}}"
+    app_id = fresh_app_id()
+    key, journal = f"{app_id}:lead:{{1}}", f"{app_id}:journal:{{1}}"
 
     async def main() -> None:
         client = redis_client(redis_url)
         try:
             script = client.register_script(SAVE_LEADS_LUA)
-            assert await script([key], [0, b"s1", TTL_MS]) == [1, 1]
-            assert await script([key], [0, b"s1", TTL_MS]) == [1, 1], "a retry"
-            assert await script([key], [0, b"other", TTL_MS]) == [0, 1]
-            assert await script([key], [1, b"s2", TTL_MS]) == [1, 2]
-            assert await script([key], [5, b"s2", TTL_MS]) == [0, 2]
+            keys = [key, journal]
+            assert await script(keys, [0, b"s", b"s1", TTL_MS]) == [1, 1]
+            assert await script(keys, [0, b"s", b"s1", TTL_MS]) == [1, 1], "a retry"
+            assert await script(keys, [0, b"s", b"other", TTL_MS]) == [0, 1]
+            assert await script(keys, [1, b"s", b"s2", TTL_MS]) == [1, 2]
+            assert await script(keys, [5, b"s", b"s2", TTL_MS]) == [0, 2]
             assert await client.hgetall(key) == {b"state": b"s2", b"ver": b"2"}
+            # Deltas: appended to the journal, the same rules for retries and conflicts.
+            assert await script(keys, [2, b"d", b"d1", TTL_MS]) == [1, 3]
+            assert await script(keys, [2, b"d", b"d1", TTL_MS]) == [1, 3], "a retry"
+            assert await script(keys, [2, b"d", b"other", TTL_MS]) == [0, 3]
+            assert await script(keys, [3, b"d", b"d2", TTL_MS]) == [1, 4]
+            assert await client.lrange(journal, 0, -1) == [b"d1", b"d2"]
+            assert await client.hgetall(key) == {b"state": b"s2", b"ver": b"4"}
+            assert 0 < await client.pttl(journal) <= TTL_MS
+            # A snapshot empties the journal.
+            assert await script(keys, [4, b"s", b"s3", TTL_MS]) == [1, 5]
+            assert await client.exists(journal) == 0
             await client.delete(key)
         finally:
             await client.aclose()
@@ -446,6 +464,14 @@ CORRUPTIONS: dict[str, Callable[[redis.Redis, bytes], object]] = {
     ),
     "ver not a number": lambda admin, key: admin.hset(
         key, mapping={"state": encode_state(sample_state(1)), "ver": b"x"}
+    ),
+    "junk in the journal": lambda admin, key: (
+        admin.hset(key, mapping={"state": encode_state(sample_state(1)), "ver": b"2"}),
+        admin.rpush(key.replace(b":lead:", b":journal:"), b'{"d": 1, "h": []}'),
+    ),
+    "a journal that is not a list": lambda admin, key: (
+        admin.hset(key, mapping={"state": encode_state(sample_state(1)), "ver": b"2"}),
+        admin.set(key.replace(b":lead:", b":journal:"), b"x"),
     ),
     "a string key": lambda admin, key: admin.set(key, b"hello"),
     "a list key": lambda admin, key: admin.rpush(key, b"a", b"b"),
@@ -618,3 +644,183 @@ def test_state_survives_a_redis_restart(redis_server: RedisServer, how: str) -> 
     # The restarted server has lost its script cache: the next save reloads the script.
     run(save_batch("after"))
     assert {i: s.fields["mark"] for i, s in run(load()).items()} == dict.fromkeys(ids, "after")
+
+
+# --- the journal, the cache, earlier formats ----------------------------------------------
+
+
+def busy_state(entries: int) -> LeadState:
+    base = 1_700_000_000_000_000
+    return LeadState(
+        history={
+            100_002: [
+                [base + i * 60_000_000, "Bank", {"amount": 120.0, "receiptUrl": f"r/{i}"}]
+                for i in range(entries)
+            ]
+        },
+        fields={"annualrevenue": "80000"},
+        runs={2004: base},
+        seen={f"g{i}": [base, f"activities/0/{i}", []] for i in range(entries)},
+        max_ts=base + entries * 60_000_000,
+    )
+
+
+def test_a_busy_lead_writes_what_a_batch_changed_and_reads_back_the_same_state(
+    redis_url: str,
+) -> None:
+    """A lead with 400 entries: each batch appends a few entries and drops some (from the
+    head, and one from the middle as a late entry past the retention would), and writes a
+    delta of about that size; a store with no cache reads back exactly the saved state, and
+    the journal is folded into a snapshot before it outgrows it."""
+    app_id = fresh_app_id()
+    admin = redis.Redis.from_url(redis_url)
+    key, journal = f"{app_id}:lead:{{9}}".encode(), f"{app_id}:journal:{{9}}".encode()
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        try:
+            writer = RedisStore(client, app_id, TTL_MS, cache_leads=10)
+            states = await writer.load([9])
+            states[9] = busy_state(400)
+            await writer.save(states)
+            snapshot = len(admin.hget(key, "state") or b"")
+            assert admin.llen(journal) == 0
+            lengths: list[int] = []
+            for batch in range(80):
+                states = await writer.load([9])
+                state = states[9]
+                entries = state.history[100_002]
+                del entries[:3]
+                if batch % 5 == 0:
+                    del entries[100]
+                for i in range(10):
+                    ts = (state.max_ts or 0) + (i + 1) * 60_000_000
+                    entries.append([ts, "Bank", {"amount": 1.0 + i}])
+                    state.seen[f"b{batch}-{i}"] = [ts, f"activities/1/{batch * 10 + i}", [2004]]
+                state.max_ts = entries[-1][0]
+                for identity in list(state.seen)[:4]:
+                    del state.seen[identity]
+                state.runs[2004 + batch % 3] = batch
+                await writer.save(states)
+                lengths.append(admin.llen(journal))
+                fresh = await RedisStore(client, app_id, TTL_MS).load([9])
+                assert encode_state(fresh[9]) == encode_state(state), batch
+            deltas = admin.lrange(journal, 0, -1)
+            assert 0 < max(map(len, deltas)) < snapshot / 20, "a delta is what changed"
+            assert 0 in lengths[1:] and max(lengths) > 5, "deltas, then a snapshot, again"
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.delete(key, journal)
+        admin.close()
+
+
+def test_a_cached_lead_is_read_again_only_if_someone_else_saved_it(
+    redis_server: RedisServer,
+) -> None:
+    """A store with a cache keeps the states it saved; loading one costs an HGET of its
+    generation. Once another store saved the lead, the first reads it in full again."""
+    admin = redis.Redis.from_url(redis_server.url)
+    app_id = fresh_app_id()
+
+    async def main() -> None:
+        client = redis_client(redis_server.url)
+        try:
+            a = RedisStore(client, app_id, TTL_MS, cache_leads=1)
+            states = await a.load([1, 2])
+            states[1], states[2] = sample_state(1), sample_state(2)
+            await a.save(states)
+            before = _commandstats(admin)
+            again = await a.load([2])
+            assert again[2] is states[2], "the cached state itself"
+            assert _delta(before, _commandstats(admin)) == {"hget": 1}
+            assert (await a.load([1]))[1] == sample_state(1), "1 was evicted: read in full"
+            await a.save(again)
+
+            b = RedisStore(client, app_id, TTL_MS)
+            theirs = await b.load([2])
+            theirs[2].fields["by"] = "B"
+            await b.save(theirs)
+            mine = await a.load([2])
+            assert mine[2].fields["by"] == "B"
+            mine[2].fields["by"] = "A"
+            await a.save(mine)  # the generation read in full is the one compared
+            assert (await b.load([2]))[2].fields["by"] == "A"
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_states_of_earlier_formats_are_read_and_rewritten_as_current(
+    redis_url: str, version: int
+) -> None:
+    app_id = fresh_app_id()
+    admin = redis.Redis.from_url(redis_url)
+    key = f"{app_id}:lead:{{7}}".encode()
+    state = sample_state(7)
+    wave1 = {
+        "h": {str(k): v for k, v in state.history.items()},
+        "f": state.fields,
+        "r": {str(k): v for k, v in state.runs.items()},
+        "s": state.seen,
+        "m": state.max_ts,
+    }
+    raw = orjson.dumps(wave1 if version == 1 else wave1 | {"v": 2})
+    admin.hset(key, mapping={"state": raw, "ver": b"4"})
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS, cache_leads=10)
+            loaded = await store.load([7])
+            assert loaded[7] == state
+            loaded[7].fields["after"] = "migration"
+            await store.save(loaded)
+            assert admin.hget(key, "ver") == b"5"
+            stored = orjson.loads(admin.hget(key, "state") or b"")
+            assert stored["v"] == FORMAT_VERSION == 3
+            fresh = await RedisStore(client, app_id, TTL_MS).load([7])
+            assert fresh[7].fields["after"] == "migration"
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.delete(key)
+        admin.close()
+
+
+def test_a_journal_without_its_snapshot_is_ignored_and_cleared(redis_url: str) -> None:
+    """What a quarantine leaves behind (it moves the hash only): the lead starts afresh, and
+    its first save, a snapshot, deletes the stray journal."""
+    app_id = fresh_app_id()
+    admin = redis.Redis.from_url(redis_url)
+    journal = f"{app_id}:journal:{{8}}".encode()
+    admin.rpush(journal, b"left over")
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS)
+            states = await store.load([8])
+            assert states[8] == LeadState()
+            states[8].fields["x"] = "1"
+            await store.save(states)
+            assert admin.exists(journal) == 0
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.delete(f"{app_id}:lead:{{8}}", journal)
+        admin.close()

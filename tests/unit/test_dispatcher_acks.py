@@ -136,7 +136,7 @@ def test_mode_stops_on_a_signal_through_stop_on_signal() -> None:
     SIGINT/SIGTERM handlers schedule."""
     from mode.worker import Worker
 
-    from streams.runtime.faust_tuning import _Worker
+    from streams.runtime.faust_app import _Worker
 
     assert "self._stop_on_signal(signal)" in inspect.getsource(Worker._schedule_shutdown)
     assert list(inspect.signature(Worker._stop_on_signal).parameters) == ["self", "signal"]

@@ -8,7 +8,13 @@ import orjson
 import pytest
 
 from streams.engine.leadstate import LeadState
-from streams.state.codec import FORMAT_VERSION, UnreadableState, decode_state, encode_state
+from streams.state.codec import (
+    FORMAT_VERSION,
+    UnreadableState,
+    decode_state,
+    encode_state,
+    is_current,
+)
 
 STATE = LeadState(
     history={100_001: [[1_700_000_000_000_000, "Web", {"score": 1.5, "ok": True}]], 12: []},
@@ -29,7 +35,7 @@ V1 = (
 
 def test_current_version_round_trips_and_says_its_version() -> None:
     raw = encode_state(STATE)
-    assert orjson.loads(raw)["v"] == FORMAT_VERSION == 2
+    assert orjson.loads(raw)["v"] == FORMAT_VERSION == 3
     assert decode_state(raw) == STATE
     assert encode_state(decode_state(raw)) == raw
     assert decode_state(encode_state(LeadState())) == LeadState()
@@ -44,6 +50,49 @@ def test_version_1_reads_into_the_same_state_and_is_rewritten_as_current() -> No
     assert decode_state(orjson.dumps(explicit)) == STATE
 
 
+CARRIED = LeadState(
+    fields={"country": "spain"},
+    seen={
+        "a1": [5, "activities/0/1", [2001], {"country": "France"}],
+        "a2": [6, "activities/0/2", [2002], {}],
+        "c2": [7, "activities/0/3", []],
+    },
+)
+"""Version 3: entries whose campaigns carried lead fields keep them; the others do not."""
+
+
+def test_seen_entries_with_carried_fields_round_trip() -> None:
+    raw = encode_state(CARRIED)
+    assert orjson.loads(raw)["v"] == FORMAT_VERSION == 3
+    assert orjson.loads(raw)["s"]["c2"] == [7, "activities/0/3", []]
+    assert decode_state(raw) == CARRIED
+    assert encode_state(decode_state(raw)) == raw
+
+
+def test_version_2_still_reads_and_refuses_carried_fields() -> None:
+    """A version 2 state (written before carried fields) reads as it did; a fourth member
+    is only valid from version 3 on."""
+    v2 = orjson.loads(V1) | {"v": 2}
+    assert decode_state(orjson.dumps(v2)) == STATE
+    with pytest.raises(UnreadableState, match="seen"):
+        decode_state(orjson.dumps(orjson.loads(encode_state(CARRIED)) | {"v": 2}))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        [5, "p", [7], {"country": 5}],
+        [5, "p", [7], ["France"]],
+        [5, "p", [7], None],
+        [5, "p", [7], {}, {}],
+    ],
+)
+def test_carried_fields_of_the_wrong_shape_are_refused(entry: list[object]) -> None:
+    raw = orjson.dumps({"v": 3, "h": {}, "f": {}, "r": {}, "s": {"g": entry}, "m": None})
+    with pytest.raises(UnreadableState, match="seen"):
+        decode_state(raw)
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
@@ -52,7 +101,7 @@ def test_version_1_reads_into_the_same_state_and_is_rewritten_as_current() -> No
         (b"\xff\xfe", "not JSON"),
         (b"[1, 2]", "not a JSON object but list"),
         (b'"text"', "not a JSON object but str"),
-        (orjson.dumps({"v": 3, "h": {}}), "newer than this worker's (2)"),
+        (orjson.dumps({"v": 4, "h": {}}), "newer than this worker's (3)"),
         (orjson.dumps({"v": "2"}), "not one known"),
         (orjson.dumps({"v": 0}), "not one known"),
         (b"{}", "member 'f' must be a JSON dict, not NoneType"),
@@ -93,3 +142,13 @@ def test_a_member_of_the_wrong_shape_is_refused(raw: bytes) -> None:
     """Anything the engine would trip over later (a TypeError mid-batch) stops here."""
     with pytest.raises(UnreadableState):
         decode_state(raw)
+
+
+def test_version_2_reads_into_the_same_state() -> None:
+    assert decode_state(orjson.dumps(orjson.loads(V1) | {"v": 2})) == STATE
+
+
+def test_only_the_current_format_takes_deltas() -> None:
+    assert is_current(encode_state(STATE))
+    assert not is_current(V1)
+    assert not is_current(orjson.dumps(orjson.loads(V1) | {"v": 2}))

@@ -9,7 +9,7 @@
 #   inline when it completes without suspending (~2x). Also, `faust.Worker` with a
 #   WARNING+ loglevel sets the root logger to DEBUG for its terminal spinner, so every
 #   `logger.debug()` in faust/aiokafka builds a record: `run_worker` turns it off.
-#   Pass-through, 200k records, 2 shared cores, records/s on Kafka 3.9 | Tansu: per-event
+#   Pass-through, 200k records, 2 shared cores, records/s, Kafka 3.9 | Tansu (gone): per-event
 #   `await out.send` 1.9-2.3k | 1.5k; take_events 2.8-4.1k | 3.1k; noack_take 2.9-3.4k |
 #   3.4k; noack_take + fast_drain 6.6-6.9k | 7.9k; raw aiokafka getmany+send_batch 50-58k
 #   | 71k (bench/passthrough.py).
@@ -45,19 +45,22 @@
 #   returns after 0.1 s without progress. Cheaper and explicit: `app.producer.send(...)`
 #   appends to aiokafka's batch and returns the delivery future; await a batch's futures
 #   once (`send_all`) before acking it.
-"""Faust `App` settings, app factory and worker runner for a fast consumer+producer worker."""
+"""Faust `App` settings, app factory and worker runner for a fast consumer+producer worker.
+
+Supported: faust-streaming 0.15.x (pinned in pyproject.toml); the Faust internals that
+`fast_drain` relies on are checked by tests/unit/test_faust_internals.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import faust
-from faust.transport.drivers import aiokafka as aiokafka_driver
-from mode.services import WaitResults
+
+from streams.runtime.fast_drain import FastDrainTransport
 
 # `noack_take` batch: large enough to amortise per-batch work (one Redis round trip, one
 # wait for delivery), small enough to stay well under a second of processing.
@@ -198,62 +201,9 @@ async def send_all(
     await asyncio.gather(*futures)
 
 
-class FastDrainConsumer(aiokafka_driver.Consumer):
-    """The aiokafka-driver consumer without the per-record tasks of `wait_first`.
-
-    `_drain_messages` awaits `wait_first(callback(message), suspend_flow.wait())` for
-    every record, so that a callback blocked on a full stream queue or on flow control
-    is abandoned when a rebalance suspends the flow. Here the callback's first step
-    runs inline: if it finishes without suspending (queue not full, flow active) that
-    is the whole delivery, exactly as its task would have done; otherwise the rest of it
-    runs under Faust's own `wait_first`, unchanged. Relies on faust-streaming 0.15's
-    drain loop (the only two-argument `wait_first` call in the consumer).
-    """
-
-    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
-        if len(coros) != 2 or timeout is not None or not asyncio.iscoroutine(coros[0]):
-            return await super().wait_first(*coros, timeout=timeout)
-        callback, other = coros
-        try:
-            pending = callback.send(None)
-        except BaseException as exc:
-            if asyncio.iscoroutine(other):
-                other.close()  # never awaited: the suspend_flow.wait() coroutine
-            if isinstance(exc, StopIteration):
-                return WaitResults([callback], [exc.value], False)
-            raise
-        return await super().wait_first(_resume(callback, pending), other)
-
-
-class FastDrainTransport(aiokafka_driver.Transport):
-    Consumer = FastDrainConsumer
-
-
-async def _resume(coro: Coroutine[Any, Any, Any], pending: Any) -> Any:
-    """Run a coroutine that was started by hand and suspended on `pending` (a future,
-    or None for a bare `asyncio.sleep(0)`) to completion, as its task would."""
-    try:
-        while True:
-            try:
-                if pending is None:
-                    await asyncio.sleep(0)
-                else:
-                    await asyncio.wait((pending,))
-            except asyncio.CancelledError as exc:
-                if pending is not None:
-                    pending.cancel()
-                pending = coro.throw(exc)
-            else:
-                pending = coro.send(None)
-    except StopIteration as done:
-        return done.value
-
-
 __all__ = [
     "TAKE_MAX",
     "TAKE_WITHIN",
-    "FastDrainConsumer",
-    "FastDrainTransport",
     "broker_urls",
     "create_app",
     "fast_app_settings",

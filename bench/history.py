@@ -1,0 +1,175 @@
+"""Cost flat in a lead's history (issue 8, target 4): a busy lead against many quiet ones.
+
+    .venv/bin/python bench/history.py [--sizes 10,1000,4000,16000] [--total 16000]
+    .venv/bin/python bench/history.py --worker [--sizes 10,16000]   # the local stack
+
+For each size n, the same number of activities (`--total`) goes through the backtest
+pipeline (`Processor` on `MemoryStore`, decoding included) as `total / n` leads of n cheque
+deposits each, all inside the 3-month window of the sample rules' `Repeat depositors`
+history filter, in a late-arriving order (a tenth of them dated before the previous one, as
+mobile devices send). Half the deposits carry an exchange rate the filter does not accept,
+so a scan cannot stop early. The rate of each size is printed with its ratio to n = 10, all
+in one run (CPU time of this process). Target: ≥ 0.80 at n = 16,000.
+
+With `--worker`, the same streams go through `python -m streams worker` on a local Apache
+Kafka broker and redis-server (bench/stream.py's throughput phase: the records are written
+first, the rate is read off the worker's metrics), and the bytes Redis received and sent
+during each run are printed per activity: they must not grow with the lead's history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streams.engine.compiler import load_plan  # noqa: E402
+from streams.engine.datatypes import datetime_to_us  # noqa: E402
+from streams.engine.evaluator import Engine  # noqa: E402
+from streams.gc_tuning import tune_gc  # noqa: E402
+from streams.pipeline import Processor, Record  # noqa: E402
+from streams.state.memory import MemoryStore  # noqa: E402
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+SPAN = timedelta(days=80)
+"""Every deposit of a lead lies within this span, inside the filter's 3-month window."""
+
+
+def deposits(leads: int, per_lead: int, rng: random.Random) -> list[bytes]:
+    """`per_lead` activities for each of `leads` leads, lead after lead: the field change the
+    campaign's field filter needs, then deposits with dates rising across the span, one in
+    ten arriving late (dated up to a day before the previous)."""
+    out: list[bytes] = []
+    step = SPAN / per_lead
+    for lead in range(1, leads + 1):
+        # What the campaign's field filter asks for (annualRevenue ≥ 50,000), set first.
+        out.append(
+            orjson.dumps(
+                {
+                    "leadId": lead,
+                    "activityDate": (START - timedelta(days=1)).isoformat(),
+                    "activityTypeId": 13,
+                    "primaryAttributeValue": "annualRevenue",
+                    "fields": [{"name": "annualRevenue", "newValue": "80000"}],
+                }
+            )
+        )
+        for i in range(per_lead - 1):
+            when = START + step * i
+            if rng.random() < 0.1:
+                when -= timedelta(seconds=rng.randrange(86_400))
+            date = when.isoformat().replace("+00:00", "Z")
+            out.append(
+                orjson.dumps(
+                    {
+                        "marketoGUID": f"l{lead}-{i}",
+                        "leadId": lead,
+                        "activityDate": date,
+                        "activityTypeId": 100002,
+                        "primaryAttributeValue": "Bank of Example",
+                        "attributes": [
+                            {"apiName": "amount", "value": 120.0},
+                            {"apiName": "chequeCount", "value": 1},
+                            {"apiName": "exchangeRate", "value": 1.0 if i % 2 else 1.1},
+                            {"apiName": "valueDate", "value": when.date().isoformat()},
+                            {"apiName": "receiptUrl", "value": f"https://bank.example/{i}"},
+                        ],
+                    }
+                )
+            )
+    return out
+
+
+def rate(lines: list[bytes], batch: int, indexed: bool) -> tuple[float, int]:
+    """Activities per CPU second through a fresh backtest pipeline, and events emitted."""
+    plan = load_plan(ROOT / "rules")
+    processor = Processor(plan, MemoryStore())
+    processor.engine = Engine(plan) if indexed else Engine(plan, index_from=None)
+    records = [Record(v, "bench", 0, i) for i, v in enumerate(lines)]
+    now_us = datetime_to_us(datetime.now(UTC))
+
+    async def run() -> int:
+        events = 0
+        for i in range(0, len(records), batch):
+            events += len((await processor.process(records[i : i + batch], now_us)).events)
+        return events
+
+    started = time.process_time()
+    events = asyncio.run(run())
+    return len(records) / (time.process_time() - started), events
+
+
+def worker_rates(sizes: list[int], total: int, seed: int, timeout: float) -> None:
+    import contextlib
+    import tempfile
+
+    import redis
+
+    from bench.stream import throughput
+    from streams.devstack.kafka import KafkaBroker
+    from streams.devstack.redis import RedisServer
+
+    with contextlib.ExitStack() as stack:
+        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-history-")))
+        broker = stack.enter_context(KafkaBroker())
+        redis_url = stack.enter_context(RedisServer()).url
+        admin = redis.Redis.from_url(redis_url)
+        rates: dict[int, float] = {}
+        for n in sizes:
+            lines = deposits(max(1, total // n), n, random.Random(seed))
+            before = admin.info("stats")
+            rates[n], _ = throughput(broker.bootstrap, redis_url, lines, logs, timeout)
+            after = admin.info("stats")
+            received = after["total_net_input_bytes"] - before["total_net_input_bytes"]
+            sent = after["total_net_output_bytes"] - before["total_net_output_bytes"]
+            print(
+                f"  worker n = {n:>6,}  {total // n:>5,} lead(s)  {rates[n]:>7,.0f} activities/s"
+                f"  ratio to n = {sizes[0]}: {rates[n] / rates[sizes[0]]:.2f}  Redis: "
+                f"{received / len(lines):,.0f} B in, {sent / len(lines):,.0f} B out per activity",
+                flush=True,
+            )
+        admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,1000,4000,16000")
+    parser.add_argument("--total", type=int, default=16_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--reference", action="store_true", help="also run the scanning reference evaluator"
+    )
+    parser.add_argument("--worker", action="store_true", help="through the worker (local stack)")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.worker:
+        print("the worker on a local Kafka broker and redis-server")
+        worker_rates(sizes, args.total, args.seed, args.timeout)
+        return
+    tune_gc()
+    for indexed in [True, False] if args.reference else [True]:
+        print("indexed history (the engine)" if indexed else "scanning history (reference)")
+        rates: dict[int, float] = {}
+        for n in sizes:
+            lines = deposits(max(1, args.total // n), n, random.Random(args.seed))
+            rates[n], events = rate(lines, args.batch, indexed)
+            print(
+                f"  n = {n:>6,}  {args.total // n:>5,} lead(s)  {rates[n]:>9,.0f} activities/s"
+                f"  ({events:,} memberships)  ratio to n = {sizes[0]}: "
+                f"{rates[n] / rates[sizes[0]]:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
