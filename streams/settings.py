@@ -319,6 +319,13 @@ class DispatcherSettings(KafkaSettings):
         description="Memberships whose calls may be under way at once; the next waits (each "
         "endpoint's own concurrency is set in endpoints.yaml, 10 by default).",
     )
+    dispatcher_stop_grace: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="On SIGTERM, seconds the memberships under way get to end before they are "
+        "cancelled; a cancelled one is not committed, so the next dispatcher calls it again.",
+    )
     dispatcher_backoff: float = Field(
         0.5,
         gt=0,

@@ -7,12 +7,21 @@ Per membership, in this order:
    concurrently, up to `STREAMS_DISPATCHER_IN_FLIGHT` at once;
 2. the dead letters of its failed calls are produced to `actions.dlq` and acknowledged
    by the broker;
-3. only then is the membership acked. Faust commits, per partition, the offset after the
-   highest contiguous acked record, so a membership still in progress holds back the
-   commit of those after it: a crash (kill -9 included) redelivers every membership whose
-   calls had not all ended, and they are made again with the same `Idempotency-Key`s.
+3. only then is the membership acked, and only once every membership before it in its
+   partition was acked (`InOrderAcks`: Faust would otherwise commit past one still in
+   progress), so a membership still in progress holds back the commit of those after
+   it: a crash (kill -9 included) redelivers every membership whose calls had not all
+   ended, and they are made again with the same `Idempotency-Key`s.
 An error in 2 (the broker refuses the dead letters) makes the process exit at once with
 status 1 (`crash_now`), so that nothing is acked that was not delivered.
+
+On a graceful stop (SIGTERM, Ctrl-C), in this order, before Faust's own stop begins
+(`Stopping.drain`, run by the worker on the signal): no membership is started any more;
+those under way get `STREAMS_DISPATCHER_STOP_GRACE` seconds to end (and be acked). Then
+Faust stops: the agent is cancelled, the stream stops acking by itself (closing
+`noack_take` hands acking back to it, which would ack records never handed to us:
+`stop_stream_acks`), what is still under way is cancelled, never acked, and Faust commits
+what was acked: the rest is redelivered to the next dispatcher.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import aiohttp
 import faust
 import orjson
 
+from streams.actions.acks import InOrderAcks, Ticket
 from streams.actions.caller import Caller
 from streams.actions.dispatch import Dispatch
 from streams.actions.metrics import ActionMetrics
@@ -47,14 +57,65 @@ def _position(event: Any) -> str:
     return f"{message.topic}/{message.partition}/{message.offset}"
 
 
+async def stop_stream_acks(stream: Any, take: Any) -> None:
+    """Close the `noack_take` generator and keep the stream from acking anything itself.
+
+    Closing it restores the stream's `enable_acks` (True); its passive drainer would then
+    ack (and Faust commit) records that arrive while the app stops, never handed to the
+    agent. No await lies between the generator's `finally` and the assignment below, so
+    no record slips through. Reaches into Faust: `Stream.enable_acks` is checked by
+    tests/unit/test_dispatcher_acks.py."""
+    await take.aclose()
+    stream.enable_acks = False
+
+
+class Stopping:
+    """The memberships under way, and whether new ones may start (not once draining)."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.closed = False
+        self.running: set[asyncio.Task[None]] = set()
+
+    async def drain(self) -> None:
+        """Start no membership any more; give those under way `grace` seconds to end."""
+        self.closed = True
+        if self.running:
+            log.info(
+                "stopping: %d membership(s) under way, waiting up to %gs",
+                len(self.running),
+                self.grace,
+            )
+            await asyncio.wait(set(self.running), timeout=self.grace)
+
+    async def cancel(self, acks: InOrderAcks) -> None:
+        """Cancel what is still under way (never acked, so redelivered)."""
+        left = set(self.running)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=1)
+        log.info(
+            "stopped: %d membership(s) cancelled, %d not acked (redelivered)",
+            len(left),
+            acks.pending(),
+        )
+
+
 def consumer_group(settings: DispatcherSettings) -> str:
     return f"{settings.app_id}-dispatcher"
 
 
 def build_app(
-    settings: DispatcherSettings, plan: Plan, secrets: Secrets, datadir: Path
+    settings: DispatcherSettings,
+    plan: Plan,
+    secrets: Secrets,
+    datadir: Path,
+    stopping: Stopping | None = None,
 ) -> faust.App:
-    """The dispatcher's Faust app; nothing connects until a `faust.Worker` starts it."""
+    """The dispatcher's Faust app; nothing connects until a `faust.Worker` starts it. Run
+    it with `before_stop=stopping.drain` so a SIGTERM lets the calls under way end."""
+    stopping = stopping if stopping is not None else Stopping(settings.dispatcher_stop_grace)
     app = create_app(
         consumer_group(settings),
         settings.bootstrap_servers,
@@ -77,9 +138,10 @@ def build_app(
         caller = Caller(plan.actions, secrets, session, metrics, settings.dispatcher_backoff)
         handler = Dispatch(plan.actions, caller)
         slots = asyncio.Semaphore(settings.dispatcher_in_flight)
-        running: set[asyncio.Task[None]] = set()
+        running = stopping.running
+        acks = InOrderAcks()
 
-        async def one(event: Any) -> None:
+        async def one(event: Any, key: tuple[str, int], ticket: Ticket) -> None:
             try:
                 try:
                     letters = await handler.handle(event.message.value)
@@ -93,7 +155,7 @@ def build_app(
                         settings.topic_actions_dlq,
                         [(str(x["leadId"]).encode(), orjson.dumps(x)) for x in letters],
                     )
-                event.ack()
+                acks.done(key, ticket)
             except Exception:
                 log.exception("dead letters could not be delivered; exiting (redelivered)")
                 crash_now()
@@ -109,17 +171,22 @@ def build_app(
             len(plan.actions.actions),
             len(plan.actions.uses),
         )
+        take = stream.noack_take(TAKE, within=TAKE_WITHIN)
         try:
-            async for events in stream.noack_take(TAKE, within=TAKE_WITHIN):
+            async for events in take:
                 for event in events:
                     await slots.acquire()
+                    if stopping.closed:  # draining: wait to be cancelled, start nothing
+                        slots.release()
+                        await asyncio.Future()
                     metrics.in_flight.inc()
-                    task = asyncio.create_task(one(event))
+                    key, ticket = acks.receive(event)
+                    task = asyncio.create_task(one(event, key, ticket))
                     running.add(task)
                     task.add_done_callback(running.discard)
         finally:
-            for task in running:
-                task.cancel()
+            await stop_stream_acks(stream, take)
+            await stopping.cancel(acks)
             await session.close()
 
     @app.page("/health")

@@ -76,11 +76,13 @@ def run_dispatcher(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_FAILED) from None
 
     # Imported after the checks: importing Faust takes a second.
-    from streams.actions.dispatcher import build_app
+    from streams.actions.dispatcher import Stopping, build_app
     from streams.runtime.faust_app import run_worker
 
     _remove_dead_workers_dirs(cache_dir())
     datadir = Path(tempfile.mkdtemp(prefix=f"faust-{os.getpid()}-", dir=cache_dir()))
     atexit.register(shutil.rmtree, datadir, ignore_errors=True)
-    app = build_app(settings, plan, secrets, datadir)
-    run_worker(app, loglevel=args.log_level.upper())  # until SIGTERM/SIGINT; exits the process
+    stopping = Stopping(settings.dispatcher_stop_grace)
+    app = build_app(settings, plan, secrets, datadir, stopping)
+    # Until SIGTERM/SIGINT, then the calls under way get their grace; exits the process.
+    run_worker(app, loglevel=args.log_level.upper(), before_stop=stopping.drain)

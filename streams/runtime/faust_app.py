@@ -53,7 +53,8 @@ Supported: faust-streaming 0.15.x (pinned in pyproject.toml); the Faust internal
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -164,14 +165,36 @@ def create_app(
     return app
 
 
+class _Worker(faust.Worker):
+    """A `faust.Worker` that awaits `before_stop` when SIGINT/SIGTERM arrives, before its
+    graceful stop begins (Faust stops the consumer without waiting for agents' cleanup).
+    Reaches into mode: `Worker._stop_on_signal` (checked by tests/unit/test_dispatcher_acks.py)."""
+
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def _stop_on_signal(self, signal: Any) -> None:
+        if self.before_stop is not None:
+            try:
+                await self.before_stop()
+            except Exception:
+                logging.getLogger(__name__).exception("before_stop failed; stopping")
+        await super()._stop_on_signal(signal)
+
+
 def run_worker(
-    app: faust.App, *, loglevel: str = "INFO", workdir: str | Path | None = None
+    app: faust.App,
+    *,
+    loglevel: str = "INFO",
+    workdir: str | Path | None = None,
+    before_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> NoReturn:
-    """Run a worker for `app` in this process until SIGINT/SIGTERM (graceful stop), then
-    exit the process: 0, or 1 after a crash. Faust's terminal spinner is disabled: with
-    it (any loglevel of WARNING and up) the root logger is set to DEBUG and every
-    `logger.debug()` call in faust and aiokafka builds a log record."""
-    worker = faust.Worker(app, loglevel=loglevel, workdir=workdir)
+    """Run a worker for `app` in this process until SIGINT/SIGTERM (graceful stop, after
+    `before_stop` when given), then exit the process: 0, or 1 after a crash. Faust's
+    terminal spinner is disabled: with it (any loglevel of WARNING and up) the root logger
+    is set to DEBUG and every `logger.debug()` call in faust and aiokafka builds a log
+    record."""
+    worker = _Worker(app, loglevel=loglevel, workdir=workdir)
+    worker.before_stop = before_stop
     worker.spinner = None
     worker.execute_from_commandline()
 

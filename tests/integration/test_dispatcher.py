@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import threading
 import time
@@ -101,7 +102,7 @@ def membership(n: int, campaign_id: int = 2001, **extra: Any) -> dict[str, Any]:
     }
 
 
-def setup(tmp_path: Path, bootstrap: str, server: Server) -> dict[str, str]:
+def setup(tmp_path: Path, bootstrap: str, server: Server, **action_extra: Any) -> dict[str, str]:
     rules = rules_dir(
         tmp_path,
         actions=[
@@ -109,6 +110,7 @@ def setup(tmp_path: Path, bootstrap: str, server: Server) -> dict[str, str]:
                 url=f"{server.base}/crm",
                 payload={"event": "$event.id", "n": "$activity.attributes.numberOfAttendees"},
                 authentication={"type": "basic", "username": "streams", "secret": "CRM_SECRET"},
+                **action_extra,
             )
         ],
         campaigns=[campaign({"action": "notifyCrm", "path": "/leads/$lead.id"})],
@@ -203,6 +205,7 @@ def test_a_dispatcher_stopped_mid_stream_loses_no_call(
     tmp_path: Path, kafka_bootstrap: str, http_server: Server, how: str
 ) -> None:
     env = setup(tmp_path, kafka_bootstrap, http_server)
+    env["STREAMS_DISPATCHER_STOP_GRACE"] = "0"  # what is under way at SIGTERM is cancelled
     endpoint = FailsFirst()
     http_server.default = endpoint
     total = 400
@@ -213,18 +216,19 @@ def test_a_dispatcher_stopped_mid_stream_loses_no_call(
 
     with Dispatcher(env, tmp_path / "first.log").start() as first:
         first.wait_ready()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while len(endpoint.succeeded) < total // 4:
             assert time.monotonic() < deadline and first.alive(), first.log_tail()
             time.sleep(0.05)
         if how == "sigkill":
             first.kill()
         else:
-            first.stop()
+            first.stop(grace=60)
+            assert first.proc is not None and first.proc.returncode == 0, first.log_tail()
     assert len(endpoint.succeeded) < total, "stopped too late to test"
     with Dispatcher(env, tmp_path / "second.log").start() as second:
         second.wait_ready()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         while endpoint.succeeded != expected:
             assert time.monotonic() < deadline and second.alive(), second.log_tail()
             time.sleep(0.2)
@@ -238,3 +242,109 @@ def test_a_dispatcher_stopped_mid_stream_loses_no_call(
     letters.close()
     again = sum(1 for n in endpoint.tries.values() if n > 2)
     print(f"{how}: {len(http_server.seen)} requests, {again} keys tried again after the stop")
+
+
+class HoldsEarly:
+    """Holds the first try of the `held` keys unanswered until `release` is set, and answers
+    200 to every other try: the held memberships are the first of their partitions, so
+    while they hang every later one of the same partition ends and is acked."""
+
+    def __init__(self, held: set[str]) -> None:
+        self.held = held
+        self.release = threading.Event()  # set by the test's thread
+        self.tries: dict[str, int] = {}
+        self.succeeded: set[str] = set()
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        key = request.headers["Idempotency-Key"]
+        self.tries[key] = self.tries.get(key, 0) + 1
+        if key in self.held and self.tries[key] == 1:
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+            return web.Response(status=503)
+        self.succeeded.add(key)
+        return web.Response(status=200)
+
+
+def test_sigterm_with_calls_hanging_commits_none_of_them(
+    tmp_path: Path, kafka_bootstrap: str, http_server: Server
+) -> None:
+    """SIGTERM while the first membership of each partition is still calling, all those
+    after it done: none of them may be committed past (Faust commits the first run of acked
+    offsets in a new group, even one that does not start at offset 0), and the stop must
+    not wait for the hung calls beyond STREAMS_DISPATCHER_STOP_GRACE."""
+    env = setup(tmp_path, kafka_bootstrap, http_server, timeout="10 minutes")
+    env["STREAMS_DISPATCHER_STOP_GRACE"] = "1"
+    total = 200
+    events = [membership(n) for n in range(1, total + 1)]
+    keys = [idempotency_key(e["eventId"], "notifyCrm") for e in events]
+    held = set(keys[:8])  # sent first: the lowest offsets of their partitions
+    endpoint = HoldsEarly(held)
+    http_server.default = endpoint
+    send(kafka_bootstrap, env["STREAMS_TOPIC_MEMBERSHIPS"], events)
+
+    with Dispatcher(env, tmp_path / "first.log").start() as first:
+        first.wait_ready()
+        deadline = time.monotonic() + 120
+        while len(endpoint.succeeded) < total - len(held) or len(endpoint.tries) < total:
+            assert time.monotonic() < deadline and first.alive(), first.log_tail()
+            time.sleep(0.1)
+        time.sleep(3)  # a few of Faust's commits (every second) with the held ones hanging
+        stopping = time.monotonic()
+        first.stop(grace=60)
+        took = time.monotonic() - stopping
+        assert first.proc is not None and first.proc.returncode == 0, first.log_tail()
+        assert took < 50, f"the stop took {took:.1f}s"
+    assert endpoint.succeeded.isdisjoint(held)
+    endpoint.release.set()
+
+    with Dispatcher(env, tmp_path / "second.log").start() as second:
+        second.wait_ready()
+        deadline = time.monotonic() + 120
+        while not held <= endpoint.succeeded:
+            assert time.monotonic() < deadline and second.alive(), (
+                f"held calls never made again: {sorted(held - endpoint.succeeded)}\n"
+                + second.log_tail()
+            )
+            time.sleep(0.2)
+    assert endpoint.succeeded == set(keys)
+    log = (tmp_path / "first.log").read_text(errors="replace")
+    assert "stopped: 8 membership(s) cancelled" in log
+
+
+def test_sigterm_lets_calls_under_way_end_and_commits_them(
+    tmp_path: Path, kafka_bootstrap: str, http_server: Server
+) -> None:
+    """Within STREAMS_DISPATCHER_STOP_GRACE, the calls under way at SIGTERM end, and their
+    memberships are committed at the stop: the next dispatcher calls none of them again."""
+    env = setup(tmp_path, kafka_bootstrap, http_server, timeout="10 minutes")
+    env["STREAMS_DISPATCHER_STOP_GRACE"] = "60"
+    total = 100
+    events = [membership(n) for n in range(1, total + 1)]
+    keys = [idempotency_key(e["eventId"], "notifyCrm") for e in events]
+    held = set(keys[:8])
+    endpoint = HoldsEarly(held)
+    http_server.default = endpoint
+    send(kafka_bootstrap, env["STREAMS_TOPIC_MEMBERSHIPS"], events)
+    try:
+        with Dispatcher(env, tmp_path / "first.log").start() as first:
+            first.wait_ready()
+            deadline = time.monotonic() + 120
+            while len(endpoint.succeeded) < total - len(held) or len(endpoint.tries) < total:
+                assert time.monotonic() < deadline and first.alive(), first.log_tail()
+                time.sleep(0.1)
+            assert first.proc is not None
+            os.killpg(first.proc.pid, signal.SIGTERM)
+            time.sleep(4)  # longer than Faust's own stop (~2 s): waiting for the held calls
+            assert first.alive(), first.log_tail()
+            endpoint.release.set()  # the held first tries get 503, the retries 200
+            first.proc.wait(60)
+            assert first.proc.returncode == 0, first.log_tail()
+    finally:
+        endpoint.release.set()
+    assert endpoint.succeeded == set(keys)
+    requests = len(http_server.seen)
+    with Dispatcher(env, tmp_path / "second.log").start() as second:
+        second.wait_ready()
+        time.sleep(5)
+    assert len(http_server.seen) == requests, "memberships ended before the stop were redone"
