@@ -35,13 +35,15 @@ What this relies on, checked by tests/unit/test_faust_internals.py (which fails 
 an upgrade changes them): the fetcher runs `_drain_messages(fetcher)`; `getmany(timeout)`
 is an async generator of `(tp, message)`; `_read_offset`, `_add_gap`, `_n_acked`,
 `_commit_every`, `commit`, `stop_flow`, `flow_active`, `suspend_flow`, `ack`;
-`app.topics.acks_enabled_for`; `_filter`ing of commits by assignment in `_commit_offsets`;
+`app.topics.acks_enabled_for`; the filtering of commits by assignment in `_commit_offsets`;
+`Monitor.stream_inbound_time` (read by the aiokafka driver's livelock check);
 the aiokafka driver's `Transport.Consumer` class attribute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Final, cast
 
 import faust
@@ -90,7 +92,19 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
                 self._held = (self.epoch, more)  # the next call starts with it
                 break
             batch.extend(more)
+        self._mark_inbound(batch)
         return batch
+
+    def _mark_inbound(self, batch: list[Any]) -> None:
+        """What a Stream records when it takes an event (`Monitor.on_stream_event_in`):
+        the time its partition last reached an agent, which Faust's livelock check
+        (`verify_event_path`) reads to warn that a partition's stream is idle."""
+        monitor = getattr(self.app, "monitor", None)
+        inbound = getattr(monitor, "stream_inbound_time", None)
+        if inbound is not None:
+            now = time.monotonic()
+            for tp in {m.tp for m in batch}:
+                inbound[tp] = now
 
     async def _pop(self, timeout: float | None) -> list[Any]:
         """The next non-empty batch of the current epoch (the held one first); raises

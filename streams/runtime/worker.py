@@ -177,10 +177,11 @@ def _transient(exc: BaseException) -> bool:
 
 def crash_now() -> NoReturn:
     """Exit at once, with status 1, like a kill -9: no graceful stop and so no offset
-    commit. A graceful stop (`app.crash`, or returning from the agent) lets `noack_take`
-    hand acking back to the stream, which then acks and commits records of other partitions
-    that were never evaluated (found by tests/chaos): they would be lost. After a hard exit
-    everything not committed is redelivered, which the evaluation turns into a no-op."""
+    commit. With the per-event Stream (`noack_take`), a graceful stop handed acking back to
+    the stream, which then acked and committed records of other partitions that were never
+    evaluated (found by tests/chaos). The batch drain acks nothing by itself, but a hard
+    exit stays the one way out of a failed batch: nothing in flight is committed, everything
+    not committed is redelivered, and the evaluation turns that into a no-op."""
     logging.shutdown()
     sys.stderr.flush()
     os._exit(1)

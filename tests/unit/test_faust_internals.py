@@ -203,6 +203,11 @@ def test_flow_control_and_acks_that_the_batch_drain_relies_on() -> None:
     assert "self.app.topics.add(" in aiter_source
     assert aiokafka_driver.Transport.Consumer is aiokafka_driver.Consumer
     assert BatchDrainTransport.Consumer is BatchDrainConsumer
+    # next_batch marks each partition's inbound time, as a Stream does for the livelock check.
+    on_event_in = inspect.getsource(faust.sensors.Monitor.on_stream_event_in)
+    assert "self.stream_inbound_time[tp] = monotonic()" in on_event_in
+    verify = inspect.getsource(aiokafka_driver.AIOKafkaConsumerThread.verify_event_path)
+    assert "monitor.stream_inbound_time.get(tp)" in verify
 
 
 def test_create_app_swaps_in_the_batch_drain_transport(tmp_path: Path) -> None:
@@ -222,6 +227,7 @@ def _batch_consumer() -> BatchDrainConsumer:
     consumer.flow_active = True
     consumer.can_resume_flow = asyncio.Event()
     consumer.suspend_flow = asyncio.Event()
+    consumer.app = None  # no monitor: `_mark_inbound` skips it
     return consumer
 
 
