@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import faust
@@ -53,6 +54,14 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 # (each is at most `broker_max_poll_records` records). Small: records waiting here are
 # latency, and a rebalance drops them.
 QUEUED_BATCHES: Final = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Fetched messages handed to the agent, and the epoch they were handed out in."""
+
+    messages: list[Any]
+    epoch: int
 
 
 class BatchDrainConsumer(aiokafka_driver.Consumer):
@@ -73,12 +82,13 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         while not self.batches.empty():
             self.batches.get_nowait()
 
-    async def next_batch(self, max_records: int, wait: float = 0.0) -> list[Any]:
+    async def next_batch(self, max_records: int, wait: float = 0.0) -> Batch:
         """The next fetched batch of the current epoch, joined with the batches queued
         behind it while the total stays within `max_records`; with `wait` > 0, waits up to
         that many seconds for more while below `max_records`. Messages of one partition
         are in offset order, and batches in fetch order."""
         batch = list(await self._pop(None))
+        epoch = self.epoch  # `_pop` returns only batches of the current epoch
         deadline = asyncio.get_running_loop().time() + wait
         while len(batch) < max_records:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -88,12 +98,12 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
                 more = await self._pop(max(remaining, 0.0))
             except TimeoutError:
                 break
-            if len(batch) + len(more) > max_records:
+            if self.epoch != epoch or len(batch) + len(more) > max_records:
                 self._held = (self.epoch, more)  # the next call starts with it
                 break
             batch.extend(more)
         self._mark_inbound(batch)
-        return batch
+        return Batch(batch, epoch)
 
     def _mark_inbound(self, batch: list[Any]) -> None:
         """What a Stream records when it takes an event (`Monitor.on_stream_event_in`):
@@ -105,6 +115,18 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
             now = time.monotonic()
             for tp in {m.tp for m in batch}:
                 inbound[tp] = now
+
+    def ack_batch(self, batch: Batch) -> None:
+        """Ack a handed-out batch's messages (after its effects are stored and delivered),
+        unless a rebalance came since it was handed out: then Faust has seeked to the
+        committed offsets and reads those records again, and an ack now would let Faust's
+        commit (which takes the acked run from its lowest offset, not from the committed
+        one) skip records below it that are not yet evaluated again."""
+        if batch.epoch != self.epoch:
+            return
+        ack = self.ack
+        for message in batch.messages:
+            ack(message)
 
     async def _pop(self, timeout: float | None) -> list[Any]:
         """The next non-empty batch of the current epoch (the held one first); raises
@@ -133,25 +155,33 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 epoch = self.epoch
-                batch: list[Any] = []
                 await self.sleep(0)
                 if self.should_stop:
                     continue
-                async for tp, message in self.getmany(timeout=1.0):
+                fetched = [item async for item in self.getmany(timeout=1.0)]
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                # A fetch that a rebalance overtook (stop_flow, then Faust's seek to the
+                # committed offsets) is dropped *before* it moves the read offsets: moved
+                # past the seek, they would make Faust's rule drop the records re-read.
+                if not fetched or epoch != self.epoch or not self.flow_active:
+                    continue
+                batch: list[Any] = []
+                gaps: list[tuple[Any, int, int]] = []
+                for tp, message in fetched:  # no await from the epoch check to the end
                     offset = message.offset
                     r_offset = read_offset[tp]
                     if r_offset is not None and offset < r_offset:
                         continue  # already read: Faust drops it too
                     if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, r_offset + 1, offset)
+                        gaps.append((tp, r_offset + 1, offset))
                     read_offset[tp] = offset
                     batch.append(message)
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
-                if not batch or epoch != self.epoch or not self.flow_active:
-                    continue
-                await self._put(epoch, batch)
+                for tp, first, last in gaps:
+                    await self._add_gap(tp, first, last)
+                if batch:
+                    await self._put(epoch, batch)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")

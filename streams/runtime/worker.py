@@ -9,8 +9,9 @@ in this order:
    writer touched a lead, evaluates the whole batch again from a fresh load);
 2. produce the membership events (keyed by lead id) and the dead letters, and wait until
    the broker acknowledged every one of them;
-3. only then ack the batch's records (`consumer.ack`), whose offsets Faust commits on its
-   next commit (only for partitions still assigned to this worker).
+3. only then ack the batch's records (`BatchDrainConsumer.ack_batch`), whose offsets Faust
+   commits on its next commit; a batch handed out before a rebalance is not acked (Faust
+   re-reads its records from the committed offsets, and the replay is a no-op).
 A crash anywhere before 3 redelivers the batch: each activity is found in its lead's
 `seen` at the same position, changes nothing, and its events are produced again with the
 same `eventId`s (at-least-once, idempotent). No activity is lost: nothing is acked before
@@ -58,7 +59,7 @@ CONFLICT_RETRIES: Final = 5
 
 
 class BatchHandler:
-    """Steps 1-3 of the module docstring for one batch; kept apart from Faust's types so
+    """Steps 1-2 of the module docstring for one batch; kept apart from Faust's types so
     that what it does in which order reads in one place."""
 
     def __init__(
@@ -89,7 +90,8 @@ class BatchHandler:
         raise RuntimeError(f"state conflicts persisted over {CONFLICT_RETRIES} attempts")
 
     async def handle(self, messages: Sequence[Any]) -> None:
-        """Steps 1-3 for a batch of Faust `Message`s (`BatchDrainConsumer.next_batch`)."""
+        """Steps 1-2 for a batch of Faust `Message`s (`BatchDrainConsumer.next_batch`);
+        the agent acks them (step 3) once this returns."""
         started = time.perf_counter()
         records = [Record(m.value, m.topic, m.partition, m.offset) for m in messages]
         result = await self.evaluate(records)
@@ -104,9 +106,6 @@ class BatchHandler:
                 (r.partition, r.offset): (m.key, r) for r, m in zip(records, messages, strict=True)
             }
             await self.send_dead_letters(result.dead_letters, originals)
-        ack = self.app.consumer.ack
-        for message in messages:
-            ack(message)
         self.metrics.record_batch(result, [m.timestamp for m in messages], started)
 
     async def send_dead_letters(
@@ -255,13 +254,15 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         subscribe(stream)
         consumer = batch_consumer(app)
         while True:
-            messages = await consumer.next_batch(settings.batch_size, settings.batch_wait)
+            batch = await consumer.next_batch(settings.batch_size, settings.batch_wait)
             try:
-                await switch_between_batches(handler, reloader, switches, messages)
-                await handler.handle(messages)
+                await switch_between_batches(handler, reloader, switches, batch.messages)
+                await handler.handle(batch.messages)
+                consumer.ack_batch(batch)
             except Exception:
                 log.exception(
-                    "batch of %d records failed; exiting (it will be redelivered)", len(messages)
+                    "batch of %d records failed; exiting (it will be redelivered)",
+                    len(batch.messages),
                 )
                 crash_now()
 
