@@ -34,7 +34,8 @@ Faust's commit, and the store's compare-and-set catches a write that races the n
 What this relies on, checked by tests/unit/test_faust_internals.py (which fails loudly when
 an upgrade changes them): the fetcher runs `_drain_messages(fetcher)`; `getmany(timeout)`
 is an async generator of `(tp, message)`; `_read_offset`, `_add_gap`, `_n_acked`,
-`_commit_every`, `commit`, `stop_flow`, `flow_active`, `suspend_flow`, `ack`;
+`_commit_every`, `commit`, `stop_flow`, `flow_active`, `suspend_flow`, `can_resume_flow`,
+`perform_seek` (seek to the committed offsets, read offsets reset), `ack`;
 `app.topics.acks_enabled_for`; the filtering of commits by assignment in `_commit_offsets`;
 `Monitor.stream_inbound_time` (read by the aiokafka driver's livelock check);
 the aiokafka driver's `Transport.Consumer` class attribute.
@@ -162,10 +163,10 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
                     await self.commit()
-                # A fetch that a rebalance overtook (stop_flow, then Faust's seek to the
-                # committed offsets) is dropped *before* it moves the read offsets: moved
-                # past the seek, they would make Faust's rule drop the records re-read.
-                if not fetched or epoch != self.epoch or not self.flow_active:
+                if not fetched:
+                    continue
+                if epoch != self.epoch or not self.flow_active:
+                    await self._refetch_after_rebalance()
                     continue
                 batch: list[Any] = []
                 gaps: list[tuple[Any, int, int]] = []
@@ -195,6 +196,23 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         except Exception as exc:
             self.log.exception("Drain messages raised: %r", exc)
             raise
+
+    async def _refetch_after_rebalance(self) -> None:
+        """A fetch that a rebalance overtook (returned after `stop_flow`) is dropped
+        without moving the read offsets; it may hold records from before Faust's seek to
+        the committed offsets or the first ones after it, which the fetch position has
+        passed. So, once the flow resumes (Faust has seeked by then), seek every assigned
+        partition to its committed offset again: nothing of the new epoch has been handed
+        out yet (this loop is the only one that hands out), so nothing is skipped; at
+        worst records are evaluated again, which is a no-op."""
+        await self.wait(cast(Any, self.can_resume_flow))
+        if self.should_stop or not self.flow_active:
+            return
+        self.epoch += 1  # anything queued meanwhile predates this seek
+        self._held = None
+        while not self.batches.empty():
+            self.batches.get_nowait()
+        await self.perform_seek()
 
     async def _put(self, epoch: int, batch: list[Any]) -> None:
         """Queue the batch, waiting while the queue is full; abandoned if the flow stops

@@ -203,6 +203,12 @@ def test_flow_control_and_acks_that_the_batch_drain_relies_on() -> None:
     assert "self.app.topics.add(" in aiter_source
     assert aiokafka_driver.Transport.Consumer is aiokafka_driver.Consumer
     assert BatchDrainTransport.Consumer is BatchDrainConsumer
+    # A fetch overtaken by a rebalance is dropped, then every partition seeked again.
+    seek = " ".join(inspect.getsource(faust_consumer.Consumer.perform_seek).split())
+    assert "await self.seek_to_committed()" in seek and "read_offset.update(" in seek
+    assert "await self.wait(self.can_resume_flow)" in " ".join(
+        inspect.getsource(faust_consumer.Consumer._wait_next_records).split()
+    )
     # next_batch marks each partition's inbound time, as a Stream does for the livelock check.
     on_event_in = inspect.getsource(faust.sensors.Monitor.on_stream_event_in)
     assert "self.stream_inbound_time[tp] = monotonic()" in on_event_in
