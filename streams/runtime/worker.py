@@ -114,9 +114,10 @@ class BatchHandler:
         originals: dict[tuple[int, int], tuple[bytes | None, Record]],
     ) -> None:
         """Produce the dead letters, keyed as their records were, and wait for them. A
-        letter the producer or the broker refuses (too large for the topic's
-        max.message.bytes or the producer's request size, or any other error that is not
-        a transient one, `_transient`) is replaced by `minimal_dead_letter`, unkeyed (the
+        letter the producer or the broker refuses, and refuses again when sent alone
+        (`_send_alone`: too large for the topic's max.message.bytes or the producer's
+        request size, or any other error that is not a transient one, `_transient`) is
+        replaced by `minimal_dead_letter`, unkeyed (the
         key may be what is too large), which names the record's position and why: a
         poison record never stops the partitions. A transient error (the broker is away)
         fails the batch as before, to be redelivered; so does a minimal letter that fails
@@ -141,7 +142,10 @@ class BatchHandler:
                 continue
             if _transient(outcome):
                 raise outcome
-            record = originals[(letter["partition"], letter["offset"])][1]
+            key, record = originals[(letter["partition"], letter["offset"])]
+            outcome = await _send_alone(producer, topic, key, orjson.dumps(letter), outcome)
+            if outcome is None:
+                continue
             reason = f"{type(outcome).__name__}: {outcome}"
             log.warning(
                 "dead letter for %s/%d/%d not sent (%s); sending a minimal one",
@@ -158,6 +162,27 @@ class BatchHandler:
         if fallbacks:
             await send_all(producer, topic, fallbacks)
             self.metrics.minimal_dead_letters.inc(len(fallbacks))
+
+
+async def _send_alone(
+    producer: Any, topic: str, key: bytes | None, value: bytes, refused: Exception
+) -> Exception | None:
+    """Send a refused dead letter again on its own: the broker refuses a whole record
+    batch when it is larger than the topic's max.message.bytes, so a letter that fits may
+    have been refused only for sharing a batch with one that does not (the batch drain's
+    fetches hold many records). None once delivered; the error if it is refused alone
+    (a transient one raises); `refused` if it cannot even be appended."""
+    try:
+        delivery = await producer.send(topic, key, value, None, None, None)
+    except Exception:
+        return refused
+    try:
+        await delivery
+    except Exception as exc:
+        if _transient(exc):
+            raise
+        return exc
+    return None
 
 
 async def _failed(exc: Exception) -> NoReturn:
