@@ -59,7 +59,7 @@ def processed(worker: WorkerProcess) -> int:
 PEERS = {
     "quix-state": "Quix Streams, per-lead RocksDB state read and written, one record out per in",
     "quix": "Quix Streams, decode and re-produce",
-    "noack-take-fast": "Faust pass-through agent on the worker's consumer (fast drain)",
+    "noack-take-fast": "Faust per-event pass-through agent, fast drain (the pre-batch path)",
     "noack-take": "Faust pass-through agent on Faust's stock consumer",
     "raw": "raw aiokafka loop: getmany, decode, encode, send_batch (the Python ceiling)",
 }
