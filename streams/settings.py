@@ -175,8 +175,8 @@ class WorkerSettings(KafkaSettings):
     )
     web_host: str = Field(
         "0.0.0.0",
-        description="The address the worker's web port listens on (127.0.0.1: this machine "
-        "only; the devstack's workers use it).",
+        description="The address the web port of a worker or the dispatcher listens on "
+        "(127.0.0.1: this machine only; the devstack uses it).",
     )
     web_port: int = Field(6066, description="The worker's web port: /metrics, /health, /ready.")
     batch_size: int = Field(
@@ -308,6 +308,11 @@ class DispatcherSettings(KafkaSettings):
         gt=0,
         description="Seconds without a heartbeat before a worker's partitions go to another "
         "(how soon a killed worker's work resumes elsewhere).",
+    )
+    web_host: str = Field(
+        "0.0.0.0",
+        description="The address the web port of a worker or the dispatcher listens on "
+        "(127.0.0.1: this machine only; the devstack uses it).",
     )
     dispatcher_port: int = Field(
         6069, ge=1, le=65535, description="The dispatcher's web port: /metrics, /health, /ready."

@@ -41,7 +41,7 @@ from streams.actions.dispatch import Dispatch
 from streams.actions.metrics import ActionMetrics
 from streams.actions.secrets import Secrets
 from streams.engine.compiler import Plan
-from streams.runtime.faust_app import create_app, send_all
+from streams.runtime.faust_app import create_app, send_all, service_options
 from streams.runtime.metrics import CONTENT_TYPE
 from streams.runtime.worker import crash_now
 from streams.settings import DispatcherSettings
@@ -120,11 +120,8 @@ def build_app(
         consumer_group(settings),
         settings.bootstrap_servers,
         datadir=datadir,
-        web_enabled=True,
-        web_port=settings.dispatcher_port,
         topic_partitions=settings.partitions,
-        broker_session_timeout=settings.session_timeout,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+        **service_options(settings.web_host, settings.dispatcher_port, settings.session_timeout),
     )
     memberships = app.topic(settings.topic_memberships, partitions=settings.partitions)
     metrics = ActionMetrics()

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from streams.engine.compiler import Plan, load_plan
 from streams.engine.problems import RulesError
+from streams.paths import cache_dir
 from streams.settings import EngineSettings
 from streams.text import counted
 
@@ -57,3 +62,27 @@ def at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = f"integer >= {minimum}"
     return parse
+
+
+def faust_datadir() -> Path:
+    """A Faust data directory of this process's own under the cache, removed at exit (and,
+    for processes that exited without cleaning up, at the next start)."""
+    _remove_dead_datadirs(cache_dir())
+    datadir = Path(tempfile.mkdtemp(prefix=f"faust-{os.getpid()}-", dir=cache_dir()))
+    atexit.register(shutil.rmtree, datadir, ignore_errors=True)
+    return datadir
+
+
+def _remove_dead_datadirs(root: Path) -> None:
+    """Faust's data directories of workers that exited without cleaning up (a kill -9, or
+    the worker's own hard exit after a failed batch): `faust-<pid>-*` whose pid is gone."""
+    for path in root.glob("faust-*-*"):
+        pid = path.name.split("-")[1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's

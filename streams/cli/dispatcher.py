@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 from streams.actions.exceptions import MissingSecrets
 from streams.actions.secrets import read_secrets
-from streams.cli.common import EXIT_FAILED, CommandError, error, load_rules_or_exit
-from streams.cli.worker import _remove_dead_workers_dirs
-from streams.paths import cache_dir
+from streams.cli.common import (
+    EXIT_FAILED,
+    CommandError,
+    error,
+    faust_datadir,
+    load_rules_or_exit,
+)
 from streams.runtime.connections import WORKER_FEATURES, KafkaUnavailable, check_kafka
 from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import DispatcherSettings
@@ -79,10 +79,7 @@ def run_dispatcher(args: argparse.Namespace) -> int:
     from streams.actions.dispatcher import Stopping, build_app
     from streams.runtime.faust_app import run_worker
 
-    _remove_dead_workers_dirs(cache_dir())
-    datadir = Path(tempfile.mkdtemp(prefix=f"faust-{os.getpid()}-", dir=cache_dir()))
-    atexit.register(shutil.rmtree, datadir, ignore_errors=True)
     stopping = Stopping(settings.dispatcher_stop_grace)
-    app = build_app(settings, plan, secrets, datadir, stopping)
+    app = build_app(settings, plan, secrets, faust_datadir(), stopping)
     # Until SIGTERM/SIGINT, then the calls under way get their grace; exits the process.
     run_worker(app, loglevel=args.log_level.upper(), before_stop=stopping.drain)

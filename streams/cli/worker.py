@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
-from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
+from streams.cli.common import EXIT_FAILED, CommandError, faust_datadir, load_rules_or_exit
 from streams.gc_tuning import tune_gc
-from streams.paths import cache_dir
 from streams.runtime.connections import WORKER_FEATURES, KafkaUnavailable, check_kafka
 from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import WorkerSettings
@@ -50,21 +44,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.set_defaults(run=run_worker)
 
 
-def _remove_dead_workers_dirs(root: Path) -> None:
-    """Faust's data directories of workers that exited without cleaning up (a kill -9, or
-    the worker's own hard exit after a failed batch): `faust-<pid>-*` whose pid is gone."""
-    for path in root.glob("faust-*-*"):
-        pid = path.name.split("-")[1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(path, ignore_errors=True)
-        except PermissionError:
-            pass  # alive, someone else's
-
-
 def run_worker(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
     settings = WorkerSettings(**overrides)
@@ -89,9 +68,6 @@ def run_worker(args: argparse.Namespace) -> int:
     from streams.runtime.faust_app import run_worker
     from streams.runtime.worker import build_app
 
-    _remove_dead_workers_dirs(cache_dir())
-    datadir = Path(tempfile.mkdtemp(prefix=f"faust-{os.getpid()}-", dir=cache_dir()))
-    atexit.register(shutil.rmtree, datadir, ignore_errors=True)
-    app = build_app(settings, plan, datadir)
+    app = build_app(settings, plan, faust_datadir())
     tune_gc()
     run_worker(app, loglevel=args.log_level.upper())  # until SIGTERM/SIGINT; exits the process

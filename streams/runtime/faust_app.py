@@ -140,6 +140,33 @@ def fast_app_settings(
     return settings
 
 
+def service_options(web_host: str, web_port: int, session_timeout: float) -> dict[str, Any]:
+    """The Faust settings every long-running process of ours (worker, dispatcher) shares:
+    its web port serving only our /health, /ready and /metrics, its group timing, and a
+    producer that fails a send instead of stalling the process."""
+    return {
+        "web_enabled": True,
+        "web_bind": web_host,
+        "web_port": web_port,
+        # Faust's router and table views answer anyone (where each key lives, table
+        # contents) and have no authentication: off, with the graph and stats views.
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
+        "web_graph_enabled": False,
+        "web_stats_enabled": False,
+        "broker_session_timeout": session_timeout,
+        "broker_heartbeat_interval": min(3.0, session_timeout / 3),
+        # Faust's default, stated: a record is acknowledged once on every in-sync replica.
+        "producer_acks": -1,
+        # Faust's default lets a send retry for 20 minutes (its batch expiry): a batch whose
+        # partition has no leader (or too few in-sync replicas) stalls the process, holding
+        # its partitions, with its commit timer overlapping. Past this bound (well above a
+        # leader failover, which takes the brokers' session timeout, 9 s by default) the
+        # send fails, and the process exits 1 for its supervisor to restart it.
+        "producer_request_timeout": 3 * session_timeout,
+    }
+
+
 def create_app(
     app_id: str,
     bootstrap: str | Sequence[str],

@@ -41,7 +41,7 @@ from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.pipeline import BatchResult, Processor, Record
 from streams.runtime.batch_drain import batch_consumer, subscribe
-from streams.runtime.faust_app import create_app, send_all
+from streams.runtime.faust_app import create_app, send_all, service_options
 from streams.runtime.hot_reload import (
     ReloadMetrics,
     RulesReloader,
@@ -221,28 +221,9 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         # (a pass-through agent ran no faster than this worker): the batch drain hands
         # each fetch to the agent as one batch (batch_drain.py).
         batch_drain=True,
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_port=settings.web_port,
-        # Only our /health, /ready and /metrics: Faust's router and table views answer
-        # anyone (where each key lives, table contents) and have no authentication.
-        web_router_enabled=False,
-        web_tables_enabled=False,
-        web_graph_enabled=False,
-        web_stats_enabled=False,
         topic_partitions=settings.partitions,
         broker_max_poll_records=max(settings.batch_size, 500),
-        broker_session_timeout=settings.session_timeout,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
-        # Faust's default, stated: an event is acknowledged once on every in-sync replica.
-        producer_acks=-1,
-        # Faust's default lets a send retry for 20 minutes (its batch expiry): a batch
-        # whose partition has no leader (or too few in-sync replicas) stalls the worker,
-        # holding its partitions, with its commit timer overlapping. Past this bound (well
-        # above a leader failover, which takes the brokers' session timeout, 9 s by
-        # default) the send fails, so does the batch, and the worker exits 1 for its
-        # supervisor to restart it.
-        producer_request_timeout=3 * settings.session_timeout,
+        **service_options(settings.web_host, settings.web_port, settings.session_timeout),
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
     metrics = WorkerMetrics(

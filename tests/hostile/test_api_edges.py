@@ -18,7 +18,7 @@ import pytest
 from streams.devstack.process import free_port
 from streams.devstack.worker import WorkerProcess
 from tests.hostile.api_stack import Stack, stack, start_stack
-from tests.integration.streaming import isolated_settings
+from tests.integration.streaming import isolated_settings, listening_address
 from tests.integration.test_api import RULES, error_code
 
 pytestmark = pytest.mark.integration
@@ -174,16 +174,6 @@ def test_the_api_honours_the_connect_timeout(tmp_path: Path) -> None:
     assert "kafka.net" not in result.stderr, result.stderr  # the library's retries are quiet
 
 
-def _listening_address(port: int) -> str:
-    """The local address a TCP socket listens on at `port` (from /proc/net/tcp)."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        address, hex_port = local.split(":")
-        if int(hex_port, 16) == port and state == "0A":  # LISTEN
-            return socket.inet_ntoa(bytes.fromhex(address)[::-1])
-    raise AssertionError(f"nothing listens on port {port}")
-
-
 def test_the_worker_web_port_is_loopback_and_has_no_router(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path
 ) -> None:
@@ -191,7 +181,7 @@ def test_the_worker_web_port_is_loopback_and_has_no_router(
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         worker.wait_ready(90)
-        assert _listening_address(worker.web_port) == "127.0.0.1"
+        assert listening_address(worker.web_port) == "127.0.0.1"
         import urllib.error
         import urllib.request
 

@@ -4,6 +4,7 @@ reading topics back, and the backtest's answer for the same stream."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -131,3 +132,13 @@ def per_lead(events: Iterable[dict[str, Any]]) -> dict[int, list[str]]:
             seen.add(event["eventId"])
             out.setdefault(event["leadId"], []).append(event["eventId"])
     return out
+
+
+def listening_address(port: int) -> str:
+    """The local address a TCP socket listens on at `port` (from /proc/net/tcp)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if int(hex_port, 16) == port and state == "0A":  # LISTEN
+            return socket.inet_ntoa(bytes.fromhex(address)[::-1])
+    raise AssertionError(f"nothing listens on port {port}")

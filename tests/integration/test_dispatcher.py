@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -25,7 +26,13 @@ from streams.actions.payload import idempotency_key
 from streams.devstack.process import ManagedProcess, free_port
 from streams.runtime.connections import ensure_topics
 from tests.actions_server import Server, status
-from tests.integration.streaming import PARTITIONS, TopicReader, lead_key, produce
+from tests.integration.streaming import (
+    PARTITIONS,
+    TopicReader,
+    lead_key,
+    listening_address,
+    produce,
+)
 from tests.unit.actions_rules import action, campaign, rules_dir
 
 pytestmark = pytest.mark.integration
@@ -159,8 +166,15 @@ def test_calls_and_dead_letters_end_to_end(
     events.append({"not": "a membership"})
     send(kafka_bootstrap, env["STREAMS_TOPIC_MEMBERSHIPS"], events)
     letters = TopicReader(kafka_bootstrap, env["STREAMS_TOPIC_ACTIONS_DLQ"])
+    env["STREAMS_WEB_HOST"] = "127.0.0.1"
     with Dispatcher(env, tmp_path / "dispatcher.log").start() as dispatcher:
         dispatcher.wait_ready()
+        # Its web port as the worker's: where it was told, and none of Faust's open views.
+        assert listening_address(dispatcher.port) == "127.0.0.1"
+        for path in ("/router/", "/table/", "/graph/", "/stats/"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{dispatcher.port}{path}", timeout=5)
+            assert refused.value.code == 404, path
         got = letters.until(lambda v: len(v) >= 2, 60, dispatcher.alive)
         deadline = time.monotonic() + 30
         while len({s.headers["Idempotency-Key"] for s in http_server.seen}) < 40:

@@ -63,10 +63,17 @@ def test_rules_change_mid_stream_and_the_backtest_replays_the_switch(
     lines = [orjson.dumps(a) for a in sample_activities(6000, 150, 23)]
     first, second = lines[:3000], lines[3000:]
     settings = isolated_settings(kafka_bootstrap, redis_url, live)
-    topic = f"one-partition-{uuid.uuid4().hex[:8]}"  # a file of lines is one partition
-    ensure_topics(kafka_bootstrap, {topic: 1})
-    settings |= {
+    run = uuid.uuid4().hex[:8]
+    topic = f"one-partition-{run}"  # a file of lines is one partition
+    # The worker refuses topics whose count is not STREAMS_PARTITIONS: all of one partition.
+    outputs = {
+        "STREAMS_TOPIC_MEMBERSHIPS": f"memberships-1-{run}",
+        "STREAMS_TOPIC_DLQ": f"dlq-1-{run}",
+    }
+    ensure_topics(kafka_bootstrap, dict.fromkeys([topic, *outputs.values()], 1))
+    settings |= outputs | {
         "STREAMS_TOPIC_ACTIVITIES": topic,
+        "STREAMS_PARTITIONS": "1",
         "STREAMS_RULES_RELOAD_INTERVAL": "0.5",
         "STREAMS_BATCH_SIZE": "250",
     }
