@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 
-from streams.cli.common import EXIT_FAILED, CommandError, load_rules_or_exit
+from streams.cli.common import (
+    EXIT_FAILED,
+    CommandError,
+    Flags,
+    add_service_flags,
+    load_rules_or_exit,
+    start_service,
+)
 from streams.runtime.connections import API_FEATURES, KafkaUnavailable, check_kafka
-from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import ApiSettings
 
-FLAGS = {
+FLAGS: Flags = {
     "broker": ("--broker", str, "Kafka bootstrap servers (STREAMS_BROKER)"),
     "rules_dir": ("--rules-dir", str, "rules directory (STREAMS_RULES_DIR)"),
     "api_host": ("--host", str, "address to listen on (STREAMS_API_HOST)"),
@@ -31,30 +37,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "without a client (exit 2) and exits 1 when Kafka stays unreachable for "
         "STREAMS_CONNECT_TIMEOUT seconds. Stop it with SIGTERM or Ctrl-C.",
     )
-    for name, (flag, kind, text) in FLAGS.items():
-        api.add_argument(flag, dest=name, type=kind, help=text)
-    api.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning"],
-        help="log level (default info); the access log is at info",
-    )
+    add_service_flags(api, FLAGS, "log level (default info); the access log is at info")
     api.set_defaults(run=run_api)
 
 
 def run_api(args: argparse.Namespace) -> int:
     from streams.api.auth import ClientConfigError, load_clients
 
-    overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
-    settings = ApiSettings(**overrides)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings = start_service(args, FLAGS, ApiSettings)
     from streams.api.logsafe import EscapingFilter
 
     for handler in logging.getLogger().handlers:  # every log line, the libraries' too
         handler.addFilter(EscapingFilter())
-    quiet_client_logs()
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
         clients = load_clients(settings)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import logging
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
+
+from pydantic_settings import BaseSettings
 
 from streams.engine.compiler import Plan, load_plan
 from streams.engine.problems import RulesError
 from streams.paths import cache_dir
+from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import EngineSettings
 from streams.text import counted
 
@@ -86,3 +90,34 @@ def _remove_dead_datadirs(root: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         except PermissionError:
             pass  # alive, someone else's
+
+
+Flags = dict[str, tuple[str, type, str]]
+"""A long-running command's flags: setting name -> (flag, type, help). Each wins over the
+STREAMS_* variable of the same setting."""
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def add_service_flags(
+    parser: argparse.ArgumentParser, flags: Flags, log_help: str = "log level (default info)"
+) -> None:
+    for name, (flag, kind, text) in flags.items():
+        parser.add_argument(flag, dest=name, type=kind, help=text)
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning"], help=log_help
+    )
+
+
+def start_service(
+    args: argparse.Namespace, flags: Flags, settings_class: type[SettingsT]
+) -> SettingsT:
+    """The settings of a long-running command (its STREAMS_* variables, its flags winning)
+    and its logging, the Kafka clients' reconnect noise summed up (`quiet_client_logs`)."""
+    overrides = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+    settings = settings_class(**overrides)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    quiet_client_logs()
+    return settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
 from streams.actions.exceptions import MissingSecrets
@@ -11,20 +10,30 @@ from streams.actions.secrets import read_secrets
 from streams.cli.common import (
     EXIT_FAILED,
     CommandError,
+    Flags,
+    add_service_flags,
     error,
     faust_datadir,
     load_rules_or_exit,
+    start_service,
 )
 from streams.runtime.connections import WORKER_FEATURES, KafkaUnavailable, check_kafka
-from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import DispatcherSettings
 
-FLAGS = {
-    "broker": "Kafka bootstrap servers (STREAMS_BROKER)",
-    "rules_dir": "rules directory (STREAMS_RULES_DIR)",
-    "app_id": "the consumer group is APP_ID-dispatcher (STREAMS_APP_ID)",
-    "dispatcher_port": "port of /metrics, /health, /ready (STREAMS_DISPATCHER_PORT)",
-    "partitions": "partitions of topics created at start (STREAMS_PARTITIONS)",
+FLAGS: Flags = {
+    "broker": ("--broker", str, "Kafka bootstrap servers (STREAMS_BROKER)"),
+    "rules_dir": ("--rules-dir", str, "rules directory (STREAMS_RULES_DIR)"),
+    "app_id": ("--app-id", str, "the consumer group is APP_ID-dispatcher (STREAMS_APP_ID)"),
+    "dispatcher_port": (
+        "--dispatcher-port",
+        int,
+        "port of /metrics, /health, /ready (STREAMS_DISPATCHER_PORT)",
+    ),
+    "partitions": (
+        "--partitions",
+        int,
+        "partitions of topics created at start (STREAMS_PARTITIONS)",
+    ),
 }
 
 
@@ -38,25 +47,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "rules or a missing secret (exit 2) and exits 1 when Kafka stays unreachable for "
         "STREAMS_CONNECT_TIMEOUT seconds. Stop it with SIGTERM or Ctrl-C.",
     )
-    for name, text in FLAGS.items():
-        kind = int if name in ("dispatcher_port", "partitions") else str
-        dispatcher.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=text)
-    dispatcher.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning"],
-        help="log level (default info)",
-    )
+    add_service_flags(dispatcher, FLAGS)
     dispatcher.set_defaults(run=run_dispatcher)
 
 
 def run_dispatcher(args: argparse.Namespace) -> int:
-    overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
-    settings = DispatcherSettings(**overrides)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    quiet_client_logs()
+    settings = start_service(args, FLAGS, DispatcherSettings)
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
         secrets = read_secrets(plan.actions.actions.values(), os.environ)

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-from streams.cli.common import EXIT_FAILED, CommandError, faust_datadir, load_rules_or_exit
+from streams.cli.common import (
+    EXIT_FAILED,
+    CommandError,
+    Flags,
+    add_service_flags,
+    faust_datadir,
+    load_rules_or_exit,
+    start_service,
+)
 from streams.gc_tuning import tune_gc
 from streams.runtime.connections import WORKER_FEATURES, KafkaUnavailable, check_kafka
-from streams.runtime.kafka_logs import quiet_client_logs
 from streams.settings import WorkerSettings
 from streams.state.redis_client import RedisUnavailable, wait_for_redis
 
-FLAGS = {
-    "broker": "Kafka bootstrap servers (STREAMS_BROKER)",
-    "redis_url": "Redis URL (STREAMS_REDIS_URL)",
-    "rules_dir": "rules directory (STREAMS_RULES_DIR)",
-    "app_id": "consumer group and Redis key prefix (STREAMS_APP_ID)",
-    "web_port": "port of /metrics, /health, /ready (STREAMS_WEB_PORT)",
-    "partitions": "partitions of topics created at start (STREAMS_PARTITIONS)",
+FLAGS: Flags = {
+    "broker": ("--broker", str, "Kafka bootstrap servers (STREAMS_BROKER)"),
+    "redis_url": ("--redis-url", str, "Redis URL (STREAMS_REDIS_URL)"),
+    "rules_dir": ("--rules-dir", str, "rules directory (STREAMS_RULES_DIR)"),
+    "app_id": ("--app-id", str, "consumer group and Redis key prefix (STREAMS_APP_ID)"),
+    "web_port": ("--web-port", int, "port of /metrics, /health, /ready (STREAMS_WEB_PORT)"),
+    "partitions": (
+        "--partitions",
+        int,
+        "partitions of topics created at start (STREAMS_PARTITIONS)",
+    ),
 }
 
 
@@ -32,25 +42,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "refuses to start on invalid rules (exit 2) and exits 1 when Kafka or Redis stay "
         "unreachable for STREAMS_CONNECT_TIMEOUT seconds. Stop it with SIGTERM or Ctrl-C.",
     )
-    for name, text in FLAGS.items():
-        kind = int if name in ("web_port", "partitions") else str
-        worker.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=text)
-    worker.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning"],
-        help="log level (default info)",
-    )
+    add_service_flags(worker, FLAGS)
     worker.set_defaults(run=run_worker)
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
-    settings = WorkerSettings(**overrides)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    quiet_client_logs()
+    settings = start_service(args, FLAGS, WorkerSettings)
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
         topics = (settings.topic_activities, settings.topic_memberships, settings.topic_dlq)
