@@ -17,17 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from streams.engine.activity import Activity, Decoder, dead_letter
 from streams.engine.bounds import DEFAULT_LIMITS, Limits, drop_future, enforce
 from streams.engine.compiler import Plan
 from streams.engine.evaluator import DEFAULT_DEDUP_HORIZON_US, Engine
-from streams.engine.standard_types import CHANGE_DATA_VALUE, NEW_LEAD
+from streams.engine.standard_types import FIELD_TYPES
 from streams.state.store import Store
-
-FIELD_TYPES: Final = frozenset({NEW_LEAD, CHANGE_DATA_VALUE})
-"""The activity types that change a lead's fields."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,12 +33,13 @@ from streams.engine.history_index import (
 )
 from streams.engine.leadstate import LeadState
 from streams.engine.loader import CampaignFile, RuleFiles, read_rules
-from streams.engine.logic import LogicError, compile_logic, parse_logic
+from streams.engine.logic import LogicError, Node, compile_logic, logic_source, parse_logic
 from streams.engine.operators import (
     FIELD_OPERATORS,
     TEXT_IS_TEMPLATE,
     Condition,
     OperatorError,
+    Predicate,
     bind,
     build_field_predicate,
     condition,
@@ -59,6 +60,9 @@ Check = tuple[str, Condition, bool]
 
 Matcher = Callable[[Any, dict[str, Value], int], bool]
 """`(primary, attributes, T) -> every constraint holds`."""
+
+FilterTest = Callable[[LeadState, int, HistoryIndex | None], bool]
+"""`(state, T, index) -> the filters hold`: a `FilterContext`'s members as arguments."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +157,8 @@ class HistoryLeaf:
     count: Callable[[FilterContext, int], tuple[int, int]]
     """`(ctx, stop) -> (matching entries counted, stopping at stop; low bound of the window)`."""
     evaluate: Callable[[FilterContext], bool]
+    test: FilterTest
+    """`evaluate` on the context's members (`HistoryFilter.test`): the engine's own."""
 
 
 @dataclass(frozen=True)
@@ -162,9 +168,38 @@ class FieldLeaf:
     text: str
     key: str
     evaluate: Callable[[FilterContext], bool]
+    predicate: Predicate
+    """`(field text or None, T) -> bool`: `evaluate` is it on `ctx.state.fields.get(key)`."""
 
 
 Leaf = HistoryLeaf | FieldLeaf
+
+
+def filter_test(
+    tree: Node, leaves: Sequence[Leaf], filters: Callable[[FilterContext], bool]
+) -> FilterTest:
+    """One generated function for a campaign's filters: the logic as one expression
+    (`logic_source`), a history leaf a call of `HistoryFilter.test`, a field leaf its
+    predicate on the field, so evaluating costs a call per leaf reached and no context
+    object. An expression too deep for Python's parser (thousands of `not`s) falls back
+    to `filters` on a context, which decides alike."""
+    namespace: dict[str, Any] = {}
+    sources: list[str] = []
+    for index, leaf in enumerate(leaves):
+        if isinstance(leaf, HistoryLeaf):
+            namespace[f"h{index}"] = leaf.test
+            sources.append(f"h{index}(s, t, x)")
+        else:
+            namespace[f"f{index}"] = leaf.predicate
+            namespace[f"k{index}"] = leaf.key
+            sources.append(f"f{index}(s.fields.get(k{index}), t)")
+    try:
+        test: FilterTest = generate(
+            "test", "s, t, x", [f"return {logic_source(tree, sources)}"], namespace
+        )
+    except (SyntaxError, RecursionError, MemoryError):
+        return lambda state, ts, index: filters(FilterContext(state, ts, index))
+    return test
 
 
 def primary_keys(checks: Sequence[Check]) -> frozenset[str] | None:
@@ -192,6 +227,9 @@ class CompiledCampaign:
     triggers: dict[int, tuple[CompiledTrigger, ...]]
     """Triggers by the activity type they listen to."""
     filters: Callable[[FilterContext], bool] | None
+    test: FilterTest | None
+    """`filters` as one generated function of (state, T, index), the leaves inlined: what
+    the engine calls (`filter_test`); `filters` stays for `explain`."""
     matchers: tuple[HistoryMatcher, ...] = ()
     """The index slots its history filters count with."""
     leaves: tuple[Leaf, ...] = ()
@@ -329,6 +367,7 @@ class _Compiler:
             _constraint_texts(item.constraints or []),
             evaluate.count,
             evaluate,
+            evaluate.test,
         )
 
     def field_filter(self, item: FilterItemDef, where: str) -> FieldLeaf | None:
@@ -351,6 +390,7 @@ class _Compiler:
             f"{item.field} {item.operator} {_values_text(item.value_list)}".rstrip(),
             key,
             lambda ctx: predicate(ctx.state.fields.get(key), ctx.ts),
+            predicate,
         )
 
 
@@ -427,6 +467,7 @@ def compile_campaign(
             )
 
     filters: Callable[[FilterContext], bool] | None = None
+    test: FilterTest | None = None
     leaves: list[Leaf] = []
     if definition.filters is not None and (
         definition.filters.items or definition.filters.logic.strip().lower() != "all"
@@ -447,6 +488,7 @@ def compile_campaign(
         else:
             if len(leaves) == len(definition.filters.items):
                 filters = compile_logic(tree, [leaf.evaluate for leaf in leaves])
+                test = filter_test(tree, leaves, filters)
 
     if len(problems) > before or isinstance(qualification, str):
         return None
@@ -459,6 +501,7 @@ def compile_campaign(
         period_us=period,
         triggers={k: tuple(v) for k, v in triggers.items()},
         filters=filters,
+        test=test,
         matchers=tuple(dict.fromkeys(compiler.used)),
         leaves=tuple(leaves),
         logic=definition.filters.logic if definition.filters is not None else "all",

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Final
 
 from streams.engine.activity import Activity
-from streams.engine.compiler import CompiledCampaign, CompiledTrigger, FilterContext, Plan
-from streams.engine.datatypes import US_PER_DAY
+from streams.engine.compiler import CompiledCampaign, CompiledTrigger, Plan
+from streams.engine.datatypes import US_PER_DAY, format_us
 from streams.engine.events import action_members, membership_event
 from streams.engine.history_index import HistoryIndex
 from streams.engine.leadstate import LeadState, SeenEntry
-from streams.engine.standard_types import CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD
+from streams.engine.standard_types import DELETE_LEAD, FIELD_TYPES
+
+_date: Final = itemgetter(0)
+"""A history entry's date."""
 
 DEFAULT_DEDUP_HORIZON_US: Final = 7 * US_PER_DAY
 _EXPIRE_EVERY: Final = 16
@@ -91,6 +95,8 @@ class Engine:
         self._by_type = {
             type_id: _index(type_id, campaigns) for type_id, campaigns in plan.by_type.items()
         }
+        self._recorded = plan.recorded_types
+        self._retention_us = plan.retention_us
 
     def process(self, state: LeadState, activity: Activity, now_us: int) -> Outcome:
         """1. a known identity: a duplicate (nothing) or a redelivery (the same events);
@@ -107,11 +113,12 @@ class Engine:
                 return _DUPLICATE
             return Outcome(self._replay(activity, seen, state), redelivered=True)
 
-        self._apply(state, activity)
+        history_index = self._apply(state, activity)
         events: list[dict[str, Any]] = []
         fired: list[int] = []
         carried: dict[str, str] | None = None
-        context: FilterContext | None = None
+        indexed = False  # whether `history_index` is known (it is after a recorded type)
+        date: str | None = None
         primary, attributes, ts = activity.primary, activity.attributes, activity.ts
         runs = state.runs
         index = self._by_type.get(activity.type_id)
@@ -134,26 +141,31 @@ class Engine:
                     campaign.qualification == "once" or ts - last < campaign.period_us
                 ):
                     continue
-            if campaign.filters is not None:
-                if context is None:
-                    context = FilterContext(state, ts, self._index(state))
-                if not campaign.filters(context):
+            test = campaign.test
+            if test is not None:
+                if not indexed and history_index is None:
+                    history_index = self._index(state)
+                indexed = True
+                if not test(state, ts, history_index):
                     continue
             runs[campaign.id] = ts
             fired.append(campaign.id)
-            event = self._event(campaign, activity, trigger.name, state.fields)
+            if date is None:
+                date = format_us(ts)
+            event = self._event(campaign, activity, trigger.name, state.fields, date)
             if campaign.carries:
                 carried = {} if carried is None else carried
                 carried.update(event["leadFields"])
             events.append(event)
 
+        seen_map = state.seen
         if seen is not None:
-            del state.seen[activity.id]  # re-inserted last: `seen` stays in processing order
-        entry = [now_us, activity.position, fired or _NONE_FIRED]
-        if carried is not None:
-            entry.append(carried)  # what `_replay` carries again: the fields as they are now
-        state.seen[activity.id] = entry
-        if len(state.seen) % _EXPIRE_EVERY == 0:
+            del seen_map[activity.id]  # re-inserted last: `seen` stays in processing order
+        if carried is None:
+            seen_map[activity.id] = [now_us, activity.position, fired or _NONE_FIRED]
+        else:  # what `_replay` carries again: the fields as they are now
+            seen_map[activity.id] = [now_us, activity.position, fired, carried]
+        if len(seen_map) % _EXPIRE_EVERY == 0:
             self._expire_seen(state, now_us)
         return Outcome(events) if events else _NOTHING
 
@@ -171,45 +183,46 @@ class Engine:
             index = state.index = self.plan.history_index(state)
         return index
 
-    def _apply(self, state: LeadState, activity: Activity) -> None:
+    def _apply(self, state: LeadState, activity: Activity) -> HistoryIndex | None:
+        """Step 2; returns the lead's history index when the activity's type is recorded
+        (`_index`, then perhaps built: the history reached `index_from`), else None (the
+        caller asks `_index` if it needs it)."""
         type_id = activity.type_id
         if type_id == DELETE_LEAD:
             state.erase()
-            return
+            return None
         ts = activity.ts
-        if state.max_ts is None or ts > state.max_ts:
-            state.max_ts = ts
-        if type_id in self.plan.recorded_types:
+        max_ts = state.max_ts
+        if max_ts is None or ts > max_ts:
+            state.max_ts = max_ts = ts
+        index: HistoryIndex | None = None
+        if type_id in self._recorded:
+            history = state.history
+            entries = history.get(type_id)
+            if entries is None:
+                entries = history[type_id] = []
+            horizon = max_ts - self._retention_us
             index = self._index(state)
-            entries = state.history.setdefault(type_id, [])
             if index is None and self.index_from is not None and len(entries) >= self.index_from:
                 index = state.index = self.plan.history_index(state)
+            entries.append([ts, activity.primary, activity.attributes])
             if index is not None:
-                entries.append([ts, activity.primary, activity.attributes])
                 index.add(type_id, ts, activity.primary, activity.attributes)
-                horizon = state.max_ts - self.plan.retention_us
                 if index.dates[type_id][0] < horizon:
                     index.prune(type_id, horizon, entries)
-            else:
-                self._apply_scanning(state, type_id, activity)
-        if type_id in (NEW_LEAD, CHANGE_DATA_VALUE):
+            # The reference's update: entries are in processing order, not date order (late
+            # mobile actions): look at all of them, so what is kept depends on the dates.
+            elif min(map(_date, entries)) < horizon:
+                entries[:] = [e for e in entries if e[0] >= horizon]
+        if type_id in FIELD_TYPES:
+            fields = state.fields
             for name, value in activity.fields:
                 key = name.casefold()
                 if not value:  # null or "": the field is emptied
-                    state.fields.pop(key, None)
+                    fields.pop(key, None)
                 else:
-                    state.fields[key] = value
-
-    def _apply_scanning(self, state: LeadState, type_id: int, activity: Activity) -> None:
-        """The reference's history update: append, then drop what the retention excludes."""
-        assert state.max_ts is not None
-        entries = state.history.setdefault(type_id, [])
-        entries.append([activity.ts, activity.primary, activity.attributes])
-        horizon = state.max_ts - self.plan.retention_us
-        # Entries are in processing order, not date order (late mobile actions): look at all
-        # of them, so what is kept depends on the dates alone.
-        if any(e[0] < horizon for e in entries):
-            entries[:] = [e for e in entries if e[0] >= horizon]
+                    fields[key] = value
+        return index
 
     @staticmethod
     def _matching_trigger(campaign: CompiledCampaign, activity: Activity) -> str | None:
@@ -224,6 +237,7 @@ class Engine:
         activity: Activity,
         trigger: str,
         fields: dict[str, str],
+        date: str | None = None,
     ) -> dict[str, Any]:
         event = membership_event(
             campaign.id,
@@ -234,6 +248,7 @@ class Engine:
             activity.ts,
             trigger,
             self.plan.rules_version,
+            date,
         )
         if campaign.carries is not None:
             event.update(self._action_members(campaign.carries, activity, fields))

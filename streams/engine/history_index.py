@@ -85,6 +85,29 @@ class HistoryFilter:
             return (count >= self.min_times) != self.negate
         return self.scan(ctx.state, low, ts)
 
+    def test(self, state: LeadState, ts: int, index: HistoryIndex | None) -> bool:
+        """`__call__` without a `FilterContext`, the scan inlined: the engine's leaf (the
+        compiled filter logic calls it once per campaign and activity)."""
+        window = self.window_us
+        low = ts - (window if window is not None else self.retention[0])
+        matcher = self.matcher
+        if index is not None and matcher is not None:
+            hits = index.hits[matcher.slot]
+            count = bisect_right(hits, ts) - bisect_left(hits, low)
+            return (count >= self.min_times) != self.negate
+        entries = state.history.get(self.type_id)
+        if entries:
+            found = 0
+            stop = self.min_times
+            match = self.match
+            for entry in entries:
+                entry_ts: int = entry[0]
+                if low <= entry_ts <= ts and match(entry[1], entry[2], ts):
+                    found += 1
+                    if found >= stop:
+                        return not self.negate
+        return self.negate
+
     def scan(self, state: LeadState, low: int, ts: int) -> bool:
         """The reference: count entries in `[low, T]` on which every check holds, stopping
         at `min_times`."""

@@ -169,3 +169,26 @@ def compile_logic(node: Node, leaves: Sequence[Callable[[C], bool]]) -> Callable
     if isinstance(node, And):
         return lambda ctx: left(ctx) and right(ctx)
     return lambda ctx: left(ctx) or right(ctx)
+
+
+def logic_source(node: Node, leaves: Sequence[str]) -> str:
+    """The tree as one Python expression, item n being `leaves[n - 1]` (a call: it binds
+    tighter than `not`): the same short-circuits as `compile_logic`, without a call per
+    node. A chain of one operator is written flat (`(a and b and c)`), so `all` over many
+    items does not nest parentheses."""
+    if isinstance(node, Item):
+        return leaves[node.number - 1]
+    if isinstance(node, Not):
+        return f"not {logic_source(node.operand, leaves)}"
+    kind = type(node)
+    operands: list[Node] = []
+    pending: list[Node] = [node]
+    while pending:  # the chain's operands, left to right
+        current = pending.pop()
+        if type(current) is kind:
+            assert isinstance(current, And | Or)
+            pending += [current.right, current.left]
+        else:
+            operands.append(current)
+    joiner = " and " if kind is And else " or "
+    return "(" + joiner.join(logic_source(o, leaves) for o in operands) + ")"

@@ -16,6 +16,8 @@ FILL_OUT_FORM: Final = 2
 CLICK_LINK: Final = 3
 NEW_LEAD: Final = 12
 CHANGE_DATA_VALUE: Final = 13
+FIELD_TYPES: Final = frozenset({NEW_LEAD, CHANGE_DATA_VALUE})
+"""The activity types that change a lead's fields."""
 DELETE_LEAD: Final = 37
 MOBILE_APP_ACTION: Final = 400
 

@@ -43,11 +43,14 @@ class UnreadableState(ValueError):
 
 
 def encode_state(state: LeadState) -> bytes:
-    """The current version's JSON for `state`."""
+    """The current version's JSON for `state`. History types go in ascending id: the
+    order of `state.history`'s keys means nothing, and a state replayed from a journal
+    (after a Delete Lead) may hold them in another order than the live one, which must
+    not change the bytes."""
     return orjson.dumps(
         {
             "v": FORMAT_VERSION,
-            "h": {str(k): v for k, v in state.history.items()},
+            "h": {str(k): v for k, v in sorted(state.history.items())},
             "f": state.fields,
             "r": {str(k): v for k, v in state.runs.items()},
             "s": state.seen,

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.engine.compiler import Plan, load_plan
 from streams.engine.datatypes import datetime_to_us
+from streams.engine.events import EVENT_NAMESPACE, event_id
 from streams.pipeline import BatchResult, Processor, Record
 from streams.state.memory import MemoryStore
 
@@ -905,6 +909,20 @@ def test_event_id_is_deterministic_in_campaign_lead_and_activity(tmp_path: Path)
     assert ids_first == ids_second
     # (campaign, lead, activity) all differ pairwise here: so do the event ids.
     assert len(set(ids_first)) == len(ids_first) == 6
+
+
+@given(
+    st.integers(min_value=1, max_value=2**63),
+    st.integers(min_value=1, max_value=2**63),
+    st.text(min_size=1, max_size=80),
+)
+def test_event_id_is_the_uuid5_of_campaign_lead_and_activity(
+    campaign_id: int, lead_id: int, activity_id: str
+) -> None:
+    """`event_id` builds the UUID by hand (it is on the hot path): it must be the very
+    `uuid5` the spec names, version and variant digits included."""
+    name = f"{campaign_id}/{lead_id}/{activity_id}"
+    assert event_id(campaign_id, lead_id, activity_id) == str(uuid.uuid5(EVENT_NAMESPACE, name))
 
 
 def test_event_id_does_not_depend_on_the_rest_of_the_rules_or_the_record(

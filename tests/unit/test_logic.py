@@ -14,7 +14,15 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from streams.engine.logic import And, LogicError, Not, Or, compile_logic, parse_logic
+from streams.engine.logic import (
+    And,
+    LogicError,
+    Not,
+    Or,
+    compile_logic,
+    logic_source,
+    parse_logic,
+)
 
 # --- an independent model of expressions ----------------------------------------------------
 # ("item", n) | ("not", e) | ("and", a, b) | ("or", a, b)
@@ -324,6 +332,39 @@ def test_parsed_expression_means_the_generated_tree(case):
     function = compiled(text, count)
     for assignment in assignments(count):
         assert function(assignment) is evaluate(tree, assignment), (text, assignment)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rendered())
+def test_the_logic_as_source_decides_and_short_circuits_as_the_closures(case):
+    """`logic_source` (what the engine runs) against `compile_logic` (what `explain` runs):
+    the same result, and the same leaves called in the same order, for every assignment."""
+    count, _tree, text = case
+    node = parse_logic(text, count)
+    source = logic_source(node, [f"leaf({i})" for i in range(count)])
+    for assignment in assignments(count):
+        by_source: list[int] = []
+        by_closures: list[int] = []
+
+        def leaf(i, assignment=assignment, calls=by_source):
+            calls.append(i)
+            return assignment[i]
+
+        leaves = [
+            lambda ctx, i=i, assignment=assignment, calls=by_closures: (
+                calls.append(i) or assignment[i]
+            )
+            for i in range(count)
+        ]
+        result = eval(source, {"leaf": leaf})
+        assert result is compile_logic(node, leaves)(None), (text, assignment)
+        assert by_source == by_closures, (text, assignment)
+
+
+def test_a_long_chain_is_written_flat():
+    source = logic_source(parse_logic("all", 300), [f"x{i}" for i in range(300)])
+    assert source == "(" + " and ".join(f"x{i}" for i in range(300)) + ")"
+    compile(source, "<test>", "eval")  # nested, 300 parentheses would not parse
 
 
 @settings(max_examples=50, deadline=None)
