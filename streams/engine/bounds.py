@@ -23,21 +23,21 @@ bound (each is a `Limits` field and a setting; the README's "Poison inputs and l
 Whatever drops history entries here also drops the engine's history index
 (`LeadState.index`), which is rebuilt from what is left.
 
-Sizes are memoised in `LeadState.sizes`: per type id (entries, bytes, last entry), and
-the totals under `_TOTAL`. An activity changes only its own type's list (appended at the
-end, then filtered by the retention) or erases them all, so `enforce` given the type
-updates that type's memo and the totals: the list is unchanged if its count and last entry
-(the object) are, only appended to if it grew by one and the memo's last entry is now the
-one before the last, else counted afresh. Whatever else edits history (`drop_future`,
-`_trim_history`) clears the memo; an empty memo, or no type given, counts every type
-afresh (a lead's first activity in a batch, for the Redis store). A lead pays O(1) per
-activity, plus O(entries of a type) when that type was pruned.
+Sizes are memoised in `LeadState.sizes`: per type id `[entries, bytes, last entry]`, and the
+totals under `_TOTAL`, updated in place (no allocation per activity). An activity changes
+only its own type's list (appended at the end, then filtered by the retention) or erases
+them all, so `enforce` given the type updates that type's memo and the totals: the list is
+unchanged if its count and last entry (the object) are, only appended to if it grew by one
+and the memo's last entry is now the one before the last, else counted afresh. Whatever else
+edits history (`drop_future`, `_trim_history`) clears the memo; an empty memo, or no type
+given, counts every type afresh (a lead's first activity in a batch, for the Redis store). A
+lead pays O(1) per activity, plus O(entries of a type) when that type was pruned.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -45,7 +45,7 @@ from streams.engine.activity import DEAD_LETTER_RECORD_MAX_BYTES, DEFAULT_FUTURE
 from streams.engine.leadstate import HistoryEntry, LeadState
 
 _TOTAL: Final = -1
-"""The key of the totals (entries, bytes, None) in `LeadState.sizes` (type ids are > 0)."""
+"""The key of the totals `[entries, bytes, None]` in `LeadState.sizes` (type ids are > 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,56 +71,60 @@ def enforce(
     """Bring `state` within `limits` (module doc) after an activity of `type_id` (None:
     look at every type); O(1) when it is within them. `fields_changed` False skips the
     fields, which only types 12 and 13 change."""
-    if len(state.seen) > limits.max_seen:
-        seen = state.seen
+    seen = state.seen
+    if len(seen) > limits.max_seen:
         for identity in list(seen)[: len(seen) - _target(limits.max_seen)]:
             del seen[identity]
     if fields_changed and state.fields:
         _bound_fields(state.fields, limits)
-    entries, size = _history_size(state, type_id)
-    if entries > limits.max_history or size > limits.max_history_bytes:
+    total = _history_size(state, type_id)
+    if total[0] > limits.max_history or total[1] > limits.max_history_bytes:
         _trim_history(state, _target(limits.max_history), _target(limits.max_history_bytes))
 
 
-def _history_size(state: LeadState, type_id: int | None) -> tuple[int, int]:
-    """(entries, bytes) of the whole history, through the memo (module doc)."""
+def _history_size(state: LeadState, type_id: int | None) -> list[Any]:
+    """`[entries, bytes, None]` of the whole history, through the memo (module doc): the
+    memo's own totals, which the caller must not change."""
     sizes = state.sizes
     history = state.history
-    total = sizes.get(_TOTAL)
     if not history:
         sizes.clear()
-        return 0, 0
+        return [0, 0, None]
+    total = sizes.get(_TOTAL)
     if total is None or type_id is None:
-        sizes.clear()
-        count = size = 0
-        for key, entries in history.items():
-            counted = (
-                len(entries),
-                sum(map(entry_bytes, entries)),
-                entries[-1] if entries else None,
-            )
-            sizes[key] = counted
-            count += counted[0]
-            size += counted[1]
-        sizes[_TOTAL] = (count, size, None)
-        return count, size
+        return _count_afresh(sizes, history)
     kept = history.get(type_id)
     if kept is None:
-        return total[0], total[1]
+        return total
     count = len(kept)
-    last = kept[-1] if kept else None
+    last = kept[-1] if count else None
     memo = sizes.get(type_id)
-    if memo is not None and memo[0] == count and memo[2] is last:
-        return total[0], total[1]
-    if memo is not None and count == memo[0] + 1 and (count == 1 or kept[-2] is memo[2]):
-        new = (count, memo[1] + entry_bytes(kept[-1]), last)
+    if memo is None:
+        memo = sizes[type_id] = [0, 0, None]
+    elif memo[2] is last and memo[0] == count:
+        return total  # unchanged (the common case of a type that is not recorded)
+    if count == memo[0] + 1 and (count == 1 or kept[-2] is memo[2]):
+        added = entry_bytes(last) if last is not None else 0
     else:
-        new = (count, sum(map(entry_bytes, kept)), last)
-    old_count, old_size = (memo[0], memo[1]) if memo is not None else (0, 0)
-    sizes[type_id] = new
-    totals = (total[0] + new[0] - old_count, total[1] + new[1] - old_size, None)
-    sizes[_TOTAL] = totals
-    return totals[0], totals[1]
+        added = sum(map(entry_bytes, kept)) - memo[1]
+    total[0] += count - memo[0]
+    total[1] += added
+    memo[0] = count
+    memo[1] += added
+    memo[2] = last
+    return total
+
+
+def _count_afresh(sizes: dict[int, list[Any]], history: dict[int, list[HistoryEntry]]) -> list[Any]:
+    sizes.clear()
+    count = size = 0
+    for key, entries in history.items():
+        entries_bytes = sum(map(entry_bytes, entries))
+        sizes[key] = [len(entries), entries_bytes, entries[-1] if entries else None]
+        count += len(entries)
+        size += entries_bytes
+    total = sizes[_TOTAL] = [count, size, None]
+    return total
 
 
 def drop_future(state: LeadState, limit_us: int) -> None:

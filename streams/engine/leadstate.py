@@ -38,7 +38,7 @@ class LeadState:
     seen: dict[str, SeenEntry] = field(default_factory=dict)
     max_ts: int | None = None
     """The latest activity date (µs) recorded for the lead since it was last erased."""
-    sizes: dict[int, tuple[int, int, Any]] = field(default_factory=dict, compare=False, repr=False)
+    sizes: dict[int, list[Any]] = field(default_factory=dict, compare=False, repr=False)
     """Not stored, not compared: a memo of `bounds.enforce`, by type id."""
     index: Any = field(default=None, compare=False, repr=False)
     """Not stored, not compared: the engine's `HistoryIndex` of `history` (None: the engine
