@@ -7,7 +7,8 @@ and minTimes, field filters, all/any/expression logic, every qualification rule)
 stream over the leads, writes the rules to a temporary directory, then runs the same
 `Processor` the backtest uses, with in-memory state, over the encoded records: decoding,
 validation, deduplication, state updates and evaluation are all inside the measured time.
-The generation is not. Target (issue 2): 100,000 activities/s on one core.
+The generation is not. Target (issue 8): 100,000 activities/s on one core. It prints the
+memory per lead: the growth of the peak resident size over the input, per lead.
 """
 
 from __future__ import annotations
@@ -223,6 +224,14 @@ def main() -> None:
     print(
         f"peak memory      {peak_kib / 1024:,.0f} MiB "
         f"(state and engine: {(peak_kib - baseline_kib) / 1024:,.0f} MiB over the input)"
+    )
+    store = processor.store
+    assert isinstance(store, MemoryStore)
+    leads = len(store.leads)
+    print(
+        f"memory per lead  {(peak_kib - baseline_kib) / max(1, leads):,.1f} KiB "
+        f"(peak growth over the input / {leads:,} leads with state; "
+        f"{len(records) / max(1, leads):.0f} activities each on average)"
     )
 
 
