@@ -20,8 +20,8 @@ bound (each is a `Limits` field and a setting; the README's "Poison inputs and l
   within both; the others go on changing. Checked only after a field change (types 12
   and 13), the only activities that touch `fields`.
 
-Whatever drops history entries here also drops the engine's history index
-(`LeadState.index`), which is rebuilt from what is left.
+Whatever drops history entries here also drops them from the engine's history index
+(`LeadState.index`, `HistoryIndex.trim`; or drops the index, rebuilt from what is left).
 
 Sizes are memoised in `LeadState.sizes`: per type id `[entries, bytes, last entry]`, and the
 totals under `_TOTAL`, updated in place (no allocation per activity). An activity changes
@@ -29,9 +29,10 @@ only its own type's list (appended at the end, then filtered by the retention) o
 them all, so `enforce` given the type updates that type's memo and the totals: the list is
 unchanged if its count and last entry (the object) are, only appended to if it grew by one
 and the memo's last entry is now the one before the last, else counted afresh. Whatever else
-edits history (`drop_future`, `_trim_history`) clears the memo; an empty memo, or no type
-given, counts every type afresh (a lead's first activity in a batch, for the Redis store). A
-lead pays O(1) per activity, plus O(entries of a type) when that type was pruned.
+edits history clears the memo (`drop_future`) or sets it afresh (`_trim_history`); an empty
+memo, or no type given, counts every type afresh (a lead's first activity in a batch, for
+the Redis store). A lead pays O(1) per activity, plus O(entries of a type) when that type
+was pruned.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ def _target(bound: int) -> int:
 
 
 def _trim_history(state: LeadState, max_entries: int, max_bytes: int) -> None:
+    """Drop the oldest entries (module doc), then set the size memo from the sizes the sort
+    measured and cut the same entries from the history index, rather than leave both to be
+    rebuilt from the whole history: a lead at the bound pays one measure per trim."""
     history = state.history
     order = sorted(
         (entry[0], type_id, index, entry_bytes(entry))
@@ -166,19 +170,31 @@ def _trim_history(state: LeadState, max_entries: int, max_bytes: int) -> None:
         for index, entry in enumerate(entries)
     )
     entries_left = len(order)
-    bytes_left = sum(item[3] for item in order)
+    bytes_by_type = dict.fromkeys(history, 0)
+    for item in order:
+        bytes_by_type[item[1]] += item[3]
+    bytes_left = sum(bytes_by_type.values())
     dropped: dict[int, set[int]] = {}
     for _, type_id, index, size in order:
         if entries_left <= max_entries and bytes_left <= max_bytes:
             break
         dropped.setdefault(type_id, set()).add(index)
+        bytes_by_type[type_id] -= size
         entries_left -= 1
         bytes_left -= size
+    cut: dict[int, list[HistoryEntry]] = {}
     for type_id, indexes in dropped.items():
         entries = history[type_id]
+        cut[type_id] = [e for i, e in enumerate(entries) if i in indexes]
         entries[:] = [e for i, e in enumerate(entries) if i not in indexes]
-    state.sizes.clear()
-    state.index = None  # the engine's history index no longer matches the history
+    sizes = state.sizes
+    sizes.clear()
+    for type_id, entries in history.items():
+        sizes[type_id] = [len(entries), bytes_by_type[type_id], entries[-1] if entries else None]
+    sizes[_TOTAL] = [entries_left, bytes_left, None]
+    index = state.index
+    if index is not None and not index.trim(cut):
+        state.index = None  # rebuilt from the history when the engine needs it
 
 
 DEFAULT_LIMITS: Final = Limits()

@@ -190,6 +190,22 @@ class HistoryIndex:
         else:
             entries[:] = [e for e in entries if e[0] >= horizon]
 
+    def trim(self, cut: dict[int, list[HistoryEntry]]) -> bool:
+        """Drop the entries the bounds cut (`bounds._trim_history`), by type. They are the
+        type's oldest, each dated no later than any kept one, so they are a prefix of
+        `dates` and their matches a prefix of each slot's hits. False when the index does
+        not know a type (the caller then drops the index, rebuilt when needed)."""
+        for type_id, entries in cut.items():
+            dates = self.dates.get(type_id)
+            if dates is None or len(dates) < len(entries):
+                return False
+            del dates[: len(entries)]
+            for m in self.matchers.get(type_id, ()):
+                match = m.match
+                matched = sum(1 for e in entries if match(e[1], e[2], 0))
+                del self.hits[m.slot][:matched]
+        return True
+
 
 def matchers_by_type(matchers: Sequence[HistoryMatcher]) -> dict[int, tuple[HistoryMatcher, ...]]:
     by_type: dict[int, list[HistoryMatcher]] = {}

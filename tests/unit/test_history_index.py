@@ -392,3 +392,10 @@ def test_history_trimmed_by_the_bounds_is_counted_as_the_reference_does(rules: P
     want, got = asyncio.run(run())
     assert want  # the campaigns do fire on a trimmed history
     assert got == want
+    # The trim cut the index in place (`HistoryIndex.trim`): it holds what a fresh one would.
+    assert isinstance(live.store, MemoryStore)
+    state = live.store.leads[1]
+    assert state.index is not None
+    fresh = plan.history_index(state)
+    assert (state.index.dates, state.index.hits) == (fresh.dates, fresh.hits)
+    assert any(state.index.hits), "the slots count something"
