@@ -104,7 +104,7 @@ def _history_size(state: LeadState, type_id: int | None) -> list[Any]:
         memo = sizes[type_id] = [0, 0, None]
     elif memo[2] is last and memo[0] == count:
         return total  # unchanged (the common case of a type that is not recorded)
-    if count == memo[0] + 1 and (count == 1 or kept[-2] is memo[2]):
+    if count == memo[0] + 1 and (count == 1 or (count > 1 and kept[-2] is memo[2])):
         added = entry_bytes(last) if last is not None else 0
     else:
         added = sum(map(entry_bytes, kept)) - memo[1]
@@ -114,6 +114,27 @@ def _history_size(state: LeadState, type_id: int | None) -> list[Any]:
     memo[1] += added
     memo[2] = last
     return total
+
+
+def forget(
+    state: LeadState, type_id: int, dropped: list[HistoryEntry], appended: HistoryEntry
+) -> None:
+    """Entries of the type that the engine has just dropped (the retention), after it
+    appended `appended`, taken off the size memo, so that `enforce` sees the type as only
+    appended to and does not measure it again: a busy lead's history is pruned on most of
+    its activities. The memo never counted `appended` (the engine may drop it at once, a
+    late arrival), so it is not taken off. Without a memo, nothing to do."""
+    sizes = state.sizes
+    memo = sizes.get(type_id)
+    total = sizes.get(_TOTAL)
+    if memo is None or total is None:
+        return
+    gone = [e for e in dropped if e is not appended]
+    size = sum(map(entry_bytes, gone))
+    memo[0] -= len(gone)
+    memo[1] -= size
+    total[0] -= len(gone)
+    total[1] -= size
 
 
 def _count_afresh(sizes: dict[int, list[Any]], history: dict[int, list[HistoryEntry]]) -> list[Any]:

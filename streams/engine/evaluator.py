@@ -13,6 +13,7 @@ from operator import itemgetter
 from typing import Any, Final
 
 from streams.engine.activity import Activity
+from streams.engine.bounds import forget
 from streams.engine.compiler import CompiledCampaign, CompiledTrigger, Plan
 from streams.engine.datatypes import US_PER_DAY, format_us
 from streams.engine.events import action_members, membership_event
@@ -205,14 +206,16 @@ class Engine:
             index = self._index(state)
             if index is None and self.index_from is not None and len(entries) >= self.index_from:
                 index = state.index = self.plan.history_index(state)
-            entries.append([ts, activity.primary, activity.attributes])
+            entry = [ts, activity.primary, activity.attributes]
+            entries.append(entry)
             if index is not None:
                 index.add(type_id, ts, activity.primary, activity.attributes)
                 if index.dates[type_id][0] < horizon:
-                    index.prune(type_id, horizon, entries)
+                    forget(state, type_id, index.prune(type_id, horizon, entries), entry)
             # The reference's update: entries are in processing order, not date order (late
             # mobile actions): look at all of them, so what is kept depends on the dates.
             elif min(map(_date, entries)) < horizon:
+                forget(state, type_id, [e for e in entries if e[0] < horizon], entry)
                 entries[:] = [e for e in entries if e[0] >= horizon]
         if type_id in FIELD_TYPES:
             fields = state.fields

@@ -31,7 +31,6 @@ import re
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Final
 
 from streams.engine.operators import Condition
@@ -172,23 +171,26 @@ class HistoryIndex:
                 else:
                     insort(slot, ts)
 
-    def prune(self, type_id: int, horizon: int, entries: list[HistoryEntry]) -> None:
+    def prune(self, type_id: int, horizon: int, entries: list[HistoryEntry]) -> list[HistoryEntry]:
         """Drop the entries of the type dated before `horizon`, from `entries` (the lead's
-        history, kept in processing order) and from the index. In date order the dropped
-        entries are the first ones, removed by one slice deletion; late arrivals among them
-        cost a pass over the list."""
+        history, kept in processing order) and from the index; returns them. In date order
+        the dropped entries are the first ones, removed by one slice deletion; late arrivals
+        among them cost a pass over the list."""
         dates = self.dates[type_id]
         k = bisect_left(dates, horizon)
         if not k:
-            return
+            return []
         del dates[:k]
         for m in self.matchers.get(type_id, ()):
             slot = self.hits[m.slot]
             del slot[: bisect_left(slot, horizon)]
-        if all(e[0] < horizon for e in islice(entries, k)):
+        dropped = entries[:k]
+        if all(e[0] < horizon for e in dropped):
             del entries[:k]
-        else:
-            entries[:] = [e for e in entries if e[0] >= horizon]
+            return dropped
+        dropped = [e for e in entries if e[0] < horizon]
+        entries[:] = [e for e in entries if e[0] >= horizon]
+        return dropped
 
     def trim(self, cut: dict[int, list[HistoryEntry]]) -> bool:
         """Drop the entries the bounds cut (`bounds._trim_history`), by type. They are the

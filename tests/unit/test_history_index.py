@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.engine.bounds import Limits
+from streams.engine.bounds import Limits, _history_size
 from streams.engine.compiler import Plan, load_plan
 from streams.engine.datatypes import US_PER_DAY
 from streams.engine.evaluator import Engine
@@ -316,6 +316,12 @@ def test_indexed_engine_matches_the_scanning_reference(
             for processor in (live, serialized, journaled):
                 got = await processor.process(records, NOW_US)
                 assert got.events == want.events
+            for state in (*reference.store.leads.values(), *live.store.leads.values()):
+                # The size memo, kept up to date by the engine's pruning (`bounds.forget`)
+                # and by `enforce`, holds what a count afresh gives.
+                if -1 in state.sizes:
+                    fresh = _history_size(LeadState(state.history), None)
+                    assert state.sizes[-1][:2] == fresh[:2]
                 assert (got.accepted, got.duplicates, got.redelivered) == (
                     want.accepted,
                     want.duplicates,
