@@ -213,8 +213,9 @@ def _trim_history(state: LeadState, max_entries: int, max_bytes: int) -> None:
     for type_id, entries in history.items():
         sizes[type_id] = [len(entries), bytes_by_type[type_id], entries[-1] if entries else None]
     sizes[_TOTAL] = [entries_left, bytes_left, None]
-    index = state.index
-    if index is not None and not index.trim(cut):
+    # Not `index`, the loop's int above: mypyc types a name once and checks it at runtime.
+    history_index = state.index
+    if history_index is not None and not history_index.trim(cut):
         state.index = None  # rebuilt from the history when the engine needs it
 
 
