@@ -75,18 +75,12 @@ class HistoryFilter:
     matcher: HistoryMatcher | None
 
     def __call__(self, ctx: Any) -> bool:
-        ts: int = ctx.ts
-        low = ts - (self.window_us if self.window_us is not None else self.retention[0])
-        index: HistoryIndex | None = ctx.index
-        if index is not None and self.matcher is not None:
-            hits = index.hits[self.matcher.slot]
-            count = bisect_right(hits, ts) - bisect_left(hits, low)
-            return (count >= self.min_times) != self.negate
-        return self.scan(ctx.state, low, ts)
+        return self.test(ctx.state, ctx.ts, ctx.index)
 
     def test(self, state: LeadState, ts: int, index: HistoryIndex | None) -> bool:
-        """`__call__` without a `FilterContext`, the scan inlined: the engine's leaf (the
-        compiled filter logic calls it once per campaign and activity)."""
+        """The filter on a `FilterContext`'s members, the engine's leaf (the compiled filter
+        logic calls it once per campaign and activity): the count from the index, or the
+        scan of `_scan` inlined, stopping at `min_times` (at least 1)."""
         window = self.window_us
         low = ts - (window if window is not None else self.retention[0])
         matcher = self.matcher
@@ -106,11 +100,6 @@ class HistoryFilter:
                     if found >= stop:
                         return not self.negate
         return self.negate
-
-    def scan(self, state: LeadState, low: int, ts: int) -> bool:
-        """The reference: count entries in `[low, T]` on which every check holds, stopping
-        at `min_times`."""
-        return (self._scan(state, low, ts, self.min_times) >= self.min_times) != self.negate
 
     def count(self, ctx: Any, stop: int) -> tuple[int, int]:
         """(entries counted, by the scan, stopping at `stop`; the window's low bound), for
