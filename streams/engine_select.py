@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Final
+from typing import Final, NoReturn
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 """The directory holding the `streams` package (the project root in a checkout)."""
@@ -126,7 +126,7 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, file, loader=loader)
 
 
-def select(environ: dict[str, str] | None = None) -> Selection:
+def select(environ: dict[str, str] | None = None, build_dir: Path = BUILD_DIR) -> Selection:
     """Decide from `STREAMS_ENGINE` and the build, and install the finder if compiled.
 
     Must run before any compiled module is imported; exits 2 with one line on an invalid
@@ -134,19 +134,24 @@ def select(environ: dict[str, str] | None = None) -> Selection:
     choice = (environ if environ is not None else os.environ).get("STREAMS_ENGINE", "auto")
     choice = choice.strip().lower() or "auto"
     if choice not in CHOICES:
-        sys.exit(f"streams: STREAMS_ENGINE={choice!r} is not one of {', '.join(CHOICES)}")
+        _refuse(f"STREAMS_ENGINE={choice!r} is not one of {', '.join(CHOICES)}")
     if choice == "pure":
         return Selection(False, "STREAMS_ENGINE=pure")
+    modules, reason, build = check_build(build_dir)
     already = [name for name in COMPILED_MODULES if name in sys.modules]
-    if already:  # imported before the choice: whatever they are, they stay
-        return Selection(False, f"{already[0]} was imported before the engine was chosen")
-    modules, reason, build = check_build()
+    if modules is not None and already:  # imported before the choice: they stay
+        modules, reason = None, f"{already[0]} was imported before the engine was chosen"
     if modules is None:
         if choice == "compiled":
-            sys.exit(f"streams: STREAMS_ENGINE=compiled, but {reason}")
+            _refuse(f"STREAMS_ENGINE=compiled, but {reason}")
         return Selection(False, reason)
     sys.meta_path.insert(0, CompiledFinder(modules))
     return Selection(True, reason, build)
+
+
+def _refuse(message: str) -> NoReturn:
+    print(f"streams: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def in_use() -> bool:
