@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 import pytest
@@ -33,8 +33,9 @@ from hypothesis import strategies as st
 from bench.engine import generate, write_rules
 from streams.engine.datatypes import datetime_to_us
 from streams.engine_build import NO_COMPILER, build, compiler_missing
-from streams.engine_select import ROOT, check_build, extension_suffix, select
+from streams.engine_select import CHOICES, ROOT, check_build, extension_suffix, select
 from streams.samples import sample_activities
+from streams.settings import EngineSettings
 from tests.engine_child import receive, send
 from tests.unit.test_history_index import CAMPAIGNS, NOW_US, TYPE, ops, record
 
@@ -289,3 +290,9 @@ def test_without_a_compiler_the_build_says_so_and_the_pure_path_runs(
     assert capsys.readouterr().err == (
         "build-engine: no C compiler (no-such-cc) found: the engine runs as pure Python\n"
     )
+
+
+def test_the_setting_offers_the_choices_the_selection_reads() -> None:
+    field = EngineSettings.model_fields["engine"]
+    assert get_args(field.annotation) == CHOICES
+    assert field.default == "auto"
