@@ -70,7 +70,12 @@ def mutate(value: bytes, mutation: tuple[Any, ...]) -> bytes:
         return value[: mutation[1]]
     if kind == "bytes":
         return bytes(mutation[1])
-    activity = orjson.loads(value)
+    try:
+        activity = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value  # already cut or replaced by an earlier mutation
+    if type(activity) is not dict:
+        return value
     if kind == "drop":
         activity.pop(mutation[1], None)
     elif kind == "set":
