@@ -122,7 +122,8 @@ def build(force: bool = False) -> int:
         print(f"build-engine: {missing}: the engine runs as pure Python", file=sys.stderr)
         return NO_COMPILER
     sources = {str(p.relative_to(ROOT)): source_hash(p) for p in dependencies()}
-    build_id = hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()[:12]
+    identity = json.dumps([COMPILED_MODULES, sources], sort_keys=True).encode()
+    build_id = hashlib.sha256(identity).hexdigest()[:12]
     print(
         f"build-engine: compiling {len(COMPILED_MODULES)} modules with mypyc "
         f"({'--force' if modules is not None else reason.split(':')[0]})",

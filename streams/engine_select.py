@@ -45,6 +45,7 @@ CHOICES: Final = ("auto", "compiled", "pure")
 COMPILED_MODULES: Final = (
     "streams.engine.activity",
     "streams.engine.bounds",
+    "streams.engine.catalog",
     "streams.engine.compiler",
     "streams.engine.datatypes",
     "streams.engine.evaluator",
