@@ -11,23 +11,58 @@ Order, and why:
 A crash anywhere before 5 replays the batch: each activity is found in its lead's `seen`
 at the same position, changes nothing, and re-emits the events it emitted the first time,
 with the same `eventId`s.
+
+An exception the engine raises on one record (a defect, not bad input: bad input is a
+`Rejection` of the decoder) must not fail the batch: the replay would raise again, a crash
+loop. Step 3 runs without any snapshot; when it raises, `_isolate` redoes the batch from
+states loaded again (`Store.load` before `save` returns them as last saved) with a copy of
+the lead's state before each record. The record the engine raises on becomes an
+`engine_error` dead letter, its lead's state is the copy (nothing of its partial work
+stays) plus a `seen` entry marked as faulted (`leadstate`), and every other record gets
+the outcome it would have without it. The mark makes the fault deterministic: the same
+record read again at the same position (a replay of the batch after a crash) is that dead
+letter again, without evaluating it against a state that later records of the batch
+changed; at another position (the record sent again, e.g. from the dead-letter topic once
+the defect is fixed) it is evaluated afresh. Only exceptions of the evaluation itself are
+isolated: the store's (`load`, `save`) and the caller's (Kafka) fail the batch as before.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
-from streams.engine.activity import Activity, Decoder, dead_letter
+from streams.engine.activity import Activity, Decoder, Rejection, dead_letter
 from streams.engine.bounds import DEFAULT_LIMITS, Limits, drop_future, enforce
 from streams.engine.compiler import Plan
 from streams.engine.evaluator import DEFAULT_DEDUP_HORIZON_US, Engine
+from streams.engine.leadstate import LeadState, SeenEntry
 from streams.engine.standard_types import CHANGE_DATA_VALUE, NEW_LEAD
 from streams.state.store import Store
 
 FIELD_TYPES: Final = frozenset({NEW_LEAD, CHANGE_DATA_VALUE})
 """The activity types that change a lead's fields."""
+ENGINE_ERROR: Final = "engine_error"
+"""The dead-letter code of a record the engine raised on (README: choices where the spec
+is silent)."""
+ENGINE_ERROR_MAX_CHARS: Final = 300
+"""The longest message of an `engine_error`, kept in the lead's `seen` too."""
+_FAULT: Final = ""
+"""The key that marks a `seen` entry as faulted (`leadstate`); no lead field has it."""
+
+log = logging.getLogger(__name__)
+
+
+class StatesNotIsolated(RuntimeError):
+    """The engine raised on a record, and the store's second `load` handed out the objects
+    the first one did (`MemoryStore` without `copies`): the states before the batch are
+    gone, so the batch cannot be redone here. The backtest runs again with copies."""
+
+
+class _Refault(Exception):
+    """A record seen before was marked as faulted: the slow path decides what it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +128,88 @@ class Processor:
         process = self.engine.process
         limits = self.limits
         events = result.events
+        try:
+            for activity in activities:
+                state = states[activity.lead_id]
+                outcome = process(state, activity, now_us)
+                enforce(state, limits, activity.type_id, activity.type_id in FIELD_TYPES)
+                if (outcome.duplicate or outcome.redelivered) and _faulted(
+                    state.seen.get(activity.id)
+                ):
+                    raise _Refault  # a record the engine raised on before: `_isolate`
+                if outcome.duplicate:
+                    result.duplicates += 1
+                    continue
+                if outcome.redelivered:
+                    result.redelivered += 1
+                else:
+                    result.accepted += 1
+                events.extend(outcome.events)
+        except Exception as exc:  # the engine's: redone record by record, out of this block
+            fault: Exception | None = exc
+        else:
+            fault = None
+        if fault is not None:
+            letters = result.dead_letters  # the decoder's: the loop adds none
+            states, result = await self._isolate(
+                records, activities, letters, states, now_us, fault
+            )
+        await self.store.save(states)
+        return result
+
+    async def _isolate(
+        self,
+        records: Sequence[Record],
+        activities: list[Activity],
+        rejected: list[dict[str, Any]],
+        spoilt: dict[int, LeadState],
+        now_us: int,
+        cause: Exception,
+    ) -> tuple[dict[int, LeadState], BatchResult]:
+        """Step 3 again, record by record, from the states as last saved (module doc)."""
+        states = await self.store.load(spoilt)
+        if any(states[lead_id] is state for lead_id, state in spoilt.items()):
+            raise StatesNotIsolated(
+                "the engine raised on a record and the store hands out live states"
+            ) from cause
+        future = now_us + self.limits.future_horizon_us
+        for state in states.values():
+            drop_future(state, future)
+        by_position = {f"{r.topic}/{r.partition}/{r.offset}": (n, r) for n, r in enumerate(records)}
+        result = BatchResult()
+        letters: list[tuple[int, dict[str, Any]]] = []
+        limits = self.limits
         for activity in activities:
-            state = states[activity.lead_id]
-            outcome = process(state, activity, now_us)
-            enforce(state, limits, activity.type_id, activity.type_id in FIELD_TYPES)
+            lead_id = activity.lead_id
+            number, record = by_position[activity.position]
+            state = states[lead_id]
+            seen = state.seen.get(activity.id)
+            if _faulted(seen) and now_us - seen[0] <= self.engine.dedup_horizon_us:
+                if seen[1] == activity.position:  # a replay: the same dead letter again
+                    letters.append((number, self._letter(record, seen[3][_FAULT])))
+                    continue
+                del state.seen[activity.id]  # sent again: evaluated afresh
+            before = state.copy()
+            try:
+                outcome = self.engine.process(state, activity, now_us)
+                enforce(state, limits, activity.type_id, activity.type_id in FIELD_TYPES)
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"[:ENGINE_ERROR_MAX_CHARS]
+                log.error(
+                    "%s: the engine raised on the record of lead %d (%s); it goes to the "
+                    "dead letters as %s and the lead's state stays as it was before it",
+                    activity.position,
+                    lead_id,
+                    message,
+                    ENGINE_ERROR,
+                    exc_info=exc,
+                )
+                before.seen.pop(activity.id, None)  # re-inserted last: processing order
+                before.seen[activity.id] = [now_us, activity.position, [], {_FAULT: message}]
+                enforce(before, limits, activity.type_id, False)
+                states[lead_id] = before
+                letters.append((number, self._letter(record, message)))
+                continue
             if outcome.duplicate:
                 result.duplicates += 1
                 continue
@@ -104,6 +217,25 @@ class Processor:
                 result.redelivered += 1
             else:
                 result.accepted += 1
-            events.extend(outcome.events)
-        await self.store.save(states)
-        return result
+            result.events.extend(outcome.events)
+        # Dead letters in record order, the decoder's and the engine's alike.
+        for letter in rejected:
+            position = f"{letter['topic']}/{letter['partition']}/{letter['offset']}"
+            letters.append((by_position[position][0], letter))
+        result.dead_letters = [letter for _, letter in sorted(letters, key=lambda n: n[0])]
+        return states, result
+
+    def _letter(self, record: Record, message: str) -> dict[str, Any]:
+        return dead_letter(
+            record.value,
+            Rejection(ENGINE_ERROR, message),
+            record.topic,
+            record.partition,
+            record.offset,
+            self.limits.dead_letter_record_max_bytes,
+        )
+
+
+def _faulted(entry: SeenEntry | None) -> TypeGuard[SeenEntry]:
+    """Whether a `seen` entry records a record the engine raised on (`leadstate`)."""
+    return entry is not None and len(entry) > 3 and _FAULT in entry[3]
