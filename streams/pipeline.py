@@ -133,14 +133,14 @@ class Processor:
                 state = states[activity.lead_id]
                 outcome = process(state, activity, now_us)
                 enforce(state, limits, activity.type_id, activity.type_id in FIELD_TYPES)
-                if (outcome.duplicate or outcome.redelivered) and _faulted(
-                    state.seen.get(activity.id)
-                ):
-                    raise _Refault  # a record the engine raised on before: `_isolate`
                 if outcome.duplicate:
+                    if _faulted(state.seen.get(activity.id)):
+                        raise _Refault  # the engine raised on it before: `_isolate` decides
                     result.duplicates += 1
                     continue
                 if outcome.redelivered:
+                    if _faulted(state.seen.get(activity.id)):
+                        raise _Refault
                     result.redelivered += 1
                 else:
                     result.accepted += 1
