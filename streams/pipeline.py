@@ -25,6 +25,8 @@ letter again, without evaluating it against a state that later records of the ba
 changed; at another position (the record sent again, e.g. from the dead-letter topic once
 the defect is fixed) it is evaluated afresh. Only exceptions of the evaluation itself are
 isolated: the store's (`load`, `save`) and the caller's (Kafka) fail the batch as before.
+The decoder raising (rather than returning a `Rejection`) is handled alike, by
+`_decode_isolated`: nothing of the record reached a state, so there is nothing to undo.
 """
 
 from __future__ import annotations
@@ -103,22 +105,29 @@ class Processor:
         decode = self.decoder.decode
         letter_bytes = self.limits.dead_letter_record_max_bytes
         activities: list[Activity] = []
-        for record in records:
-            position = f"{record.topic}/{record.partition}/{record.offset}"
-            decoded = decode(record.value, position, now_us)
-            if isinstance(decoded, Activity):
-                activities.append(decoded)
-            else:
-                result.dead_letters.append(
-                    dead_letter(
-                        record.value,
-                        decoded,
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        letter_bytes,
+        try:
+            for record in records:
+                position = f"{record.topic}/{record.partition}/{record.offset}"
+                decoded = decode(record.value, position, now_us)
+                if isinstance(decoded, Activity):
+                    activities.append(decoded)
+                else:
+                    result.dead_letters.append(
+                        dead_letter(
+                            record.value,
+                            decoded,
+                            record.topic,
+                            record.partition,
+                            record.offset,
+                            letter_bytes,
+                        )
                     )
-                )
+        except Exception:  # a defect of the decoder: each record on its own, out of this block
+            decoded_all = False
+        else:
+            decoded_all = True
+        if not decoded_all:
+            activities, result.dead_letters = self._decode_isolated(records, now_us)
         if not activities:
             return result
         states = await self.store.load({a.lead_id for a in activities})
@@ -194,16 +203,7 @@ class Processor:
                 outcome = self.engine.process(state, activity, now_us)
                 enforce(state, limits, activity.type_id, activity.type_id in FIELD_TYPES)
             except Exception as exc:
-                message = f"{type(exc).__name__}: {exc}"[:ENGINE_ERROR_MAX_CHARS]
-                log.error(
-                    "%s: the engine raised on the record of lead %d (%s); it goes to the "
-                    "dead letters as %s and the lead's state stays as it was before it",
-                    activity.position,
-                    lead_id,
-                    message,
-                    ENGINE_ERROR,
-                    exc_info=exc,
-                )
+                message = _fault(exc, activity.position, f"the engine (lead {lead_id})")
                 before.seen.pop(activity.id, None)  # re-inserted last: processing order
                 before.seen[activity.id] = [now_us, activity.position, [], {_FAULT: message}]
                 enforce(before, limits, activity.type_id, False)
@@ -225,6 +225,36 @@ class Processor:
         result.dead_letters = [letter for _, letter in sorted(letters, key=lambda n: n[0])]
         return states, result
 
+    def _decode_isolated(
+        self, records: Sequence[Record], now_us: int
+    ) -> tuple[list[Activity], list[dict[str, Any]]]:
+        """The decoding of step 1 again, record by record: a record the decoder raises on
+        (a defect: bad input is a `Rejection`) is an `engine_error` dead letter. Nothing
+        about it reached a state, so there is nothing to undo."""
+        activities: list[Activity] = []
+        letters: list[dict[str, Any]] = []
+        for record in records:
+            position = f"{record.topic}/{record.partition}/{record.offset}"
+            try:
+                decoded = self.decoder.decode(record.value, position, now_us)
+            except Exception as exc:
+                letters.append(self._letter(record, _fault(exc, position, "the decoder")))
+                continue
+            if isinstance(decoded, Activity):
+                activities.append(decoded)
+            else:
+                letters.append(
+                    dead_letter(
+                        record.value,
+                        decoded,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        self.limits.dead_letter_record_max_bytes,
+                    )
+                )
+        return activities, letters
+
     def _letter(self, record: Record, message: str) -> dict[str, Any]:
         return dead_letter(
             record.value,
@@ -234,6 +264,21 @@ class Processor:
             record.offset,
             self.limits.dead_letter_record_max_bytes,
         )
+
+
+def _fault(exc: Exception, position: str, where: str) -> str:
+    """The message of an `engine_error`, logged once with the traceback."""
+    message = f"{type(exc).__name__}: {exc}"[:ENGINE_ERROR_MAX_CHARS]
+    log.error(
+        "%s: %s raised on the record (%s); it goes to the dead letters as %s, and the "
+        "lead's state stays as it was before it",
+        position,
+        where,
+        message,
+        ENGINE_ERROR,
+        exc_info=exc,
+    )
+    return message
 
 
 def _faulted(entry: SeenEntry | None) -> TypeGuard[SeenEntry]:

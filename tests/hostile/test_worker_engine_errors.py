@@ -109,6 +109,7 @@ def test_a_record_the_engine_raises_on_is_a_dead_letter_and_the_worker_goes_on(
     log = worker.process.log_tail(100_000)
     for boom in booms:
         partition, offset = at[boom]
-        position = f"{worker.settings['STREAMS_TOPIC_ACTIVITIES']}/{partition}/{offset}:"
-        assert log.count(position + " the engine raised") == 1, log
+        position = f"{worker.settings['STREAMS_TOPIC_ACTIVITIES']}/{partition}/{offset}: "
+        lead = orjson.loads(boom)["leadId"]
+        assert log.count(f"{position}the engine (lead {lead}) raised") == 1, log
     worker.assert_healthy()

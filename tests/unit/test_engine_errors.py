@@ -17,7 +17,7 @@ import pytest
 
 from streams import pipeline
 from streams.backtest import backtest_to_lists
-from streams.engine.activity import Activity
+from streams.engine.activity import Activity, Decoder, Rejection
 from streams.engine.compiler import Plan, load_plan
 from streams.engine.evaluator import Engine, Outcome
 from streams.engine.leadstate import LeadState
@@ -181,6 +181,34 @@ def test_one_log_line_per_record_with_its_position(
     (line,) = caplog.records
     assert "activities/0/6" in line.getMessage() and "ZeroDivisionError" in line.getMessage()
     assert line.exc_info is not None  # the traceback, to find the defect
+
+
+class FaultyDecoder(Decoder):
+    def decode(
+        self, raw: bytes | str, position: str, now_us: int | None = None
+    ) -> Activity | Rejection:
+        if b"boom-decoder" in (raw if isinstance(raw, bytes) else raw.encode()):
+            raise KeyError("boom")
+        return super().decode(raw, position, now_us)
+
+
+def test_a_record_the_decoder_raises_on_is_a_dead_letter_too(
+    plan: Plan, caplog: pytest.LogCaptureFixture
+) -> None:
+    processor = _processor(plan, CodecStore(), Engine)
+    processor.decoder = FaultyDecoder(plan.catalog)
+    batch = _records(b"[]", _attend("a1"), _attend("boom-decoder"), _attend("a2", hour=11))
+    with caplog.at_level(logging.ERROR, logger="streams.pipeline"):
+        result = _run(processor, batch)
+    expected = _run(_processor(plan, CodecStore(), Engine), [batch[1], batch[3]])
+    assert result.events == expected.events and len(result.events) == 2
+    assert [(d["error"]["code"], d["offset"]) for d in result.dead_letters] == [
+        ("malformed", 0),
+        (ENGINE_ERROR, 2),
+    ]
+    assert result.dead_letters[1]["error"]["message"] == "KeyError: 'boom'"
+    (line,) = caplog.records
+    assert line.getMessage().startswith("activities/0/2: the decoder raised on the record")
 
 
 class FailingStore(CodecStore):
