@@ -260,18 +260,21 @@ def test_the_backtest_writes_the_dead_letter_and_the_same_events(
         _boom_change("boom-7"),
         _attend("a3", hour=12),
         _attend("b2", lead=1002, hour=13),
+        _boom_change("boom-7"),  # the same activity again: evaluated afresh, raises again
     ]
     with_boom = tmp_path / "with.jsonl"
     with_boom.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
     without = tmp_path / "without.jsonl"
     without.write_bytes(
-        b"".join(orjson.dumps(line) + b"\n" for line in lines if line is not lines[3])
+        b"".join(orjson.dumps(line) + b"\n" for line in lines if line["marketoGUID"] != "boom-7")
     )
     expected, _, _ = backtest_to_lists(plan, without, 7 * 86_400_000_000, batch_size)
 
     monkeypatch.setattr(pipeline, "Engine", Faulty)
     events, letters, stats = backtest_to_lists(plan, with_boom, 7 * 86_400_000_000, batch_size)
     assert events == expected and len(events) == 5
-    (letter,) = letters
-    assert (letter["error"]["code"], letter["topic"], letter["offset"]) == (ENGINE_ERROR, "file", 3)
-    assert (stats.lines, stats.accepted, stats.rejected, stats.events) == (6, 5, 1, 5)
+    assert [(d["error"]["code"], d["topic"], d["offset"]) for d in letters] == [
+        (ENGINE_ERROR, "file", 3),
+        (ENGINE_ERROR, "file", 6),
+    ]
+    assert (stats.lines, stats.accepted, stats.rejected, stats.events) == (7, 5, 2, 5)
