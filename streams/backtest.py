@@ -109,8 +109,10 @@ async def _run(
     try:
         return await run.through(open_records(), switches, now_us, MemoryStore(), 0)
     except _Again as again:
-        store = MemoryStore(copies=True)
-        return await run.through(open_records(), switches, now_us, store, again.written)
+        written = again.written
+    # Out of the `except` block, so that the log of the engine's error has no context.
+    store = MemoryStore(copies=True)
+    return await run.through(open_records(), switches, now_us, store, written)
 
 
 class _Again(Exception):
