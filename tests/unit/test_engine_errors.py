@@ -24,6 +24,7 @@ from streams.engine.leadstate import LeadState
 from streams.pipeline import ENGINE_ERROR, BatchResult, Processor, Record, StatesNotIsolated
 from streams.state.memory import MemoryStore
 from tests.unit.actions_rules import rules_dir
+from tests.unit.test_history_index import JournalStore
 from tests.unit.test_replay_fields import CodecStore
 
 NOW_US = 1_900_000_000_000_000
@@ -135,12 +136,16 @@ def test_the_record_is_a_dead_letter_and_every_other_one_is_as_without_it(plan: 
     assert list(states[1001].seen) == ["a1", "boom-1", "a2"]  # processing order
 
 
-def test_a_replay_of_the_batch_gives_the_same_dead_letter_and_events(plan: Plan) -> None:
+@pytest.mark.parametrize("store", [CodecStore, JournalStore])
+def test_a_replay_of_the_batch_gives_the_same_dead_letter_and_events(
+    plan: Plan, store: type[Any]
+) -> None:
     """Saved, then read again (a crash before the commit). A later record of the batch
     gives the lead the field whose absence made the engine raise: evaluated again, the
     record would pass and emit an event the first run did not; the mark in `seen` makes
-    it the same dead letter instead."""
-    processor = _processor(plan, CodecStore())
+    it the same dead letter instead. Stored as a snapshot, and as Redis's journal of
+    deltas, which checks the shape of `seen` entries as it reads them."""
+    processor = _processor(plan, store())
     batch = _records(_attend("boom-2"), _country("c1", 11), _attend("a3", hour=12))
     first = _run(processor, batch)
     assert [d["error"]["code"] for d in first.dead_letters] == [ENGINE_ERROR]
