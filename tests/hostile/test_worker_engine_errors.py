@@ -6,7 +6,9 @@ and the worker goes on with the next records.
 No valid record makes the real engine raise, and production code has no hook for it: the
 worker here is started with a `sitecustomize.py` on its PYTHONPATH (written by the test)
 that wraps `Engine.process` to raise on activities whose identity starts with `boom-`,
-after the engine's own work on the state, so that the rollback has something to undo."""
+after the engine's own work on the state, so that the rollback has something to undo.
+Then the same settings without the wrapper (the defect fixed) take the records sent again
+from their dead letters, and accept them."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -113,3 +116,28 @@ def test_a_record_the_engine_raises_on_is_a_dead_letter_and_the_worker_goes_on(
         lead = orjson.loads(boom)["leadId"]
         assert log.count(f"{position}the engine (lead {lead}) raised") == 1, log
     worker.assert_healthy()
+
+    # The defect fixed (the same settings, without the wrapper) and the records sent again
+    # from their dead letters: evaluated afresh, not taken for duplicates of the marked
+    # ones, with the events the backtest gives them at the end of the stream.
+    worker.process.stop()
+    settings = {k: v for k, v in worker.settings.items() if k != "PYTHONPATH"}
+    resent = [by_position[at[boom]]["record"].encode() for boom in booms]
+    want = backtest(RULES, [*(line for line in lines if line not in booms), *resent])
+    want_ids = {e["eventId"] for e in want.events if e["activityId"].startswith("boom-")}
+    log_path = worker.process.log_path.with_name("fixed.log")
+    with WorkerProcess(settings, log_path) as process:
+        process.wait_ready()
+        fixed = HostileWorker(settings, process, worker.memberships, worker.dead)
+        again = fixed.send(keyed(resent))
+        fixed.wait_processed(len(resent))
+        assert want_ids, "the records sent again fire a campaign"
+
+        def of_booms(values: list[dict[str, Any]]) -> set[str]:
+            return {e["eventId"] for e in values if e["activityId"].startswith("boom-")}
+
+        got = fixed.memberships.until(lambda v: len(of_booms(v)) >= len(want_ids), 60)
+        assert of_booms(got) == want_ids
+        assert fixed.metric('streams_activities_total{outcome="accepted"}') == len(resent)
+        assert not fixed.letters_of(again, 1, timeout=5)
+        fixed.assert_healthy()
