@@ -195,7 +195,8 @@ class Processor:
             seen = state.seen.get(activity.id)
             if _faulted(seen) and now_us - seen[0] <= self.engine.dedup_horizon_us:
                 if seen[1] == activity.position:  # a replay: the same dead letter again
-                    letters.append((number, self._letter(record, seen[3][_FAULT])))
+                    fault = Rejection(ENGINE_ERROR, seen[3][_FAULT])
+                    letters.append((number, self._letter(record, fault)))
                     continue
                 del state.seen[activity.id]  # sent again: evaluated afresh
             before = state.copy()
@@ -208,7 +209,7 @@ class Processor:
                 before.seen[activity.id] = [now_us, activity.position, [], {_FAULT: message}]
                 enforce(before, limits, activity.type_id, False)
                 states[lead_id] = before
-                letters.append((number, self._letter(record, message)))
+                letters.append((number, self._letter(record, Rejection(ENGINE_ERROR, message))))
                 continue
             if outcome.duplicate:
                 result.duplicates += 1
@@ -238,27 +239,17 @@ class Processor:
             try:
                 decoded = self.decoder.decode(record.value, position, now_us)
             except Exception as exc:
-                letters.append(self._letter(record, _fault(exc, position, "the decoder")))
-                continue
+                decoded = Rejection(ENGINE_ERROR, _fault(exc, position, "the decoder"))
             if isinstance(decoded, Activity):
                 activities.append(decoded)
             else:
-                letters.append(
-                    dead_letter(
-                        record.value,
-                        decoded,
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        self.limits.dead_letter_record_max_bytes,
-                    )
-                )
+                letters.append(self._letter(record, decoded))
         return activities, letters
 
-    def _letter(self, record: Record, message: str) -> dict[str, Any]:
+    def _letter(self, record: Record, rejection: Rejection) -> dict[str, Any]:
         return dead_letter(
             record.value,
-            Rejection(ENGINE_ERROR, message),
+            rejection,
             record.topic,
             record.partition,
             record.offset,
