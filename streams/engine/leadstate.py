@@ -59,15 +59,16 @@ class LeadState:
 
     def copy(self) -> LeadState:
         """A copy that shares nothing the engine mutates: history lists, dicts and the memo
-        of sizes are copied (history and `seen` entries are never mutated in place, so
-        they are shared); the history index is left out (the engine rebuilds it)."""
+        of sizes, each of its values too, are copied (history and `seen` entries are never
+        mutated in place, so they are shared); the history index is left out (the engine
+        rebuilds it)."""
         return LeadState(
             {type_id: entries[:] for type_id, entries in self.history.items()},
             dict(self.fields),
             dict(self.runs),
             dict(self.seen),
             self.max_ts,
-            dict(self.sizes),
+            {key: memo[:] for key, memo in self.sizes.items()},
         )
 
     def is_empty(self) -> bool:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from streams.engine.compiler import Plan, load_plan
 from streams.engine.evaluator import Engine, Outcome
 from streams.engine.leadstate import LeadState
 from streams.pipeline import ENGINE_ERROR, BatchResult, Processor, Record, StatesNotIsolated
+from streams.state.codec import encode_state
 from streams.state.memory import MemoryStore
 from tests.unit.actions_rules import rules_dir
 from tests.unit.test_history_index import JournalStore
@@ -82,9 +86,33 @@ def _records(*activities: dict[str, Any] | bytes, first: int = 0) -> list[Record
     ]
 
 
+COMPILED = not hasattr(Engine.process, "__code__")
+"""The engine's mypyc build (where `scripts/build-engine` made one) cannot be subclassed
+nor patched from Python: this module's tests then run in a child process on the pure
+engine (`test_on_the_pure_engine`)."""
+CHILD = "STREAMS_TEST_ENGINE_ERRORS_CHILD"
+
+
 @pytest.fixture
 def plan(tmp_path: Path) -> Plan:
+    if COMPILED:
+        pytest.skip("the compiled engine runs here: see test_on_the_pure_engine")
     return load_plan(rules_dir(tmp_path, actions=[]))
+
+
+@pytest.mark.skipif(not COMPILED, reason="the pure engine runs this module's tests here")
+def test_on_the_pure_engine() -> None:
+    if os.environ.get(CHILD):
+        pytest.fail("STREAMS_ENGINE=pure did not give the pure engine")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        env={**os.environ, "STREAMS_ENGINE": "pure", CHILD: "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-5000:] + done.stderr
 
 
 def _processor(plan: Plan, store: Any, engine: type[Engine] = Faulty) -> Processor:
@@ -250,6 +278,22 @@ def test_live_states_cannot_be_isolated(plan: Plan) -> None:
     assert isinstance(caught.value.__cause__, ZeroDivisionError)
     copies = _run(_processor(plan, MemoryStore(copies=True)), _records(_attend("boom-6")))
     assert [d["error"]["code"] for d in copies.dead_letters] == [ENGINE_ERROR]
+
+
+def test_a_copy_shares_nothing_that_processing_changes(plan: Plan) -> None:
+    """`LeadState.copy`, which the rollback and `MemoryStore(copies=True)` rely on: the
+    state saved by one batch stays as it was while the next batch works on its copy
+    (history, fields, runs, seen, and the bounds' memo of sizes, updated in place)."""
+    store = MemoryStore(copies=True)
+    processor = _processor(plan, store, Engine)
+    _run(processor, _records(_attend("a1"), _country("c1", 9)))
+    saved = store.leads[1001]
+    as_saved, memo = encode_state(saved), repr(saved.sizes)
+    assert saved.sizes, "the memo is filled"
+    _run(processor, _records(_attend("a2", hour=11), _boom_change("c2"), first=2))
+    assert store.leads[1001] is not saved
+    assert (encode_state(saved), repr(saved.sizes)) == (as_saved, memo)
+    assert encode_state(store.leads[1001]) != as_saved
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 5_000])
