@@ -57,10 +57,12 @@ _FAULT: Final = ""
 log = logging.getLogger(__name__)
 
 
-class StatesNotIsolated(RuntimeError):
+class StatesNotIsolated(Exception):
     """The engine raised on a record, and the store's second `load` handed out the objects
     the first one did (`MemoryStore` without `copies`): the states before the batch are
-    gone, so the batch cannot be redone here. The backtest runs again with copies."""
+    gone, so the batch cannot be redone here. The backtest runs again with copies.
+    (An `Exception`, not a `RuntimeError`: mypyc, which compiles this module on the
+    `compiled` branch, cannot compile a class that inherits from `RuntimeError`.)"""
 
 
 class _Refault(Exception):
