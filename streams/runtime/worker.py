@@ -17,9 +17,7 @@ A crash anywhere before 3 redelivers the batch: each activity is found in its le
 same `eventId`s (at-least-once, idempotent). No activity is lost: nothing is acked before
 its effects are stored and its events delivered. An error the batch cannot get past
 makes the worker exit at once with status 1 (`crash_now`), rather than stall or stop
-gracefully, so that a supervisor restarts it and the batch is redelivered. An exception
-the engine raises on one record is not such an error: the record is an `engine_error`
-dead letter and the batch goes on (streams/pipeline.py).
+gracefully, so that a supervisor restarts it and the batch is redelivered.
 """
 
 from __future__ import annotations
