@@ -190,6 +190,15 @@ class WorkerSettings(KafkaSettings):
         description="Seconds a fetched batch smaller than the batch size waits for more "
         "fetched records before it is evaluated; 0 evaluates each fetch at once.",
     )
+    batches_in_flight: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Batches whose membership events may await the broker's "
+        "acknowledgement while the next one is evaluated; batches are still acked and "
+        "committed in order, each after its events are delivered (1: each batch is "
+        "delivered before the next is evaluated).",
+    )
     session_timeout: float = Field(
         10.0,
         gt=0,

@@ -27,7 +27,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Collection, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -39,15 +39,17 @@ from aiokafka.errors import KafkaTimeoutError
 from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
+from streams.engine.leadstate import LeadState
 from streams.pipeline import BatchResult, Processor, Record
-from streams.runtime.batch_drain import batch_consumer, subscribe
-from streams.runtime.faust_app import create_app, send_all, service_options
+from streams.runtime.batch_drain import Batch, batch_consumer, subscribe
+from streams.runtime.faust_app import create_app, issue_all, send_all, service_options
 from streams.runtime.hot_reload import (
     ReloadMetrics,
     RulesReloader,
     SwitchLog,
     switch_between_batches,
 )
+from streams.runtime.in_flight import InFlight
 from streams.runtime.metrics import CONTENT_TYPE, ConsumerLag, WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.state.redis_client import redis_client
@@ -56,6 +58,33 @@ from streams.state.redis_store import RedisStore, StateConflict
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES: Final = 5
+
+Delivery = Coroutine[Any, Any, None]
+"""What waits for a batch's sends to be acknowledged (`BatchHandler.dispatch`)."""
+
+
+class TimedStore:
+    """The worker's `RedisStore`, with the time its `load` and `save` calls took since
+    the handler last reset them (`streams_batch_stage_seconds`)."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.load_seconds = 0.0
+        self.save_seconds = 0.0
+
+    async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
+        started = time.perf_counter()
+        try:
+            return await self.store.load(lead_ids)
+        finally:
+            self.load_seconds += time.perf_counter() - started
+
+    async def save(self, states: Mapping[int, LeadState]) -> None:
+        started = time.perf_counter()
+        try:
+            await self.store.save(states)
+        finally:
+            self.save_seconds += time.perf_counter() - started
 
 
 class BatchHandler:
@@ -89,43 +118,76 @@ class BatchHandler:
                 )
         raise RuntimeError(f"state conflicts persisted over {CONFLICT_RETRIES} attempts")
 
-    async def handle(self, messages: Sequence[Any]) -> None:
-        """Steps 1-2 for a batch of Faust `Message`s (`BatchDrainConsumer.next_batch`);
-        the agent acks them (step 3) once this returns."""
+    async def dispatch(self, messages: Sequence[Any], fetched_at: float = 0.0) -> Delivery:
+        """Step 1 and the sends of step 2 for a batch of Faust `Message`s
+        (`BatchDrainConsumer.next_batch`, fetched at Unix time `fetched_at`): evaluate,
+        then append every membership event and dead letter, in order, to the producer.
+        Returns the rest of step 2, which waits for the broker's acknowledgements; the
+        agent acks the batch (step 3) once that returns."""
         started = time.perf_counter()
+        stages = self.metrics.stage_seconds
+        if fetched_at:
+            stages.labels("queued").observe(max(0.0, time.time() - fetched_at))
+            self.metrics.fetch_delay.observe_many(
+                max(0.0, fetched_at - m.timestamp) for m in messages if m.timestamp
+            )
         records = [Record(m.value, m.topic, m.partition, m.offset) for m in messages]
+        store = self.processor.store
+        timed = store if isinstance(store, TimedStore) else None
+        if timed is not None:
+            timed.load_seconds = timed.save_seconds = 0.0
         result = await self.evaluate(records)
+        issued = time.perf_counter()
+        if timed is not None:
+            load, save = timed.load_seconds, timed.save_seconds
+            stages.labels("load").observe(load)
+            stages.labels("save").observe(save)
+            stages.labels("evaluate").observe(max(0.0, issued - started - load - save))
         producer = self.app.producer
-        await send_all(
+        events = await issue_all(
             producer,
             self.settings.topic_memberships,
             [(str(event["leadId"]).encode(), orjson.dumps(event)) for event in result.events],
         )
+        letters: list[Awaitable[Any]] = []
+        originals: dict[tuple[int, int], tuple[bytes | None, Record]] = {}
         if result.dead_letters:
             originals = {
                 (r.partition, r.offset): (m.key, r) for r, m in zip(records, messages, strict=True)
             }
-            await self.send_dead_letters(result.dead_letters, originals)
+            letters = await self.issue_dead_letters(result.dead_letters, originals)
+        return self.confirm(result, messages, events, letters, originals, started, issued)
+
+    async def confirm(
+        self,
+        result: BatchResult,
+        messages: Sequence[Any],
+        events: list[Awaitable[Any]],
+        letters: list[Awaitable[Any]],
+        originals: dict[tuple[int, int], tuple[bytes | None, Record]],
+        started: float,
+        issued: float,
+    ) -> None:
+        """The rest of step 2: wait until the broker acknowledged every event and dead
+        letter of the batch (raises if one failed)."""
+        await asyncio.gather(*events)
+        if letters:
+            await self.confirm_dead_letters(result.dead_letters, letters, originals)
+        self.metrics.stage_seconds.labels("deliver").observe(time.perf_counter() - issued)
         self.metrics.record_batch(result, [m.timestamp for m in messages], started)
 
-    async def send_dead_letters(
+    async def issue_dead_letters(
         self,
         letters: Sequence[dict[str, Any]],
         originals: dict[tuple[int, int], tuple[bytes | None, Record]],
-    ) -> None:
-        """Produce the dead letters, keyed as their records were, and wait for them. A
-        letter the producer or the broker refuses, and refuses again when sent alone
-        (`_send_alone`: too large for the topic's max.message.bytes or the producer's
-        request size, or any other error that is not a transient one, `_transient`) is
-        replaced by `minimal_dead_letter`, unkeyed (the
-        key may be what is too large), which names the record's position and why: a
-        poison record never stops the partitions. A transient error (the broker is away)
-        fails the batch as before, to be redelivered; so does a minimal letter that fails
-        too, which means the broker itself is failing."""
+    ) -> list[Awaitable[Any]]:
+        """Append the dead letters, keyed as their records were, in order (as `issue_all`
+        does; each send only appends); a letter refused before sending (e.g. larger than
+        allowed) gets a delivery that raises its error."""
         producer = self.app.producer
         topic = self.settings.topic_dlq
-        deliveries: list[Any] = []
-        for letter in letters:  # in order, as `send_all` does; each send only appends
+        deliveries: list[Awaitable[Any]] = []
+        for letter in letters:
             key = originals[(letter["partition"], letter["offset"])][0]
             try:
                 deliveries.append(
@@ -133,6 +195,24 @@ class BatchHandler:
                 )
             except Exception as exc:  # refused before sending: e.g. larger than allowed
                 deliveries.append(_failed(exc))
+        return deliveries
+
+    async def confirm_dead_letters(
+        self,
+        letters: Sequence[dict[str, Any]],
+        deliveries: list[Awaitable[Any]],
+        originals: dict[tuple[int, int], tuple[bytes | None, Record]],
+    ) -> None:
+        """Wait for the dead letters. A letter the producer or the broker refuses, and
+        refuses again when sent alone (`_send_alone`: too large for the topic's
+        max.message.bytes or the producer's request size, or any other error that is not
+        a transient one, `_transient`) is replaced by `minimal_dead_letter`, unkeyed (the
+        key may be what is too large), which names the record's position and why: a
+        poison record never stops the partitions. A transient error (the broker is away)
+        fails the batch as before, to be redelivered; so does a minimal letter that fails
+        too, which means the broker itself is failing."""
+        producer = self.app.producer
+        topic = self.settings.topic_dlq
         outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
         fallbacks: list[tuple[bytes | None, bytes]] = []
         for letter, outcome in zip(letters, outcomes, strict=True):
@@ -199,6 +279,19 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
+def delivery_failed(exc: BaseException, batch: Batch) -> NoReturn:
+    """A batch's events or dead letters were not delivered: nothing from it on may be
+    acked, so exit at once (`crash_now`); it and every later batch are redelivered."""
+    log.error(
+        "delivery of a batch of %d records failed (%s: %s); exiting (it will be redelivered)",
+        len(batch.messages),
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
+    crash_now()
+
+
 def crash_now() -> NoReturn:
     """Exit at once, with status 1, like a kill -9: no graceful stop and so no offset
     commit. With the per-event Stream (`noack_take`), a graceful stop handed acking back to
@@ -223,6 +316,9 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         batch_drain=True,
         topic_partitions=settings.partitions,
         broker_max_poll_records=max(settings.batch_size, 500),
+        # A batch's sends are all appended before the producer's sender runs, so they go
+        # out together without lingering; a linger would only delay each batch's events.
+        producer_linger_ms=0,
         **service_options(settings.web_host, settings.web_port, settings.session_timeout),
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
@@ -246,10 +342,14 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             wait_replicas=settings.redis_wait_replicas,
             on_quarantine=lambda *_: metrics.quarantined.inc(),
             cache_leads=settings.state_cache_leads,
+            # Trusted while this worker owns the partitions: emptied on revocation
+            # (`forget_cached_states`); a stale one fails the save's compare-and-set.
+            check_cached=False,
         )
-        processor = Processor(plan, store, settings.dedup_horizon_us, settings.limits)
+        processor = Processor(plan, TimedStore(store), settings.dedup_horizon_us, settings.limits)
         handler = BatchHandler(app, settings, processor, metrics)
         switches = SwitchLog(store.client, settings.app_id)
+        revoked_from.append(store)
         status["ready"] = True
         log.info(
             "evaluating %s with rules %s (%d campaigns)",
@@ -259,18 +359,34 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         )
         subscribe(stream)
         consumer = batch_consumer(app)
-        while True:
-            batch = await consumer.next_batch(settings.batch_size, settings.batch_wait)
-            try:
-                await switch_between_batches(handler, reloader, switches, batch.messages)
-                await handler.handle(batch.messages)
-                consumer.ack_batch(batch)
-            except Exception:
-                log.exception(
-                    "batch of %d records failed; exiting (it will be redelivered)",
-                    len(batch.messages),
-                )
-                crash_now()
+        in_flight: InFlight[Batch] = InFlight(
+            settings.batches_in_flight, consumer.ack_batch, delivery_failed
+        )
+        try:
+            while True:
+                batch = await consumer.next_batch(settings.batch_size, settings.batch_wait)
+                try:
+                    await in_flight.reserve()
+                    await switch_between_batches(handler, reloader, switches, batch.messages)
+                    in_flight.push(batch, await handler.dispatch(batch.messages, batch.fetched_at))
+                except Exception:
+                    log.exception(
+                        "batch of %d records failed; exiting (it will be redelivered)",
+                        len(batch.messages),
+                    )
+                    crash_now()
+        finally:
+            await in_flight.close()
+
+    revoked_from: list[RedisStore] = []
+
+    @app.on_partitions_revoked.connect
+    async def forget_cached_states(sender: Any, /, *revoked: Any, **_: Any) -> None:
+        # Eager rebalancing revokes every partition; the leads of those this worker gets
+        # back may be saved by another worker meanwhile (the generation check would catch
+        # that), and those it does not get back would only take memory.
+        for store in revoked_from:
+            store.forget_cached()
 
     if settings.rules_reload_interval > 0:
 

@@ -240,10 +240,10 @@ def _batch_consumer() -> BatchDrainConsumer:
 def test_next_batch_joins_queued_fetches_up_to_the_limit_in_order() -> None:
     async def main() -> list[list[int]]:
         consumer = _batch_consumer()
-        consumer.batches.put_nowait((0, [1, 2]))
-        consumer.batches.put_nowait((0, [3, 4, 5]))
+        consumer.batches.put_nowait((0, [1, 2], 0.0))
+        consumer.batches.put_nowait((0, [3, 4, 5], 0.0))
         first = await consumer.next_batch(4)
-        consumer.batches.put_nowait((0, [6]))
+        consumer.batches.put_nowait((0, [6], 0.0))
         second = await consumer.next_batch(4)
         return [first.messages, second.messages]
 
@@ -253,11 +253,11 @@ def test_next_batch_joins_queued_fetches_up_to_the_limit_in_order() -> None:
 def test_next_batch_waits_for_more_only_when_told() -> None:
     async def main() -> tuple[list[int], list[int]]:
         consumer = _batch_consumer()
-        consumer.batches.put_nowait((0, [1]))
+        consumer.batches.put_nowait((0, [1], 0.0))
         at_once = (await consumer.next_batch(10)).messages
-        consumer.batches.put_nowait((0, [2]))
+        consumer.batches.put_nowait((0, [2], 0.0))
         loop = asyncio.get_running_loop()
-        loop.call_later(0.05, consumer.batches.put_nowait, (0, [3]))
+        loop.call_later(0.05, consumer.batches.put_nowait, (0, [3], 0.0))
         waited = (await consumer.next_batch(10, wait=2.0)).messages
         return at_once, waited
 
@@ -270,13 +270,13 @@ def test_stop_flow_drops_queued_and_late_batches_of_the_old_epoch() -> None:
 
     async def main() -> list[int]:
         consumer = _batch_consumer()
-        consumer.batches.put_nowait((0, [1, 2]))
-        consumer.batches.put_nowait((0, [3]))
+        consumer.batches.put_nowait((0, [1, 2], 0.0))
+        consumer.batches.put_nowait((0, [3], 0.0))
         consumer.stop_flow()
         assert consumer.flow_active is False and consumer.suspend_flow.is_set()
         assert consumer.batches.empty()
-        consumer.batches.put_nowait((0, [4]))  # a put that raced the revocation
-        consumer.batches.put_nowait((1, [5, 6]))
+        consumer.batches.put_nowait((0, [4], 0.0))  # a put that raced the revocation
+        consumer.batches.put_nowait((1, [5, 6], 0.0))
         batch = await consumer.next_batch(10)
         assert batch.epoch == 1
         return batch.messages
@@ -293,10 +293,10 @@ def test_a_batch_handed_out_before_a_rebalance_is_not_acked() -> None:
     async def main() -> None:
         consumer = _batch_consumer()
         consumer.ack = acked.append  # type: ignore[method-assign]
-        consumer.batches.put_nowait((0, [1, 2]))
+        consumer.batches.put_nowait((0, [1, 2], 0.0))
         current = await consumer.next_batch(10)
         consumer.ack_batch(current)
-        consumer.batches.put_nowait((0, [3, 4]))
+        consumer.batches.put_nowait((0, [3, 4], 0.0))
         overtaken = await consumer.next_batch(10)
         consumer.stop_flow()
         consumer.ack_batch(overtaken)
