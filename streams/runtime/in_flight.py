@@ -1,22 +1,24 @@
-"""Batches whose events are sent and not yet acknowledged by the broker, acked in order.
+"""The batches whose events are sent and not yet acknowledged by the broker, acked in order.
 
-Why: at a low rate most of a batch's time is the wait for the broker's acknowledgement of
-its events (the producer's linger, the append, the acks=all round trip), during which the
-worker did nothing. With `depth` > 1 the agent evaluates the next batches while earlier
-ones are being acknowledged.
+Why: at a low rate most of a batch's time is waiting: for Redis and for the broker's
+acknowledgement of its events (the append and the acks=all round trip). With this the
+agent evaluates batch k+1 (states loaded, the engine, states saved) while batch k's
+events are being acknowledged, instead of after.
 
-Invariants:
-- The agent calls `reserve` before evaluating a batch (waiting while `depth` batches await
-  their acknowledgement: depth 1 is the sequential worker) and `push` once its sends are
-  issued; sends are issued on one producer in batch order, so a lead's events reach the
-  broker in the order of its activities across overlapping batches.
-- Deliveries are awaited, and batches acked, strictly in push order: a batch is acked
-  only after its own delivery and every earlier batch's succeeded, so no offset is ever
-  committed past an undelivered event.
-- The first failed delivery stops the acking for good: `on_failure` is called with it
-  (the worker exits there), nothing after it is acked, and `reserve` raises it.
-- `close` (the agent stopping) cancels the waiting: batches not yet acked stay unacked
-  and are redelivered, as any batch in flight at a stop.
+The agent's order per batch, and the invariants it keeps:
+1. evaluate the batch (its states are saved: a crash from here on replays it as a
+   redelivery, same events, same `eventId`s);
+2. `settled()`: wait until every earlier batch is delivered and acked; raises the failed
+   delivery, if one failed;
+3. issue the batch's sends on the one producer, then `push` it with what waits for their
+   acknowledgement.
+So sends are issued in batch order and a batch's sends only once every earlier batch is
+delivered: a lead's events reach the topic in the order of its activities, and no event
+of a batch is delivered when an earlier batch's delivery failed. Batches are acked in
+push order, each only after its own delivery succeeded, so no offset is committed past an
+undelivered event. The first failed delivery stops the acking for good: `on_failure` is
+called with it (the worker exits there) and `settled`/`push` raise it afterwards. `close`
+(the agent stopping) stops waiting: batches not acked stay unacked and are redelivered.
 """
 
 from __future__ import annotations
@@ -30,40 +32,35 @@ T = TypeVar("T")
 
 
 class InFlight(Generic[T]):
-    """Up to `depth` batches awaiting acknowledgement; `ack(batch)` is called for each, in
-    push order, once its delivery succeeded (module doc)."""
+    """Pushed batches, acked in push order with `ack(batch)` once their delivery succeeded
+    (module doc)."""
 
     def __init__(
-        self,
-        depth: int,
-        ack: Callable[[T], None],
-        on_failure: Callable[[BaseException, T], None],
+        self, ack: Callable[[T], None], on_failure: Callable[[BaseException, T], None]
     ) -> None:
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, not {depth}")
-        self.depth = depth
         self._ack = ack
         self._on_failure = on_failure
-        self._slots = asyncio.Semaphore(depth)
         self._queue: asyncio.Queue[tuple[T, Awaitable[None]]] = asyncio.Queue()
+        self._unacked = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
         self._failure: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def reserve(self) -> None:
-        """Wait for a free slot (fewer than `depth` batches in flight); raises the failed
-        delivery, if one failed."""
+    async def settled(self) -> None:
+        """Wait until every pushed batch is acked; raises the failed delivery, if one
+        failed."""
+        await self._settled.wait()
         self._raise_failure()
-        await self._slots.acquire()
-        if self._failure is not None:
-            self._slots.release()
-            self._raise_failure()
 
     def push(self, batch: T, delivery: Awaitable[None]) -> None:
-        """A reserved batch whose sends are issued; `delivery` completes when the broker
+        """A batch whose sends are issued; `delivery` completes when the broker
         acknowledged all of them (and raises if any failed)."""
         self._raise_failure()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._confirm())
+        self._unacked += 1
+        self._settled.clear()
         self._queue.put_nowait((batch, delivery))
 
     async def close(self) -> None:
@@ -73,13 +70,19 @@ class InFlight(Generic[T]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        while not self._queue.empty():
-            _, delivery = self._queue.get_nowait()
-            _discard(delivery)
+        self._discard_queued()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+    def _discard_queued(self) -> None:
+        """Close the deliveries never awaited (a coroutine would warn at collection)."""
+        while not self._queue.empty():
+            delivery = self._queue.get_nowait()[1]
+            close = getattr(delivery, "close", None)
+            if close is not None:
+                close()
 
     async def _confirm(self) -> None:
         while True:
@@ -90,21 +93,11 @@ class InFlight(Generic[T]):
                 raise
             except BaseException as exc:
                 self._failure = exc
-                while not self._queue.empty():
-                    _discard(self._queue.get_nowait()[1])
-                self._slots.release()  # wake a waiting `reserve`, which raises
+                self._discard_queued()
+                self._settled.set()  # wakes `settled`, which raises
                 self._on_failure(exc, batch)
                 return
             self._ack(batch)
-            self._slots.release()
-
-
-def _discard(delivery: Awaitable[None]) -> None:
-    """Close a delivery never awaited (a coroutine would warn), or cancel a future."""
-    close = getattr(delivery, "close", None)
-    if close is not None:
-        close()
-    else:
-        cancel = getattr(delivery, "cancel", None)
-        if cancel is not None:
-            cancel()
+            self._unacked -= 1
+            if not self._unacked:
+                self._settled.set()

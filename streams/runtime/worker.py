@@ -4,20 +4,30 @@ Records arrive in batches beneath Faust's per-event Stream (streams/runtime/batc
 each fetch of Faust's consumer, as Faust `Message`s, which Faust never acks by itself;
 Faust keeps group membership, commits, rebalance callbacks and the lifecycle). Per batch,
 in this order:
-1. evaluate: decode, load the batch's leads from Redis in one round trip, run the engine,
-   save them in one round trip (compare-and-set per lead; a conflict, meaning another
-   writer touched a lead, evaluates the whole batch again from a fresh load);
-2. produce the membership events (keyed by lead id) and the dead letters, and wait until
-   the broker acknowledged every one of them;
-3. only then ack the batch's records (`BatchDrainConsumer.ack_batch`), whose offsets Faust
-   commits on its next commit; a batch handed out before a rebalance is not acked (Faust
-   re-reads its records from the committed offsets, and the replay is a no-op).
-A crash anywhere before 3 redelivers the batch: each activity is found in its lead's
-`seen` at the same position, changes nothing, and its events are produced again with the
-same `eventId`s (at-least-once, idempotent). No activity is lost: nothing is acked before
-its effects are stored and its events delivered. An error the batch cannot get past
-makes the worker exit at once with status 1 (`crash_now`), rather than stall or stop
-gracefully, so that a supervisor restarts it and the batch is redelivered.
+1. evaluate: decode, load the batch's leads (cached ones from memory, the others from
+   Redis in one round trip), run the engine, save them in one round trip (compare-and-set
+   per lead; a conflict, meaning another writer touched a lead, evaluates the whole batch
+   again from a fresh load);
+2. once every earlier batch is delivered and acked, produce the membership events (keyed
+   by lead id) and the dead letters, and wait until the broker acknowledged every one of
+   them; with `delivery_overlap` (the default) the agent evaluates the next batch (1)
+   meanwhile (streams/runtime/in_flight.py), so sends stay in batch order and a batch's
+   events are never delivered after an earlier batch's delivery failed;
+3. only then ack the batch's records (`BatchDrainConsumer.ack_batch`), in batch order,
+   whose offsets Faust commits on its next commit; a batch handed out before a rebalance
+   is not acked (Faust re-reads its records from the committed offsets, and the replay is
+   a no-op).
+A crash anywhere before 3 redelivers the batch (and any later one, evaluated or not):
+each activity is found in its lead's `seen` at the same position, changes nothing, and
+its events are produced again with the same `eventId`s (at-least-once, idempotent). No
+activity is lost: nothing is acked before its effects are stored and its events
+delivered. An error the batch cannot get past, or a failed delivery, makes the worker
+exit at once with status 1 (`crash_now`), rather than stall or stop gracefully, so that a
+supervisor restarts it and the batch is redelivered.
+
+The lead states the worker saved stay cached (`STREAMS_STATE_CACHE_LEADS`) and are used
+without asking Redis while it owns their partitions; the cache is emptied when its
+partitions are revoked, and a stale entry (a zombie's) fails the save's compare-and-set.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Collection, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -63,6 +74,24 @@ Delivery = Coroutine[Any, Any, None]
 """What waits for a batch's sends to be acknowledged (`BatchHandler.dispatch`)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """A batch evaluated (its states saved), its events not yet sent."""
+
+    messages: Sequence[Any]
+    records: list[Record]
+    result: BatchResult
+    started: float
+    """`time.perf_counter()` when its evaluation began."""
+
+    def originals(self) -> dict[tuple[int, int], tuple[bytes | None, Record]]:
+        """(partition, offset) -> (the record's key, the record), for its dead letters."""
+        return {
+            (r.partition, r.offset): (m.key, r)
+            for r, m in zip(self.records, self.messages, strict=True)
+        }
+
+
 class TimedStore:
     """The worker's `RedisStore`, with the time its `load` and `save` calls took since
     the handler last reset them (`streams_batch_stage_seconds`)."""
@@ -88,8 +117,9 @@ class TimedStore:
 
 
 class BatchHandler:
-    """Steps 1-2 of the module docstring for one batch; kept apart from Faust's types so
-    that what it does in which order reads in one place."""
+    """Steps 1-2 of the module docstring for one batch (`evaluate_batch`, `issue`, then
+    the returned delivery); kept apart from Faust's types so that what it does in which
+    order reads in one place."""
 
     def __init__(
         self,
@@ -118,12 +148,9 @@ class BatchHandler:
                 )
         raise RuntimeError(f"state conflicts persisted over {CONFLICT_RETRIES} attempts")
 
-    async def dispatch(self, messages: Sequence[Any], fetched_at: float = 0.0) -> Delivery:
-        """Step 1 and the sends of step 2 for a batch of Faust `Message`s
-        (`BatchDrainConsumer.next_batch`, fetched at Unix time `fetched_at`): evaluate,
-        then append every membership event and dead letter, in order, to the producer.
-        Returns the rest of step 2, which waits for the broker's acknowledgements; the
-        agent acks the batch (step 3) once that returns."""
+    async def evaluate_batch(self, messages: Sequence[Any], fetched_at: float = 0.0) -> Evaluated:
+        """Step 1 for a batch of Faust `Message`s (`BatchDrainConsumer.next_batch`, fetched
+        at Unix time `fetched_at`), timing each stage."""
         started = time.perf_counter()
         stages = self.metrics.stage_seconds
         if fetched_at:
@@ -137,12 +164,20 @@ class BatchHandler:
         if timed is not None:
             timed.load_seconds = timed.save_seconds = 0.0
         result = await self.evaluate(records)
-        issued = time.perf_counter()
         if timed is not None:
             load, save = timed.load_seconds, timed.save_seconds
             stages.labels("load").observe(load)
             stages.labels("save").observe(save)
-            stages.labels("evaluate").observe(max(0.0, issued - started - load - save))
+            spent = time.perf_counter() - started
+            stages.labels("evaluate").observe(max(0.0, spent - load - save))
+        return Evaluated(messages, records, result, started)
+
+    async def issue(self, batch: Evaluated) -> Delivery:
+        """The sends of step 2: append every membership event and dead letter of an
+        evaluated batch, in order, to the producer. Returns the rest of step 2, which waits
+        for the broker's acknowledgements; the batch is acked (step 3) once that returns."""
+        issued = time.perf_counter()
+        result = batch.result
         producer = self.app.producer
         events = await issue_all(
             producer,
@@ -150,31 +185,26 @@ class BatchHandler:
             [(str(event["leadId"]).encode(), orjson.dumps(event)) for event in result.events],
         )
         letters: list[Awaitable[Any]] = []
-        originals: dict[tuple[int, int], tuple[bytes | None, Record]] = {}
         if result.dead_letters:
-            originals = {
-                (r.partition, r.offset): (m.key, r) for r, m in zip(records, messages, strict=True)
-            }
-            letters = await self.issue_dead_letters(result.dead_letters, originals)
-        return self.confirm(result, messages, events, letters, originals, started, issued)
+            letters = await self.issue_dead_letters(result.dead_letters, batch.originals())
+        return self.confirm(batch, events, letters, issued)
 
     async def confirm(
         self,
-        result: BatchResult,
-        messages: Sequence[Any],
+        batch: Evaluated,
         events: list[Awaitable[Any]],
         letters: list[Awaitable[Any]],
-        originals: dict[tuple[int, int], tuple[bytes | None, Record]],
-        started: float,
         issued: float,
     ) -> None:
         """The rest of step 2: wait until the broker acknowledged every event and dead
         letter of the batch (raises if one failed)."""
         await asyncio.gather(*events)
         if letters:
-            await self.confirm_dead_letters(result.dead_letters, letters, originals)
+            await self.confirm_dead_letters(batch.result.dead_letters, letters, batch.originals())
         self.metrics.stage_seconds.labels("deliver").observe(time.perf_counter() - issued)
-        self.metrics.record_batch(result, [m.timestamp for m in messages], started)
+        self.metrics.record_batch(
+            batch.result, [m.timestamp for m in batch.messages], batch.started
+        )
 
     async def issue_dead_letters(
         self,
@@ -359,16 +389,19 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         )
         subscribe(stream)
         consumer = batch_consumer(app)
-        in_flight: InFlight[Batch] = InFlight(
-            settings.batches_in_flight, consumer.ack_batch, delivery_failed
-        )
+        in_flight: InFlight[Batch] = InFlight(consumer.ack_batch, delivery_failed)
         try:
             while True:
                 batch = await consumer.next_batch(settings.batch_size, settings.batch_wait)
                 try:
-                    await in_flight.reserve()
+                    if not settings.delivery_overlap:
+                        await in_flight.settled()
                     await switch_between_batches(handler, reloader, switches, batch.messages)
-                    in_flight.push(batch, await handler.dispatch(batch.messages, batch.fetched_at))
+                    evaluated = await handler.evaluate_batch(batch.messages, batch.fetched_at)
+                    # Sends in batch order, each batch's once the earlier ones are
+                    # delivered (streams/runtime/in_flight.py).
+                    await in_flight.settled()
+                    in_flight.push(batch, await handler.issue(evaluated))
                 except Exception:
                     log.exception(
                         "batch of %d records failed; exiting (it will be redelivered)",
