@@ -303,3 +303,47 @@ def test_a_batch_handed_out_before_a_rebalance_is_not_acked() -> None:
 
     asyncio.run(main())
     assert acked == [1, 2]
+
+
+def test_a_batch_carries_the_time_its_first_fetch_returned() -> None:
+    async def main() -> float:
+        consumer = _batch_consumer()
+        consumer.batches.put_nowait((0, [1], 5.0))
+        consumer.batches.put_nowait((0, [2], 6.0))
+        return (await consumer.next_batch(10)).fetched_at
+
+    assert asyncio.run(main()) == 5.0
+
+
+def test_faust_sends_the_revocation_signal_that_empties_the_worker_state_cache(
+    tmp_path: Path,
+) -> None:
+    """The worker connects `forget_cached_states` to `app.on_partitions_revoked`, which
+    Faust's rebalance callback sends (after stopping the flow and flushing the producer)
+    with the revoked partitions; a receiver gets the app as sender."""
+    source = inspect.getsource(faust.App._on_partitions_revoked)
+    assert "self.on_partitions_revoked.send)(revoked)" in source
+    assert source.index("consumer.stop_flow") < source.index("on_partitions_revoked.send")
+    app = create_app("t", "localhost:1", datadir=tmp_path, batch_drain=True)
+    got: list[tuple[Any, Any]] = []
+
+    @app.on_partitions_revoked.connect
+    async def receiver(sender: Any, /, *revoked: Any, **_: Any) -> None:
+        got.append((sender, revoked))
+
+    asyncio.run(app.on_partitions_revoked.send({"tp"}))
+    assert got == [(app, ({"tp"},))]
+
+
+def test_the_worker_connects_its_cache_eviction_to_the_revocation_signal(
+    tmp_path: Path,
+) -> None:
+    from streams.engine.compiler import load_plan
+    from streams.runtime.worker import build_app
+    from streams.settings import WorkerSettings
+
+    root = Path(__file__).resolve().parents[2]
+    settings = WorkerSettings(rules_dir=root / "rules", broker="localhost:1")
+    app = build_app(settings, load_plan(settings.rules_dir), tmp_path)
+    names = [getattr(r, "__name__", "") for r in app.on_partitions_revoked.iter_receivers(app)]
+    assert "forget_cached_states" in names
