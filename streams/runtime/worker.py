@@ -27,7 +27,9 @@ supervisor restarts it and the batch is redelivered.
 
 The lead states the worker saved stay cached (`STREAMS_STATE_CACHE_LEADS`) and are used
 without asking Redis while it owns their partitions; the cache is emptied when its
-partitions are revoked, and a stale entry (a zombie's) fails the save's compare-and-set.
+partitions are revoked (Faust's `app.on_partitions_revoked` signal, sent by its rebalance
+callback after the flow stopped: checked by tests/unit/test_faust_internals.py), and a
+stale entry (a zombie's) fails the save's compare-and-set.
 """
 
 from __future__ import annotations
