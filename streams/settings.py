@@ -265,6 +265,12 @@ class ApiSettings(KafkaSettings):
         description="Seconds a connection may take to send a request's line and headers "
         "before it is closed (slow clients, slowloris).",
     )
+    api_body_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a request's body may take to arrive after its headers; a later "
+        "one gets 408 and the connection is closed (slow uploads).",
+    )
     api_max_body_bytes: int = Field(
         1_048_576, ge=1, description="Largest request body accepted; a larger one gets 413."
     )
