@@ -71,17 +71,26 @@ class MemoryHarness:
 
 
 class RedisHarness:
-    def __init__(self, url: str, cluster: bool = False, cache_leads: int = 0) -> None:
+    def __init__(
+        self, url: str, cluster: bool = False, cache_leads: int = 0, check_cached: bool = True
+    ) -> None:
         self.url = url
         self.cluster = cluster
         self.app_id = fresh_app_id()
         self.clients: list[StateClient] = []
         self.cache_leads = cache_leads
+        self.check_cached = check_cached
 
     async def open(self) -> RedisStore:
         client = redis_client(self.url, cluster=self.cluster)
         self.clients.append(client)
-        return RedisStore(client, self.app_id, TTL_MS, cache_leads=self.cache_leads)
+        return RedisStore(
+            client,
+            self.app_id,
+            TTL_MS,
+            cache_leads=self.cache_leads,
+            check_cached=self.check_cached,
+        )
 
     async def aclose(self) -> None:
         for client in self.clients:
@@ -89,7 +98,8 @@ class RedisHarness:
 
 
 @pytest.fixture(
-    scope="module", params=["memory", "memory-copies", "redis", "redis-cached", "redis-cluster"]
+    scope="module",
+    params=["memory", "memory-copies", "redis", "redis-cached", "redis-trusted", "redis-cluster"],
 )
 def make_harness(request: pytest.FixtureRequest) -> Callable[[], Harness]:
     """Module-scoped so that hypothesis may call it once per example. `redis-cluster`:
@@ -102,6 +112,8 @@ def make_harness(request: pytest.FixtureRequest) -> Callable[[], Harness]:
         seed: str = request.getfixturevalue("redis_cluster").url
         return lambda: RedisHarness(seed, cluster=True)
     url: str = request.getfixturevalue("redis_url")
+    if request.param == "redis-trusted":  # the worker's: cached leads used without a read
+        return lambda: RedisHarness(url, cache_leads=100, check_cached=False)
     return lambda: RedisHarness(url, cache_leads=100 if request.param == "redis-cached" else 0)
 
 
