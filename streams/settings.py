@@ -7,6 +7,7 @@ The README's settings table is checked against these classes by a test.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +88,13 @@ class EngineSettings(BaseSettings):
         le=131_072,
         description="Most bytes of a rejected record copied into its dead letter; a longer "
         "one is cut, with its length and sha256.",
+    )
+
+    engine: Literal["auto", "compiled", "pure"] = Field(
+        "auto",
+        description="Which engine runs: the mypyc-compiled build (scripts/build-engine) when "
+        "present and built from the current sources (auto), always (compiled: exit 2 "
+        "without it), or the pure-Python reference (pure). Read at process start only.",
     )
 
     _check_retention = field_validator("retention", "dedup_horizon", "future_horizon")(_duration)
