@@ -101,10 +101,15 @@ def producer(bootstrap: str, linger_ms: int) -> Any:
 
 
 def throughput(
-    bootstrap: str, redis_url: str, lines: list[bytes], logs: Path, timeout: float
+    bootstrap: str,
+    redis_url: str,
+    lines: list[bytes],
+    logs: Path,
+    timeout: float,
+    worker_env: dict[str, str],
 ) -> tuple[float, float]:
     """(activities/s, seconds to the first processed activity)."""
-    settings = fresh_settings(bootstrap, redis_url)
+    settings = fresh_settings(bootstrap, redis_url) | worker_env
     send = producer(bootstrap, 50)
     for line in lines:
         send.send(
@@ -140,7 +145,8 @@ def send_paced(
     out: Any,
 ) -> None:
     """The load generator (in its own process): (identity, key, value) at `rate` per second;
-    sends {identity: time.monotonic() at send} back through `out` at the end."""
+    sends {identity: time.time() at send} back through `out` at the end (the wall clock:
+    record timestamps, which the breakdown compares with, are on it too)."""
     send = producer(bootstrap, 0)
     sent: dict[str, float] = {}
     start = time.monotonic()
@@ -148,71 +154,212 @@ def send_paced(
         wait = start + n / rate - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-        sent[identity] = time.monotonic()
+        sent[identity] = time.time()
         send.send(topic, key=key, value=value)
     send.flush()
     send.close()
     out.send(sent)
 
 
+STAGES = ("queued", "load", "evaluate", "save", "deliver")
+_STAGE_RE = re.compile(
+    r'^streams_batch_stage_seconds_(sum|count)\{stage="([a-z]+)"\} ([0-9.e+-]+)$', re.M
+)
+_FETCH_RE = re.compile(r"^streams_fetch_delay_seconds_(sum|count) ([0-9.e+-]+)$", re.M)
+_SIZE_RE = re.compile(r"^streams_batch_records_(sum|count) ([0-9.e+-]+)$", re.M)
+
+
+def worker_stages(worker: WorkerProcess) -> tuple[dict[str, float], dict[str, float]]:
+    """Sums (s) and counts, from the worker's /metrics, of each stage of its path per batch,
+    and ("fetch") per activity from its append to the return of the worker's fetch."""
+    text = worker.metrics()
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for kind, stage, value in _STAGE_RE.findall(text):
+        (sums if kind == "sum" else counts)[stage] = float(value)
+    for kind, value in _FETCH_RE.findall(text):
+        (sums if kind == "sum" else counts)["fetch"] = float(value)
+    for kind, value in _SIZE_RE.findall(text):
+        (sums if kind == "sum" else counts)["records"] = float(value)
+    return sums, counts
+
+
+def stage_means(
+    before: tuple[dict[str, float], dict[str, float]],
+    after: tuple[dict[str, float], dict[str, float]],
+) -> dict[str, float]:
+    """Mean seconds of each stage between two `worker_stages` readings."""
+    means = {}
+    for stage, total in after[0].items():
+        count = after[1].get(stage, 0) - before[1].get(stage, 0)
+        if count > 0:
+            means[stage] = (total - before[0].get(stage, 0.0)) / count
+    return means
+
+
+def log_append_time(bootstrap: str, topics: list[str]) -> None:
+    """Have the broker stamp records with their append time, for the breakdown."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, t, configs={"message.timestamp.type": "LogAppendTime"}
+                )
+                for t in topics
+            ]
+        )
+    finally:
+        admin.close()
+
+
+class Timed:
+    """One latency phase's figures: end-to-end latencies (s), and per activity the
+    segments of its path: sent -> its append to the activities topic -> its first membership
+    event's append to the memberships topic -> that event read by the timing consumer."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.segments: dict[str, list[float]] = {"append": [], "worker": [], "read": []}
+        self.stages: dict[str, float] = {}
+        self.sent = 0
+
+
 def latency(
-    bootstrap: str, redis_url: str, rate: float, seconds: float, logs: Path
-) -> tuple[list[float], int]:
-    """Latencies (s) of membership events, and the number of activities sent."""
+    bootstrap: str,
+    redis_url: str,
+    rate: float,
+    seconds: float,
+    logs: Path,
+    worker_env: dict[str, str],
+) -> Timed:
+    """A latency phase at `rate` activities/s for `seconds`."""
     from kafka import KafkaConsumer, TopicPartition
 
-    settings = fresh_settings(bootstrap, redis_url)
+    settings = fresh_settings(bootstrap, redis_url) | worker_env
+    topic_in, topic_out = (
+        settings["STREAMS_TOPIC_ACTIVITIES"],
+        settings["STREAMS_TOPIC_MEMBERSHIPS"],
+    )
+    log_append_time(bootstrap, [topic_in, topic_out])
     activities = list(sample_activities(int(rate * seconds), 2000, seed=5))
     sent_at: dict[str, float] = {}
+    timed = Timed()
     with WorkerProcess(settings, logs / "latency-worker.log") as worker:
         worker.wait_ready(120)
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
         consumer.assign(
-            [TopicPartition(settings["STREAMS_TOPIC_MEMBERSHIPS"], p) for p in range(PARTITIONS)]
+            [TopicPartition(t, p) for t in (topic_in, topic_out) for p in range(PARTITIONS)]
         )
         consumer.seek_to_beginning()
         # Warm-up: the worker's first group join happens before the clock starts.
         warm = producer(bootstrap, 0)
         probe = next(a for a in activities if a["activityTypeId"] == 12)
-        warm.send(
-            settings["STREAMS_TOPIC_ACTIVITIES"],
-            key=str(probe["leadId"]).encode(),
-            value=orjson.dumps(probe),
-        )
+        warm.send(topic_in, key=str(probe["leadId"]).encode(), value=orjson.dumps(probe))
         warm.flush()
         deadline = time.monotonic() + 120
-        while not consumer.poll(timeout_ms=200) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not any(
+            tp.topic == topic_out for tp in consumer.poll(timeout_ms=200)
+        ):
             pass
+        warmed = worker_stages(worker)
 
         # The load generator runs in a process of its own (spawned: no inherited threads),
         # so that its pacing does not share this process's interpreter with the timing
-        # consumer; time.monotonic() is the same clock in both.
+        # consumer; time.time() is the same clock in both.
         items = [
             (a["marketoGUID"], str(a["leadId"]).encode(), orjson.dumps(a)) for a in activities[1:]
         ]
         receive, give = multiprocessing.get_context("spawn").Pipe(duplex=False)
         sender = multiprocessing.get_context("spawn").Process(
             target=send_paced,
-            args=(bootstrap, settings["STREAMS_TOPIC_ACTIVITIES"], items, rate, give),
+            args=(bootstrap, topic_in, items, rate, give),
             daemon=True,
         )
         sender.start()
-        arrived: dict[str, float] = {}
+        arrived: dict[str, tuple[float, float]] = {}
+        appended: dict[str, float] = {}
         quiet_since = time.monotonic()
         while not sent_at or time.monotonic() - quiet_since < 3:
             if not sent_at and receive.poll():
                 sent_at.update(receive.recv())
-            for records in consumer.poll(timeout_ms=100).values():
-                now = time.monotonic()
-                quiet_since = now
+            for tp, records in consumer.poll(timeout_ms=100).items():
+                now = time.time()
+                quiet_since = time.monotonic()
                 for record in records:
-                    arrived.setdefault(orjson.loads(record.value)["activityId"], now)
+                    value = orjson.loads(record.value)
+                    if tp.topic == topic_in:
+                        appended[value["marketoGUID"]] = record.timestamp / 1000
+                    else:
+                        arrived.setdefault(value["activityId"], (record.timestamp / 1000, now))
             if not sender.is_alive() and not sent_at and not receive.poll():
                 raise SystemExit(f"latency: the load generator exited ({sender.exitcode})")
         sender.join(30)
-        latencies = [now - sent_at[a] for a, now in arrived.items() if a in sent_at]
         consumer.close()
-    return latencies, len(sent_at)
+        after = worker_stages(worker)
+    timed.stages = stage_means(warmed, after)  # the warm-up's group join left out
+    for activity, (out_at, now) in arrived.items():
+        if activity not in sent_at:
+            continue
+        timed.latencies.append(now - sent_at[activity])
+        if activity in appended:
+            timed.segments["append"].append(appended[activity] - sent_at[activity])
+            timed.segments["worker"].append(out_at - appended[activity])
+            timed.segments["read"].append(now - out_at)
+    timed.sent = len(sent_at)
+    return timed
+
+
+def percentiles(values: list[float]) -> str:
+    cuts = statistics.quantiles(values, n=100)
+    return f"p50 {cuts[49] * 1000:>6,.1f} ms, p99 {cuts[98] * 1000:>6,.1f} ms"
+
+
+def measure_throughput(
+    args: argparse.Namespace,
+    bootstrap: str,
+    redis_url: str,
+    lines: list[bytes],
+    logs: Path,
+    worker_env: dict[str, str],
+) -> float:
+    """The worker's sustained rate, Redis's memory per lead, the peers' rates and the
+    ratios, printed; returns the worker's rate."""
+    admin = redis.Redis.from_url(redis_url)
+    memory_before = admin.info("memory")["used_memory"]
+    rate, join = throughput(bootstrap, redis_url, lines, logs, args.timeout, worker_env)
+    print(
+        f"worker:       {rate:>9,.0f} activities/s sustained (first result after {join:.1f} s)",
+        flush=True,
+    )
+    leads = len({orjson.loads(line)["leadId"] for line in lines})
+    used = admin.info("memory")["used_memory"] - memory_before
+    print(
+        f"redis:        {used / leads:>9,.0f} bytes per lead ({leads:,} leads, "
+        f"{len(lines) / leads:.0f} activities each on average)",
+        flush=True,
+    )
+    admin.close()
+    floors = {}
+    for variant in args.peers:
+        floor_in = f"floor-{uuid.uuid4().hex[:8]}"
+        create_topics(bootstrap, {floor_in: PARTITIONS, f"{floor_in}.out": PARTITIONS})
+        preload(bootstrap, floor_in, lines)
+        result = passthrough.run_variant(
+            variant, bootstrap, floor_in, f"{floor_in}.out", args.records, args.timeout, logs, []
+        )
+        floors[variant] = result.rate
+        print(
+            f"peer:         {result.rate:>9,.0f} records/s  {variant}: {PEERS[variant]} "
+            f"({result.note or 'ok'})",
+            flush=True,
+        )
+    for variant, peer_rate in floors.items():
+        if peer_rate > 0:
+            print(f"ratio:        worker / {variant:<16} {rate / peer_rate:>6.2f}", flush=True)
+    return rate
 
 
 def main() -> int:
@@ -222,7 +369,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="each latency phase's length")
     parser.add_argument(
         "--latency-at",
-        type=lambda t: [float(x) for x in t.split(",")],
+        type=lambda t: [float(x) for x in t.split(",") if x],
         default=[0.5, 0.25, 0.1],
         help="offered rates for the latency phases, as fractions of the "
         "sustained rate (default 0.5,0.25,0.1)",
@@ -234,6 +381,19 @@ def main() -> int:
         help="offered rates for more latency phases, in activities/s (default 1000)",
     )
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="STREAMS_X=VALUE",
+        help="a worker setting for every worker of the run (repeatable), e.g. "
+        "STREAMS_BATCHES_IN_FLIGHT=1",
+    )
+    parser.add_argument(
+        "--no-throughput",
+        action="store_true",
+        help="skip the throughput phase and the peers (latency phases at --latency-rates only)",
+    )
     parser.add_argument(
         "--peers",
         type=lambda t: [p for p in t.split(",") if p],
@@ -251,60 +411,46 @@ def main() -> int:
             f"over {args.leads:,} leads",
             flush=True,
         )
-        admin = redis.Redis.from_url(redis_url)
-        memory_before = admin.info("memory")["used_memory"]
-        rate, join = throughput(broker.bootstrap, redis_url, lines, logs, args.timeout)
-        print(
-            f"worker:       {rate:>9,.0f} activities/s sustained (first result after {join:.1f} s)",
-            flush=True,
-        )
-        leads = len({orjson.loads(line)["leadId"] for line in lines})
-        used = admin.info("memory")["used_memory"] - memory_before
-        print(
-            f"redis:        {used / leads:>9,.0f} bytes per lead ({leads:,} leads, "
-            f"{len(lines) / leads:.0f} activities each on average)",
-            flush=True,
-        )
-        admin.close()
-        floors = {}
-        for variant in args.peers:
-            floor_in = f"floor-{uuid.uuid4().hex[:8]}"
-            create_topics(broker.bootstrap, {floor_in: PARTITIONS, f"{floor_in}.out": PARTITIONS})
-            preload(broker.bootstrap, floor_in, lines)
-            result = passthrough.run_variant(
-                variant,
-                broker.bootstrap,
-                floor_in,
-                f"{floor_in}.out",
-                args.records,
-                args.timeout,
-                logs,
-                [],
-            )
-            floors[variant] = result.rate
-            print(
-                f"peer:         {result.rate:>9,.0f} records/s  {variant}: {PEERS[variant]} "
-                f"({result.note or 'ok'})",
-                flush=True,
-            )
-        for variant, peer_rate in floors.items():
-            if peer_rate > 0:
-                print(f"ratio:        worker / {variant:<16} {rate / peer_rate:>6.2f}", flush=True)
-        phases = [(rate * f, f"{f:.0%} of sustained") for f in args.latency_at]
+        worker_env = dict(item.split("=", 1) for item in args.set)
+        rate = 0.0
+        if not args.no_throughput:
+            rate = measure_throughput(args, broker.bootstrap, redis_url, lines, logs, worker_env)
+        phases = [(rate * f, f"{f:.0%} of sustained") for f in args.latency_at if rate]
         phases += [(r, "fixed") for r in args.latency_rates]
         for offered, what in phases:
-            latencies, sent = latency(broker.bootstrap, redis_url, offered, args.seconds, logs)
-            if len(latencies) >= 20:
-                cuts = statistics.quantiles(latencies, n=100)
+            timed = latency(broker.bootstrap, redis_url, offered, args.seconds, logs, worker_env)
+            if len(timed.latencies) >= 20:
                 print(
-                    f"latency:      p50 {cuts[49] * 1000:>6,.0f} ms, "
-                    f"p99 {cuts[98] * 1000:>6,.0f} ms"
+                    f"latency:      {percentiles(timed.latencies)}"
                     f" at {offered:>6,.0f} activities/s offered ({what}; "
-                    f"{sent:,} sent, {len(latencies):,} memberships timed)",
+                    f"{timed.sent:,} sent, {len(timed.latencies):,} memberships timed)",
+                    flush=True,
+                )
+                print(
+                    "  per activity: "
+                    + "; ".join(
+                        f"{name} {percentiles(values)}"
+                        for name, values in timed.segments.items()
+                        if len(values) >= 20
+                    )
+                    + "  (append: sent -> appended to the activities topic; worker: -> its "
+                    "membership appended; read: -> read by the timing consumer)",
+                    flush=True,
+                )
+                print(
+                    "  worker means: "
+                    + ", ".join(
+                        f"{stage} {timed.stages[stage] * 1000:.1f} ms"
+                        for stage in ("fetch", *STAGES)
+                        if stage in timed.stages
+                    )
+                    + f", {timed.stages.get('records', 0):.0f} records per batch"
+                    + "  (fetch per activity: appended -> its fetch returned; the rest per "
+                    "batch)",
                     flush=True,
                 )
             else:
-                print(f"latency: only {len(latencies)} memberships timed at {offered:,.0f}/s")
+                print(f"latency: only {len(timed.latencies)} memberships timed at {offered:,.0f}/s")
     return 0
 
 

@@ -198,6 +198,13 @@ class WorkerSettings(KafkaSettings):
         description="Seconds a fetched batch smaller than the batch size waits for more "
         "fetched records before it is evaluated; 0 evaluates each fetch at once.",
     )
+    delivery_overlap: bool = Field(
+        True,
+        description="Whether a worker evaluates the next batch while the previous batch's "
+        "events await the broker's acknowledgement; a batch's events are still sent only "
+        "once the previous batch's are delivered, and batches acked and committed in "
+        "order (false: each batch is delivered before the next is evaluated).",
+    )
     session_timeout: float = Field(
         10.0,
         gt=0,

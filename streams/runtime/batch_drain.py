@@ -57,12 +57,18 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 QUEUED_BATCHES: Final = 2
 
 
+Fetched = tuple[int, list[Any], float]
+"""A queued fetch: (epoch, messages, Unix time the fetch returned)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Fetched messages handed to the agent, and the epoch they were handed out in."""
+    """Fetched messages handed to the agent, the epoch they were handed out in, and when
+    (Unix seconds) the first of its fetches returned."""
 
     messages: list[Any]
     epoch: int
+    fetched_at: float = 0.0
 
 
 class BatchDrainConsumer(aiokafka_driver.Consumer):
@@ -71,9 +77,10 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.batches: asyncio.Queue[tuple[int, list[Any]]] = asyncio.Queue(QUEUED_BATCHES)
+        self.batches: asyncio.Queue[Fetched] = asyncio.Queue(QUEUED_BATCHES)
+        """(epoch, messages, Unix time the fetch returned), in fetch order."""
         self.epoch = 0
-        self._held: tuple[int, list[Any]] | None = None
+        self._held: Fetched | None = None
 
     def stop_flow(self) -> None:
         """Faust's, then drop every queued batch: its partitions may be revoked."""
@@ -88,7 +95,8 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         behind it while the total stays within `max_records`; with `wait` > 0, waits up to
         that many seconds for more while below `max_records`. Messages of one partition
         are in offset order, and batches in fetch order."""
-        batch = list(await self._pop(None))
+        first, fetched_at = await self._pop(None)
+        batch = list(first)
         epoch = self.epoch  # `_pop` returns only batches of the current epoch
         deadline = asyncio.get_running_loop().time() + wait
         while len(batch) < max_records:
@@ -96,15 +104,15 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
             if self.batches.empty() and self._held is None and remaining <= 0:
                 break
             try:
-                more = await self._pop(max(remaining, 0.0))
+                more, more_at = await self._pop(max(remaining, 0.0))
             except TimeoutError:
                 break
             if self.epoch != epoch or len(batch) + len(more) > max_records:
-                self._held = (self.epoch, more)  # the next call starts with it
+                self._held = (self.epoch, more, more_at)  # the next call starts with it
                 break
             batch.extend(more)
         self._mark_inbound(batch)
-        return Batch(batch, epoch)
+        return Batch(batch, epoch, fetched_at)
 
     def _mark_inbound(self, batch: list[Any]) -> None:
         """What a Stream records when it takes an event (`Monitor.on_stream_event_in`):
@@ -129,9 +137,9 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         for message in batch.messages:
             ack(message)
 
-    async def _pop(self, timeout: float | None) -> list[Any]:
-        """The next non-empty batch of the current epoch (the held one first); raises
-        TimeoutError after `timeout` seconds without one."""
+    async def _pop(self, timeout: float | None) -> tuple[list[Any], float]:
+        """The next non-empty batch of the current epoch (the held one first) and when it
+        was fetched; raises TimeoutError after `timeout` seconds without one."""
         while True:
             if self._held is not None:
                 item, self._held = self._held, None
@@ -141,9 +149,9 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
                 item = self.batches.get_nowait()
             else:
                 item = await asyncio.wait_for(self.batches.get(), timeout)
-            epoch, batch = item
+            epoch, batch, fetched_at = item
             if epoch == self.epoch and batch:
-                return batch
+                return batch, fetched_at
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """Faust's drain loop (faust.transport.consumer.Consumer._drain_messages), with
@@ -160,6 +168,7 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
                 if self.should_stop:
                     continue
                 fetched = [item async for item in self.getmany(timeout=1.0)]
+                fetched_at = time.time()
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -182,7 +191,7 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
                 for tp, first, last in gaps:
                     await self._add_gap(tp, first, last)
                 if batch:
-                    await self._put(epoch, batch)
+                    await self._put((epoch, batch, fetched_at))
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
@@ -214,13 +223,13 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
             self.batches.get_nowait()
         await self.perform_seek()
 
-    async def _put(self, epoch: int, batch: list[Any]) -> None:
+    async def _put(self, item: Fetched) -> None:
         """Queue the batch, waiting while the queue is full; abandoned if the flow stops
         meanwhile (a rebalance), as Faust abandons a blocked delivery."""
         if not self.batches.full():
-            self.batches.put_nowait((epoch, batch))
+            self.batches.put_nowait(item)
             return
-        await self.wait_first(self.batches.put((epoch, batch)), self.suspend_flow.wait())
+        await self.wait_first(self.batches.put(item), self.suspend_flow.wait())
         # A put that won the race against stop_flow carries the old epoch: `_take` and
         # `next_batch` skip it.
 

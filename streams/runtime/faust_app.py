@@ -230,10 +230,17 @@ async def send_all(
     producer: Any, topic: str, records: Iterable[tuple[bytes | None, bytes]]
 ) -> None:
     """Produce (key, value) pairs through a Faust app's producer (`app.producer`) and
-    wait once for all deliveries; raises if any failed. Each `send` only appends to
-    aiokafka's batch and returns the delivery future."""
-    futures = [await producer.send(topic, key, value, None, None, None) for key, value in records]
-    await asyncio.gather(*futures)
+    wait once for all deliveries; raises if any failed."""
+    await asyncio.gather(*await issue_all(producer, topic, records))
+
+
+async def issue_all(
+    producer: Any, topic: str, records: Iterable[tuple[bytes | None, bytes]]
+) -> list[Awaitable[Any]]:
+    """Append (key, value) pairs, in order, to a Faust app's producer (`app.producer`)
+    and return their delivery futures without waiting for them. Each `send` only appends
+    to aiokafka's batch (it waits only while the producer's buffer is full)."""
+    return [await producer.send(topic, key, value, None, None, None) for key, value in records]
 
 
 __all__ = [
@@ -242,6 +249,7 @@ __all__ = [
     "broker_urls",
     "create_app",
     "fast_app_settings",
+    "issue_all",
     "run_worker",
     "send_all",
 ]

@@ -40,6 +40,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4"
 carries (the body is ASCII)."""
 
 DELAY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+STAGE_BUCKETS: Final = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+BATCH_STAGES: Final = ("queued", "load", "evaluate", "save", "deliver")
+"""A batch's path through the worker, in order (`streams_batch_stage_seconds`)."""
 LAG_REFRESH: Final = 5.0
 """Seconds a consumer-lag reading is reused: scrapes closer together do not ask Kafka."""
 
@@ -220,6 +223,23 @@ class WorkerMetrics:
             DELAY_BUCKETS,
         )
         self.registry.register(self.delay)
+        self.fetch_delay = BulkHistogram(
+            "streams_fetch_delay_seconds",
+            "Per activity: time from its record's timestamp (its append to the activities "
+            "topic) to the return of the worker's fetch that holds it.",
+            STAGE_BUCKETS,
+        )
+        self.registry.register(self.fetch_delay)
+        self.stage_seconds = Histogram(
+            "streams_batch_stage_seconds",
+            "Per batch, time spent in each stage, in order: queued (from its fetch's return "
+            "to the agent), load (states read from Redis), evaluate (decode and the engine), "
+            "save (states written to Redis), deliver (events and dead letters produced and "
+            "acknowledged by the broker).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
         self.rules_info = Gauge(
             "streams_rules_info",
             "The rules in force (value 1).",
@@ -291,6 +311,23 @@ class ApiMetrics:
         )
         self.in_flight = Gauge(
             "streams_api_requests_in_flight", "Calls being answered.", registry=self.registry
+        )
+        self.fetch_delay = BulkHistogram(
+            "streams_fetch_delay_seconds",
+            "Per activity: time from its record's timestamp (its append to the activities "
+            "topic) to the return of the worker's fetch that holds it.",
+            STAGE_BUCKETS,
+        )
+        self.registry.register(self.fetch_delay)
+        self.stage_seconds = Histogram(
+            "streams_batch_stage_seconds",
+            "Per batch, time spent in each stage, in order: queued (from its fetch's return "
+            "to the agent), load (states read from Redis), evaluate (decode and the engine), "
+            "save (states written to Redis), deliver (events and dead letters produced and "
+            "acknowledged by the broker).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
         )
         self.rules_info = Gauge(
             "streams_rules_info",

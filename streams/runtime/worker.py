@@ -4,20 +4,32 @@ Records arrive in batches beneath Faust's per-event Stream (streams/runtime/batc
 each fetch of Faust's consumer, as Faust `Message`s, which Faust never acks by itself;
 Faust keeps group membership, commits, rebalance callbacks and the lifecycle). Per batch,
 in this order:
-1. evaluate: decode, load the batch's leads from Redis in one round trip, run the engine,
-   save them in one round trip (compare-and-set per lead; a conflict, meaning another
-   writer touched a lead, evaluates the whole batch again from a fresh load);
-2. produce the membership events (keyed by lead id) and the dead letters, and wait until
-   the broker acknowledged every one of them;
-3. only then ack the batch's records (`BatchDrainConsumer.ack_batch`), whose offsets Faust
-   commits on its next commit; a batch handed out before a rebalance is not acked (Faust
-   re-reads its records from the committed offsets, and the replay is a no-op).
-A crash anywhere before 3 redelivers the batch: each activity is found in its lead's
-`seen` at the same position, changes nothing, and its events are produced again with the
-same `eventId`s (at-least-once, idempotent). No activity is lost: nothing is acked before
-its effects are stored and its events delivered. An error the batch cannot get past
-makes the worker exit at once with status 1 (`crash_now`), rather than stall or stop
-gracefully, so that a supervisor restarts it and the batch is redelivered.
+1. evaluate: decode, load the batch's leads (cached ones from memory, the others from
+   Redis in one round trip), run the engine, save them in one round trip (compare-and-set
+   per lead; a conflict, meaning another writer touched a lead, evaluates the whole batch
+   again from a fresh load);
+2. once every earlier batch is delivered and acked, produce the membership events (keyed
+   by lead id) and the dead letters, and wait until the broker acknowledged every one of
+   them; with `delivery_overlap` (the default) the agent evaluates the next batch (1)
+   meanwhile (streams/runtime/in_flight.py), so sends stay in batch order and a batch's
+   events are never delivered after an earlier batch's delivery failed;
+3. only then ack the batch's records (`BatchDrainConsumer.ack_batch`), in batch order,
+   whose offsets Faust commits on its next commit; a batch handed out before a rebalance
+   is not acked (Faust re-reads its records from the committed offsets, and the replay is
+   a no-op).
+A crash anywhere before 3 redelivers the batch (and any later one, evaluated or not):
+each activity is found in its lead's `seen` at the same position, changes nothing, and
+its events are produced again with the same `eventId`s (at-least-once, idempotent). No
+activity is lost: nothing is acked before its effects are stored and its events
+delivered. An error the batch cannot get past, or a failed delivery, makes the worker
+exit at once with status 1 (`crash_now`), rather than stall or stop gracefully, so that a
+supervisor restarts it and the batch is redelivered.
+
+The lead states the worker saved stay cached (`STREAMS_STATE_CACHE_LEADS`) and are used
+without asking Redis while it owns their partitions; the cache is emptied when its
+partitions are revoked (Faust's `app.on_partitions_revoked` signal, sent by its rebalance
+callback after the flow stopped: checked by tests/unit/test_faust_internals.py), and a
+stale entry (a zombie's) fails the save's compare-and-set.
 """
 
 from __future__ import annotations
@@ -27,7 +39,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Collection, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -39,15 +52,17 @@ from aiokafka.errors import KafkaTimeoutError
 from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
+from streams.engine.leadstate import LeadState
 from streams.pipeline import BatchResult, Processor, Record
-from streams.runtime.batch_drain import batch_consumer, subscribe
-from streams.runtime.faust_app import create_app, send_all, service_options
+from streams.runtime.batch_drain import Batch, batch_consumer, subscribe
+from streams.runtime.faust_app import create_app, issue_all, send_all, service_options
 from streams.runtime.hot_reload import (
     ReloadMetrics,
     RulesReloader,
     SwitchLog,
     switch_between_batches,
 )
+from streams.runtime.in_flight import InFlight
 from streams.runtime.metrics import CONTENT_TYPE, ConsumerLag, WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.state.redis_client import redis_client
@@ -57,10 +72,56 @@ log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES: Final = 5
 
+Delivery = Coroutine[Any, Any, None]
+"""What waits for a batch's sends to be acknowledged (`BatchHandler.dispatch`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """A batch evaluated (its states saved), its events not yet sent."""
+
+    messages: Sequence[Any]
+    records: list[Record]
+    result: BatchResult
+    started: float
+    """`time.perf_counter()` when its evaluation began."""
+
+    def originals(self) -> dict[tuple[int, int], tuple[bytes | None, Record]]:
+        """(partition, offset) -> (the record's key, the record), for its dead letters."""
+        return {
+            (r.partition, r.offset): (m.key, r)
+            for r, m in zip(self.records, self.messages, strict=True)
+        }
+
+
+class TimedStore:
+    """The worker's `RedisStore`, with the time its `load` and `save` calls took since
+    the handler last reset them (`streams_batch_stage_seconds`)."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.load_seconds = 0.0
+        self.save_seconds = 0.0
+
+    async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
+        started = time.perf_counter()
+        try:
+            return await self.store.load(lead_ids)
+        finally:
+            self.load_seconds += time.perf_counter() - started
+
+    async def save(self, states: Mapping[int, LeadState]) -> None:
+        started = time.perf_counter()
+        try:
+            await self.store.save(states)
+        finally:
+            self.save_seconds += time.perf_counter() - started
+
 
 class BatchHandler:
-    """Steps 1-2 of the module docstring for one batch; kept apart from Faust's types so
-    that what it does in which order reads in one place."""
+    """Steps 1-2 of the module docstring for one batch (`evaluate_batch`, `issue`, then
+    the returned delivery); kept apart from Faust's types so that what it does in which
+    order reads in one place."""
 
     def __init__(
         self,
@@ -89,43 +150,76 @@ class BatchHandler:
                 )
         raise RuntimeError(f"state conflicts persisted over {CONFLICT_RETRIES} attempts")
 
-    async def handle(self, messages: Sequence[Any]) -> None:
-        """Steps 1-2 for a batch of Faust `Message`s (`BatchDrainConsumer.next_batch`);
-        the agent acks them (step 3) once this returns."""
+    async def evaluate_batch(self, messages: Sequence[Any], fetched_at: float = 0.0) -> Evaluated:
+        """Step 1 for a batch of Faust `Message`s (`BatchDrainConsumer.next_batch`, fetched
+        at Unix time `fetched_at`), timing each stage."""
         started = time.perf_counter()
+        stages = self.metrics.stage_seconds
+        if fetched_at:
+            stages.labels("queued").observe(max(0.0, time.time() - fetched_at))
+            self.metrics.fetch_delay.observe_many(
+                max(0.0, fetched_at - m.timestamp) for m in messages if m.timestamp
+            )
         records = [Record(m.value, m.topic, m.partition, m.offset) for m in messages]
+        store = self.processor.store
+        timed = store if isinstance(store, TimedStore) else None
+        if timed is not None:
+            timed.load_seconds = timed.save_seconds = 0.0
         result = await self.evaluate(records)
+        if timed is not None:
+            load, save = timed.load_seconds, timed.save_seconds
+            stages.labels("load").observe(load)
+            stages.labels("save").observe(save)
+            spent = time.perf_counter() - started
+            stages.labels("evaluate").observe(max(0.0, spent - load - save))
+        return Evaluated(messages, records, result, started)
+
+    async def issue(self, batch: Evaluated) -> Delivery:
+        """The sends of step 2: append every membership event and dead letter of an
+        evaluated batch, in order, to the producer. Returns the rest of step 2, which waits
+        for the broker's acknowledgements; the batch is acked (step 3) once that returns."""
+        issued = time.perf_counter()
+        result = batch.result
         producer = self.app.producer
-        await send_all(
+        events = await issue_all(
             producer,
             self.settings.topic_memberships,
             [(str(event["leadId"]).encode(), orjson.dumps(event)) for event in result.events],
         )
+        letters: list[Awaitable[Any]] = []
         if result.dead_letters:
-            originals = {
-                (r.partition, r.offset): (m.key, r) for r, m in zip(records, messages, strict=True)
-            }
-            await self.send_dead_letters(result.dead_letters, originals)
-        self.metrics.record_batch(result, [m.timestamp for m in messages], started)
+            letters = await self.issue_dead_letters(result.dead_letters, batch.originals())
+        return self.confirm(batch, events, letters, issued)
 
-    async def send_dead_letters(
+    async def confirm(
+        self,
+        batch: Evaluated,
+        events: list[Awaitable[Any]],
+        letters: list[Awaitable[Any]],
+        issued: float,
+    ) -> None:
+        """The rest of step 2: wait until the broker acknowledged every event and dead
+        letter of the batch (raises if one failed)."""
+        await asyncio.gather(*events)
+        if letters:
+            await self.confirm_dead_letters(batch.result.dead_letters, letters, batch.originals())
+        self.metrics.stage_seconds.labels("deliver").observe(time.perf_counter() - issued)
+        self.metrics.record_batch(
+            batch.result, [m.timestamp for m in batch.messages], batch.started
+        )
+
+    async def issue_dead_letters(
         self,
         letters: Sequence[dict[str, Any]],
         originals: dict[tuple[int, int], tuple[bytes | None, Record]],
-    ) -> None:
-        """Produce the dead letters, keyed as their records were, and wait for them. A
-        letter the producer or the broker refuses, and refuses again when sent alone
-        (`_send_alone`: too large for the topic's max.message.bytes or the producer's
-        request size, or any other error that is not a transient one, `_transient`) is
-        replaced by `minimal_dead_letter`, unkeyed (the
-        key may be what is too large), which names the record's position and why: a
-        poison record never stops the partitions. A transient error (the broker is away)
-        fails the batch as before, to be redelivered; so does a minimal letter that fails
-        too, which means the broker itself is failing."""
+    ) -> list[Awaitable[Any]]:
+        """Append the dead letters, keyed as their records were, in order (as `issue_all`
+        does; each send only appends); a letter refused before sending (e.g. larger than
+        allowed) gets a delivery that raises its error."""
         producer = self.app.producer
         topic = self.settings.topic_dlq
-        deliveries: list[Any] = []
-        for letter in letters:  # in order, as `send_all` does; each send only appends
+        deliveries: list[Awaitable[Any]] = []
+        for letter in letters:
             key = originals[(letter["partition"], letter["offset"])][0]
             try:
                 deliveries.append(
@@ -133,6 +227,24 @@ class BatchHandler:
                 )
             except Exception as exc:  # refused before sending: e.g. larger than allowed
                 deliveries.append(_failed(exc))
+        return deliveries
+
+    async def confirm_dead_letters(
+        self,
+        letters: Sequence[dict[str, Any]],
+        deliveries: list[Awaitable[Any]],
+        originals: dict[tuple[int, int], tuple[bytes | None, Record]],
+    ) -> None:
+        """Wait for the dead letters. A letter the producer or the broker refuses, and
+        refuses again when sent alone (`_send_alone`: too large for the topic's
+        max.message.bytes or the producer's request size, or any other error that is not
+        a transient one, `_transient`) is replaced by `minimal_dead_letter`, unkeyed (the
+        key may be what is too large), which names the record's position and why: a
+        poison record never stops the partitions. A transient error (the broker is away)
+        fails the batch as before, to be redelivered; so does a minimal letter that fails
+        too, which means the broker itself is failing."""
+        producer = self.app.producer
+        topic = self.settings.topic_dlq
         outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
         fallbacks: list[tuple[bytes | None, bytes]] = []
         for letter, outcome in zip(letters, outcomes, strict=True):
@@ -199,6 +311,19 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
+def delivery_failed(exc: BaseException, batch: Batch) -> NoReturn:
+    """A batch's events or dead letters were not delivered: nothing from it on may be
+    acked, so exit at once (`crash_now`); it and every later batch are redelivered."""
+    log.error(
+        "delivery of a batch of %d records failed (%s: %s); exiting (it will be redelivered)",
+        len(batch.messages),
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
+    crash_now()
+
+
 def crash_now() -> NoReturn:
     """Exit at once, with status 1, like a kill -9: no graceful stop and so no offset
     commit. With the per-event Stream (`noack_take`), a graceful stop handed acking back to
@@ -223,6 +348,9 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         batch_drain=True,
         topic_partitions=settings.partitions,
         broker_max_poll_records=max(settings.batch_size, 500),
+        # A batch's sends are all appended before the producer's sender runs, so they go
+        # out together without lingering; a linger would only delay each batch's events.
+        producer_linger_ms=0,
         **service_options(settings.web_host, settings.web_port, settings.session_timeout),
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
@@ -246,10 +374,14 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             wait_replicas=settings.redis_wait_replicas,
             on_quarantine=lambda *_: metrics.quarantined.inc(),
             cache_leads=settings.state_cache_leads,
+            # Trusted while this worker owns the partitions: emptied on revocation
+            # (`forget_cached_states`); a stale one fails the save's compare-and-set.
+            check_cached=False,
         )
-        processor = Processor(plan, store, settings.dedup_horizon_us, settings.limits)
+        processor = Processor(plan, TimedStore(store), settings.dedup_horizon_us, settings.limits)
         handler = BatchHandler(app, settings, processor, metrics)
         switches = SwitchLog(store.client, settings.app_id)
+        revoked_from.append(store)
         status["ready"] = True
         log.info(
             "evaluating %s with rules %s (%d campaigns)",
@@ -259,18 +391,37 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         )
         subscribe(stream)
         consumer = batch_consumer(app)
-        while True:
-            batch = await consumer.next_batch(settings.batch_size, settings.batch_wait)
-            try:
-                await switch_between_batches(handler, reloader, switches, batch.messages)
-                await handler.handle(batch.messages)
-                consumer.ack_batch(batch)
-            except Exception:
-                log.exception(
-                    "batch of %d records failed; exiting (it will be redelivered)",
-                    len(batch.messages),
-                )
-                crash_now()
+        in_flight: InFlight[Batch] = InFlight(consumer.ack_batch, delivery_failed)
+        try:
+            while True:
+                batch = await consumer.next_batch(settings.batch_size, settings.batch_wait)
+                try:
+                    if not settings.delivery_overlap:
+                        await in_flight.settled()
+                    await switch_between_batches(handler, reloader, switches, batch.messages)
+                    evaluated = await handler.evaluate_batch(batch.messages, batch.fetched_at)
+                    # Sends in batch order, each batch's once the earlier ones are
+                    # delivered (streams/runtime/in_flight.py).
+                    await in_flight.settled()
+                    in_flight.push(batch, await handler.issue(evaluated))
+                except Exception:
+                    log.exception(
+                        "batch of %d records failed; exiting (it will be redelivered)",
+                        len(batch.messages),
+                    )
+                    crash_now()
+        finally:
+            await in_flight.close()
+
+    revoked_from: list[RedisStore] = []
+
+    @app.on_partitions_revoked.connect
+    async def forget_cached_states(sender: Any, /, *revoked: Any, **_: Any) -> None:
+        # Eager rebalancing revokes every partition; the leads of those this worker gets
+        # back may be saved by another worker meanwhile (the generation check would catch
+        # that), and those it does not get back would only take memory.
+        for store in revoked_from:
+            store.forget_cached()
 
     if settings.rules_reload_interval > 0:
 

@@ -29,6 +29,12 @@ A batch costs two round trips, whatever its number of leads:
    that lives from `load` to the `save` of the same batch: the `Store` protocol stays as
    it is. A cached state is taken out of the cache by `load` and put back by a
    successful `save`, so a batch that fails leaves nothing half-applied in the cache.
+   With `check_cached=False` (the worker) a cached lead costs nothing at all: the cache
+   is trusted while the worker owns the lead's partition, and emptied when its partitions
+   are revoked (`forget_cached`); a lead that someone else saved meanwhile (a zombie that
+   has not noticed the revocation yet) fails the save's compare-and-set, which raises
+   `StateConflict` and leaves it out of the cache, so the batch, evaluated again, reads
+   it in full. A batch of cached leads then costs one round trip, the save.
 2. `save`: one non-transactional pipeline of `EVALSHA save_leads.lua`, one per lead, each
    a compare-and-set: it writes only if the lead's generation is still the one loaded (for
    a lead that was not loaded through this store: only if the key does not exist). It
@@ -138,6 +144,7 @@ class RedisStore:
         wait_timeout_ms: int = 5000,
         on_quarantine: OnQuarantine | None = None,
         cache_leads: int = 0,
+        check_cached: bool = True,
     ) -> None:
         if not app_id or "{" in app_id or "}" in app_id:
             raise ValueError(f"app id {app_id!r} must be non-empty, without '{{' or '}}'")
@@ -156,6 +163,8 @@ class RedisStore:
         self._quarantine = client.register_script(QUARANTINE_LUA)
         self.on_quarantine = on_quarantine
         self.cache_leads = cache_leads
+        self.check_cached = check_cached
+        """False: a cached lead is used without asking Redis (module doc, 1.)."""
         self._loaded: dict[int, tuple[int, Stored | None]] = {}
         """Lead id -> (generation loaded, 0: not found; what is stored), from `load` until
         `save`."""
@@ -166,6 +175,15 @@ class RedisStore:
 
     def key(self, lead_id: int) -> bytes:
         return b"%s{%d}" % (self._prefix, lead_id)
+
+    def forget_cached(self) -> int:
+        """Drop every cached state (the worker calls it when its partitions are revoked:
+        their leads may be saved by another worker from now on); returns how many. Leads
+        checked out by a batch in progress are not in the cache: a successful save of
+        theirs caches them again, which the generation check on load keeps safe."""
+        dropped = len(self._cache)
+        self._cache.clear()
+        return dropped
 
     def quarantine_key(self, lead_id: int, unix_ms: int) -> bytes:
         return b"%s:quarantine:{%d}:%d" % (self.app_id.encode(), lead_id, unix_ms)
@@ -182,12 +200,20 @@ class RedisStore:
         cache = self._cache
         warm = [lead_id for lead_id in ids if lead_id in cache]
         cold = [lead_id for lead_id in ids if lead_id not in cache]
+        out: dict[int, LeadState] = {}
+        if not self.check_cached:  # trusted: a stale one fails the save's compare-and-set
+            for lead_id in warm:
+                generation, stored, state = cache.pop(lead_id)  # checked out until saved
+                out[lead_id] = state
+                self._loaded[lead_id] = (generation, stored)
+            warm = []
+            if not cold:
+                return out
         async with self.client.pipeline(transaction=False) as pipe:
             for lead_id in warm:
                 pipe.hget(self.key(lead_id), b"ver")
             self._queue_full_reads(pipe, cold)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
-        out: dict[int, LeadState] = {}
         stale: list[int] = []
         for lead_id, reply in zip(warm, replies, strict=False):
             generation, stored, state = cache.pop(lead_id)  # checked out until saved

@@ -71,17 +71,26 @@ class MemoryHarness:
 
 
 class RedisHarness:
-    def __init__(self, url: str, cluster: bool = False, cache_leads: int = 0) -> None:
+    def __init__(
+        self, url: str, cluster: bool = False, cache_leads: int = 0, check_cached: bool = True
+    ) -> None:
         self.url = url
         self.cluster = cluster
         self.app_id = fresh_app_id()
         self.clients: list[StateClient] = []
         self.cache_leads = cache_leads
+        self.check_cached = check_cached
 
     async def open(self) -> RedisStore:
         client = redis_client(self.url, cluster=self.cluster)
         self.clients.append(client)
-        return RedisStore(client, self.app_id, TTL_MS, cache_leads=self.cache_leads)
+        return RedisStore(
+            client,
+            self.app_id,
+            TTL_MS,
+            cache_leads=self.cache_leads,
+            check_cached=self.check_cached,
+        )
 
     async def aclose(self) -> None:
         for client in self.clients:
@@ -89,7 +98,8 @@ class RedisHarness:
 
 
 @pytest.fixture(
-    scope="module", params=["memory", "memory-copies", "redis", "redis-cached", "redis-cluster"]
+    scope="module",
+    params=["memory", "memory-copies", "redis", "redis-cached", "redis-trusted", "redis-cluster"],
 )
 def make_harness(request: pytest.FixtureRequest) -> Callable[[], Harness]:
     """Module-scoped so that hypothesis may call it once per example. `redis-cluster`:
@@ -102,6 +112,8 @@ def make_harness(request: pytest.FixtureRequest) -> Callable[[], Harness]:
         seed: str = request.getfixturevalue("redis_cluster").url
         return lambda: RedisHarness(seed, cluster=True)
     url: str = request.getfixturevalue("redis_url")
+    if request.param == "redis-trusted":  # the worker's: cached leads used without a read
+        return lambda: RedisHarness(url, cache_leads=100, check_cached=False)
     return lambda: RedisHarness(url, cache_leads=100 if request.param == "redis-cached" else 0)
 
 
@@ -781,6 +793,63 @@ def test_a_cached_lead_is_read_again_only_if_someone_else_saved_it(
             mine[2].fields["by"] = "A"
             await a.save(mine)  # the generation read in full is the one compared
             assert (await b.load([2]))[2].fields["by"] == "A"
+        finally:
+            await client.aclose()
+
+    try:
+        run(main())
+    finally:
+        admin.close()
+
+
+def test_a_trusted_cache_costs_no_read_and_a_stale_lead_fails_the_save_then_is_read_again(
+    redis_server: RedisServer,
+) -> None:
+    """The worker's store (`check_cached=False`): a cached lead is loaded without any
+    Redis command. If another store saved it meanwhile (a zombie's view), the save's
+    compare-and-set refuses it, leaves the other's state untouched and drops the lead from
+    the cache, so the batch evaluated again reads it in full; the rest of the batch is
+    stored and stays cached. `forget_cached` (partitions revoked) empties the cache."""
+    admin = redis.Redis.from_url(redis_server.url)
+    app_id = fresh_app_id()
+
+    async def main() -> None:
+        client = redis_client(redis_server.url)
+        try:
+            a = RedisStore(client, app_id, TTL_MS, cache_leads=10, check_cached=False)
+            states = await a.load([1, 2])
+            states[1], states[2] = sample_state(1), sample_state(2)
+            await a.save(states)
+            before = _commandstats(admin)
+            again = await a.load([1, 2])
+            assert again[2] is states[2], "the cached state itself"
+            assert _delta(before, _commandstats(admin)) == {}, "no read at all"
+
+            b = RedisStore(client, app_id, TTL_MS)
+            theirs = await b.load([2])
+            theirs[2].fields["by"] = "B"
+            await b.save(theirs)
+
+            again[1].fields["by"] = "A"
+            again[2].fields["by"] = "A"
+            with pytest.raises(StateConflict) as conflict:
+                await a.save(again)
+            assert conflict.value.lead_ids == (2,)
+            assert (await b.load([2]))[2].fields["by"] == "B", "the other's state untouched"
+
+            before = _commandstats(admin)
+            retried = await a.load([1, 2])
+            assert retried[2].fields["by"] == "B", "read in full again"
+            assert retried[1].fields["by"] == "A", "lead 1 was stored and cached"
+            assert _delta(before, _commandstats(admin)) == {"hmget": 1, "lrange": 1}
+            retried[2].fields["by"] = "A"
+            await a.save(retried)
+            assert (await b.load([2]))[2].fields["by"] == "A"
+
+            assert a.forget_cached() == 2
+            before = _commandstats(admin)
+            assert (await a.load([1]))[1].fields["by"] == "A"
+            assert _delta(before, _commandstats(admin)) == {"hmget": 1, "lrange": 1}
         finally:
             await client.aclose()
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
 import redis.asyncio
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from streams.devstack.worker import WorkerProcess
 from streams.engine.leadstate import LeadState
 from streams.samples import sample_activities
 from streams.state.redis_store import RedisStore
 from tests.integration.streaming import (
+    PARTITIONS,
     TopicReader,
     backtest,
     isolated_settings,
@@ -114,6 +118,91 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_invents_nothing(
             state.max_ts,
         ), lead
         assert set(mine.seen) == set(state.seen), lead
+
+
+def topic_config(bootstrap: str, topic: str, configs: dict[str, str]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
+    finally:
+        admin.close()
+
+
+def positions(bootstrap: str, topic: str, count: int) -> dict[str, tuple[int, int]]:
+    """marketoGUID -> (partition, offset) of the first `count` records of `topic`."""
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    reader.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+    reader.seek_to_beginning()
+    out: dict[str, tuple[int, int]] = {}
+    deadline = time.monotonic() + 60
+    while len(out) < count and time.monotonic() < deadline:
+        for records in reader.poll(timeout_ms=500).values():
+            for r in records:
+                out.setdefault(orjson.loads(r.value)["marketoGUID"], (r.partition, r.offset))
+    reader.close()
+    return out
+
+
+def test_a_failed_delivery_while_the_next_batch_is_evaluated_commits_nothing_past_it(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """Mid-stream, the memberships topic starts refusing every write (max.message.bytes
+    below any event's size) while batches are evaluated ahead of their deliveries. The
+    worker exits on the first failed delivery; every committed offset lies below records
+    whose events are all delivered; once the topic accepts writes again, a new worker
+    emits exactly the backtest's events in each lead's order."""
+    lines = stream(8000, 200, seed=13)
+    expected = backtest(RULES, lines)
+    half = len(lines) // 2
+    settings = isolated_settings(kafka_bootstrap, redis_url, RULES)
+    settings["STREAMS_BATCH_SIZE"] = "100"
+    topic_in, topic_out = (
+        settings["STREAMS_TOPIC_ACTIVITIES"],
+        settings["STREAMS_TOPIC_MEMBERSHIPS"],
+    )
+    produce(kafka_bootstrap, topic_in, lines[:half], lead_key)
+    first_half = {e["eventId"] for e in backtest(RULES, lines[:half]).events}
+    memberships = TopicReader(kafka_bootstrap, topic_out)
+    first = WorkerProcess(settings, tmp_path / "worker-1.log").start()
+    try:
+        memberships.until(lambda v: {e["eventId"] for e in v} >= first_half, 180, first.alive)
+        topic_config(kafka_bootstrap, topic_out, {"max.message.bytes": "100"})
+        time.sleep(2)  # the worker commits the first half meanwhile (every second)
+        produce(kafka_bootstrap, topic_in, lines[half:], lead_key)
+        deadline = time.monotonic() + 120
+        while first.alive() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not first.alive(), "the worker went on without delivering"
+    finally:
+        first.kill()
+    where = positions(kafka_bootstrap, topic_in, len(lines))
+    assert "delivery of a batch of" in first.log_tail(200), first.log_tail()
+
+    group = KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap,
+        group_id=settings["STREAMS_APP_ID"],
+        enable_auto_commit=False,
+    )
+    committed = {p: group.committed(TopicPartition(topic_in, p)) or 0 for p in range(PARTITIONS)}
+    group.close()
+    assert sum(committed.values()) > 0, "some batches were delivered and committed"
+    memberships.until(lambda v: False, 3)  # whatever was delivered
+    delivered = {e["eventId"] for e in memberships.values}
+    below = [
+        e["eventId"]
+        for e in expected.events
+        if where[e["activityId"]][1] < committed.get(where[e["activityId"]][0], 0)
+    ]
+    assert below and set(below) <= delivered, "an offset was committed past an undelivered event"
+    assert len(delivered) < len(expected.ids)
+
+    topic_config(kafka_bootstrap, topic_out, {"max.message.bytes": "1048588"})
+    with WorkerProcess(settings, tmp_path / "worker-2.log") as second:
+        got = memberships.until(
+            lambda v: {e["eventId"] for e in v} >= expected.ids, 240, second.alive
+        )
+    assert {e["eventId"] for e in got} == expected.ids, second.log_tail()
+    assert per_lead(got) == per_lead(expected.events)
 
 
 @pytest.mark.parametrize("example", ["conference-follow-up", "mobile-purchases"])

@@ -240,10 +240,10 @@ def _batch_consumer() -> BatchDrainConsumer:
 def test_next_batch_joins_queued_fetches_up_to_the_limit_in_order() -> None:
     async def main() -> list[list[int]]:
         consumer = _batch_consumer()
-        consumer.batches.put_nowait((0, [1, 2]))
-        consumer.batches.put_nowait((0, [3, 4, 5]))
+        consumer.batches.put_nowait((0, [1, 2], 0.0))
+        consumer.batches.put_nowait((0, [3, 4, 5], 0.0))
         first = await consumer.next_batch(4)
-        consumer.batches.put_nowait((0, [6]))
+        consumer.batches.put_nowait((0, [6], 0.0))
         second = await consumer.next_batch(4)
         return [first.messages, second.messages]
 
@@ -253,11 +253,11 @@ def test_next_batch_joins_queued_fetches_up_to_the_limit_in_order() -> None:
 def test_next_batch_waits_for_more_only_when_told() -> None:
     async def main() -> tuple[list[int], list[int]]:
         consumer = _batch_consumer()
-        consumer.batches.put_nowait((0, [1]))
+        consumer.batches.put_nowait((0, [1], 0.0))
         at_once = (await consumer.next_batch(10)).messages
-        consumer.batches.put_nowait((0, [2]))
+        consumer.batches.put_nowait((0, [2], 0.0))
         loop = asyncio.get_running_loop()
-        loop.call_later(0.05, consumer.batches.put_nowait, (0, [3]))
+        loop.call_later(0.05, consumer.batches.put_nowait, (0, [3], 0.0))
         waited = (await consumer.next_batch(10, wait=2.0)).messages
         return at_once, waited
 
@@ -270,13 +270,13 @@ def test_stop_flow_drops_queued_and_late_batches_of_the_old_epoch() -> None:
 
     async def main() -> list[int]:
         consumer = _batch_consumer()
-        consumer.batches.put_nowait((0, [1, 2]))
-        consumer.batches.put_nowait((0, [3]))
+        consumer.batches.put_nowait((0, [1, 2], 0.0))
+        consumer.batches.put_nowait((0, [3], 0.0))
         consumer.stop_flow()
         assert consumer.flow_active is False and consumer.suspend_flow.is_set()
         assert consumer.batches.empty()
-        consumer.batches.put_nowait((0, [4]))  # a put that raced the revocation
-        consumer.batches.put_nowait((1, [5, 6]))
+        consumer.batches.put_nowait((0, [4], 0.0))  # a put that raced the revocation
+        consumer.batches.put_nowait((1, [5, 6], 0.0))
         batch = await consumer.next_batch(10)
         assert batch.epoch == 1
         return batch.messages
@@ -293,13 +293,57 @@ def test_a_batch_handed_out_before_a_rebalance_is_not_acked() -> None:
     async def main() -> None:
         consumer = _batch_consumer()
         consumer.ack = acked.append  # type: ignore[method-assign]
-        consumer.batches.put_nowait((0, [1, 2]))
+        consumer.batches.put_nowait((0, [1, 2], 0.0))
         current = await consumer.next_batch(10)
         consumer.ack_batch(current)
-        consumer.batches.put_nowait((0, [3, 4]))
+        consumer.batches.put_nowait((0, [3, 4], 0.0))
         overtaken = await consumer.next_batch(10)
         consumer.stop_flow()
         consumer.ack_batch(overtaken)
 
     asyncio.run(main())
     assert acked == [1, 2]
+
+
+def test_a_batch_carries_the_time_its_first_fetch_returned() -> None:
+    async def main() -> float:
+        consumer = _batch_consumer()
+        consumer.batches.put_nowait((0, [1], 5.0))
+        consumer.batches.put_nowait((0, [2], 6.0))
+        return (await consumer.next_batch(10)).fetched_at
+
+    assert asyncio.run(main()) == 5.0
+
+
+def test_faust_sends_the_revocation_signal_that_empties_the_worker_state_cache(
+    tmp_path: Path,
+) -> None:
+    """The worker connects `forget_cached_states` to `app.on_partitions_revoked`, which
+    Faust's rebalance callback sends (after stopping the flow and flushing the producer)
+    with the revoked partitions; a receiver gets the app as sender."""
+    source = inspect.getsource(faust.App._on_partitions_revoked)
+    assert "self.on_partitions_revoked.send)(revoked)" in source
+    assert source.index("consumer.stop_flow") < source.index("on_partitions_revoked.send")
+    app = create_app("t", "localhost:1", datadir=tmp_path, batch_drain=True)
+    got: list[tuple[Any, Any]] = []
+
+    @app.on_partitions_revoked.connect
+    async def receiver(sender: Any, /, *revoked: Any, **_: Any) -> None:
+        got.append((sender, revoked))
+
+    asyncio.run(app.on_partitions_revoked.send({"tp"}))
+    assert got == [(app, ({"tp"},))]
+
+
+def test_the_worker_connects_its_cache_eviction_to_the_revocation_signal(
+    tmp_path: Path,
+) -> None:
+    from streams.engine.compiler import load_plan
+    from streams.runtime.worker import build_app
+    from streams.settings import WorkerSettings
+
+    root = Path(__file__).resolve().parents[2]
+    settings = WorkerSettings(rules_dir=root / "rules", broker="localhost:1")
+    app = build_app(settings, load_plan(settings.rules_dir), tmp_path)
+    names = [getattr(r, "__name__", "") for r in app.on_partitions_revoked.iter_receivers(app)]
+    assert "forget_cached_states" in names
