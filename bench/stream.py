@@ -387,7 +387,7 @@ def main() -> int:
         default=[],
         metavar="STREAMS_X=VALUE",
         help="a worker setting for every worker of the run (repeatable), e.g. "
-        "STREAMS_BATCHES_IN_FLIGHT=1",
+        "STREAMS_DELIVERY_OVERLAP=false",
     )
     parser.add_argument(
         "--no-throughput",
