@@ -179,6 +179,18 @@ async def count_output(
     return c
 
 
+def variant_process(
+    variant: str, bootstrap: str, topic_in: str, topic_out: str, logdir: Path, extra: list[str]
+) -> ManagedProcess:
+    """One variant's worker (`passthrough.py worker <variant>`), not started yet, in a fresh
+    consumer group; its log in `logdir`."""
+    group = f"bench-{variant}-{uuid.uuid4().hex[:8]}"
+    argv = [sys.executable, str(Path(__file__).resolve()), "worker", variant]
+    argv += ["--bootstrap", bootstrap, "--group", group, "--in", topic_in, "--out", topic_out]
+    argv += ["--datadir", str(logdir / f"faust-{variant}"), *extra]
+    return ManagedProcess(f"worker-{variant}", argv, logdir / f"{variant}.log", cwd=logdir)
+
+
 def run_variant(
     variant: str,
     bootstrap: str,
@@ -189,11 +201,7 @@ def run_variant(
     logdir: Path,
     extra: list[str],
 ) -> Result:
-    group = f"bench-{variant}-{uuid.uuid4().hex[:8]}"
-    argv = [sys.executable, str(Path(__file__).resolve()), "worker", variant]
-    argv += ["--bootstrap", bootstrap, "--group", group, "--in", topic_in, "--out", topic_out]
-    argv += ["--datadir", str(logdir / f"faust-{variant}"), *extra]
-    worker = ManagedProcess(f"worker-{variant}", argv, logdir / f"{variant}.log", cwd=logdir)
+    worker = variant_process(variant, bootstrap, topic_in, topic_out, logdir, extra)
     spawned = time.monotonic()
     with worker:
         c = asyncio.run(count_output(bootstrap, topic_out, n, spawned + timeout, worker.alive))

@@ -16,7 +16,9 @@ per-lead state, pass-through variants) and the ratios.
    the sustained rate by default) for --seconds; for each membership event, the time from
    its activity's send to the event's arrival at a consumer: p50 and p99. The sender runs in
    a process of its own, the timing consumer in this one, on the same cores as the worker
-   and the broker.
+   and the broker. Then, in each phase, the same for the peers (`--latency-peers`: each
+   re-produces every activity, so every activity is timed) at the same offered rate, with
+   the same sender and timing consumer, and the worker's p50 and p99 ratios to theirs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -234,72 +237,110 @@ def latency(
     seconds: float,
     logs: Path,
     worker_env: dict[str, str],
+    contestant: str = "worker",
 ) -> Timed:
-    """A latency phase at `rate` activities/s for `seconds`."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    settings = fresh_settings(bootstrap, redis_url) | worker_env
-    topic_in, topic_out = (
-        settings["STREAMS_TOPIC_ACTIVITIES"],
-        settings["STREAMS_TOPIC_MEMBERSHIPS"],
-    )
+    """A latency phase at `rate` activities/s for `seconds`, of the worker or of a peer
+    (a `PEERS` name: it re-produces each activity, so every activity is timed)."""
+    if contestant == "worker":
+        settings = fresh_settings(bootstrap, redis_url) | worker_env
+        topic_in, topic_out = (
+            settings["STREAMS_TOPIC_ACTIVITIES"],
+            settings["STREAMS_TOPIC_MEMBERSHIPS"],
+        )
+        process: Any = WorkerProcess(settings, logs / "latency-worker.log")
+        identity = "activityId"
+    else:
+        topic_in = f"latency-{uuid.uuid4().hex[:8]}"
+        topic_out = f"{topic_in}.out"
+        create_topics(bootstrap, {topic_in: PARTITIONS, topic_out: PARTITIONS})
+        process = passthrough.variant_process(contestant, bootstrap, topic_in, topic_out, logs, [])
+        identity = "marketoGUID"
     log_append_time(bootstrap, [topic_in, topic_out])
     activities = list(sample_activities(int(rate * seconds), 2000, seed=5))
-    sent_at: dict[str, float] = {}
-    timed = Timed()
-    with WorkerProcess(settings, logs / "latency-worker.log") as worker:
-        worker.wait_ready(120)
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
-        consumer.assign(
-            [TopicPartition(t, p) for t in (topic_in, topic_out) for p in range(PARTITIONS)]
+    readings = []
+    with process:
+        if contestant == "worker":
+            process.wait_ready(120)
+            warmed = lambda: readings.append(worker_stages(process))  # noqa: E731
+        else:
+            warmed = lambda: None  # noqa: E731
+        timed = time_phase(
+            bootstrap, topic_in, topic_out, activities, rate, identity, process.alive, warmed
         )
-        consumer.seek_to_beginning()
-        # Warm-up: the worker's first group join happens before the clock starts.
-        warm = producer(bootstrap, 0)
-        probe = next(a for a in activities if a["activityTypeId"] == 12)
-        warm.send(topic_in, key=str(probe["leadId"]).encode(), value=orjson.dumps(probe))
-        warm.flush()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any(
-            tp.topic == topic_out for tp in consumer.poll(timeout_ms=200)
-        ):
-            pass
-        warmed = worker_stages(worker)
+        if readings:  # the warm-up's group join left out
+            timed.stages = stage_means(readings[0], worker_stages(process))
+    return timed
 
-        # The load generator runs in a process of its own (spawned: no inherited threads),
-        # so that its pacing does not share this process's interpreter with the timing
-        # consumer; time.time() is the same clock in both.
-        items = [
-            (a["marketoGUID"], str(a["leadId"]).encode(), orjson.dumps(a)) for a in activities[1:]
-        ]
-        receive, give = multiprocessing.get_context("spawn").Pipe(duplex=False)
-        sender = multiprocessing.get_context("spawn").Process(
-            target=send_paced,
-            args=(bootstrap, topic_in, items, rate, give),
-            daemon=True,
-        )
-        sender.start()
-        arrived: dict[str, tuple[float, float]] = {}
-        appended: dict[str, float] = {}
-        quiet_since = time.monotonic()
-        while not sent_at or time.monotonic() - quiet_since < 3:
-            if not sent_at and receive.poll():
-                sent_at.update(receive.recv())
-            for tp, records in consumer.poll(timeout_ms=100).items():
-                now = time.time()
-                quiet_since = time.monotonic()
-                for record in records:
-                    value = orjson.loads(record.value)
-                    if tp.topic == topic_in:
-                        appended[value["marketoGUID"]] = record.timestamp / 1000
-                    else:
-                        arrived.setdefault(value["activityId"], (record.timestamp / 1000, now))
-            if not sender.is_alive() and not sent_at and not receive.poll():
-                raise SystemExit(f"latency: the load generator exited ({sender.exitcode})")
-        sender.join(30)
-        consumer.close()
-        after = worker_stages(worker)
-    timed.stages = stage_means(warmed, after)  # the warm-up's group join left out
+
+def time_phase(
+    bootstrap: str,
+    topic_in: str,
+    topic_out: str,
+    activities: list[dict[str, Any]],
+    rate: float,
+    identity: str,
+    alive: Callable[[], bool],
+    warmed: Callable[[], None],
+) -> Timed:
+    """Warm up (the first activity, until its output arrives: the contestant's group join
+    happens before the clock starts), then send the rest at `rate` and time each output
+    record (matched to its activity by its `identity` field) from send to arrival here;
+    `warmed` is called once the warm-up's output arrived."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    timed = Timed()
+    sent_at: dict[str, float] = {}
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
+    consumer.assign(
+        [TopicPartition(t, p) for t in (topic_in, topic_out) for p in range(PARTITIONS)]
+    )
+    consumer.seek_to_beginning()
+    warm = producer(bootstrap, 0)
+    probe = next(a for a in activities if a["activityTypeId"] == 12)
+    warm.send(topic_in, key=str(probe["leadId"]).encode(), value=orjson.dumps(probe))
+    warm.flush()
+    warm.close()
+    deadline = time.monotonic() + 120
+    while not any(tp.topic == topic_out for tp in consumer.poll(timeout_ms=200)):
+        if time.monotonic() > deadline or not alive():
+            consumer.close()
+            raise SystemExit(f"latency: no output on {topic_out} after the warm-up record")
+    warmed()
+
+    # The load generator runs in a process of its own (spawned: no inherited threads),
+    # so that its pacing does not share this process's interpreter with the timing
+    # consumer; time.time() is the same clock in both.
+    items = [
+        (a["marketoGUID"], str(a["leadId"]).encode(), orjson.dumps(a))
+        for a in activities
+        if a is not probe
+    ]
+    receive, give = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    sender = multiprocessing.get_context("spawn").Process(
+        target=send_paced,
+        args=(bootstrap, topic_in, items, rate, give),
+        daemon=True,
+    )
+    sender.start()
+    arrived: dict[str, tuple[float, float]] = {}
+    appended: dict[str, float] = {}
+    quiet_since = time.monotonic()
+    while not sent_at or time.monotonic() - quiet_since < 3:
+        if not sent_at and receive.poll():
+            sent_at.update(receive.recv())
+        for tp, records in consumer.poll(timeout_ms=100).items():
+            now = time.time()
+            quiet_since = time.monotonic()
+            for record in records:
+                value = orjson.loads(record.value)
+                if tp.topic == topic_in:
+                    appended[value["marketoGUID"]] = record.timestamp / 1000
+                else:
+                    arrived.setdefault(value[identity], (record.timestamp / 1000, now))
+        if not sender.is_alive() and not sent_at and not receive.poll():
+            raise SystemExit(f"latency: the load generator exited ({sender.exitcode})")
+    sender.join(30)
+    consumer.close()
     for activity, (out_at, now) in arrived.items():
         if activity not in sent_at:
             continue
@@ -362,6 +403,45 @@ def measure_throughput(
     return rate
 
 
+def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
+    """Print one latency phase's figures; False if too few outputs were timed."""
+    if len(timed.latencies) < 20:
+        print(f"latency: {who}: only {len(timed.latencies)} outputs timed at {offered:,.0f}/s")
+        return False
+    label = "latency:" if who == "worker" else f"  {who}:"
+    print(
+        f"{label:<14}{percentiles(timed.latencies)}"
+        f" at {offered:>6,.0f} activities/s offered ({what}; "
+        f"{timed.sent:,} sent, {len(timed.latencies):,} outputs timed)",
+        flush=True,
+    )
+    print(
+        "  per activity: "
+        + "; ".join(
+            f"{name} {percentiles(values)}"
+            for name, values in timed.segments.items()
+            if len(values) >= 20
+        )
+        + "  (append: sent -> appended to the input topic; worker: -> its "
+        "output appended; read: -> read by the timing consumer)",
+        flush=True,
+    )
+    if timed.stages:
+        print(
+            "  worker means: "
+            + ", ".join(
+                f"{stage} {timed.stages[stage] * 1000:.1f} ms"
+                for stage in ("fetch", *STAGES)
+                if stage in timed.stages
+            )
+            + f", {timed.stages.get('records', 0):.0f} records per batch"
+            + "  (fetch per activity: appended -> its fetch returned; the rest per "
+            "batch)",
+            flush=True,
+        )
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -400,7 +480,18 @@ def main() -> int:
         default=["quix-state", "quix", "noack-take-fast", "raw"],
         help=f"contestants, in order (default quix-state,quix,noack-take-fast,raw): {list(PEERS)}",
     )
+    parser.add_argument(
+        "--latency-peers",
+        type=lambda t: [p for p in t.split(",") if p],
+        default=["raw", "quix-state"],
+        help="contestants timed after the worker in each latency phase, at the same offered "
+        f"rate with the same sender and timing consumer (default raw,quix-state; '' for "
+        f"none): {list(PEERS)}",
+    )
     args = parser.parse_args()
+    unknown = set(args.latency_peers) | set(args.peers) - set(PEERS)
+    if unknown - set(PEERS):
+        parser.error(f"unknown peers {sorted(unknown - set(PEERS))}; known: {list(PEERS)}")
     lines = [orjson.dumps(a) for a in sample_activities(args.records, args.leads, seed=3)]
     with contextlib.ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-stream-")))
@@ -419,38 +510,21 @@ def main() -> int:
         phases += [(r, "fixed") for r in args.latency_rates]
         for offered, what in phases:
             timed = latency(broker.bootstrap, redis_url, offered, args.seconds, logs, worker_env)
-            if len(timed.latencies) >= 20:
-                print(
-                    f"latency:      {percentiles(timed.latencies)}"
-                    f" at {offered:>6,.0f} activities/s offered ({what}; "
-                    f"{timed.sent:,} sent, {len(timed.latencies):,} memberships timed)",
-                    flush=True,
+            if not report_latency("worker", timed, offered, what):
+                continue
+            for peer in args.latency_peers:
+                peer_timed = latency(
+                    broker.bootstrap, redis_url, offered, args.seconds, logs, {}, peer
                 )
-                print(
-                    "  per activity: "
-                    + "; ".join(
-                        f"{name} {percentiles(values)}"
-                        for name, values in timed.segments.items()
-                        if len(values) >= 20
+                if report_latency(peer, peer_timed, offered, what):
+                    worker_cuts = statistics.quantiles(timed.latencies, n=100)
+                    peer_cuts = statistics.quantiles(peer_timed.latencies, n=100)
+                    print(
+                        f"  ratio:        worker / {peer:<12} p50 "
+                        f"{worker_cuts[49] / peer_cuts[49]:>5.2f}, p99 "
+                        f"{worker_cuts[98] / peer_cuts[98]:>5.2f}",
+                        flush=True,
                     )
-                    + "  (append: sent -> appended to the activities topic; worker: -> its "
-                    "membership appended; read: -> read by the timing consumer)",
-                    flush=True,
-                )
-                print(
-                    "  worker means: "
-                    + ", ".join(
-                        f"{stage} {timed.stages[stage] * 1000:.1f} ms"
-                        for stage in ("fetch", *STAGES)
-                        if stage in timed.stages
-                    )
-                    + f", {timed.stages.get('records', 0):.0f} records per batch"
-                    + "  (fetch per activity: appended -> its fetch returned; the rest per "
-                    "batch)",
-                    flush=True,
-                )
-            else:
-                print(f"latency: only {len(timed.latencies)} memberships timed at {offered:,.0f}/s")
     return 0
 
 
