@@ -489,9 +489,9 @@ def main() -> int:
         f"none): {list(PEERS)}",
     )
     args = parser.parse_args()
-    unknown = set(args.latency_peers) | set(args.peers) - set(PEERS)
-    if unknown - set(PEERS):
-        parser.error(f"unknown peers {sorted(unknown - set(PEERS))}; known: {list(PEERS)}")
+    unknown = (set(args.latency_peers) | set(args.peers)) - set(PEERS)
+    if unknown:
+        parser.error(f"unknown peers {sorted(unknown)}; known: {list(PEERS)}")
     lines = [orjson.dumps(a) for a in sample_activities(args.records, args.leads, seed=3)]
     with contextlib.ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-stream-")))
