@@ -37,6 +37,7 @@ import orjson
 from streams.engine.catalog import ActivityType, Catalog
 from streams.engine.datatypes import (
     INT64_MAX,
+    INT64_MIN,
     US_PER_DAY,
     CoercionError,
     DataType,
@@ -193,8 +194,8 @@ class Decoder:
         if type(raw) is bytes and len(raw) <= MAX_RECORD_BYTES:
             try:
                 record = self._typed.decode(raw)
-            except (msgspec.DecodeError, UnicodeDecodeError):
-                record = None
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                record = None  # RecursionError: msgspec nests on the interpreter's stack
             if record is not None:
                 try:
                     activity = self._fast(record, position, now_us)
@@ -229,6 +230,8 @@ class Decoder:
         if type_id in (CHANGE_DATA_VALUE, NEW_LEAD):
             fields_raw = record.fields
             if fields_raw is not None:
+                if not _flat_fields(fields_raw):
+                    return None
                 fields = _fields(fields_raw)
             elif type_id == CHANGE_DATA_VALUE:
                 return None
@@ -236,6 +239,8 @@ class Decoder:
         if now_us is not None and ts > now_us + self.future_horizon_us:
             return None
         primary = record.primaryAttributeValue
+        if not record.plain_primary and not _orjson_scalar(primary):
+            return None
         if primary is None or not record.plain_primary:
             primary = self._primary(activity_type, primary, fields)
         lead_id: int = record.leadId
@@ -429,6 +434,33 @@ class Decoder:
             if coerced is not None:
                 attributes[spec.api_name] = coerced
         return attributes
+
+
+_ORJSON_INTS: Final = range(INT64_MIN, 2**64)
+"""The integers orjson reads as integers; beyond them it reads a float (or refuses)."""
+
+
+def _orjson_scalar(value: Any) -> bool:
+    """Whether a value msgspec read as `Any` is what orjson reads from the same text: not a
+    list or object (whose depth and members msgspec checks differently) and no integer
+    orjson would read as a float."""
+    if type(value) is int:
+        return value in _ORJSON_INTS
+    return type(value) is not list and type(value) is not dict
+
+
+def _flat_fields(raw: Any) -> bool:
+    """Whether `fields` as msgspec read it (`Any`) is what orjson reads: a list of objects
+    whose members are all `_orjson_scalar` (anything else is the reference's to judge)."""
+    if type(raw) is not list:
+        return False
+    for entry in raw:
+        if type(entry) is not dict:
+            return False
+        for value in entry.values():
+            if not _orjson_scalar(value):
+                return False
+    return True
 
 
 def _content_hash(

@@ -10,10 +10,18 @@ refuse goes to the reference decoder, which names the problem. So a type here ma
 stricter than the rules (an empty identity, an attribute given by display name, a `null`
 value, an id written as text all take the reference path), never laxer.
 
-msgspec's JSON reader is at least as strict as orjson's on every input the reference
-tests hold it to (not UTF-8, lone surrogates, NaN, trailing bytes, numbers out of range);
-integers beyond 64 bits, which orjson reads as floats, are out of every integer's range
-here. tests/unit/test_decode_differential.py holds the two paths to one answer.
+msgspec's JSON reader is as strict as orjson's on what it reads into a value (not UTF-8,
+lone surrogates, NaN, trailing bytes), but not on what it skips: it passes over unknown
+members without checking their UTF-8 or whether their numbers overflow a double, which
+orjson refuses. So no member is skipped: the Structs forbid unknown members, and name the
+few a producer adds that the decoder ignores (`primaryAttributeValueId`; `name` beside an
+attribute's `apiName`) with types orjson agrees on; a record with any other member takes
+the reference path. Where a Struct reads `Any` (`fields`, a primary value that is not
+plain text), msgspec keeps an integer beyond 64 bits that orjson reads as a float (or
+refuses as infinite) and nests as deep as the interpreter's recursion limit, so the decoder
+gives up on such values itself (`streams.engine.activity`). The Structs are never laxer
+than the reference; tests/unit/test_decode_differential.py holds the two paths to one
+answer.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from streams.engine.catalog import ActivityType, AttributeSpec
 from streams.engine.datatypes import INT64_MAX, INT64_MIN, DataType, Value
 from streams.engine.standard_types import CHANGE_DATA_VALUE, MOBILE_APP_ACTION, NEW_LEAD
 
+_INT64: Final[Any] = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 _NATIVE_TEXT: Final = frozenset({DataType.STRING, DataType.TEXT, DataType.PHONE, DataType.LINK})
 """Text types whose JSON string is the value as it is (email is checked by `coerce`)."""
 
@@ -55,7 +64,7 @@ def _value_type(
         limit = limits.max_chars(data_type)
         return Annotated[str, msgspec.Meta(min_length=1, max_length=limit)], None
     if data_type is DataType.INTEGER:
-        return Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)], None
+        return _INT64, None
     if data_type in (DataType.FLOAT, DataType.CURRENCY):
         return float, None  # a JSON integer becomes a float, as `coerce` makes it
     if data_type is DataType.BOOLEAN:
@@ -67,8 +76,9 @@ def _attribute_struct(type_id: int, spec: AttributeSpec, limits: Limits) -> Any:
     value_type, convert = _value_type(spec, limits)
     return msgspec.defstruct(
         f"Attribute{type_id}_{spec.api_name}",
-        [("value", value_type)],
+        [("value", value_type), ("name", str | None, None)],
         tag_field="apiName",
+        forbid_unknown_fields=True,
         tag=spec.api_name,
         namespace={
             "api_name": spec.api_name,
@@ -94,7 +104,11 @@ def _record_struct(activity_type: ActivityType, limits: Limits) -> Any:
     if plain:
         limit = limits.max_chars(activity_type.primary.data_type)
         primary = Annotated[str, msgspec.Meta(min_length=1, max_length=limit)] | None
-    entries = [_attribute_struct(activity_type.id, s, limits) for s in activity_type.attributes]
+    entries = [
+        _attribute_struct(activity_type.id, spec, limits)
+        for spec in activity_type.attributes
+        if activity_type.by_key.get(spec.api_name) is spec
+    ]  # an apiName that is another attribute's display name means that one (`by_key`)
     entry: Any = Union[tuple(entries)] if entries else Any  # noqa: UP007
     attributes_limit = limits.attributes if entries else 0
     fields: list[Any] = [
@@ -104,6 +118,7 @@ def _record_struct(activity_type: ActivityType, limits: Limits) -> Any:
         ("id", identity, None),
         ("primaryAttributeValue", primary, None),
         ("attributes", Annotated[list[entry], msgspec.Meta(max_length=attributes_limit)], []),
+        ("primaryAttributeValueId", _INT64 | None, None),
     ]
     if activity_type.id in (CHANGE_DATA_VALUE, NEW_LEAD):
         fields.append(("fields", Any, None))
@@ -112,6 +127,7 @@ def _record_struct(activity_type: ActivityType, limits: Limits) -> Any:
         fields,
         tag_field="activityTypeId",
         tag=activity_type.id,
+        forbid_unknown_fields=True,
         namespace={"activity_type": activity_type, "plain_primary": plain},
     )
 
