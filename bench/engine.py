@@ -1,13 +1,18 @@
 """Backtest-engine throughput on a synthetic catalog: activities/s and peak memory.
 
     .venv/bin/python bench/engine.py [--activities 1000000] [--leads 50000] [--seed 7]
+    STREAMS_ENGINE=pure .venv/bin/python bench/engine.py   # the pure-Python reference
+
+It measures whichever engine `STREAMS_ENGINE` selects (the compiled build when it is there
+and fresh, see `streams.engine_select`) and prints which one on its first line.
 
 Generates 10 custom types, 50 campaigns (trigger constraints, history filters with windows
 and minTimes, field filters, all/any/expression logic, every qualification rule) and a
 stream over the leads, writes the rules to a temporary directory, then runs the same
 `Processor` the backtest uses, with in-memory state, over the encoded records: decoding,
 validation, deduplication, state updates and evaluation are all inside the measured time.
-The generation is not. Target (issue 2): 100,000 activities/s on one core.
+The generation is not. Target (issue 8): 100,000 activities/s on one core. It prints the
+memory per lead: the growth of the peak resident size over the input, per lead.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from streams import ENGINE  # noqa: E402
 from streams.engine.compiler import load_plan  # noqa: E402
 from streams.engine.datatypes import datetime_to_us  # noqa: E402
 from streams.engine.evaluator import Engine  # noqa: E402
@@ -165,6 +171,7 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the run")
     args = parser.parse_args()
+    print(ENGINE.describe(), file=sys.stderr)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         write_rules(Path(tmp), rng)
@@ -212,6 +219,7 @@ def main() -> None:
         events, rejected, duplicates = asyncio.run(run())
     seconds = time.process_time() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"engine           {'compiled' if ENGINE.compiled else 'pure Python'}")
     print(f"activities       {len(records):,}")
     print(f"memberships      {events:,}  (rejected {rejected}, duplicates {duplicates})")
     print(f"time             {seconds:.2f} s of CPU")
@@ -223,6 +231,14 @@ def main() -> None:
     print(
         f"peak memory      {peak_kib / 1024:,.0f} MiB "
         f"(state and engine: {(peak_kib - baseline_kib) / 1024:,.0f} MiB over the input)"
+    )
+    store = processor.store
+    assert isinstance(store, MemoryStore)
+    leads = len(store.leads)
+    print(
+        f"memory per lead  {(peak_kib - baseline_kib) / max(1, leads):,.1f} KiB "
+        f"(peak growth over the input / {leads:,} leads with state; "
+        f"{len(records) / max(1, leads):.0f} activities each on average)"
     )
 
 

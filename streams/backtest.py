@@ -1,5 +1,12 @@
 """The offline backtest: a file of activities through the same pipeline as the workers,
-with in-memory state, as if every line arrived in file order on one partition."""
+with in-memory state, as if every line arrived in file order on one partition.
+
+The state is the live objects of a `MemoryStore`. If the engine raises on a record, the
+pipeline cannot redo that batch from live states (`StatesNotIsolated`): the backtest then
+reads the file again from the start with a store that hands out copies, writing nothing
+for the batches it already wrote (the same input gives the same output up to there), so
+its output is the workers' whatever the engine does.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ import orjson
 from streams.engine.bounds import DEFAULT_LIMITS, Limits
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
-from streams.pipeline import Processor, Record
+from streams.pipeline import Processor, Record, StatesNotIsolated
 from streams.state.memory import MemoryStore
 from streams.text import counted
 
@@ -52,6 +59,16 @@ def read_records(stream: BinaryIO) -> Iterator[Record]:
             yield Record(value, FILE_TOPIC, 0, number)
 
 
+def _reader(stream: BinaryIO) -> Callable[[], Iterator[Record]]:
+    """`read_records` from the start of `stream`, each time it is called."""
+
+    def records() -> Iterator[Record]:
+        stream.seek(0)
+        return read_records(stream)
+
+    return records
+
+
 def _batches(
     records: Iterator[Record], size: int, cuts: Sequence[int] = ()
 ) -> Iterator[list[Record]]:
@@ -75,7 +92,7 @@ def _batches(
 
 async def _run(
     plan: Plan,
-    records: Iterator[Record],
+    open_records: Callable[[], Iterator[Record]],
     on_event: Callable[[dict[str, Any]], None],
     on_rejected: Callable[[dict[str, Any]], None],
     dedup_horizon_us: int,
@@ -84,32 +101,76 @@ async def _run(
     switches: Sequence[tuple[int, Plan]] = (),
     limits: Limits = DEFAULT_LIMITS,
 ) -> BacktestStats:
-    """`switches`: (offset, plan) in force from that offset on, as a worker's hot reload
-    recorded them for the partition."""
-    store = MemoryStore()
-    processor = Processor(plan, store, dedup_horizon_us, limits)
-    pending = sorted(switches, key=lambda s: s[0])
-    stats = BacktestStats()
-    started = time.perf_counter()
+    """`open_records` reads the records from the start (called again after an engine error:
+    module doc). `switches`: (offset, plan) in force from that offset on, as a worker's hot
+    reload recorded them for the partition."""
     now_us = datetime_to_us_now()
-    for batch in _batches(records, batch_size, [offset for offset, _ in pending]):
-        while pending and batch[0].offset >= pending[0][0]:
-            processor = Processor(pending.pop(0)[1], store, dedup_horizon_us, limits)
-        result = await processor.process(batch, now_us)
-        for event in result.events:
-            on_event(event)
-        for letter in result.dead_letters:
-            on_rejected(letter)
-        stats.lines += len(batch)
-        stats.accepted += result.accepted
-        stats.duplicates += result.duplicates
-        stats.rejected += len(result.dead_letters)
-        stats.events += len(result.events)
+    run = _Pass(plan, on_event, on_rejected, dedup_horizon_us, batch_size, progress, limits)
+    try:
+        return await run.through(open_records(), switches, now_us, MemoryStore(), 0)
+    except _Again as again:
+        written = again.written
+    # Out of the `except` block, so that the log of the engine's error has no context.
+    store = MemoryStore(copies=True)
+    return await run.through(open_records(), switches, now_us, store, written)
+
+
+class _Again(Exception):
+    def __init__(self, written: int) -> None:
+        self.written = written
+        """Batches whose events and dead letters were written."""
+
+
+@dataclass
+class _Pass:
+    plan: Plan
+    on_event: Callable[[dict[str, Any]], None]
+    on_rejected: Callable[[dict[str, Any]], None]
+    dedup_horizon_us: int
+    batch_size: int
+    progress: Callable[[BacktestStats], None] | None
+    limits: Limits
+
+    async def through(
+        self,
+        records: Iterator[Record],
+        switches: Sequence[tuple[int, Plan]],
+        now_us: int,
+        store: MemoryStore,
+        written: int,
+    ) -> BacktestStats:
+        """One pass over the records; the first `written` batches' output is not written
+        again. `_Again` when the pipeline cannot isolate an engine error with `store`."""
+        processor = Processor(self.plan, store, self.dedup_horizon_us, self.limits)
+        pending = sorted(switches, key=lambda s: s[0])
+        stats = BacktestStats()
+        started = time.perf_counter()
+        cuts = [offset for offset, _ in pending]
+        for number, batch in enumerate(_batches(records, self.batch_size, cuts)):
+            while pending and batch[0].offset >= pending[0][0]:
+                plan = pending.pop(0)[1]
+                processor = Processor(plan, store, self.dedup_horizon_us, self.limits)
+            try:
+                result = await processor.process(batch, now_us)
+            except StatesNotIsolated:
+                if store.copies:
+                    raise
+                raise _Again(number) from None
+            if number >= written:
+                for event in result.events:
+                    self.on_event(event)
+                for letter in result.dead_letters:
+                    self.on_rejected(letter)
+            stats.lines += len(batch)
+            stats.accepted += result.accepted
+            stats.duplicates += result.duplicates
+            stats.rejected += len(result.dead_letters)
+            stats.events += len(result.events)
+            stats.seconds = time.perf_counter() - started
+            if self.progress is not None:
+                self.progress(stats)
         stats.seconds = time.perf_counter() - started
-        if progress is not None:
-            progress(stats)
-    stats.seconds = time.perf_counter() - started
-    return stats
+        return stats
 
 
 def datetime_to_us_now() -> int:
@@ -141,7 +202,7 @@ def run_backtest(
         return asyncio.run(
             _run(
                 plan,
-                read_records(stream),
+                _reader(stream),
                 on_event,
                 on_rejected,
                 dedup_horizon_us,
@@ -163,7 +224,7 @@ def backtest_to_lists(
         stats = asyncio.run(
             _run(
                 plan,
-                read_records(stream),
+                _reader(stream),
                 events.append,
                 letters.append,
                 dedup_horizon_us,

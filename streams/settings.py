@@ -7,6 +7,7 @@ The README's settings table is checked against these classes by a test.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +88,13 @@ class EngineSettings(BaseSettings):
         le=131_072,
         description="Most bytes of a rejected record copied into its dead letter; a longer "
         "one is cut, with its length and sha256.",
+    )
+
+    engine: Literal["auto", "compiled", "pure"] = Field(
+        "auto",
+        description="Which engine runs: the mypyc-compiled build (scripts/build-engine) when "
+        "present and built from the current sources (auto), always (compiled: exit 2 "
+        "without it), or the pure-Python reference (pure). Read at process start only.",
     )
 
     _check_retention = field_validator("retention", "dedup_horizon", "future_horizon")(_duration)
@@ -257,6 +265,12 @@ class ApiSettings(KafkaSettings):
         gt=0,
         description="Seconds a connection may take to send a request's line and headers "
         "before it is closed (slow clients, slowloris).",
+    )
+    api_body_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a request's body may take to arrive after its headers; a later "
+        "one gets 408 and the connection is closed (slow uploads).",
     )
     api_max_body_bytes: int = Field(
         1_048_576, ge=1, description="Largest request body accepted; a larger one gets 413."

@@ -211,6 +211,7 @@ def create_app(
             settings.api_concurrent_calls,
         ),
         max_body=settings.api_max_body_bytes,
+        body_timeout=settings.api_body_timeout,
     )
     app.state.api_metrics = instrument_api(
         app

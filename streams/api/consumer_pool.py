@@ -6,11 +6,14 @@ that finds none creates one), so concurrent reads run in parallel and a consumer
 used by two threads at once. Consumers are assigned partitions directly: no consumer
 group, nothing committed. A consumer that failed (a Kafka error) is closed, not pooled
 again; a request's own error (`HistoryError`) leaves it healthy. A Kafka error while leased
-becomes `HistoryUnavailable` (608).
+becomes `HistoryUnavailable` (608), whose message (sent to the client) says only that Kafka
+did not answer: the broker's address and the client library's words go to the server's
+log, never to a caller.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +25,15 @@ from kafka.errors import KafkaError
 
 from streams.api.history_errors import HistoryError, HistoryUnavailable
 from streams.api.merge import Fetched
+
+log = logging.getLogger(__name__)
+UNAVAILABLE_MESSAGE = "Kafka did not answer; the request may be retried"
+
+
+def _unavailable(bootstrap: str | list[str], exc: KafkaError) -> HistoryUnavailable:
+    """The 608 for the caller; the detail for the operator's log."""
+    log.warning("activity read: Kafka at %s: %s: %s", bootstrap, type(exc).__name__, exc)
+    return HistoryUnavailable(UNAVAILABLE_MESSAGE)
 
 
 def _close(consumer: Any) -> None:
@@ -71,7 +83,7 @@ class ConsumerPool:
         try:
             return KafkaConsumer(**config)
         except KafkaError as exc:
-            raise HistoryUnavailable(f"Kafka at {self.bootstrap} did not answer: {exc}") from exc
+            raise _unavailable(self.bootstrap, exc) from exc
 
     @contextmanager
     def lease(self) -> Iterator[Any]:
@@ -89,7 +101,7 @@ class ConsumerPool:
             healthy = True  # the request's fault, not the consumer's
             raise
         except KafkaError as exc:
-            raise HistoryUnavailable(f"Kafka at {self.bootstrap}: {exc}") from exc
+            raise _unavailable(self.bootstrap, exc) from exc
         finally:
             if healthy:
                 try:

@@ -5,8 +5,9 @@ Every answer of a REST call is `{"requestId", "success", ...}`: on success with 
 `errors: [{"code", "message"}]`, the code a quoted integer from Marketo's table. As in
 Marketo, a response-level error is answered with HTTP 200 (clients read `success`, never the
 status), except the few that HTTP itself describes: 413 (body too large), 414 (URI too
-long), 404/405 (no such resource or method). Record-level errors (`1xxx`) go in the `result`
-entry of the record they concern, with `status: "skipped"`.
+long), 408 (a body that did not arrive in time), 404/405 (no such resource or method).
+Record-level errors (`1xxx`) go in the `result` entry of the record they concern, with
+`status: "skipped"`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ FAILED_TO_CREATE: Final = "1049"
 TOO_LARGE: Final = "413"
 URI_TOO_LONG: Final = "414"
 UNSUPPORTED_ENCODING: Final = "415"
+REQUEST_TIMEOUT: Final = "408"
 
 DESCRIPTIONS: Final[Mapping[str, str]] = {
     ACCESS_TOKEN_INVALID: "Access token invalid",
@@ -86,11 +88,14 @@ class JsonResponse(Response):
 class ApiError(Exception):
     """A response-level failure: answered as Marketo's error envelope."""
 
-    def __init__(self, code: str, message: str, status: int = 200) -> None:
+    def __init__(self, code: str, message: str, status: int = 200, *, close: bool = False) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.close = close
+        """Answer with `connection: close`: the request was not read to its end, so the
+        connection cannot carry another one."""
 
 
 def new_request_id() -> str:
@@ -144,4 +149,7 @@ def server_paths_hidden(message: str) -> str:
 
 
 def error_response(request_id: str, error: ApiError) -> JsonResponse:
-    return JsonResponse(failure(request_id, error.code, error.message), status_code=error.status)
+    headers = {"connection": "close"} if error.close else None
+    return JsonResponse(
+        failure(request_id, error.code, error.message), status_code=error.status, headers=headers
+    )

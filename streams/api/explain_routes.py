@@ -10,6 +10,7 @@ now: qualification, each filter and the logic (no activity, so no trigger). Unse
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Final
 
@@ -34,6 +35,7 @@ from streams.engine.trace import live_trace
 from streams.state.redis_client import redis_client
 from streams.state.redis_store import RedisStore
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["Rules operations"])
 MAX_ID: Final = 2**63 - 1
 
@@ -75,7 +77,11 @@ async def explain(request: Request) -> Response:
         store = RedisStore(client, settings.api_explain_app_id, ttl_ms=0)
         state = (await store.load([lead_id]))[lead_id]
     except (RedisError, OSError) as exc:
-        raise ApiError(TEMPORARILY_UNAVAILABLE, f"Temporarily unavailable: Redis: {exc}") from None
+        # The address and the client's words are the operator's, not the caller's.
+        log.warning("explain: Redis: %s: %s", type(exc).__name__, exc)
+        raise ApiError(
+            TEMPORARILY_UNAVAILABLE, "Temporarily unavailable: Redis did not answer"
+        ) from None
     finally:
         await client.aclose()
     if state.is_empty():

@@ -15,6 +15,9 @@ In this order, each step answering with Marketo's envelope when it refuses:
    as sent, never decompressed (a small compressed body could expand past every limit);
    the body, buffered up to `STREAMS_API_MAX_BODY_BYTES`: a larger one is 413 (the excess
    is read and dropped, up to a bound, so the client sees the answer rather than a reset);
+   a body not received `STREAMS_API_BODY_TIMEOUT` seconds after the headers is 408, and the
+   connection is closed (a slow upload holds a slot of its client, and an anonymous one a
+   connection, for no longer than that);
 5. Marketo's long GET: a POST with `_method=GET` in its query or its form-encoded body
    becomes a GET whose parameters are those of the query and of the body;
 6. when the token came in that form body (step 3 had none), it is checked now.
@@ -27,6 +30,7 @@ forge a line.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -41,6 +45,7 @@ from streams.api.envelope import (
     ACCESS_TOKEN_INVALID,
     CONCURRENT_LIMIT,
     RATE_LIMIT,
+    REQUEST_TIMEOUT,
     TOO_LARGE,
     UNSUPPORTED_ENCODING,
     URI_TOO_LONG,
@@ -129,12 +134,19 @@ def _is_form(scope: Scope) -> bool:
 
 class Gate:
     def __init__(
-        self, app: ASGIApp, *, issuer: TokenIssuer, limits: ClientLimits, max_body: int
+        self,
+        app: ASGIApp,
+        *,
+        issuer: TokenIssuer,
+        limits: ClientLimits,
+        max_body: int,
+        body_timeout: float,
     ) -> None:
         self.app = app
         self.issuer = issuer
         self.limits = limits
         self.max_body = max_body
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -238,6 +250,18 @@ class Gate:
         return client
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await self._read_body_now(scope, receive)
+        except TimeoutError:
+            raise ApiError(
+                REQUEST_TIMEOUT,
+                f"Request Timeout: the body did not arrive within {self.body_timeout:g} s",
+                status=408,
+                close=True,
+            ) from None
+
+    async def _read_body_now(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
         too_large = ApiError(
             TOO_LARGE,

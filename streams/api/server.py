@@ -6,8 +6,7 @@ hold sockets and file descriptors for ever). `HeaderTimeoutProtocol` closes a co
 that has not sent a complete request line and headers `header_timeout` seconds after it
 opened, or after the first bytes of its next request arrived, answering 408 first (an idle
 kept-alive connection is left to uvicorn's keep-alive timeout, which closes it quietly).
-A body that arrives slowly is the gate's concern (it counts as a call in flight of its
-client).
+A body that arrives slowly is the gate's concern (`STREAMS_API_BODY_TIMEOUT`).
 
 It extends uvicorn's h11 protocol through four of its members (`connection_made`,
 `connection_lost`, `data_received`, `handle_events`) and three attributes (`cycle`,

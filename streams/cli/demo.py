@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from streams import ENGINE
 from streams.backtest import run_backtest
 from streams.cli.common import EXIT_OK, at_least, error, load_rules_or_exit
 from streams.samples import sample_activities
@@ -94,20 +95,17 @@ def run_demo(args: argparse.Namespace) -> int:
     settings = WorkerSettings(**({"rules_dir": args.rules} if args.rules else {}))
     rules = settings.rules_dir
     plan = load_rules_or_exit(rules, settings)
-    if not args.backtest:
-        from streams.cli.live_demo import run_live_demo
-
-        print(
-            f"rules: {rules} (rulesVersion {plan.rules_version}): "
-            f"{len(plan.catalog.files)} custom activity types, {len(plan.campaigns)} campaigns"
-        )
-        hold = sys.stdin.isatty() if args.hold is None else args.hold
-        run_live_demo(plan, settings, args.count, args.leads, args.seed, args.rate, hold)
-        return EXIT_OK
     print(
         f"rules: {rules} (rulesVersion {plan.rules_version}): "
         f"{len(plan.catalog.files)} custom activity types, {len(plan.campaigns)} campaigns"
     )
+    print(ENGINE.describe())
+    if not args.backtest:
+        from streams.cli.live_demo import run_live_demo
+
+        hold = sys.stdin.isatty() if args.hold is None else args.hold
+        run_live_demo(plan, settings, args.count, args.leads, args.seed, args.rate, hold)
+        return EXIT_OK
     activities = {a["marketoGUID"]: a for a in sample_activities(args.count, args.leads, args.seed)}
     with tempfile.TemporaryDirectory(prefix="streams-demo-") as tmp:
         stream = Path(tmp) / "activities.jsonl"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from streams import ENGINE
 from streams.backtest import DEFAULT_BATCH, BacktestStats, run_backtest
 from streams.cli.common import EXIT_OK, CommandError, error, load_rules_or_exit
 from streams.engine.compiler import Plan
@@ -81,6 +82,8 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         raise CommandError("--batch-size must be at least 1")
     plan = load_rules_or_exit(args.rules, settings)
     switches = [_switch(text, settings) for text in args.switch]
+    if not args.quiet:
+        error(f"backtest: {ENGINE.describe()}")
     tune_gc()
     rejected: BinaryIO | None = None
     try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from streams import ENGINE
 from streams.cli.common import (
     EXIT_FAILED,
     CommandError,
@@ -48,6 +50,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_worker(args: argparse.Namespace) -> int:
     settings = start_service(args, FLAGS, WorkerSettings)
+    logging.getLogger("streams.worker").info("%s", ENGINE.describe())
     plan = load_rules_or_exit(settings.rules_dir, settings)
     try:
         topics = (settings.topic_activities, settings.topic_memberships, settings.topic_dlq)

@@ -410,7 +410,7 @@ class Decoder:
                     UNKNOWN_ATTRIBUTE,
                     f"attribute {key[:80]!r} is not defined on activity type {activity_type.label}",
                 )
-            value: Value | None = entry.get("value")
+            value: Any = entry.get("value")  # any JSON: typed, mypyc would raise TypeError
             if value is None or value == "":
                 coerced: Value | None = None  # an empty attribute is left out
             elif type(value) is spec.native and (type(value) is not int or value <= INT64_MAX):

@@ -12,6 +12,10 @@ Invariants:
   a duplicate (same identity, another position) from a redelivery (same position: re-emit
   the same events); it survives Delete Lead so a redelivered activity from before the
   deletion cannot bring the lead back.
+- a `seen` entry whose fourth member has the key `""` (no lead field has that name: the
+  decoder refuses an empty field name) records an activity the engine raised on
+  (`streams.pipeline`, `engine_error`): `[processed_at_us, position, [], {"": message}]`.
+  Read by a worker that does not know the mark, it is an activity that fired nothing.
 - after every activity the pipeline brings the state within `bounds.Limits` (history
   entries and characters, `seen`, `fields`): `bounds.enforce` says what is dropped.
 """
@@ -52,6 +56,20 @@ class LeadState:
         self.runs.clear()
         self.max_ts = None
         self.index = None
+
+    def copy(self) -> LeadState:
+        """A copy that shares nothing the engine mutates: history lists, dicts and the memo
+        of sizes, each of its values too, are copied (history and `seen` entries are never
+        mutated in place, so they are shared); the history index is left out (the engine
+        rebuilds it)."""
+        return LeadState(
+            {type_id: entries[:] for type_id, entries in self.history.items()},
+            dict(self.fields),
+            dict(self.runs),
+            dict(self.seen),
+            self.max_ts,
+            {key: memo[:] for key, memo in self.sizes.items()},
+        )
 
     def is_empty(self) -> bool:
         return not (self.history or self.fields or self.runs or self.seen)

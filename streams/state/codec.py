@@ -11,7 +11,9 @@ Versions (the `v` member of the JSON object; none means 1):
         lead fields its campaigns carried, which a redelivery re-emits; and 3 says that
         the lead's key may have a journal of deltas to replay on it
         (`streams.state.journal`), so a worker that knows only version 2 refuses the state
-        rather than read it without its journal
+        rather than read it without its journal. A fourth member `{"": message}` marks an
+        activity the engine raised on (`streams.engine.leadstate`): the same shape, so
+        every version 3 reader takes it (as an activity that fired nothing)
 
 To change the format: add version N+1 to `_READERS` with a function that turns the parsed
 object into a `LeadState` (or into version N's object, then call N's reader), make it

@@ -16,7 +16,11 @@ from streams.engine.leadstate import LeadState
 
 class Store(Protocol):
     async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
-        """The state of every lead asked for; a lead never seen gets an empty state."""
+        """The state of every lead asked for; a lead never seen gets an empty state.
+        Loading again before `save` gives the states as last saved, whatever was done to
+        the objects handed out (the pipeline redoes a batch so after an engine error); a
+        store that hands out live objects (`MemoryStore` by default) hands out the same
+        ones again, and the pipeline refuses them."""
         ...
 
     async def save(self, states: Mapping[int, LeadState]) -> None:

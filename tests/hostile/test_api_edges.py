@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["stack"]  # the fixture
 
 HEADER_TIMEOUT = 2.0
+BODY_TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def patient(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
         tmp_path_factory.mktemp("api"),
         count=1,
         STREAMS_API_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
+        STREAMS_API_BODY_TIMEOUT=str(BODY_TIMEOUT),
         STREAMS_API_CATALOG_WRITES="true",
         STREAMS_RULES_DIR=str(rules),
     )
@@ -121,6 +123,35 @@ def test_a_slow_but_complete_request_is_served(patient: Stack) -> None:
         time.sleep(HEADER_TIMEOUT / 3)
         sock.sendall(b"\r\n")
         assert _health_answer(sock).startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize("authenticated", [True, False], ids=["with-token", "anonymous"])
+def test_a_body_that_trickles_in_is_cut_off(patient: Stack, authenticated: bool) -> None:
+    """A body still incomplete `BODY_TIMEOUT` seconds after the headers gets 408 and the
+    connection is closed; the client's slot in flight is given back."""
+    api = patient.apis[0]
+    head = b"POST /rest/v1/activities/external.json HTTP/1.1\r\nHost: x\r\n"
+    if authenticated:
+        head += b"Authorization: %s\r\nContent-Type: application/json\r\n" % (
+            api.auth["Authorization"].encode()
+        )
+        body = b'{"input": ['
+    else:  # the token may come in a form body: it is read before any token is checked
+        head += b"Content-Type: application/x-www-form-urlencoded\r\n"
+        body = b"_method=GET&access_token="
+    with socket.create_connection((api.process.host, api.process.port), timeout=30) as sock:
+        sock.sendall(head + b"Content-Length: 1000\r\n\r\n" + body)
+        began = time.monotonic()
+        for _ in range(3):  # trickling bytes does not extend the deadline
+            time.sleep(BODY_TIMEOUT / 3)
+            sock.sendall(b" ")
+        answer = _closed(sock, BODY_TIMEOUT + 10)
+        assert answer is not None, "a trickling body kept its connection open"
+        assert time.monotonic() - began < BODY_TIMEOUT + 10
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"code":"408"' in answer and b"connection: close" in answer.lower()
+    for _ in range(12):  # more than the client's concurrent calls: its slots came back
+        assert api.http.get("/rest/v1/activities/types.json", headers=api.auth).status_code == 200
 
 
 def test_709_messages_name_no_server_path(patient: Stack) -> None:

@@ -97,3 +97,22 @@ def test_the_cli_explains_the_live_state_without_a_history_file(redis_url: str) 
         [*args[:-1], "6", "--campaign", "2004"], env=env, capture_output=True, text=True
     )
     assert missing.returncode == 2 and "no state for lead 6 in Redis" in missing.stderr
+
+
+def test_explain_without_redis_answers_608_without_naming_the_server(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The caller learns that Redis did not answer; where Redis is, and the client
+    library's words, go to the API's log only."""
+    unreachable = "redis://127.0.0.1:9/0"
+    settings = api_settings(kafka_bootstrap, STREAMS_API_EXPLAIN_REDIS_URL=unreachable)
+    log = tmp_path / "api.log"
+    api = Api(start_api(settings, log), settings)
+    try:
+        body = api.get(EXPLAIN, leadId="5", campaignId="2004")
+        assert error_code(body) == "608"
+        message = body["errors"][0]["message"]
+        assert message == "Temporarily unavailable: Redis did not answer"
+    finally:
+        api.close()
+    assert "explain: Redis: " in log.read_text() and "127.0.0.1" in log.read_text()
