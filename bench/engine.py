@@ -219,6 +219,11 @@ def main() -> None:
         events, rejected, duplicates = asyncio.run(run())
     seconds = time.process_time() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    decode = processor.decoder.decode
+    started = time.process_time()
+    for record in records:
+        decode(record.value, "bench/0/0", now_us)
+    decoding = time.process_time() - started
     print(f"engine           {'compiled' if ENGINE.compiled else 'pure Python'}")
     print(f"activities       {len(records):,}")
     print(f"memberships      {events:,}  (rejected {rejected}, duplicates {duplicates})")
@@ -227,6 +232,10 @@ def main() -> None:
     print(
         f"floor            {len(records) / floor:,.0f} records/s for orjson.loads alone; "
         f"the engine takes {seconds / floor:.1f}x that time"
+    )
+    print(
+        f"decode           {len(records) / decoding:,.0f} records/s through Decoder.decode "
+        f"alone, {decoding / floor:.1f}x the time of orjson.loads"
     )
     print(
         f"peak memory      {peak_kib / 1024:,.0f} MiB "

@@ -88,8 +88,37 @@ MAX_US: Final = (datetime.max - _NAIVE_EPOCH) // ONE_US
 
 
 def format_us(us: int) -> str:
-    """UTC ISO-8601 with a trailing `Z`, microseconds only when there are some."""
+    """UTC ISO-8601 with a trailing `Z`, microseconds only when there are some.
+
+    The same text as `reference_format_us`, built from a cache of day texts and tables of
+    clock texts (content hashes format every activity's date)."""
+    day, rest = divmod(us, US_PER_DAY)
+    date_text = _DAY_TEXTS.get(day)
+    if date_text is None:
+        date_text = reference_format_us(day * US_PER_DAY)[:10]  # raises out of range
+        if len(_DAY_TEXTS) >= _CACHE_ENTRIES:
+            _DAY_TEXTS.clear()
+        _DAY_TEXTS[day] = date_text
+    seconds, micro = divmod(rest, US_PER_SECOND)
+    minutes, second = divmod(seconds, 60)
+    clock = _CLOCK_TEXTS[minutes] + _TWO_DIGITS[second]
+    if micro:
+        return f"{date_text}T{clock}.{micro:06d}Z"
+    return f"{date_text}T{clock}Z"
+
+
+def reference_format_us(us: int) -> str:
+    """`format_us` by the standard library: the reference its fast path is tested against."""
     return (_NAIVE_EPOCH + timedelta(microseconds=us)).isoformat() + "Z"
+
+
+_CACHE_ENTRIES: Final = 4096
+"""Entries of each date cache below, emptied when full (a stream's dates cluster)."""
+_DAY_TEXTS: Final[dict[int, str]] = {}
+"""Days since the epoch -> `YYYY-MM-DD`."""
+_TWO_DIGITS: Final = [f"{n:02d}" for n in range(60)]
+_CLOCK_TEXTS: Final = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
+"""Minute of the day -> `HH:MM:`."""
 
 
 def format_date_us(us: int) -> str:
@@ -97,7 +126,59 @@ def format_date_us(us: int) -> str:
 
 
 def parse_datetime_us(raw: str) -> int:
-    """ISO-8601 date-time with an offset (`Z`, `+07:00`, `+0000`) to UTC microseconds."""
+    """ISO-8601 date-time with an offset (`Z`, `+07:00`, `+0000`) to UTC microseconds.
+
+    The common forms `YYYY-MM-DDTHH:MM:SSZ` and `...+00:00` are read from two tables: the
+    hour `YYYY-MM-DDTHH` (cached once the standard library has accepted it) and the rest of
+    the hour; anything else goes to `reference_parse_datetime_us`, which decides the value
+    or the error."""
+    hour = _HOUR_US.get(raw[:13])
+    rest = _IN_HOUR_US.get(raw[13:])
+    if rest is not None:
+        if hour is None:
+            hour = _hour_us(raw[:13])
+        if hour is not None:
+            return hour + rest
+    return reference_parse_datetime_us(raw)
+
+
+def _hour_us(prefix: str) -> int | None:
+    """`YYYY-MM-DDTHH` as UTC microseconds (then cached), or None when it is not in that
+    form or not a valid date and hour: the caller leaves the whole text to the reference."""
+    if not (
+        len(prefix) == 13
+        and prefix.isascii()
+        and prefix[4] == "-"
+        and prefix[7] == "-"
+        and prefix[10] == "T"
+        and (prefix[:4] + prefix[5:7] + prefix[8:10] + prefix[11:]).isdigit()
+        and int(prefix[11:]) < 24
+    ):
+        return None
+    try:
+        us = reference_parse_datetime_us(prefix + ":00:00Z")
+    except CoercionError:
+        return None
+    if len(_HOUR_US) >= _CACHE_ENTRIES:
+        _HOUR_US.clear()
+    _HOUR_US[prefix] = us
+    return us
+
+
+_HOUR_US: Final[dict[str, int]] = {}
+"""`YYYY-MM-DDTHH` -> UTC microseconds: the fast path of `parse_datetime_us`."""
+_IN_HOUR_US: Final = {
+    f":{m:02d}:{s:02d}{zone}": (m * 60 + s) * US_PER_SECOND
+    for m in range(60)
+    for s in range(60)
+    for zone in ("Z", "+00:00")
+}
+"""`:MM:SSZ` and `:MM:SS+00:00` -> microseconds into the hour."""
+
+
+def reference_parse_datetime_us(raw: str) -> int:
+    """`parse_datetime_us` by the standard library: the reference its fast path is tested
+    against, and the one that reads every form the fast path does not."""
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:

@@ -312,23 +312,6 @@ class ApiMetrics:
         self.in_flight = Gauge(
             "streams_api_requests_in_flight", "Calls being answered.", registry=self.registry
         )
-        self.fetch_delay = BulkHistogram(
-            "streams_fetch_delay_seconds",
-            "Per activity: time from its record's timestamp (its append to the activities "
-            "topic) to the return of the worker's fetch that holds it.",
-            STAGE_BUCKETS,
-        )
-        self.registry.register(self.fetch_delay)
-        self.stage_seconds = Histogram(
-            "streams_batch_stage_seconds",
-            "Per batch, time spent in each stage, in order: queued (from its fetch's return "
-            "to the agent), load (states read from Redis), evaluate (decode and the engine), "
-            "save (states written to Redis), deliver (events and dead letters produced and "
-            "acknowledged by the broker).",
-            ["stage"],
-            buckets=STAGE_BUCKETS,
-            registry=self.registry,
-        )
         self.rules_info = Gauge(
             "streams_rules_info",
             "The rules in force (value 1): the API's ingest and read-back follow hot reloads.",

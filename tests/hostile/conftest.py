@@ -147,6 +147,15 @@ def hostile_worker(
     settings["STREAMS_BATCH_SIZE"] = "200"
     _limit_dlq_messages(kafka_bootstrap, settings["STREAMS_TOPIC_DLQ"])
     log = tmp_path_factory.mktemp("hostile") / "worker.log"
+    with running_worker(kafka_bootstrap, settings, log) as worker:
+        yield worker
+
+
+@contextlib.contextmanager
+def running_worker(
+    kafka_bootstrap: str, settings: dict[str, str], log: Path
+) -> Iterator[HostileWorker]:
+    """A worker process on `settings`, ready, with readers of its two output topics."""
     memberships = TopicReader(kafka_bootstrap, settings["STREAMS_TOPIC_MEMBERSHIPS"])
     dead = TopicReader(kafka_bootstrap, settings["STREAMS_TOPIC_DLQ"])
     with WorkerProcess(settings, log) as process:

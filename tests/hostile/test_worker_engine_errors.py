@@ -22,8 +22,15 @@ import orjson
 import pytest
 
 from streams.devstack.worker import WorkerProcess
-from tests.hostile.conftest import RULES, HostileWorker, keyed, leads_in, sample_lines
-from tests.integration.streaming import TopicReader, backtest, isolated_settings
+from tests.hostile.conftest import (
+    RULES,
+    HostileWorker,
+    keyed,
+    leads_in,
+    running_worker,
+    sample_lines,
+)
+from tests.integration.streaming import backtest, isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -58,15 +65,8 @@ def faulty_worker(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Itera
     settings["PYTHONPATH"] = os.pathsep.join(
         [str(patch), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
-    memberships = TopicReader(kafka_bootstrap, settings["STREAMS_TOPIC_MEMBERSHIPS"])
-    dead = TopicReader(kafka_bootstrap, settings["STREAMS_TOPIC_DLQ"])
-    with WorkerProcess(settings, tmp_path / "worker.log") as process:
-        process.wait_ready()
-        try:
-            yield HostileWorker(settings, process, memberships, dead)
-        finally:
-            memberships.close()
-            dead.close()
+    with running_worker(kafka_bootstrap, settings, tmp_path / "worker.log") as worker:
+        yield worker
 
 
 def test_a_record_the_engine_raises_on_is_a_dead_letter_and_the_worker_goes_on(

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from streams.pipeline import BatchResult
-from streams.runtime.metrics import DELAY_BUCKETS, BulkHistogram, WorkerMetrics, _error_code
+from streams.runtime.metrics import (
+    DELAY_BUCKETS,
+    ApiMetrics,
+    BulkHistogram,
+    WorkerMetrics,
+    _error_code,
+)
 
 
 def samples(rendered: bytes, name: str) -> dict[str, float]:
@@ -74,3 +80,12 @@ def test_a_batch_counts_by_outcome_campaign_and_code() -> None:
     assert value("streams_memberships_total") == 3
     assert value("streams_activity_delay_seconds_count") == 6
     assert value('streams_activity_delay_seconds_bucket{le="1800.0"}') == 0  # 1e9 is 1970
+
+
+def test_the_api_exports_none_of_the_workers_batch_metrics() -> None:
+    """The API evaluates no batch: a worker series at its /metrics would be a flat line
+    that a dashboard could mistake for the workers'."""
+    rendered = ApiMetrics().render().decode()
+    for name in ("streams_batch_stage_seconds", "streams_fetch_delay_seconds"):
+        assert f"# TYPE {name}" not in rendered
+        assert f"# TYPE {name}" in WorkerMetrics().render().decode()
