@@ -36,7 +36,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
 
-from streams.engine.activity import Activity, Decoder, Rejection, dead_letter
+from streams.engine.activity import (
+    INVALID_VALUE,
+    MALFORMED,
+    TYPE_NOT_APPROVED,
+    UNKNOWN_ACTIVITY_TYPE,
+    UNKNOWN_ATTRIBUTE,
+    Activity,
+    Decoder,
+    Rejection,
+    dead_letter,
+)
 from streams.engine.bounds import DEFAULT_LIMITS, Limits, drop_future, enforce
 from streams.engine.compiler import Plan
 from streams.engine.evaluator import DEFAULT_DEDUP_HORIZON_US, Engine
@@ -47,6 +57,15 @@ from streams.state.store import Store
 ENGINE_ERROR: Final = "engine_error"
 """The dead-letter code of a record the engine raised on (README: choices where the spec
 is silent)."""
+DEAD_LETTER_CODES: Final = (
+    MALFORMED,
+    UNKNOWN_ACTIVITY_TYPE,
+    TYPE_NOT_APPROVED,
+    UNKNOWN_ATTRIBUTE,
+    INVALID_VALUE,
+    ENGINE_ERROR,
+)
+"""Every code a dead letter of the pipeline carries: the spec's five and `engine_error`."""
 ENGINE_ERROR_MAX_CHARS: Final = 300
 """The longest message of an `engine_error`, kept in the lead's `seen` too."""
 _FAULT: Final = ""

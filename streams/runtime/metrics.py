@@ -27,6 +27,8 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from streams.pipeline import DEAD_LETTER_CODES
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -186,6 +188,8 @@ class WorkerMetrics:
             ["code"],
             registry=self.registry,
         )
+        for code in DEAD_LETTER_CODES:  # at 0 from the start: `increase()` needs a series
+            self.dead_letters.labels(code)
         self.batches = Counter("streams_batches", "Batches evaluated.", registry=self.registry)
         self.conflicts = Counter(
             "streams_state_conflicts",

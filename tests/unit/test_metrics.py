@@ -89,3 +89,13 @@ def test_the_api_exports_none_of_the_workers_batch_metrics() -> None:
     for name in ("streams_batch_stage_seconds", "streams_fetch_delay_seconds"):
         assert f"# TYPE {name}" not in rendered
         assert f"# TYPE {name}" in WorkerMetrics().render().decode()
+
+
+def test_every_dead_letter_code_is_exported_from_the_start() -> None:
+    """An alert on one code (`StreamsEngineErrors`) must evaluate before its first letter:
+    each code's series exists at 0."""
+    from streams.pipeline import DEAD_LETTER_CODES
+
+    rendered = WorkerMetrics().render().decode()
+    for code in DEAD_LETTER_CODES:
+        assert f'streams_dead_letters_total{{code="{code}"}} 0.0' in rendered
