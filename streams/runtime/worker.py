@@ -187,22 +187,25 @@ class BatchHandler:
             [(str(event["leadId"]).encode(), orjson.dumps(event)) for event in result.events],
         )
         letters: list[Awaitable[Any]] = []
+        originals: dict[tuple[int, int], tuple[bytes | None, Record]] = {}
         if result.dead_letters:
-            letters = await self.issue_dead_letters(result.dead_letters, batch.originals())
-        return self.confirm(batch, events, letters, issued)
+            originals = batch.originals()
+            letters = await self.issue_dead_letters(result.dead_letters, originals)
+        return self.confirm(batch, events, letters, originals, issued)
 
     async def confirm(
         self,
         batch: Evaluated,
         events: list[Awaitable[Any]],
         letters: list[Awaitable[Any]],
+        originals: dict[tuple[int, int], tuple[bytes | None, Record]],
         issued: float,
     ) -> None:
         """The rest of step 2: wait until the broker acknowledged every event and dead
-        letter of the batch (raises if one failed)."""
+        letter of the batch (raises if one failed); `originals` as `issue` built them."""
         await asyncio.gather(*events)
         if letters:
-            await self.confirm_dead_letters(batch.result.dead_letters, letters, batch.originals())
+            await self.confirm_dead_letters(batch.result.dead_letters, letters, originals)
         self.metrics.stage_seconds.labels("deliver").observe(time.perf_counter() - issued)
         self.metrics.record_batch(
             batch.result, [m.timestamp for m in batch.messages], batch.started
