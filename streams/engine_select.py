@@ -1,4 +1,5 @@
-"""Which engine runs: the mypyc-compiled build of the hot modules, or the pure-Python reference.
+"""Which engine runs: the native core (Rust), the mypyc-compiled build of the hot modules, or
+the pure-Python reference.
 
 `streams/__init__.py` calls `select()` before any other module of the package is imported,
 because the choice must be made before `streams.pipeline` or `streams.engine.*` are found.
@@ -12,10 +13,21 @@ finder placed first in `sys.meta_path`, for exactly the modules it holds) only w
 one of those hashes matches the files now in the tree: an edited `evaluator.py` makes the
 build stale and the pure modules run, so a compiled module never runs stale code.
 
+The native core (`native/`, a Rust crate built by `scripts/build-native` into
+`build/native/`, see `streams.native_build`) is checked alike: its `manifest.json` names the
+sha256 of every file of the crate it was built from and the interpreter's extension suffix;
+a changed `.rs` file makes it stale and it is not used. The native core runs beneath the
+Python engine's `Processor` (`streams.engine.native`), for the plans it supports; a plan it
+does not (yet) support runs on the compiled or pure modules, said in one line when the
+`Processor` is built. So the native choice comes on top of the compiled/pure one.
+
 `STREAMS_ENGINE` picks (read from the environment here, at import time; `EngineSettings`
 documents and validates the same variable):
-- `auto` (default): the compiled build when it is present and fresh, else pure Python;
-- `compiled`: the compiled build, or exit 2 with one line saying why it cannot run;
+- `auto` (default): the native core when its build is present and fresh, over the compiled
+  build when it is present and fresh, else pure Python;
+- `native`: the native core, or exit 2 with one line saying why it cannot run (under it,
+  the compiled build when fresh, else pure Python);
+- `compiled`: the compiled build (no native core), or exit 2 with one line saying why not;
 - `pure`: pure Python, whatever is built.
 `describe()` is the one line the worker, the backtest and the benchmarks print at start.
 
@@ -40,8 +52,11 @@ from typing import Final, NoReturn
 ROOT: Final = Path(__file__).resolve().parent.parent
 """The directory holding the `streams` package (the project root in a checkout)."""
 BUILD_DIR: Final = ROOT / "build" / "engine"
+NATIVE_DIR: Final = ROOT / "build" / "native"
+NATIVE_CRATE: Final = ROOT / "native"
+NATIVE_MODULE: Final = "streams_native"
 MANIFEST: Final = "manifest.json"
-CHOICES: Final = ("auto", "compiled", "pure")
+CHOICES: Final = ("auto", "native", "compiled", "pure")
 COMPILED_MODULES: Final = (
     "streams.engine.activity",
     "streams.engine.bounds",
@@ -66,11 +81,21 @@ class Selection:
     compiled: bool
     reason: str
     build: str = ""
+    native: Path | None = None
+    """The native core's extension file when it is chosen (None: not used)."""
+    native_reason: str = ""
+    """Why the native core is used or not (its build id, or what is missing)."""
 
     def describe(self) -> str:
         if self.compiled:
-            return f"engine: compiled (mypyc build {self.build}; {self.reason})"
-        return f"engine: pure Python ({self.reason})"
+            python = f"compiled (mypyc build {self.build}; {self.reason})"
+        else:
+            python = f"pure Python ({self.reason})"
+        if self.native is not None:
+            return f"engine: native core ({self.native_reason}) over {python}"
+        if self.native_reason:
+            return f"engine: {python}; native core not used: {self.native_reason}"
+        return f"engine: {python}"
 
 
 def source_hash(path: Path) -> str:
@@ -111,6 +136,45 @@ def check_build(build_dir: Path = BUILD_DIR) -> tuple[dict[str, Path] | None, st
     return modules, f"{len(COMPILED_MODULES)} modules, sources unchanged", build
 
 
+def native_sources() -> list[Path]:
+    """The files the native core is built from: the crate's manifest, lock and sources."""
+    crate = NATIVE_CRATE
+    files = [crate / "Cargo.toml", crate / "Cargo.lock"]
+    return files + sorted((crate / "src").rglob("*.rs"))
+
+
+def check_native(native_dir: Path = NATIVE_DIR) -> tuple[Path | None, str, str]:
+    """(the extension file, or None; why not, or what; the build's id), as `check_build`."""
+    try:
+        manifest = json.loads((native_dir / MANIFEST).read_text())
+    except FileNotFoundError:
+        return None, "no native build: scripts/build-native makes one (needs cargo)", ""
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable {native_dir / MANIFEST} ({exc}): scripts/build-native", ""
+    build = str(manifest.get("build", ""))
+    if manifest.get("suffix") != extension_suffix():
+        return None, f"the native build is for {manifest.get('suffix')}, not this Python", build
+    sources: dict[str, str] = manifest.get("sources", {})
+    now = {str(p.relative_to(ROOT)) for p in native_sources() if p.is_file()}
+    if set(sources) != now:
+        return (
+            None,
+            "the native build is stale (files added or removed): scripts/build-native",
+            build,
+        )
+    for name, digest in sources.items():
+        try:
+            if source_hash(ROOT / name) == digest:
+                continue
+        except OSError:
+            pass
+        return None, f"the native build is stale ({name} changed): scripts/build-native", build
+    module = native_dir / str(manifest.get("module", ""))
+    if not module.is_file():
+        return None, "the native build is incomplete: scripts/build-native", build
+    return module, f"build {build}, sources unchanged", build
+
+
 class CompiledFinder(importlib.abc.MetaPathFinder):
     """Finds exactly the modules of one compiled build, before the source tree is searched."""
 
@@ -127,17 +191,32 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, file, loader=loader)
 
 
-def select(environ: dict[str, str] | None = None, build_dir: Path = BUILD_DIR) -> Selection:
-    """Decide from `STREAMS_ENGINE` and the build, and install the finder if compiled.
+def select(
+    environ: dict[str, str] | None = None,
+    build_dir: Path = BUILD_DIR,
+    native_dir: Path = NATIVE_DIR,
+) -> Selection:
+    """Decide from `STREAMS_ENGINE` and the builds, and install the finder if compiled.
 
     Must run before any compiled module is imported; exits 2 with one line on an invalid
-    choice, or when `compiled` is asked for and cannot run."""
+    choice, or when `compiled` or `native` is asked for and cannot run."""
     choice = (environ if environ is not None else os.environ).get("STREAMS_ENGINE", "auto")
     choice = choice.strip().lower() or "auto"
     if choice not in CHOICES:
         _refuse(f"STREAMS_ENGINE={choice!r} is not one of {', '.join(CHOICES)}")
     if choice == "pure":
         return Selection(False, "STREAMS_ENGINE=pure")
+    native: Path | None = None
+    native_reason = ""
+    if choice in ("auto", "native"):
+        native, native_reason, _ = check_native(native_dir)
+        if native is None and choice == "native":
+            _refuse(f"STREAMS_ENGINE=native, but {native_reason}")
+    selection = _select_compiled(choice, build_dir)
+    return Selection(selection.compiled, selection.reason, selection.build, native, native_reason)
+
+
+def _select_compiled(choice: str, build_dir: Path) -> Selection:
     modules, reason, build = check_build(build_dir)
     already = [name for name in COMPILED_MODULES if name in sys.modules]
     if modules is not None and already:  # imported before the choice: they stay

@@ -34,8 +34,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
+from streams import ENGINE
 from streams.engine.activity import (
     INVALID_VALUE,
     MALFORMED,
@@ -53,6 +54,9 @@ from streams.engine.evaluator import DEFAULT_DEDUP_HORIZON_US, Engine
 from streams.engine.leadstate import LeadState, SeenEntry
 from streams.engine.standard_types import FIELD_TYPES
 from streams.state.store import Store
+
+if TYPE_CHECKING:
+    from streams.engine.native import NativeProcessor
 
 ENGINE_ERROR: Final = "engine_error"
 """The dead-letter code of a record the engine raised on (README: choices where the spec
@@ -116,10 +120,19 @@ class Processor:
         self.limits = limits
         self.engine = Engine(plan, dedup_horizon_us)
         self.decoder = Decoder(plan.catalog, limits.future_horizon_us)
+        self.native: NativeProcessor | None = None
+        """The native core beneath this processor (`engine.native`: chosen by
+        `STREAMS_ENGINE`, for the plans and stores it supports), else None."""
+        if ENGINE.native is not None:
+            from streams.engine.native import attach
+
+            self.native = attach(self)
 
     async def process(self, records: Sequence[Record], now_us: int) -> BatchResult:
         """`now_us` is the processing clock: the deduplication horizon and the future
         horizon of activity dates count from it."""
+        if self.native is not None:
+            return BatchResult(*self.native.process(records, now_us))
         result = BatchResult()
         decode = self.decoder.decode
         letter_bytes = self.limits.dead_letter_record_max_bytes
@@ -254,16 +267,25 @@ class Processor:
         activities: list[Activity] = []
         letters: list[dict[str, Any]] = []
         for record in records:
-            position = f"{record.topic}/{record.partition}/{record.offset}"
-            try:
-                decoded = self.decoder.decode(record.value, position, now_us)
-            except Exception as exc:
-                decoded = Rejection(ENGINE_ERROR, _fault(exc, position, "the decoder"))
+            decoded = self.decode_one(record, now_us)
             if isinstance(decoded, Activity):
                 activities.append(decoded)
             else:
-                letters.append(self._letter(record, decoded))
+                letters.append(decoded)
         return activities, letters
+
+    def decode_one(self, record: Record, now_us: int) -> Activity | dict[str, Any]:
+        """One record's activity, or its dead letter (an `engine_error` one when the decoder
+        raises): step 1 for a record on its own (the native core's path for every record
+        its fast path leaves to the Python decoder)."""
+        position = f"{record.topic}/{record.partition}/{record.offset}"
+        try:
+            decoded = self.decoder.decode(record.value, position, now_us)
+        except Exception as exc:
+            decoded = Rejection(ENGINE_ERROR, _fault(exc, position, "the decoder"))
+        if isinstance(decoded, Activity):
+            return decoded
+        return self._letter(record, decoded)
 
     def _letter(self, record: Record, rejection: Rejection) -> dict[str, Any]:
         return dead_letter(

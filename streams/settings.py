@@ -90,11 +90,14 @@ class EngineSettings(BaseSettings):
         "one is cut, with its length and sha256.",
     )
 
-    engine: Literal["auto", "compiled", "pure"] = Field(
+    engine: Literal["auto", "native", "compiled", "pure"] = Field(
         "auto",
-        description="Which engine runs: the mypyc-compiled build (scripts/build-engine) when "
-        "present and built from the current sources (auto), always (compiled: exit 2 "
-        "without it), or the pure-Python reference (pure). Read at process start only.",
+        description="Which engine runs: the native core (scripts/build-native, Rust) over the "
+        "mypyc-compiled build (scripts/build-engine), each when present and built from the "
+        "current sources (auto); the native core always (native: exit 2 without it; a plan "
+        "or store it does not support runs on the Python engine, said at start); the "
+        "compiled build always, without the native core (compiled: exit 2 without it); or "
+        "the pure-Python reference (pure). Read at process start only.",
     )
 
     _check_retention = field_validator("retention", "dedup_horizon", "future_horizon")(_duration)

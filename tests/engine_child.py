@@ -1,11 +1,14 @@
 """A child process that runs streams of records through `Processor`, for the differential
-test of the compiled engine (tests/unit/test_compiled_engine.py).
+test of the compiled engine and the native core (tests/unit/test_compiled_engine.py).
 
     STREAMS_ENGINE=compiled python -m tests.engine_child
+    STREAMS_ENGINE=native python -m tests.engine_child
 
-The engine is chosen when `streams` is first imported, once per process, so the compiled
-and the pure modules cannot both run in one process: the test starts one child of each
-kind and sends both the same requests. Protocol on stdin/stdout: length-prefixed pickles;
+The engine is chosen when `streams` is first imported, once per process, so the compiled,
+native and pure engines cannot run in one process: the test starts one child of each
+kind and sends them the same requests. The answer says whether the native core ran the
+request (`native`: it runs only over a `MemoryStore`); its states are the bytes the core
+wrote, not re-encoded. Protocol on stdin/stdout: length-prefixed pickles;
 the child first sends which engine it runs, then answers each request (a dict, see `run`)
 with the outcome of every batch and the final states, or the exception a batch raised.
 """
@@ -45,6 +48,7 @@ def run(request: dict[str, Any], plans: dict[tuple[str, int | None], Any]) -> di
     from streams.engine.bounds import Limits
     from streams.engine.compiler import load_plan
     from streams.engine.evaluator import Engine
+    from streams.engine.native import NativeLeads
     from streams.pipeline import Processor, Record
     from streams.state.codec import encode_state
     from streams.state.memory import MemoryStore
@@ -89,13 +93,16 @@ def run(request: dict[str, Any], plans: dict[tuple[str, int | None], Any]) -> di
             )
 
     asyncio.run(go())
-    if isinstance(store, MemoryStore):
+    leads = store.leads if isinstance(store, MemoryStore) else None
+    if isinstance(leads, NativeLeads):
+        states = {lead: leads.encoded(lead) for lead in leads}
+    elif isinstance(store, MemoryStore):
         states = {lead: encode_state(state) for lead, state in store.leads.items()}
     elif isinstance(store, JsonStore):
         states = dict(store.raw)
     else:
         states = store.states()
-    return {"outcomes": outcomes, "states": states}
+    return {"outcomes": outcomes, "states": states, "native": processor.native is not None}
 
 
 def main() -> None:
@@ -105,7 +112,14 @@ def main() -> None:
     import streams
     from streams.engine_select import in_use
 
-    send(channel, {"compiled": in_use(), "describe": streams.ENGINE.describe()})
+    send(
+        channel,
+        {
+            "compiled": in_use(),
+            "native": streams.ENGINE.native is not None,
+            "describe": streams.ENGINE.describe(),
+        },
+    )
     plans: dict[tuple[str, int | None], Any] = {}
     while (request := receive(sys.stdin.buffer)) is not None:
         send(channel, run(request, plans))

@@ -43,6 +43,7 @@ from streams.engine.operators import (
     bind,
     build_field_predicate,
     condition,
+    field_condition,
     generate,
     operators_for,
 )
@@ -170,6 +171,8 @@ class FieldLeaf:
     evaluate: Callable[[FilterContext], bool]
     predicate: Predicate
     """`(field text or None, T) -> bool`: `evaluate` is it on `ctx.state.fields.get(key)`."""
+    condition: Condition | None = None
+    """What `predicate` was built from (the native core evaluates it: `engine.native`)."""
 
 
 Leaf = HistoryLeaf | FieldLeaf
@@ -377,6 +380,7 @@ class _Compiler:
             return None
         try:
             predicate = build_field_predicate(item.operator, item.value_list)
+            cond = field_condition(item.operator, item.value_list)
         except OperatorError as exc:
             member = (
                 "operator"
@@ -391,6 +395,7 @@ class _Compiler:
             key,
             lambda ctx: predicate(ctx.state.fields.get(key), ctx.ts),
             predicate,
+            cond,
         )
 
 

@@ -11,14 +11,15 @@ happens (`streams.backtest`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, MutableMapping
 
 from streams.engine.leadstate import LeadState
 
 
 class MemoryStore:
     def __init__(self, copies: bool = False) -> None:
-        self.leads: dict[int, LeadState] = {}
+        self.leads: MutableMapping[int, LeadState] = {}
+        """A dict; the native core's states (`engine.native.NativeLeads`) when it runs."""
         self.copies = copies
 
     async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:

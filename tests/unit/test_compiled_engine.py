@@ -1,16 +1,21 @@
-"""The compiled engine (mypyc, `streams.engine_build`) against the pure-Python reference.
+"""The compiled engine (mypyc, `streams.engine_build`) and the native core (Rust,
+`streams.native_build`) against the pure-Python reference.
 
-Two child processes (`tests/engine_child.py`), one with `STREAMS_ENGINE=pure` and one with
-`STREAMS_ENGINE=compiled` (the engine is chosen once per process), get the same generated
-rules and streams and must return the same events, dead letters and counters for every
-batch and the same final states (as stored: encoded, or replayed from a journal). The
+Child processes (`tests/engine_child.py`), one with `STREAMS_ENGINE=pure` and one with
+`STREAMS_ENGINE=compiled` or `native` (the engine is chosen once per process; every test
+runs for both pairs), get the same generated rules and streams and must return the same
+events, dead letters and counters for every batch and the same final states (as stored:
+encoded, or replayed from a journal). The native core runs only over a `MemoryStore`
+(`streams.engine.native`): a request with another store runs its child's Python engine,
+and the tests that use a `MemoryStore` check that the core did run. The
 streams are those of the indexed-evaluator test (late dates, duplicates, redeliveries,
 Delete Lead, field changes, pruning, reloads, trimming), mutated into hostile records
 (keys dropped, values of any JSON type, bytes cut or replaced: the decoder's paths), the
 sample stream over the sample rules, and the benchmark's generated catalogs and streams.
 
-Skipped, with the reason, only when there is no fresh compiled build (no C compiler:
-`scripts/bootstrap` said so); under `CI=true` that fails instead, since CI builds it.
+Skipped, with the reason, only when there is no fresh compiled (native) build (no C
+compiler, no cargo: `scripts/bootstrap` said so); under `CI=true` that fails instead, since
+CI builds both.
 """
 
 from __future__ import annotations
@@ -31,9 +36,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.engine import generate, write_rules
+from streams import native_build
 from streams.engine.datatypes import datetime_to_us
 from streams.engine_build import NO_COMPILER, build, compiler_missing
-from streams.engine_select import CHOICES, ROOT, check_build, extension_suffix, select
+from streams.engine_select import (
+    CHOICES,
+    ROOT,
+    check_build,
+    check_native,
+    extension_suffix,
+    select,
+)
 from streams.samples import sample_activities
 from streams.settings import EngineSettings
 from tests.engine_child import receive, send
@@ -113,33 +126,40 @@ class Child:
         self.process.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def engines() -> Iterator[tuple[Child, Child]]:
-    modules, reason, _ = check_build()
-    if modules is None:
-        message = f"no compiled engine to compare: {reason}"
+@pytest.fixture(scope="module", params=["compiled", "native"])
+def engines(request: pytest.FixtureRequest) -> Iterator[tuple[Child, Child]]:
+    kind: str = request.param
+    built, reason, _ = check_build() if kind == "compiled" else check_native()
+    if built is None:
+        message = f"no {kind} engine to compare: {reason}"
         if os.environ.get("CI", "").strip().lower() == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    pure, compiled = Child("pure"), Child("compiled")
+    pure, other = Child("pure"), Child(kind)
     try:
         # Both sides must be what they claim, or the comparison proves nothing.
-        assert pure.hello["compiled"] is False, pure.hello
-        assert compiled.hello["compiled"] is True, compiled.hello
-        yield pure, compiled
+        assert pure.hello["compiled"] is False and pure.hello["native"] is False, pure.hello
+        if kind == "compiled":
+            assert other.hello["compiled"] is True and other.hello["native"] is False
+        else:
+            assert other.hello["native"] is True, other.hello
+        yield pure, other
     finally:
         pure.close()
-        compiled.close()
+        other.close()
 
 
 def same(engines: tuple[Child, Child], **request: Any) -> dict[str, Any]:
-    pure, compiled = engines
+    pure, other = engines
     want = pure.run(request)
-    got = compiled.run(request)
+    got = other.run(request)
     assert len(got["outcomes"]) == len(want["outcomes"])
     for n, (g, w) in enumerate(zip(got["outcomes"], want["outcomes"], strict=True)):
         assert g == w, f"batch {n}"
     assert got["states"] == want["states"]
+    assert want["native"] is False
+    if other.hello["native"] and request["store"] == "memory":
+        assert got["native"], "the native core did not run the request"
     return want
 
 
@@ -284,19 +304,61 @@ def test_a_build_whose_sources_changed_is_not_used(tmp_path: Path) -> None:
     modules, reason, _ = check_build(stale)
     assert modules is None
     assert "stale (streams/engine/evaluator.py changed)" in reason
-    chosen = select({"STREAMS_ENGINE": "auto"}, stale)
+    no_native = tmp_path / "no-native"
+    chosen = select({"STREAMS_ENGINE": "auto"}, stale, no_native)
     assert not chosen.compiled
     assert chosen.describe().startswith("engine: pure Python (the compiled build is stale")
     with pytest.raises(SystemExit) as refused:
-        select({"STREAMS_ENGINE": "compiled"}, stale)
+        select({"STREAMS_ENGINE": "compiled"}, stale, no_native)
     assert refused.value.code == 2
-    absent = select({"STREAMS_ENGINE": "auto"}, tmp_path / "none")
-    assert (
-        absent.describe()
-        == "engine: pure Python (no compiled build: scripts/build-engine makes one)"
+    absent = select({"STREAMS_ENGINE": "auto"}, tmp_path / "none", no_native)
+    assert absent.describe() == (
+        "engine: pure Python (no compiled build: scripts/build-engine makes one); native "
+        "core not used: no native build: scripts/build-native makes one (needs cargo)"
     )
     with pytest.raises(SystemExit):
         select({"STREAMS_ENGINE": "fast"}, stale)
+
+
+def test_a_native_build_whose_sources_changed_is_not_used(tmp_path: Path) -> None:
+    """An edited crate file makes the native build stale: `auto` runs without it (and says
+    why in its one line), `native` refuses; `pure` and `compiled` never use it."""
+    stale = tmp_path / "native"
+    stale.mkdir()
+    (stale / "streams_native.so").write_bytes(b"")
+    manifest = {
+        "build": "x",
+        "suffix": extension_suffix(),
+        "module": "streams_native.so",
+        "sources": {"native/src/lib.rs": "0" * 64},
+    }
+    (stale / "manifest.json").write_text(orjson.dumps(manifest).decode())
+    module, reason, _ = check_native(stale)
+    assert module is None
+    assert "stale" in reason
+    no_build = tmp_path / "engine"
+    chosen = select({"STREAMS_ENGINE": "auto"}, no_build, stale)
+    assert chosen.native is None
+    assert "native core not used: the native build is stale" in chosen.describe()
+    with pytest.raises(SystemExit) as refused:
+        select({"STREAMS_ENGINE": "native"}, no_build, stale)
+    assert refused.value.code == 2
+    fresh, _, _ = check_native()
+    if fresh is not None:  # the real build: picked by auto and native, not by pure
+        assert select({"STREAMS_ENGINE": "auto"}, no_build).native == fresh
+        assert select({"STREAMS_ENGINE": "native"}, no_build).native == fresh
+        assert select({"STREAMS_ENGINE": "pure"}, no_build).native is None
+
+
+def test_without_cargo_the_native_build_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cargo on it
+    assert native_build.build(force=True) == native_build.NO_CARGO
+    assert capsys.readouterr().err == (
+        "build-native: no cargo found: the native core is not built "
+        "(the compiled or pure-Python engine runs)\n"
+    )
 
 
 def test_without_a_compiler_the_build_says_so_and_the_pure_path_runs(

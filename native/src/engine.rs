@@ -1,0 +1,502 @@
+//! Lead state and the evaluation of one activity: `evaluator.Engine.process` followed by
+//! `bounds.enforce`, the reference's semantics step by step (history scanned, as the
+//! reference evaluator does: the index only changes the speed), and the stored form of
+//! `state/codec.encode_state`, byte for byte.
+
+use crate::decode::{Activity, CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD};
+use crate::json;
+use crate::plan::{Campaign, Check, Leaf, Logic, Op, Plan, Qualification};
+use crate::value::{fold, py_cmp, py_eq, V};
+use indexmap::IndexMap;
+use pyo3::prelude::*;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+pub struct Entry {
+    pub ts: i64,
+    pub primary: Option<V>,
+    pub attrs: Vec<(String, V)>,
+    pub bytes: usize,
+}
+
+pub struct Seen {
+    pub at: i64,
+    pub position: String,
+    pub fired: Vec<i64>,
+    /// The lead fields the fired campaigns carried (`leadstate`: a fourth member).
+    pub carried: Option<IndexMap<String, String>>,
+}
+
+#[derive(Default)]
+pub struct Lead {
+    pub history: BTreeMap<i64, Vec<Entry>>,
+    pub fields: IndexMap<String, String>,
+    pub runs: IndexMap<i64, i64>,
+    pub seen: IndexMap<String, Seen>,
+    pub max_ts: Option<i64>,
+    pub count: usize,
+    pub bytes: usize,
+    /// The batch that last touched the lead (its future repair runs once per batch).
+    pub batch: u64,
+}
+
+pub struct Limits {
+    pub future_horizon_us: i64,
+    pub max_history: usize,
+    pub max_history_bytes: usize,
+    pub max_seen: usize,
+    pub max_fields: usize,
+    pub max_fields_chars: usize,
+    pub dedup_horizon_us: i64,
+}
+
+const EXPIRE_EVERY: usize = 16;
+
+pub struct Event {
+    pub campaign_id: i64,
+    pub campaign_name: String,
+    pub trigger: String,
+    /// For a campaign with actions: the lead fields it carries (`events.action_members`).
+    pub lead_fields: Option<Vec<(String, String)>>,
+}
+
+fn carried_fields(carries: &Option<Vec<String>>, fields: &IndexMap<String, String>) -> Option<Vec<(String, String)>> {
+    carries.as_ref().map(|names| {
+        names.iter().filter_map(|n| fields.get(n).map(|v| (n.clone(), v.clone()))).collect()
+    })
+}
+
+pub enum Outcome {
+    Duplicate,
+    Redelivered(Vec<Event>),
+    Accepted(Vec<Event>),
+}
+
+fn entry_bytes(ts: i64, primary: Option<&V>, attrs: &[(String, V)]) -> usize {
+    let mut out = Vec::with_capacity(96);
+    json::write_entry(&mut out, ts, primary, attrs);
+    out.len()
+}
+
+fn op_holds(py: Python<'_>, op: &Op, v: Option<&V>, t: i64) -> bool {
+    let text = |v: Option<&V>| -> Option<String> {
+        match v {
+            Some(V::Str(s)) => Some(fold(py, s).into_owned()),
+            _ => None,
+        }
+    };
+    match op {
+        Op::Empty => v.is_none(),
+        Op::NotEmpty => v.is_some(),
+        Op::TextIn(set) => text(v).is_some_and(|s| set.contains(&s)),
+        Op::TextNotIn(set) => v.is_none() || text(v).is_some_and(|s| !set.contains(&s)),
+        Op::Contains(xs) => text(v).is_some_and(|s| xs.iter().any(|x| s.contains(x.as_str()))),
+        Op::NotContains(xs) => v.is_none() || text(v).is_some_and(|s| !xs.iter().any(|x| s.contains(x.as_str()))),
+        Op::Starts(xs) => text(v).is_some_and(|s| xs.iter().any(|x| s.starts_with(x.as_str()))),
+        Op::Ends(xs) => text(v).is_some_and(|s| xs.iter().any(|x| s.ends_with(x.as_str()))),
+        Op::In(cs) => v.is_some_and(|v| cs.iter().any(|c| py_eq(v, c))),
+        Op::NotIn(cs) => v.is_none_or(|v| !cs.iter().any(|c| py_eq(v, c))),
+        Op::Between(lo, hi) => v.is_some_and(|v| {
+            matches!(py_cmp(lo, v), Some(Ordering::Less | Ordering::Equal))
+                && matches!(py_cmp(v, hi), Some(Ordering::Less | Ordering::Equal))
+        }),
+        Op::Gt(c) => v.is_some_and(|v| py_cmp(v, c) == Some(Ordering::Greater)),
+        Op::Lt(c) => v.is_some_and(|v| py_cmp(v, c) == Some(Ordering::Less)),
+        Op::Ge(c) => v.is_some_and(|v| matches!(py_cmp(v, c), Some(Ordering::Greater | Ordering::Equal))),
+        Op::Le(c) => v.is_some_and(|v| matches!(py_cmp(v, c), Some(Ordering::Less | Ordering::Equal))),
+        Op::InPast(d) => v.is_some_and(|v| match v {
+            V::Int(x) => t - d <= *x && *x <= t,
+            _ => false,
+        }),
+    }
+}
+
+/// `compiler.build_matcher`: every constraint holds.
+fn matches(py: Python<'_>, checks: &[Check], primary: Option<&V>, attrs: &[(String, V)], t: i64) -> bool {
+    for check in checks {
+        let v = match &check.key {
+            None => primary,
+            Some(k) => attrs.iter().find(|(name, _)| name == k).map(|(_, v)| v),
+        };
+        if check.any_of {
+            match v {
+                Some(V::List(items)) if !items.is_empty() => {
+                    let mut any = false;
+                    for item in items {
+                        if op_holds(py, &check.op, Some(&V::Str(item.clone())), t) {
+                            any = true;
+                            break;
+                        }
+                    }
+                    if !any {
+                        return false;
+                    }
+                }
+                _ => {
+                    if !op_holds(py, &check.op, None, t) {
+                        return false;
+                    }
+                }
+            }
+        } else if !op_holds(py, &check.op, v, t) {
+            return false;
+        }
+    }
+    true
+}
+
+fn leaf_holds(py: Python<'_>, plan: &Plan, leaf: &Leaf, lead: &Lead, ts: i64) -> bool {
+    match leaf {
+        Leaf::Field { key, op, parse: None } => {
+            op_holds(py, op, lead.fields.get(key).map(|s| V::Str(s.clone())).as_ref(), ts)
+        }
+        Leaf::Field { key, op, parse: Some(kind) } => {
+            let parsed = match (lead.fields.get(key), &plan.parse) {
+                (Some(text), Some(parse)) => parse
+                    .call1(py, (*kind, text.as_str()))
+                    .and_then(|v| {
+                        let v = v.bind(py);
+                        if v.is_none() {
+                            Ok(None)
+                        } else if let Ok(i) = v.extract::<i64>() {
+                            Ok(Some(V::Int(i)))
+                        } else {
+                            v.extract::<f64>().map(|f| Some(V::Float(f)))
+                        }
+                    })
+                    .unwrap_or(None),
+                _ => None,
+            };
+            op_holds(py, op, parsed.as_ref(), ts)
+        }
+        Leaf::History { type_id, window_us, min_times, negate, checks } => {
+            let low = ts - window_us.unwrap_or(plan.retention_us);
+            if let Some(entries) = lead.history.get(type_id) {
+                let mut found = 0;
+                for e in entries {
+                    if low <= e.ts && e.ts <= ts && matches(py, checks, e.primary.as_ref(), &e.attrs, ts) {
+                        found += 1;
+                        if found >= *min_times {
+                            return !negate;
+                        }
+                    }
+                }
+            }
+            *negate
+        }
+    }
+}
+
+fn logic_holds(py: Python<'_>, plan: &Plan, node: &Logic, leaves: &[Leaf], lead: &Lead, ts: i64) -> bool {
+    match node {
+        Logic::Item(n) => leaf_holds(py, plan, &leaves[n - 1], lead, ts),
+        Logic::Not(x) => !logic_holds(py, plan, x, leaves, lead, ts),
+        Logic::And(a, b) => logic_holds(py, plan, a, leaves, lead, ts) && logic_holds(py, plan, b, leaves, lead, ts),
+        Logic::Or(a, b) => logic_holds(py, plan, a, leaves, lead, ts) || logic_holds(py, plan, b, leaves, lead, ts),
+    }
+}
+
+fn matching_trigger<'a>(py: Python<'_>, campaign: &'a Campaign, a: &Activity) -> Option<&'a str> {
+    for trigger in campaign.triggers.get(&a.type_id)? {
+        if matches(py, &trigger.checks, a.primary.as_ref(), &a.attrs, a.ts) {
+            return Some(&trigger.name);
+        }
+    }
+    None
+}
+
+impl Lead {
+    pub fn erase(&mut self) {
+        self.history.clear();
+        self.fields.clear();
+        self.runs.clear();
+        self.max_ts = None;
+        self.count = 0;
+        self.bytes = 0;
+    }
+
+    /// `bounds.drop_future`.
+    pub fn drop_future(&mut self, limit_us: i64) {
+        match self.max_ts {
+            Some(m) if m > limit_us => {}
+            _ => return,
+        }
+        let mut latest: Option<i64> = None;
+        for entries in self.history.values_mut() {
+            entries.retain(|e| e.ts <= limit_us);
+            for e in entries.iter() {
+                if latest.is_none_or(|l| e.ts > l) {
+                    latest = Some(e.ts);
+                }
+            }
+        }
+        self.recount();
+        self.max_ts = latest;
+    }
+
+    fn recount(&mut self) {
+        self.count = self.history.values().map(Vec::len).sum();
+        self.bytes = self.history.values().flatten().map(|e| e.bytes).sum();
+    }
+
+    /// `Engine._apply`: history (pruned by the retention), fields, or erasure.
+    fn apply(&mut self, py: Python<'_>, plan: &Plan, a: &Activity) {
+        if a.type_id == DELETE_LEAD {
+            self.erase();
+            return;
+        }
+        let max_ts = match self.max_ts {
+            Some(m) if a.ts <= m => m,
+            _ => {
+                self.max_ts = Some(a.ts);
+                a.ts
+            }
+        };
+        if plan.recorded.contains(&a.type_id) {
+            let horizon = max_ts - plan.retention_us;
+            let bytes = entry_bytes(a.ts, a.primary.as_ref(), &a.attrs);
+            let entries = self.history.entry(a.type_id).or_default();
+            entries.push(Entry { ts: a.ts, primary: a.primary.clone(), attrs: a.attrs.clone(), bytes });
+            self.count += 1;
+            self.bytes += bytes;
+            if entries.iter().any(|e| e.ts < horizon) {
+                let mut gone_count = 0;
+                let mut gone_bytes = 0;
+                entries.retain(|e| {
+                    if e.ts < horizon {
+                        gone_count += 1;
+                        gone_bytes += e.bytes;
+                        false
+                    } else {
+                        true
+                    }
+                });
+                self.count -= gone_count;
+                self.bytes -= gone_bytes;
+            }
+        }
+        if a.type_id == NEW_LEAD || a.type_id == CHANGE_DATA_VALUE {
+            for (name, value) in &a.fields {
+                let key = fold(py, name).into_owned();
+                match value {
+                    Some(v) if !v.is_empty() => {
+                        self.fields.insert(key, v.clone());
+                    }
+                    _ => {
+                        self.fields.shift_remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `bounds.enforce` after an activity.
+    pub fn enforce(&mut self, limits: &Limits, fields_changed: bool) {
+        if self.seen.len() > limits.max_seen {
+            let drop = self.seen.len() - target(limits.max_seen);
+            self.seen.drain(..drop);
+        }
+        if fields_changed && !self.fields.is_empty() {
+            let mut chars: usize = self.fields.iter().map(|(k, v)| k.chars().count() + v.chars().count()).sum();
+            while !self.fields.is_empty() && (self.fields.len() > limits.max_fields || chars > limits.max_fields_chars) {
+                let (k, v) = self.fields.pop().expect("not empty");
+                chars -= k.chars().count() + v.chars().count();
+            }
+        }
+        if self.count > limits.max_history || self.bytes > limits.max_history_bytes {
+            self.trim(target(limits.max_history), target(limits.max_history_bytes));
+        }
+    }
+
+    /// `bounds._trim_history`: the oldest entries by (date, type id, position) go.
+    fn trim(&mut self, max_entries: usize, max_bytes: usize) {
+        let mut order: Vec<(i64, i64, usize, usize)> = Vec::with_capacity(self.count);
+        for (type_id, entries) in &self.history {
+            for (i, e) in entries.iter().enumerate() {
+                order.push((e.ts, *type_id, i, e.bytes));
+            }
+        }
+        order.sort_unstable();
+        let mut left = order.len();
+        let mut bytes: usize = order.iter().map(|o| o.3).sum();
+        let mut dropped: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+        for (_, type_id, i, size) in order {
+            if left <= max_entries && bytes <= max_bytes {
+                break;
+            }
+            dropped.entry(type_id).or_default().push(i);
+            left -= 1;
+            bytes -= size;
+        }
+        for (type_id, mut indexes) in dropped {
+            indexes.sort_unstable();
+            let entries = self.history.get_mut(&type_id).expect("a type of the history");
+            let mut n = 0;
+            let mut k = 0;
+            entries.retain(|_| {
+                let keep = !(k < indexes.len() && indexes[k] == n);
+                if !keep {
+                    k += 1;
+                }
+                n += 1;
+                keep
+            });
+        }
+        self.count = left;
+        self.bytes = bytes;
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.bytes + self.seen.len() * 48);
+        out.extend_from_slice(b"{\"v\":3,\"h\":{");
+        for (i, (type_id, entries)) in self.history.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            json::write_int(&mut out, *type_id);
+            out.extend_from_slice(b"\":[");
+            for (j, e) in entries.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                json::write_entry(&mut out, e.ts, e.primary.as_ref(), &e.attrs);
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b"},\"f\":{");
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::write_str(&mut out, k);
+            out.push(b':');
+            json::write_str(&mut out, v);
+        }
+        out.extend_from_slice(b"},\"r\":{");
+        for (i, (k, v)) in self.runs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            json::write_int(&mut out, *k);
+            out.extend_from_slice(b"\":");
+            json::write_int(&mut out, *v);
+        }
+        out.extend_from_slice(b"},\"s\":{");
+        for (i, (k, s)) in self.seen.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::write_str(&mut out, k);
+            out.extend_from_slice(b":[");
+            json::write_int(&mut out, s.at);
+            out.push(b',');
+            json::write_str(&mut out, &s.position);
+            out.extend_from_slice(b",[");
+            for (j, c) in s.fired.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                json::write_int(&mut out, *c);
+            }
+            out.push(b']');
+            if let Some(carried) = &s.carried {
+                out.extend_from_slice(b",{");
+                for (j, (k, v)) in carried.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    json::write_str(&mut out, k);
+                    out.push(b':');
+                    json::write_str(&mut out, v);
+                }
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b"},\"m\":");
+        match self.max_ts {
+            Some(m) => json::write_int(&mut out, m),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+fn target(bound: usize) -> usize {
+    bound - bound / 16
+}
+
+/// `Engine.process` on one lead's state (then the caller enforces the bounds).
+pub fn process(py: Python<'_>, plan: &Plan, limits: &Limits, lead: &mut Lead, a: &Activity, now_us: i64) -> Outcome {
+    let known = match lead.seen.get(&a.id) {
+        Some(s) if now_us - s.at <= limits.dedup_horizon_us => {
+            if s.position != a.position {
+                return Outcome::Duplicate;
+            }
+            let mut events = Vec::with_capacity(s.fired.len());
+            let fields = s.carried.as_ref().unwrap_or(&lead.fields);
+            for id in &s.fired {
+                let campaign = plan.by_id.get(id).map(|&i| &plan.campaigns[i]);
+                events.push(Event {
+                    campaign_id: *id,
+                    campaign_name: campaign.map(|c| c.name.clone()).unwrap_or_default(),
+                    trigger: campaign.and_then(|c| matching_trigger(py, c, a)).unwrap_or("").to_owned(),
+                    lead_fields: campaign.and_then(|c| carried_fields(&c.carries, fields)),
+                });
+            }
+            return Outcome::Redelivered(events);
+        }
+        Some(_) => true,
+        None => false,
+    };
+    lead.apply(py, plan, a);
+    let mut events = Vec::new();
+    let mut fired = Vec::new();
+    let mut carried: Option<IndexMap<String, String>> = None;
+    if let Some(candidates) = plan.by_type.get(&a.type_id) {
+        for &i in candidates {
+            let campaign = &plan.campaigns[i];
+            let Some(trigger) = matching_trigger(py, campaign, a) else { continue };
+            if campaign.qualification != Qualification::EveryTime {
+                if let Some(&last) = lead.runs.get(&campaign.id) {
+                    if campaign.qualification == Qualification::Once || a.ts - last < campaign.period_us {
+                        continue;
+                    }
+                }
+            }
+            if let Some(logic) = &campaign.logic {
+                if !logic_holds(py, plan, logic, &campaign.leaves, lead, a.ts) {
+                    continue;
+                }
+            }
+            lead.runs.insert(campaign.id, a.ts);
+            fired.push(campaign.id);
+            let lead_fields = carried_fields(&campaign.carries, &lead.fields);
+            if let (Some(pairs), Some(true)) = (&lead_fields, campaign.carries.as_ref().map(|c| !c.is_empty())) {
+                let map = carried.get_or_insert_with(IndexMap::new);
+                for (k, v) in pairs {
+                    map.insert(k.clone(), v.clone());
+                }
+            }
+            events.push(Event {
+                campaign_id: campaign.id,
+                campaign_name: campaign.name.clone(),
+                trigger: trigger.to_owned(),
+                lead_fields,
+            });
+        }
+    }
+    if known {
+        lead.seen.shift_remove(&a.id);
+    }
+    lead.seen.insert(a.id.clone(), Seen { at: now_us, position: a.position.clone(), fired, carried });
+    if lead.seen.len() % EXPIRE_EVERY == 0 {
+        let limit = now_us - limits.dedup_horizon_us;
+        let stale = lead.seen.values().take_while(|s| s.at < limit).count();
+        lead.seen.drain(..stale);
+    }
+    Outcome::Accepted(events)
+}

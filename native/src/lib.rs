@@ -1,0 +1,278 @@
+//! `streams_native`: the engine's core per batch, natively (issue 8). Python hands it a
+//! plan description once (`streams/engine/native.py`) and each batch's records (bytes and
+//! positions); it keeps the lead states and returns the events as the pipeline's dicts,
+//! the dead letters the Python decoder gave for the records it left to it, and counters.
+
+mod decode;
+mod engine;
+mod json;
+mod plan;
+mod value;
+
+use decode::Activity;
+use engine::{Lead, Limits, Outcome};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
+use sha1::{Digest, Sha1};
+use std::collections::HashMap;
+use value::V;
+
+const EVENT_NAMESPACE: [u8; 16] = [
+    0x6f, 0x1c, 0x2a, 0x8e, 0x3b, 0x7d, 0x5c, 0x4e, 0x9a, 0x10, 0x2d, 0x8f, 0x4b, 0x6e, 0x1c, 0x37,
+];
+
+/// `events.event_id`: uuid5(EVENT_NAMESPACE, "c/l/a").
+fn event_id(campaign_id: i64, lead_id: i64, activity_id: &str) -> String {
+    let mut sha = Sha1::new();
+    sha.update(EVENT_NAMESPACE);
+    sha.update(format!("{campaign_id}/{lead_id}/{activity_id}").as_bytes());
+    let mut d: [u8; 20] = sha.finalize().into();
+    d[6] = (d[6] & 0x0f) | 0x50;
+    d[8] = (d[8] & 0x3f) | 0x80;
+    let h: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+fn value(v: &Bound<'_, PyAny>) -> PyResult<V> {
+    if let Ok(b) = v.downcast::<PyBool>() {
+        return Ok(V::Bool(b.is_true()));
+    }
+    if v.is_instance_of::<PyInt>() {
+        return Ok(V::Int(v.extract()?));
+    }
+    if let Ok(f) = v.downcast::<PyFloat>() {
+        return Ok(V::Float(f.value()));
+    }
+    if let Ok(s) = v.downcast::<PyString>() {
+        return Ok(V::Str(s.to_str()?.to_owned()));
+    }
+    if let Ok(list) = v.downcast::<PyList>() {
+        return Ok(V::List(list.iter().map(|x| x.extract::<String>()).collect::<PyResult<_>>()?));
+    }
+    Err(PyTypeError::new_err(format!("a value the native engine cannot hold: {v}")))
+}
+
+/// An `Activity` of the Python decoder (a record the native fast path left to it).
+fn activity(a: &Bound<'_, PyAny>) -> PyResult<Activity> {
+    let primary = a.getattr("primary")?;
+    let attributes = a.getattr("attributes")?;
+    let attributes = attributes.downcast::<PyDict>()?;
+    let mut attrs = Vec::with_capacity(attributes.len());
+    for (k, v) in attributes.iter() {
+        attrs.push((k.extract::<String>()?, value(&v)?));
+    }
+    let mut fields = Vec::new();
+    for pair in a.getattr("fields")?.downcast::<PyList>()?.iter() {
+        fields.push(pair.extract::<(String, Option<String>)>()?);
+    }
+    Ok(Activity {
+        id: a.getattr("id")?.extract()?,
+        lead_id: a.getattr("lead_id")?.extract()?,
+        type_id: a.getattr("type_id")?.extract()?,
+        ts: a.getattr("ts")?.extract()?,
+        primary: if primary.is_none() { None } else { Some(value(&primary)?) },
+        attrs,
+        fields,
+        position: a.getattr("position")?.extract()?,
+    })
+}
+
+#[pyclass(module = "streams_native")]
+struct Core {
+    plan: plan::Plan,
+    limits: Limits,
+    leads: HashMap<i64, Lead>,
+    batch: u64,
+}
+
+fn py_value<'py>(py: Python<'py>, v: &V) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        V::Str(s) => PyString::new(py, s).into_any(),
+        V::Int(n) => n.into_pyobject(py)?.into_any(),
+        V::Float(f) => PyFloat::new(py, *f).into_any(),
+        V::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        V::List(items) => PyList::new(py, items)?.into_any(),
+    })
+}
+
+/// `datatypes.display_value`: dates as text.
+fn display<'py>(py: Python<'py>, dt: Option<plan::Dt>, v: &V) -> PyResult<Bound<'py, PyAny>> {
+    match (dt, v) {
+        (Some(plan::Dt::Date), V::Int(us)) => Ok(PyString::new(py, &value::format_us(*us)[..10]).into_any()),
+        (Some(plan::Dt::Datetime), V::Int(us)) => Ok(PyString::new(py, &value::format_us(*us)).into_any()),
+        _ => py_value(py, v),
+    }
+}
+
+impl Core {
+    /// `events.action_members`, added to the event of a campaign with actions.
+    fn action_members(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyDict>,
+        a: &Activity,
+        lead_fields: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        let spec = self.plan.event_types.get(&a.type_id);
+        match &a.primary {
+            None => {}
+            Some(V::Str(s)) if s.is_empty() => {}
+            Some(p @ V::List(_)) => event.set_item("activityPrimary", py_value(py, p)?)?,
+            Some(p) => event.set_item("activityPrimary", display(py, spec.map(|t| t.primary), p)?)?,
+        }
+        let shown = PyDict::new(py);
+        for (k, v) in &a.attrs {
+            let dt = spec.and_then(|t| t.attrs.get(k).copied());
+            shown.set_item(k, if spec.is_some() && dt.is_some() { display(py, dt, v)? } else { py_value(py, v)? })?;
+        }
+        event.set_item("activityAttributes", shown)?;
+        let fields = PyDict::new(py);
+        for (k, v) in lead_fields {
+            fields.set_item(k, v)?;
+        }
+        event.set_item("leadFields", fields)
+    }
+}
+
+#[pymethods]
+impl Core {
+    /// `limits`: (future horizon µs, max history, max history bytes, max seen, max fields,
+    /// max field characters, dedup horizon µs).
+    /// `parse`: `(kind, text) -> number | None` for field filters that read a number (0) or
+    /// a moment (1).
+    #[new]
+    fn new(plan: &[u8], limits: (i64, usize, usize, usize, usize, usize, i64), parse: Py<PyAny>) -> PyResult<Self> {
+        let mut plan = plan::parse(plan).map_err(PyValueError::new_err)?;
+        plan.parse = Some(parse);
+        Ok(Core {
+            plan,
+            limits: Limits {
+                future_horizon_us: limits.0,
+                max_history: limits.1,
+                max_history_bytes: limits.2,
+                max_seen: limits.3,
+                max_fields: limits.4,
+                max_fields_chars: limits.5,
+                dedup_horizon_us: limits.6,
+            },
+            leads: HashMap::new(),
+            batch: 0,
+        })
+    }
+
+    /// A new plan (a hot reload); the lead states stay.
+    fn set_plan(&mut self, plan: &[u8]) -> PyResult<()> {
+        let mut fresh = plan::parse(plan).map_err(PyValueError::new_err)?;
+        fresh.parse = self.plan.parse.take();
+        self.plan = fresh;
+        Ok(())
+    }
+
+    /// One batch: `records` (objects with value, topic, partition, offset), `decode` the
+    /// Python decoder for a record the fast path leaves to it (returns an `Activity`, or a
+    /// dead letter dict). Returns (events, dead letters, accepted, duplicates, redelivered).
+    fn process<'py>(
+        &mut self,
+        py: Python<'py>,
+        records: &Bound<'py, PyAny>,
+        now_us: i64,
+        decode: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, usize, usize, usize)> {
+        let letters = PyList::empty(py);
+        let mut activities = Vec::with_capacity(records.len().unwrap_or(0));
+        for record in records.try_iter()? {
+            let record = record?;
+            let raw = record.getattr("value")?;
+            let position = format!(
+                "{}/{}/{}",
+                record.getattr("topic")?.downcast::<PyString>()?.to_str()?,
+                record.getattr("partition")?.extract::<i64>()?,
+                record.getattr("offset")?.extract::<i64>()?
+            );
+            let fast = match raw.downcast::<PyBytes>() {
+                Ok(bytes) => decode::decode(&self.plan, bytes.as_bytes(), &position, now_us, self.limits.future_horizon_us),
+                Err(_) => None,
+            };
+            match fast {
+                Some(a) => activities.push(a),
+                None => {
+                    let decoded = decode.call1((&record,))?;
+                    if decoded.is_instance_of::<PyDict>() {
+                        letters.append(decoded)?;
+                    } else {
+                        activities.push(activity(&decoded)?);
+                    }
+                }
+            }
+        }
+        self.batch += 1;
+        let events = PyList::empty(py);
+        let (mut accepted, mut duplicates, mut redelivered) = (0, 0, 0);
+        let future = now_us.saturating_add(self.limits.future_horizon_us);
+        for a in &activities {
+            let lead = self.leads.entry(a.lead_id).or_default();
+            if lead.batch != self.batch {
+                lead.batch = self.batch;
+                lead.drop_future(future);
+            }
+            let outcome = engine::process(py, &self.plan, &self.limits, lead, a, now_us);
+            lead.enforce(&self.limits, a.type_id == decode::NEW_LEAD || a.type_id == decode::CHANGE_DATA_VALUE);
+            let fired = match outcome {
+                Outcome::Duplicate => {
+                    duplicates += 1;
+                    continue;
+                }
+                Outcome::Redelivered(e) => {
+                    redelivered += 1;
+                    e
+                }
+                Outcome::Accepted(e) => {
+                    accepted += 1;
+                    e
+                }
+            };
+            if fired.is_empty() {
+                continue;
+            }
+            let date = value::format_us(a.ts);
+            for e in fired {
+                let event = PyDict::new(py);
+                event.set_item("eventId", event_id(e.campaign_id, a.lead_id, &a.id))?;
+                event.set_item("campaignId", e.campaign_id)?;
+                event.set_item("campaignName", e.campaign_name)?;
+                event.set_item("leadId", a.lead_id)?;
+                event.set_item("activityId", &a.id)?;
+                event.set_item("activityTypeId", a.type_id)?;
+                event.set_item("activityDate", &date)?;
+                event.set_item("trigger", e.trigger)?;
+                event.set_item("rulesVersion", &self.plan.rules_version)?;
+                if let Some(lead_fields) = e.lead_fields {
+                    self.action_members(py, &event, a, lead_fields)?;
+                }
+                events.append(event)?;
+            }
+        }
+        Ok((events, letters, accepted, duplicates, redelivered))
+    }
+
+    /// The lead's state as `codec.encode_state` writes it, or None (no state).
+    fn encode_state<'py>(&self, py: Python<'py>, lead_id: i64) -> Option<Bound<'py, PyBytes>> {
+        self.leads.get(&lead_id).map(|lead| PyBytes::new(py, &lead.encode()))
+    }
+
+    fn lead_ids(&self) -> Vec<i64> {
+        self.leads.keys().copied().collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.leads.len()
+    }
+}
+
+#[pymodule]
+fn streams_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Core>()?;
+    m.add("ABI", 1)?;
+    Ok(())
+}

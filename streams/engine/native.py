@@ -1,0 +1,329 @@
+"""The native engine core (the Rust crate in `native/`) beneath `pipeline.Processor`.
+
+What crosses the boundary, once per plan: a plain JSON description of the plan
+(`describe_plan`: the catalog's decoding tables, campaigns, triggers and filter items with
+their conditions as named operators over constants, the filter logic as a tree); per batch:
+the records (bytes and positions) in, the events as the pipeline's dicts, the dead letters
+and the counters out. The lead states stay in the core (`NativeLeads` shows them to the
+store's readers as `LeadState`s, decoded from the bytes the core writes in the format of
+`streams.state.codec`).
+
+The core decodes the common shape itself and hands every other record to the Python
+decoder (`Decoder.decode`), so every rejection and its message is the reference's; it
+evaluates with the reference's semantics (history scanned, as `Engine(index_from=None)`,
+which decides as the indexed one). `tests/unit/test_compiled_engine.py` holds it to the
+pure engine: the same events, dead letters, counters and stored bytes.
+
+The subset (a plan outside it runs on the compiled or pure modules, said in one line when
+the `Processor` is built, `unsupported`):
+- the store is a `MemoryStore` (the backtest, the benchmarks) that is empty when the
+  `Processor` is built: the core owns the states from then on. The Redis store of the
+  workers is not supported (states would cross the boundary on every batch);
+- a field filter that reads a field as a number or a date calls the Python function that
+  reads it (`operators.parsed`), so its reading is the reference's;
+- an exception inside the core fails the batch (no per-record `engine_error` isolation).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import logging
+from collections.abc import Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from streams.engine.activity import MAX_STRING_CHARS, MAX_TEXT_CHARS, Activity
+from streams.engine.catalog import Catalog
+from streams.engine.compiler import FieldLeaf, HistoryLeaf, Plan
+from streams.engine.datatypes import DataType, parse_moment_us, parse_number
+from streams.engine.logic import And, Item, Node, Not, parse_logic
+from streams.engine.operators import TEXT_IS_TEMPLATE, Condition, parsed
+from streams.engine.standard_types import DELETE_LEAD
+from streams.state.codec import decode_state
+from streams.state.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from streams.engine.leadstate import LeadState
+    from streams.pipeline import Processor, Record
+
+ABI: Final = 1
+"""The description's format: the core's `ABI` must be the same (a stale build is refused
+by the manifest already; this catches a description changed without the crate)."""
+
+log = logging.getLogger(__name__)
+
+_OPS: Final = {
+    "v is None": "empty",
+    "v is not None": "not_empty",
+    TEXT_IS_TEMPLATE: "text_in",
+    "v is None or v.casefold() not in {0}": "text_not_in",
+    "v is not None and {0} in v.casefold()": "contains",
+    "v is not None and any(x in v.casefold() for x in {0})": "contains",
+    "v is None or not ({0} in v.casefold())": "not_contains",
+    "v is None or not (any(x in v.casefold() for x in {0}))": "not_contains",
+    "v is not None and v.casefold().startswith({0})": "starts",
+    "v is not None and v.casefold().endswith({0})": "ends",
+    "v is not None and v in {0}": "in",
+    "v is None or v not in {0}": "not_in",
+    "v is not None and {0} <= v <= {1}": "between",
+    "v is not None and v > {0}": "gt",
+    "v is not None and v < {0}": "lt",
+    "v is not None and v >= {0}": "ge",
+    "v is not None and v <= {0}": "le",
+    "v is not None and t - {0} <= v <= t": "in_past",
+}
+"""Every condition template of `operators` the core implements, by the name it knows."""
+
+
+_PARSERS: Final = (parse_number, parse_moment_us)
+"""How a field filter reads a field's text (`Condition.parse`), by the core's number."""
+_PARSE_NAMES: Final = ("number", "moment")
+
+
+def _parse(kind: int, text: str) -> float | int | None:
+    """The core's call for a field read as a number or a moment: `operators.parsed`."""
+    return parsed(_PARSERS[kind], text)
+
+
+class Unsupported(Exception):
+    """The plan uses something the native core does not implement; the message says what."""
+
+
+def _condition(cond: Condition, where: str) -> dict[str, Any]:
+    op = _OPS.get(cond.template)
+    if op is None:
+        raise Unsupported(f"{where}: the condition {cond.template!r}")
+    parse = _PARSERS.index(cond.parse) if cond.parse in _PARSERS else None
+    if cond.parse is not None and parse is None:
+        raise Unsupported(f"{where}: a field read by {cond.parse!r}")
+    values: list[Any] = []
+    for constant in cond.constants:
+        if isinstance(constant, frozenset | tuple | list):
+            values.extend(sorted(constant, key=repr))
+        else:
+            values.append(constant)
+    return {"op": op, "values": values, "parse": None if parse is None else _PARSE_NAMES[parse]}
+
+
+def _checks(checks: tuple[Any, ...], where: str) -> list[dict[str, Any]]:
+    return [
+        {"key": key or None, "any_of": any_of, "cond": _condition(cond, where)}
+        for key, cond, any_of in checks
+    ]
+
+
+def _logic(node: Node) -> list[Any]:
+    if isinstance(node, Item):
+        return ["item", node.number]
+    if isinstance(node, Not):
+        return ["not", _logic(node.operand)]
+    return ["and" if isinstance(node, And) else "or", _logic(node.left), _logic(node.right)]
+
+
+def _data_type(data_type: DataType) -> list[Any]:
+    return [str(data_type), MAX_TEXT_CHARS if data_type is DataType.TEXT else MAX_STRING_CHARS]
+
+
+def describe_plan(plan: Plan, catalog: Catalog) -> bytes:
+    """The plan as the core reads it (`native/src/plan.rs`), with the decoding tables of
+    `catalog` (the `Processor`'s decoder's, which a reload of the engine keeps);
+    `Unsupported` says why not."""
+    types = [
+        {
+            "id": t.id,
+            "standard": t.standard,
+            "primary": _data_type(t.primary.data_type),
+            "attrs": [[k, s.api_name, _data_type(s.data_type)] for k, s in t.by_key.items()],
+        }
+        for t in catalog.types.values()
+    ]
+    campaigns = []
+    for c in plan.campaigns:
+        where = f"campaign {c.id} ({c.path})"
+        leaves: list[dict[str, Any]] = []
+        for leaf in c.leaves:
+            if isinstance(leaf, HistoryLeaf):
+                leaves.append(
+                    {
+                        "kind": "history",
+                        "type_id": leaf.type_id,
+                        "window_us": leaf.window_us,
+                        "min_times": leaf.min_times,
+                        "negate": leaf.negate,
+                        "checks": _checks(leaf.checks, where),
+                    }
+                )
+            elif isinstance(leaf, FieldLeaf) and leaf.condition is not None:
+                leaves.append(
+                    {"kind": "field", "key": leaf.key, "cond": _condition(leaf.condition, where)}
+                )
+            else:
+                raise Unsupported(f"{where}: a filter item without its condition")
+        logic = None if c.test is None else _logic(parse_logic(c.logic, len(c.leaves)))
+        campaigns.append(
+            {
+                "id": c.id,
+                "name": c.name,
+                "qualification": c.qualification,
+                "period_us": c.period_us,
+                "triggers": [
+                    [type_id, [{"name": t.name, "checks": _checks(t.checks, where)} for t in ts]]
+                    for type_id, ts in c.triggers.items()
+                ],
+                "leaves": leaves,
+                "logic": logic,
+                "carries": None if c.carries is None else list(c.carries),
+            }
+        )
+    description = {
+        "rules_version": plan.rules_version,
+        "retention_us": plan.retention_us,
+        "recorded": sorted(plan.recorded_types),
+        "delete_lead": DELETE_LEAD,
+        "types": types,
+        "event_types": [
+            {
+                "id": t.id,
+                "primary": _data_type(t.primary.data_type),
+                "attrs": [[k, _data_type(s.data_type)] for k, s in t.by_key.items()],
+            }
+            for t in plan.catalog.types.values()
+        ],
+        "campaigns": campaigns,
+        "by_type": [[t, [c.id for c in cs]] for t, cs in plan.by_type.items()],
+    }
+    try:
+        return orjson.dumps(description)
+    except TypeError as exc:  # a constant JSON cannot hold
+        raise Unsupported(f"a constant the description cannot hold ({exc})") from None
+
+
+def load_module() -> Any:
+    """The native extension the selection chose (`streams.ENGINE.native`), or None."""
+    from streams import ENGINE
+
+    if ENGINE.native is None:
+        return None
+    loader = importlib.machinery.ExtensionFileLoader("streams_native", str(ENGINE.native))
+    spec = importlib.util.spec_from_file_location("streams_native", ENGINE.native, loader=loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    if getattr(module, "ABI", None) != ABI:
+        raise ImportError(f"the native build speaks ABI {getattr(module, 'ABI', None)}, not {ABI}")
+    return module
+
+
+_MODULE: list[Any] = []
+
+
+def _module() -> Any:
+    if not _MODULE:
+        _MODULE.append(load_module())
+    return _MODULE[0]
+
+
+class NativeLeads(MutableMapping[int, "LeadState"]):
+    """The core's lead states as a `MemoryStore` holds them, read-only: each read decodes
+    the bytes the core writes (`codec.encode_state`'s), so readers get a `LeadState` of
+    what is stored. `encoded(lead)` gives the bytes themselves."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+
+    def encoded(self, lead_id: int) -> bytes | None:
+        raw: bytes | None = self.core.encode_state(lead_id)
+        return raw
+
+    def __getitem__(self, lead_id: int) -> LeadState:
+        raw = self.encoded(lead_id)
+        if raw is None:
+            raise KeyError(lead_id)
+        return decode_state(raw)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.core.lead_ids())
+
+    def __len__(self) -> int:
+        return len(self.core)
+
+    def __setitem__(self, lead_id: int, state: LeadState) -> None:
+        raise TypeError("the native core owns these states: materialize() them first")
+
+    def __delitem__(self, lead_id: int) -> None:
+        raise TypeError("the native core owns these states: materialize() them first")
+
+    def materialize(self) -> dict[int, LeadState]:
+        return {lead_id: self[lead_id] for lead_id in self}
+
+
+@dataclass
+class NativeProcessor:
+    """The core for one `Processor`: `process` is `Processor.process` for its plan."""
+
+    processor: Processor
+    core: Any
+    plan: Plan
+
+    def process(self, records: Sequence[Record], now_us: int) -> tuple[Any, ...]:
+        processor = self.processor
+        if processor.engine.plan is not self.plan:  # a reload (a new Engine on the Processor)
+            self.plan = processor.engine.plan
+            self.core.set_plan(describe_plan(self.plan, processor.decoder.catalog))
+        decode_one = processor.decode_one
+
+        def fallback(record: Record) -> Activity | dict[str, Any]:
+            return decode_one(record, now_us)
+
+        result: tuple[Any, ...] = self.core.process(records, now_us, fallback)
+        return result
+
+
+def unsupported(processor: Processor) -> str | None:
+    """Why the core cannot run beneath `processor`, or None."""
+    store = processor.store
+    if type(store) is not MemoryStore or store.copies:
+        return f"the store is a {type(store).__name__}, not a MemoryStore (the worker's)"
+    if store.leads:
+        return "the MemoryStore already holds states"
+    try:
+        describe_plan(processor.plan, processor.decoder.catalog)
+    except Unsupported as exc:
+        return str(exc)
+    return None
+
+
+def attach(processor: Processor) -> NativeProcessor | None:
+    """The core beneath `processor` when the selection chose it and it supports the plan
+    and the store; else None, with one line saying why (logged, and on stderr)."""
+    module = _module()
+    if module is None:
+        return None
+    reason = unsupported(processor)
+    if reason is not None:
+        message = (
+            f"engine: the native core does not run this plan: {reason}; the Python engine does"
+        )
+        log.warning("%s", message)
+        return None
+    limits = processor.limits
+    core = module.Core(
+        describe_plan(processor.plan, processor.decoder.catalog),
+        (
+            limits.future_horizon_us,
+            limits.max_history,
+            limits.max_history_bytes,
+            limits.max_seen,
+            limits.max_fields,
+            limits.max_fields_chars,
+            processor.engine.dedup_horizon_us,
+        ),
+        _parse,
+    )
+    store = processor.store
+    assert isinstance(store, MemoryStore)
+    store.leads = NativeLeads(core)
+    return NativeProcessor(processor, core, processor.plan)
