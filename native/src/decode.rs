@@ -7,7 +7,9 @@
 use crate::json;
 use crate::plan::{Dt, Plan};
 use crate::value::{format_us, parse_datetime_common, V};
-use serde_json::Value as J;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
 use sha2::{Digest, Sha256};
 
 pub const MAX_RECORD_BYTES: usize = 524_288;
@@ -41,38 +43,150 @@ fn chars(s: &str) -> usize {
     }
 }
 
-fn positive_int(j: &J) -> Option<i64> {
-    let n = j.as_u64()?;
-    if (1..=INT64_MAX).contains(&n) {
-        Some(n as i64)
-    } else {
-        None
+/// A JSON value as the fast path reads it, strings borrowed from the record when they have
+/// no escapes. Lists and objects are read in full (every string's UTF-8 checked, as orjson
+/// does), never skipped, and then only known to be there (`Complex`).
+#[derive(Default)]
+enum Raw<'a> {
+    #[default]
+    Null,
+    Bool(bool),
+    I(i64),
+    /// An integer beyond 64 bits signed: the Python decoder's.
+    Big,
+    F(f64),
+    S(Cow<'a, str>),
+    Complex,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RawVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for RawVisitor<'a> {
+            type Value = Raw<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Raw<'a>, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_none<E>(self) -> Result<Raw<'a>, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Raw<'a>, E> {
+                Ok(Raw::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Raw<'a>, E> {
+                Ok(Raw::I(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Raw<'a>, E> {
+                Ok(if v <= INT64_MAX { Raw::I(v as i64) } else { Raw::Big })
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Raw<'a>, E> {
+                Ok(Raw::F(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Raw<'a>, E> {
+                Ok(Raw::S(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Raw<'a>, E> {
+                Ok(Raw::S(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Raw<'a>, E> {
+                Ok(Raw::S(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw<'a>, A::Error> {
+                while seq.next_element::<serde_json::Value>()?.is_some() {}
+                Ok(Raw::Complex)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw<'a>, A::Error> {
+                while map.next_entry::<String, serde_json::Value>()?.is_some() {}
+                Ok(Raw::Complex)
+            }
+        }
+        d.deserialize_any(RawVisitor(std::marker::PhantomData))
+    }
+}
+
+impl Raw<'_> {
+    fn is_null(&self) -> bool {
+        matches!(self, Raw::Null)
+    }
+    fn str(&self) -> Option<&str> {
+        match self {
+            Raw::S(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The members the reference reads; any other member (or one given twice) and the record
+/// is the Python decoder's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord<'a> {
+    #[serde(rename = "leadId", default, borrow)]
+    lead_id: Raw<'a>,
+    #[serde(rename = "activityDate", default, borrow)]
+    activity_date: Raw<'a>,
+    #[serde(rename = "activityTypeId", default, borrow)]
+    type_id: Raw<'a>,
+    #[serde(rename = "marketoGUID", default, borrow)]
+    guid: Raw<'a>,
+    #[serde(default, borrow)]
+    id: Raw<'a>,
+    #[serde(rename = "primaryAttributeValue", default, borrow)]
+    primary: Raw<'a>,
+    #[serde(default, borrow)]
+    attributes: Option<Vec<RawAttr<'a>>>,
+    #[serde(rename = "primaryAttributeValueId", default, borrow)]
+    _primary_id: Raw<'a>,
+    #[serde(default, borrow)]
+    fields: Option<Vec<RawField<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttr<'a> {
+    #[serde(rename = "apiName", default, borrow)]
+    api_name: Raw<'a>,
+    #[serde(default, borrow)]
+    value: Raw<'a>,
+    #[serde(default, borrow)]
+    name: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField<'a> {
+    #[serde(default, borrow)]
+    name: Raw<'a>,
+    #[serde(rename = "newValue", default, borrow)]
+    new_value: Raw<'a>,
+}
+
+fn positive_int(r: &Raw) -> Option<i64> {
+    match r {
+        Raw::I(n) if *n >= 1 => Some(*n),
+        _ => None,
     }
 }
 
 /// An attribute value of the common shape, as `spec.coerce` makes it; None: give up.
-fn attribute(dt: Dt, j: &J) -> Option<V> {
-    match (dt, j) {
-        (Dt::Text(limit), J::String(s)) if chars(s) <= limit => Some(V::Str(s.clone())),
-        (Dt::Email, J::String(s)) => {
+fn attribute(dt: Dt, r: &Raw) -> Option<V> {
+    match (dt, r) {
+        (Dt::Text(limit), Raw::S(s)) if chars(s) <= limit => Some(V::Str(s.to_string())),
+        (Dt::Email, Raw::S(s)) => {
             let (local, domain) = s.split_once('@')?;
             if local.is_empty() || domain.is_empty() || domain.contains('@') || chars(s) > 255 {
                 return None;
             }
-            Some(V::Str(s.clone()))
+            Some(V::Str(s.to_string()))
         }
-        (Dt::Integer, J::Number(n)) => n.as_i64().map(V::Int),
-        (Dt::Float, J::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                Some(V::Float(i as f64))
-            } else if n.is_f64() {
-                n.as_f64().filter(|f| f.is_finite()).map(V::Float)
-            } else {
-                None // a u64 beyond i64: the reference's float() decides
-            }
-        }
-        (Dt::Boolean, J::Bool(b)) => Some(V::Bool(*b)),
-        (Dt::Datetime, J::String(s)) => parse_datetime_common(s).map(V::Int),
+        (Dt::Integer, Raw::I(n)) => Some(V::Int(*n)),
+        (Dt::Float, Raw::I(n)) => Some(V::Float(*n as f64)),
+        (Dt::Float, Raw::F(f)) if f.is_finite() => Some(V::Float(*f)),
+        (Dt::Boolean, Raw::Bool(b)) => Some(V::Bool(*b)),
+        (Dt::Datetime, Raw::S(s)) => parse_datetime_common(s).map(V::Int),
         _ => None,
     }
 }
@@ -86,65 +200,47 @@ fn plain_field_name(s: &str) -> bool {
         && s.bytes().any(|b| b != b' ')
 }
 
-fn field_value(j: Option<&J>) -> Option<Option<String>> {
-    match j {
-        None | Some(J::Null) => Some(None),
-        Some(J::String(s)) if chars(s) <= MAX_FIELD_VALUE_CHARS => Some(Some(s.clone())),
-        Some(J::Bool(b)) => Some(Some(if *b { "true" } else { "false" }.to_owned())),
-        Some(J::Number(n)) => n.as_i64().map(|i| Some(i.to_string())),
+fn field_value(r: &Raw) -> Option<Option<String>> {
+    match r {
+        Raw::Null => Some(None),
+        Raw::S(s) if chars(s) <= MAX_FIELD_VALUE_CHARS => Some(Some(s.to_string())),
+        Raw::Bool(b) => Some(Some(if *b { "true" } else { "false" }.to_owned())),
+        Raw::I(n) => Some(Some(n.to_string())),
         _ => None,
     }
 }
 
-fn fields(j: &J) -> Option<Vec<(String, Option<String>)>> {
-    let list = j.as_array()?;
+fn fields(list: &[RawField]) -> Option<Vec<(String, Option<String>)>> {
     if list.len() > MAX_FIELD_CHANGES {
         return None;
     }
     let mut out = Vec::with_capacity(list.len());
     for entry in list {
-        let entry = entry.as_object()?;
-        let name = entry.get("name")?.as_str()?;
+        let name = entry.name.str()?;
         if !plain_field_name(name) {
             return None;
         }
-        out.push((name.to_owned(), field_value(entry.get("newValue"))?));
+        out.push((name.to_owned(), field_value(&entry.new_value)?));
     }
     Some(out)
 }
-
-const KNOWN: [&str; 9] = [
-    "leadId",
-    "activityDate",
-    "activityTypeId",
-    "marketoGUID",
-    "id",
-    "primaryAttributeValue",
-    "attributes",
-    "primaryAttributeValueId",
-    "fields",
-];
 
 pub fn decode(plan: &Plan, raw: &[u8], position: &str, now_us: i64, horizon_us: i64) -> Option<Activity> {
     if raw.len() > MAX_RECORD_BYTES {
         return None;
     }
-    let j: J = serde_json::from_slice(raw).ok()?;
-    let obj = j.as_object()?;
-    if !obj.keys().all(|k| KNOWN.contains(&k.as_str())) {
-        return None;
-    }
-    let lead_id = positive_int(obj.get("leadId")?)?;
-    let type_id = positive_int(obj.get("activityTypeId")?)?;
-    let date = obj.get("activityDate")?.as_str()?;
+    let record: RawRecord = serde_json::from_slice(raw).ok()?;
+    let lead_id = positive_int(&record.lead_id)?;
+    let type_id = positive_int(&record.type_id)?;
+    let date = record.activity_date.str()?;
     let spec = plan.types.get(&type_id)?;
     if type_id == MOBILE_APP_ACTION {
         return None;
     }
-    let identity = match (obj.get("marketoGUID"), obj.get("id")) {
-        (Some(J::String(s)), _) if !s.is_empty() => Some(s),
-        (None | Some(J::Null), None | Some(J::Null)) => None,
-        (None | Some(J::Null), Some(J::String(s))) if !s.is_empty() => Some(s),
+    let identity: Option<&str> = match (&record.guid, &record.id) {
+        (Raw::S(s), _) if !s.is_empty() => Some(s),
+        (Raw::Null, Raw::Null) => None,
+        (Raw::Null, Raw::S(s)) if !s.is_empty() => Some(s),
         _ => return None,
     };
     if let Some(s) = identity {
@@ -153,36 +249,37 @@ pub fn decode(plan: &Plan, raw: &[u8], position: &str, now_us: i64, horizon_us: 
         }
     }
     let mut attrs: Vec<(String, V)> = Vec::new();
-    match obj.get("attributes") {
-        None | Some(J::Null) => {}
-        Some(J::Array(list)) => {
-            if list.len() > MAX_ATTRIBUTES {
+    if let Some(list) = &record.attributes {
+        if list.len() > MAX_ATTRIBUTES {
+            return None;
+        }
+        attrs.reserve(list.len());
+        let mut mentioned: Vec<&str> = Vec::with_capacity(list.len());
+        for entry in list {
+            let key = entry.api_name.str()?;
+            if !(entry.name.is_null() || matches!(entry.name, Raw::S(_))) {
                 return None;
             }
-            let mut mentioned: Vec<&str> = Vec::with_capacity(list.len());
-            for entry in list {
-                let entry = entry.as_object()?;
-                let key = entry.get("apiName")?.as_str()?;
-                let (api_name, dt) = spec.attrs.get(key)?;
-                if mentioned.contains(&api_name.as_str()) {
-                    return None; // given twice: the reference compares the two
-                }
-                mentioned.push(api_name.as_str());
-                match entry.get("value") {
-                    None | Some(J::Null) => {}
-                    Some(J::String(s)) if s.is_empty() => {} // an empty attribute is left out
-                    Some(v) => attrs.push((api_name.clone(), attribute(*dt, v)?)),
-                }
+            let (api_name, dt) = spec.attrs.get(key)?;
+            if mentioned.contains(&api_name.as_str()) {
+                return None; // given twice: the reference compares the two
+            }
+            mentioned.push(api_name.as_str());
+            match &entry.value {
+                Raw::Null => {}
+                Raw::S(s) if s.is_empty() => {} // an empty attribute is left out
+                v => attrs.push((api_name.clone(), attribute(*dt, v)?)),
             }
         }
-        _ => return None,
     }
     let changes = if type_id == CHANGE_DATA_VALUE || type_id == NEW_LEAD {
-        match obj.get("fields") {
-            None | Some(J::Null) if type_id == CHANGE_DATA_VALUE => return None,
-            None | Some(J::Null) => Vec::new(),
-            Some(f) => fields(f)?,
+        match &record.fields {
+            None if type_id == CHANGE_DATA_VALUE => return None,
+            None => Vec::new(),
+            Some(list) => fields(list)?,
         }
+    } else if record.fields.is_some() {
+        return None; // ignored by the reference, whatever it holds: rare, its to decide
     } else {
         Vec::new()
     };
@@ -193,18 +290,18 @@ pub fn decode(plan: &Plan, raw: &[u8], position: &str, now_us: i64, horizon_us: 
     let primary = if type_id == CHANGE_DATA_VALUE {
         Some(V::List(changes.iter().map(|(n, _)| n.clone()).collect()))
     } else {
-        match (obj.get("primaryAttributeValue"), spec.primary) {
-            (None | Some(J::Null), _) if spec.standard => None,
-            (Some(J::String(s)), _) if s.is_empty() && spec.standard => None,
-            (Some(J::String(s)), Dt::Text(limit)) if !s.is_empty() && chars(s) <= limit => Some(V::Str(s.clone())),
-            (Some(v @ (J::Number(_) | J::Bool(_) | J::String(_))), dt @ (Dt::Integer | Dt::Float | Dt::Boolean | Dt::Datetime | Dt::Email)) => {
+        match (&record.primary, spec.primary) {
+            (Raw::Null, _) if spec.standard => None,
+            (Raw::S(s), _) if s.is_empty() && spec.standard => None,
+            (Raw::S(s), Dt::Text(limit)) if !s.is_empty() && chars(s) <= limit => Some(V::Str(s.to_string())),
+            (v @ (Raw::I(_) | Raw::F(_) | Raw::Bool(_) | Raw::S(_)), dt @ (Dt::Integer | Dt::Float | Dt::Boolean | Dt::Datetime | Dt::Email)) => {
                 Some(attribute(dt, v)?)
             }
             _ => return None,
         }
     };
     let id = match identity {
-        Some(s) => s.clone(),
+        Some(s) => s.to_owned(),
         None => content_hash(lead_id, type_id, ts, primary.as_ref(), &attrs, &changes),
     };
     Some(Activity { id, lead_id, type_id, ts, primary, attrs, fields: changes, position: position.to_owned() })

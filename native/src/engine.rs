@@ -6,8 +6,7 @@
 use crate::decode::{Activity, CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD};
 use crate::json;
 use crate::plan::{Campaign, Check, Leaf, Logic, Op, Plan, Qualification};
-use crate::value::{fold, py_cmp, py_eq, V};
-use indexmap::IndexMap;
+use crate::value::{fold, py_cmp, py_eq, IMap, V};
 use pyo3::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -24,15 +23,15 @@ pub struct Seen {
     pub position: String,
     pub fired: Vec<i64>,
     /// The lead fields the fired campaigns carried (`leadstate`: a fourth member).
-    pub carried: Option<IndexMap<String, String>>,
+    pub carried: Option<IMap<String, String>>,
 }
 
 #[derive(Default)]
 pub struct Lead {
     pub history: BTreeMap<i64, Vec<Entry>>,
-    pub fields: IndexMap<String, String>,
-    pub runs: IndexMap<i64, i64>,
-    pub seen: IndexMap<String, Seen>,
+    pub fields: IMap<String, String>,
+    pub runs: IMap<i64, i64>,
+    pub seen: IMap<String, Seen>,
     pub max_ts: Option<i64>,
     pub count: usize,
     pub bytes: usize,
@@ -60,7 +59,7 @@ pub struct Event {
     pub lead_fields: Option<Vec<(String, String)>>,
 }
 
-fn carried_fields(carries: &Option<Vec<String>>, fields: &IndexMap<String, String>) -> Option<Vec<(String, String)>> {
+fn carried_fields(carries: &Option<Vec<String>>, fields: &IMap<String, String>) -> Option<Vec<(String, String)>> {
     carries.as_ref().map(|names| {
         names.iter().filter_map(|n| fields.get(n).map(|v| (n.clone(), v.clone()))).collect()
     })
@@ -79,21 +78,21 @@ fn entry_bytes(ts: i64, primary: Option<&V>, attrs: &[(String, V)]) -> usize {
 }
 
 fn op_holds(py: Python<'_>, op: &Op, v: Option<&V>, t: i64) -> bool {
-    let text = |v: Option<&V>| -> Option<String> {
+    fn folded<'v>(py: Python<'_>, v: Option<&'v V>) -> Option<std::borrow::Cow<'v, str>> {
         match v {
-            Some(V::Str(s)) => Some(fold(py, s).into_owned()),
+            Some(V::Str(s)) => Some(fold(py, s)),
             _ => None,
         }
-    };
+    }
     match op {
         Op::Empty => v.is_none(),
         Op::NotEmpty => v.is_some(),
-        Op::TextIn(set) => text(v).is_some_and(|s| set.contains(&s)),
-        Op::TextNotIn(set) => v.is_none() || text(v).is_some_and(|s| !set.contains(&s)),
-        Op::Contains(xs) => text(v).is_some_and(|s| xs.iter().any(|x| s.contains(x.as_str()))),
-        Op::NotContains(xs) => v.is_none() || text(v).is_some_and(|s| !xs.iter().any(|x| s.contains(x.as_str()))),
-        Op::Starts(xs) => text(v).is_some_and(|s| xs.iter().any(|x| s.starts_with(x.as_str()))),
-        Op::Ends(xs) => text(v).is_some_and(|s| xs.iter().any(|x| s.ends_with(x.as_str()))),
+        Op::TextIn(set) => folded(py, v).is_some_and(|s| set.contains(&*s)),
+        Op::TextNotIn(set) => v.is_none() || folded(py, v).is_some_and(|s| !set.contains(&*s)),
+        Op::Contains(xs) => folded(py, v).is_some_and(|s| xs.iter().any(|x| s.contains(x.as_str()))),
+        Op::NotContains(xs) => v.is_none() || folded(py, v).is_some_and(|s| !xs.iter().any(|x| s.contains(x.as_str()))),
+        Op::Starts(xs) => folded(py, v).is_some_and(|s| xs.iter().any(|x| s.starts_with(x.as_str()))),
+        Op::Ends(xs) => folded(py, v).is_some_and(|s| xs.iter().any(|x| s.ends_with(x.as_str()))),
         Op::In(cs) => v.is_some_and(|v| cs.iter().any(|c| py_eq(v, c))),
         Op::NotIn(cs) => v.is_none_or(|v| !cs.iter().any(|c| py_eq(v, c))),
         Op::Between(lo, hi) => v.is_some_and(|v| {
@@ -455,7 +454,7 @@ pub fn process(py: Python<'_>, plan: &Plan, limits: &Limits, lead: &mut Lead, a:
     lead.apply(py, plan, a);
     let mut events = Vec::new();
     let mut fired = Vec::new();
-    let mut carried: Option<IndexMap<String, String>> = None;
+    let mut carried: Option<IMap<String, String>> = None;
     if let Some(candidates) = plan.by_type.get(&a.type_id) {
         for &i in candidates {
             let campaign = &plan.campaigns[i];
@@ -476,7 +475,7 @@ pub fn process(py: Python<'_>, plan: &Plan, limits: &Limits, lead: &mut Lead, a:
             fired.push(campaign.id);
             let lead_fields = carried_fields(&campaign.carries, &lead.fields);
             if let (Some(pairs), Some(true)) = (&lead_fields, campaign.carries.as_ref().map(|c| !c.is_empty())) {
-                let map = carried.get_or_insert_with(IndexMap::new);
+                let map = carried.get_or_insert_with(IMap::default);
                 for (k, v) in pairs {
                     map.insert(k.clone(), v.clone());
                 }

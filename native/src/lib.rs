@@ -15,7 +15,6 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 use sha1::{Digest, Sha1};
-use std::collections::HashMap;
 use value::V;
 
 const EVENT_NAMESPACE: [u8; 16] = [
@@ -82,7 +81,7 @@ fn activity(a: &Bound<'_, PyAny>) -> PyResult<Activity> {
 struct Core {
     plan: plan::Plan,
     limits: Limits,
-    leads: HashMap<i64, Lead>,
+    leads: value::Map<i64, Lead>,
     batch: u64,
 }
 
@@ -156,7 +155,7 @@ impl Core {
                 max_fields_chars: limits.5,
                 dedup_horizon_us: limits.6,
             },
-            leads: HashMap::new(),
+            leads: value::Map::default(),
             batch: 0,
         })
     }
@@ -270,9 +269,42 @@ impl Core {
     }
 }
 
+/// The core's JSON text of a value (str, int, float, bool, list of str), for the tests
+/// that hold it to orjson's.
+#[pyfunction]
+fn dumps(v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let mut out = Vec::new();
+    json::write_value(&mut out, &value(v)?);
+    Ok(out)
+}
+
+/// `datatypes.format_us`, natively (for the tests).
+#[pyfunction]
+fn format_us(us: i64) -> String {
+    value::format_us(us)
+}
+
+/// `events.event_id`, natively (for the tests).
+#[pyfunction]
+#[pyo3(name = "event_id")]
+fn py_event_id(campaign_id: i64, lead_id: i64, activity_id: &str) -> String {
+    event_id(campaign_id, lead_id, activity_id)
+}
+
+/// `activity._content_hash` of a Python `Activity`'s members, natively (for the tests).
+#[pyfunction]
+fn content_hash(a: &Bound<'_, PyAny>) -> PyResult<String> {
+    let a = activity(a)?;
+    Ok(decode::content_hash(a.lead_id, a.type_id, a.ts, a.primary.as_ref(), &a.attrs, &a.fields))
+}
+
 #[pymodule]
 fn streams_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
+    m.add_function(wrap_pyfunction!(dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(format_us, m)?)?;
+    m.add_function(wrap_pyfunction!(py_event_id, m)?)?;
+    m.add_function(wrap_pyfunction!(content_hash, m)?)?;
     m.add("ABI", 1)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use crate::value::V;
 use serde_json::Value as J;
-use std::collections::{HashMap, HashSet};
+use crate::value::{Map as HashMap, Set as HashSet};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Dt {
@@ -208,9 +208,9 @@ fn dt(j: &J) -> R<Dt> {
 
 pub fn parse(raw: &[u8]) -> R<Plan> {
     let j: J = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
-    let mut types = HashMap::new();
+    let mut types = HashMap::default();
     for t in j["types"].as_array().ok_or("types")? {
-        let mut attrs = HashMap::new();
+        let mut attrs = HashMap::default();
         for a in t["attrs"].as_array().ok_or("attrs")? {
             attrs.insert(text(&a[0], "attr key")?, (text(&a[1], "apiName")?, dt(&a[2])?));
         }
@@ -221,7 +221,7 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
     }
     let mut campaigns = Vec::new();
     for c in j["campaigns"].as_array().ok_or("campaigns")? {
-        let mut triggers = HashMap::new();
+        let mut triggers = HashMap::default();
         for pair in c["triggers"].as_array().ok_or("triggers")? {
             let list = pair[1]
                 .as_array()
@@ -272,7 +272,7 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
         });
     }
     let by_id = campaigns.iter().enumerate().map(|(i, c)| (c.id, i)).collect::<HashMap<_, _>>();
-    let mut by_type = HashMap::new();
+    let mut by_type = HashMap::default();
     for pair in j["by_type"].as_array().ok_or("by_type")? {
         let ids = pair[1]
             .as_array()
@@ -282,9 +282,9 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
             .collect::<R<Vec<_>>>()?;
         by_type.insert(int(&pair[0], "type")?, ids);
     }
-    let mut event_types = HashMap::new();
+    let mut event_types = HashMap::default();
     for t in j["event_types"].as_array().ok_or("event_types")? {
-        let mut attrs = HashMap::new();
+        let mut attrs = HashMap::default();
         for a in t["attrs"].as_array().ok_or("event attrs")? {
             attrs.insert(text(&a[0], "attr key")?, dt(&a[1])?);
         }

@@ -5,6 +5,11 @@ use pyo3::prelude::*;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+/// Maps keyed by record-controlled values: ahash, fast and seeded at random (no flooding).
+pub type Map<K, T> = std::collections::HashMap<K, T, ahash::RandomState>;
+pub type Set<K> = std::collections::HashSet<K, ahash::RandomState>;
+pub type IMap<K, T> = indexmap::IndexMap<K, T, ahash::RandomState>;
+
 #[derive(Clone, Debug)]
 pub enum V {
     Str(String),

@@ -31,6 +31,7 @@ import importlib.util
 import logging
 from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -201,14 +202,10 @@ def describe_plan(plan: Plan, catalog: Catalog) -> bytes:
         raise Unsupported(f"a constant the description cannot hold ({exc})") from None
 
 
-def load_module() -> Any:
-    """The native extension the selection chose (`streams.ENGINE.native`), or None."""
-    from streams import ENGINE
-
-    if ENGINE.native is None:
-        return None
-    loader = importlib.machinery.ExtensionFileLoader("streams_native", str(ENGINE.native))
-    spec = importlib.util.spec_from_file_location("streams_native", ENGINE.native, loader=loader)
+def load_module(path: Path) -> Any:
+    """The native extension at `path` (a build's `streams_native<suffix>`)."""
+    loader = importlib.machinery.ExtensionFileLoader("streams_native", str(path))
+    spec = importlib.util.spec_from_file_location("streams_native", path, loader=loader)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
@@ -221,8 +218,11 @@ _MODULE: list[Any] = []
 
 
 def _module() -> Any:
+    """The extension the selection chose (`streams.ENGINE.native`), loaded once, or None."""
+    from streams import ENGINE
+
     if not _MODULE:
-        _MODULE.append(load_module())
+        _MODULE.append(None if ENGINE.native is None else load_module(ENGINE.native))
     return _MODULE[0]
 
 
