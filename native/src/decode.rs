@@ -6,7 +6,7 @@
 
 use crate::json;
 use crate::plan::{Dt, Plan};
-use crate::value::{format_us, parse_datetime_common, V};
+use crate::value::{format_us, parse_datetime_common, Arc, Attrs, V};
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -30,7 +30,7 @@ pub struct Activity {
     pub type_id: i64,
     pub ts: i64,
     pub primary: Option<V>,
-    pub attrs: Vec<(String, V)>,
+    pub attrs: Attrs,
     pub fields: Vec<(String, Option<String>)>,
     pub position: String,
 }
@@ -174,13 +174,13 @@ fn positive_int(r: &Raw) -> Option<i64> {
 /// An attribute value of the common shape, as `spec.coerce` makes it; None: give up.
 fn attribute(dt: Dt, r: &Raw) -> Option<V> {
     match (dt, r) {
-        (Dt::Text(limit), Raw::S(s)) if chars(s) <= limit => Some(V::Str(s.to_string())),
+        (Dt::Text(limit), Raw::S(s)) if chars(s) <= limit => Some(V::Str(Arc::from(&**s))),
         (Dt::Email, Raw::S(s)) => {
             let (local, domain) = s.split_once('@')?;
             if local.is_empty() || domain.is_empty() || domain.contains('@') || chars(s) > 255 {
                 return None;
             }
-            Some(V::Str(s.to_string()))
+            Some(V::Str(Arc::from(&**s)))
         }
         (Dt::Integer, Raw::I(n)) => Some(V::Int(*n)),
         (Dt::Float, Raw::I(n)) => Some(V::Float(*n as f64)),
@@ -248,7 +248,7 @@ pub fn decode(plan: &Plan, raw: &[u8], position: &str, now_us: i64, horizon_us: 
             return None;
         }
     }
-    let mut attrs: Vec<(String, V)> = Vec::new();
+    let mut attrs: Vec<(Arc<str>, V)> = Vec::new();
     if let Some(list) = &record.attributes {
         if list.len() > MAX_ATTRIBUTES {
             return None;
@@ -261,10 +261,10 @@ pub fn decode(plan: &Plan, raw: &[u8], position: &str, now_us: i64, horizon_us: 
                 return None;
             }
             let (api_name, dt) = spec.attrs.get(key)?;
-            if mentioned.contains(&api_name.as_str()) {
+            if mentioned.contains(&&**api_name) {
                 return None; // given twice: the reference compares the two
             }
-            mentioned.push(api_name.as_str());
+            mentioned.push(&**api_name);
             match &entry.value {
                 Raw::Null => {}
                 Raw::S(s) if s.is_empty() => {} // an empty attribute is left out
@@ -288,12 +288,12 @@ pub fn decode(plan: &Plan, raw: &[u8], position: &str, now_us: i64, horizon_us: 
         return None;
     }
     let primary = if type_id == CHANGE_DATA_VALUE {
-        Some(V::List(changes.iter().map(|(n, _)| n.clone()).collect()))
+        Some(V::List(Arc::new(changes.iter().map(|(n, _)| n.clone()).collect())))
     } else {
         match (&record.primary, spec.primary) {
             (Raw::Null, _) if spec.standard => None,
             (Raw::S(s), _) if s.is_empty() && spec.standard => None,
-            (Raw::S(s), Dt::Text(limit)) if !s.is_empty() && chars(s) <= limit => Some(V::Str(s.to_string())),
+            (Raw::S(s), Dt::Text(limit)) if !s.is_empty() && chars(s) <= limit => Some(V::Str(Arc::from(&**s))),
             (v @ (Raw::I(_) | Raw::F(_) | Raw::Bool(_) | Raw::S(_)), dt @ (Dt::Integer | Dt::Float | Dt::Boolean | Dt::Datetime | Dt::Email)) => {
                 Some(attribute(dt, v)?)
             }
@@ -304,7 +304,7 @@ pub fn decode(plan: &Plan, raw: &[u8], position: &str, now_us: i64, horizon_us: 
         Some(s) => s.to_owned(),
         None => content_hash(lead_id, type_id, ts, primary.as_ref(), &attrs, &changes),
     };
-    Some(Activity { id, lead_id, type_id, ts, primary, attrs, fields: changes, position: position.to_owned() })
+    Some(Activity { id, lead_id, type_id, ts, primary, attrs: attrs.into(), fields: changes, position: position.to_owned() })
 }
 
 /// `activity._content_hash`: the identity of a record without one.
@@ -313,7 +313,7 @@ pub fn content_hash(
     type_id: i64,
     ts: i64,
     primary: Option<&V>,
-    attrs: &[(String, V)],
+    attrs: &[(Arc<str>, V)],
     fields: &[(String, Option<String>)],
 ) -> String {
     let mut out = Vec::with_capacity(128);
@@ -326,7 +326,7 @@ pub fn content_hash(
     out.push(b',');
     json::write_opt(&mut out, primary);
     out.extend_from_slice(b",[");
-    let mut sorted: Vec<&(String, V)> = attrs.iter().collect();
+    let mut sorted: Vec<&(Arc<str>, V)> = attrs.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (i, (k, v)) in sorted.into_iter().enumerate() {
         if i > 0 {
@@ -357,7 +357,7 @@ pub fn content_hash(
     let mut id = String::with_capacity(34);
     id.push_str("h-");
     for b in &digest[..16] {
-        id.push_str(&format!("{b:02x}"));
+        crate::value::push_hex(&mut id, *b);
     }
     id
 }

@@ -6,7 +6,7 @@
 use crate::decode::{Activity, CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD};
 use crate::json;
 use crate::plan::{Campaign, Check, Leaf, Logic, Op, Plan, Qualification};
-use crate::value::{fold, py_cmp, py_eq, IMap, V};
+use crate::value::{fold, py_cmp, py_eq, Arc, Attrs, IMap, V};
 use pyo3::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 pub struct Entry {
     pub ts: i64,
     pub primary: Option<V>,
-    pub attrs: Vec<(String, V)>,
+    pub attrs: Attrs,
     pub bytes: usize,
 }
 
@@ -71,7 +71,7 @@ pub enum Outcome {
     Accepted(Vec<Event>),
 }
 
-fn entry_bytes(ts: i64, primary: Option<&V>, attrs: &[(String, V)]) -> usize {
+fn entry_bytes(ts: i64, primary: Option<&V>, attrs: &[(Arc<str>, V)]) -> usize {
     let mut out = Vec::with_capacity(96);
     json::write_entry(&mut out, ts, primary, attrs);
     out.len()
@@ -111,18 +111,18 @@ fn op_holds(py: Python<'_>, op: &Op, v: Option<&V>, t: i64) -> bool {
 }
 
 /// `compiler.build_matcher`: every constraint holds.
-fn matches(py: Python<'_>, checks: &[Check], primary: Option<&V>, attrs: &[(String, V)], t: i64) -> bool {
+fn matches(py: Python<'_>, checks: &[Check], primary: Option<&V>, attrs: &[(Arc<str>, V)], t: i64) -> bool {
     for check in checks {
         let v = match &check.key {
             None => primary,
-            Some(k) => attrs.iter().find(|(name, _)| name == k).map(|(_, v)| v),
+            Some(k) => attrs.iter().find(|(name, _)| **name == **k).map(|(_, v)| v),
         };
         if check.any_of {
             match v {
                 Some(V::List(items)) if !items.is_empty() => {
                     let mut any = false;
-                    for item in items {
-                        if op_holds(py, &check.op, Some(&V::Str(item.clone())), t) {
+                    for item in items.iter() {
+                        if op_holds(py, &check.op, Some(&V::Str(item.as_str().into())), t) {
                             any = true;
                             break;
                         }
@@ -147,7 +147,7 @@ fn matches(py: Python<'_>, checks: &[Check], primary: Option<&V>, attrs: &[(Stri
 fn leaf_holds(py: Python<'_>, plan: &Plan, leaf: &Leaf, lead: &Lead, ts: i64) -> bool {
     match leaf {
         Leaf::Field { key, op, parse: None } => {
-            op_holds(py, op, lead.fields.get(key).map(|s| V::Str(s.clone())).as_ref(), ts)
+            op_holds(py, op, lead.fields.get(key).map(|s| V::Str(s.as_str().into())).as_ref(), ts)
         }
         Leaf::Field { key, op, parse: Some(kind) } => {
             let parsed = match (lead.fields.get(key), &plan.parse) {

@@ -141,7 +141,7 @@ pub fn write_opt(out: &mut Vec<u8>, v: Option<&V>) {
 }
 
 /// `[ts, primary, {apiName: value}]`, a history entry as stored.
-pub fn write_entry(out: &mut Vec<u8>, ts: i64, primary: Option<&V>, attrs: &[(String, V)]) {
+pub fn write_entry(out: &mut Vec<u8>, ts: i64, primary: Option<&V>, attrs: &[(std::sync::Arc<str>, V)]) {
     out.push(b'[');
     write_int(out, ts);
     out.push(b',');

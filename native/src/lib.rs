@@ -25,12 +25,23 @@ const EVENT_NAMESPACE: [u8; 16] = [
 fn event_id(campaign_id: i64, lead_id: i64, activity_id: &str) -> String {
     let mut sha = Sha1::new();
     sha.update(EVENT_NAMESPACE);
-    sha.update(format!("{campaign_id}/{lead_id}/{activity_id}").as_bytes());
+    let mut buffer = itoa::Buffer::new();
+    sha.update(buffer.format(campaign_id).as_bytes());
+    sha.update(b"/");
+    sha.update(buffer.format(lead_id).as_bytes());
+    sha.update(b"/");
+    sha.update(activity_id.as_bytes());
     let mut d: [u8; 20] = sha.finalize().into();
     d[6] = (d[6] & 0x0f) | 0x50;
     d[8] = (d[8] & 0x3f) | 0x80;
-    let h: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    let mut id = String::with_capacity(36);
+    for (i, b) in d[..16].iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        value::push_hex(&mut id, *b);
+    }
+    id
 }
 
 fn value(v: &Bound<'_, PyAny>) -> PyResult<V> {
@@ -44,10 +55,10 @@ fn value(v: &Bound<'_, PyAny>) -> PyResult<V> {
         return Ok(V::Float(f.value()));
     }
     if let Ok(s) = v.downcast::<PyString>() {
-        return Ok(V::Str(s.to_str()?.to_owned()));
+        return Ok(V::Str(s.to_str()?.into()));
     }
     if let Ok(list) = v.downcast::<PyList>() {
-        return Ok(V::List(list.iter().map(|x| x.extract::<String>()).collect::<PyResult<_>>()?));
+        return Ok(V::List(std::sync::Arc::new(list.iter().map(|x| x.extract::<String>()).collect::<PyResult<_>>()?)));
     }
     Err(PyTypeError::new_err(format!("a value the native engine cannot hold: {v}")))
 }
@@ -59,7 +70,7 @@ fn activity(a: &Bound<'_, PyAny>) -> PyResult<Activity> {
     let attributes = attributes.downcast::<PyDict>()?;
     let mut attrs = Vec::with_capacity(attributes.len());
     for (k, v) in attributes.iter() {
-        attrs.push((k.extract::<String>()?, value(&v)?));
+        attrs.push((k.extract::<String>()?.into(), value(&v)?));
     }
     let mut fields = Vec::new();
     for pair in a.getattr("fields")?.downcast::<PyList>()?.iter() {
@@ -71,7 +82,7 @@ fn activity(a: &Bound<'_, PyAny>) -> PyResult<Activity> {
         type_id: a.getattr("type_id")?.extract()?,
         ts: a.getattr("ts")?.extract()?,
         primary: if primary.is_none() { None } else { Some(value(&primary)?) },
-        attrs,
+        attrs: attrs.into(),
         fields,
         position: a.getattr("position")?.extract()?,
     })
@@ -91,7 +102,7 @@ fn py_value<'py>(py: Python<'py>, v: &V) -> PyResult<Bound<'py, PyAny>> {
         V::Int(n) => n.into_pyobject(py)?.into_any(),
         V::Float(f) => PyFloat::new(py, *f).into_any(),
         V::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        V::List(items) => PyList::new(py, items)?.into_any(),
+        V::List(items) => PyList::new(py, items.iter())?.into_any(),
     })
 }
 
@@ -121,9 +132,9 @@ impl Core {
             Some(p) => event.set_item("activityPrimary", display(py, spec.map(|t| t.primary), p)?)?,
         }
         let shown = PyDict::new(py);
-        for (k, v) in &a.attrs {
-            let dt = spec.and_then(|t| t.attrs.get(k).copied());
-            shown.set_item(k, if spec.is_some() && dt.is_some() { display(py, dt, v)? } else { py_value(py, v)? })?;
+        for (k, v) in a.attrs.iter() {
+            let dt = spec.and_then(|t| t.attrs.get(&**k).copied());
+            shown.set_item(&**k, if spec.is_some() && dt.is_some() { display(py, dt, v)? } else { py_value(py, v)? })?;
         }
         event.set_item("activityAttributes", shown)?;
         let fields = PyDict::new(py);
@@ -182,13 +193,16 @@ impl Core {
         let mut activities = Vec::with_capacity(records.len().unwrap_or(0));
         for record in records.try_iter()? {
             let record = record?;
-            let raw = record.getattr("value")?;
-            let position = format!(
-                "{}/{}/{}",
-                record.getattr("topic")?.downcast::<PyString>()?.to_str()?,
-                record.getattr("partition")?.extract::<i64>()?,
-                record.getattr("offset")?.extract::<i64>()?
-            );
+            let raw = record.getattr(pyo3::intern!(py, "value"))?;
+            let topic = record.getattr(pyo3::intern!(py, "topic"))?;
+            let topic = topic.downcast::<PyString>()?.to_str()?;
+            let mut position = String::with_capacity(topic.len() + 24);
+            let mut buffer = itoa::Buffer::new();
+            position.push_str(topic);
+            position.push('/');
+            position.push_str(buffer.format(record.getattr(pyo3::intern!(py, "partition"))?.extract::<i64>()?));
+            position.push('/');
+            position.push_str(buffer.format(record.getattr(pyo3::intern!(py, "offset"))?.extract::<i64>()?));
             let fast = match raw.downcast::<PyBytes>() {
                 Ok(bytes) => decode::decode(&self.plan, bytes.as_bytes(), &position, now_us, self.limits.future_horizon_us),
                 Err(_) => None,
@@ -209,6 +223,7 @@ impl Core {
         let events = PyList::empty(py);
         let (mut accepted, mut duplicates, mut redelivered) = (0, 0, 0);
         let future = now_us.saturating_add(self.limits.future_horizon_us);
+        let rules_version = PyString::new(py, &self.plan.rules_version);
         for a in &activities {
             let lead = self.leads.entry(a.lead_id).or_default();
             if lead.batch != self.batch {
@@ -234,18 +249,19 @@ impl Core {
             if fired.is_empty() {
                 continue;
             }
-            let date = value::format_us(a.ts);
+            let date = PyString::new(py, &value::format_us(a.ts));
+            let activity_id = PyString::new(py, &a.id);
             for e in fired {
                 let event = PyDict::new(py);
-                event.set_item("eventId", event_id(e.campaign_id, a.lead_id, &a.id))?;
-                event.set_item("campaignId", e.campaign_id)?;
-                event.set_item("campaignName", e.campaign_name)?;
-                event.set_item("leadId", a.lead_id)?;
-                event.set_item("activityId", &a.id)?;
-                event.set_item("activityTypeId", a.type_id)?;
-                event.set_item("activityDate", &date)?;
-                event.set_item("trigger", e.trigger)?;
-                event.set_item("rulesVersion", &self.plan.rules_version)?;
+                event.set_item(pyo3::intern!(py, "eventId"), event_id(e.campaign_id, a.lead_id, &a.id))?;
+                event.set_item(pyo3::intern!(py, "campaignId"), e.campaign_id)?;
+                event.set_item(pyo3::intern!(py, "campaignName"), e.campaign_name)?;
+                event.set_item(pyo3::intern!(py, "leadId"), a.lead_id)?;
+                event.set_item(pyo3::intern!(py, "activityId"), &activity_id)?;
+                event.set_item(pyo3::intern!(py, "activityTypeId"), a.type_id)?;
+                event.set_item(pyo3::intern!(py, "activityDate"), &date)?;
+                event.set_item(pyo3::intern!(py, "trigger"), e.trigger)?;
+                event.set_item(pyo3::intern!(py, "rulesVersion"), &rules_version)?;
                 if let Some(lead_fields) = e.lead_fields {
                     self.action_members(py, &event, a, lead_fields)?;
                 }

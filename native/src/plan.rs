@@ -83,7 +83,7 @@ pub struct TypeDesc {
     pub primary: Dt,
     pub standard: bool,
     /// How a record may name an attribute (apiName, or a display name) -> (apiName, type).
-    pub attrs: HashMap<String, (String, Dt)>,
+    pub attrs: HashMap<String, (crate::value::Arc<str>, Dt)>,
 }
 
 /// What an event's `activityPrimary` and `activityAttributes` show (`events.action_members`):
@@ -119,7 +119,7 @@ fn text(j: &J, what: &str) -> R<String> {
 
 fn value(j: &J) -> R<V> {
     Ok(match j {
-        J::String(s) => V::Str(s.clone()),
+        J::String(s) => V::Str(s.as_str().into()),
         J::Bool(b) => V::Bool(*b),
         J::Number(n) => {
             if let Some(i) = n.as_i64() {
@@ -212,7 +212,7 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
     for t in j["types"].as_array().ok_or("types")? {
         let mut attrs = HashMap::default();
         for a in t["attrs"].as_array().ok_or("attrs")? {
-            attrs.insert(text(&a[0], "attr key")?, (text(&a[1], "apiName")?, dt(&a[2])?));
+            attrs.insert(text(&a[0], "attr key")?, (text(&a[1], "apiName")?.into(), dt(&a[2])?));
         }
         types.insert(
             int(&t["id"], "type id")?,

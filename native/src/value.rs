@@ -4,6 +4,11 @@
 use pyo3::prelude::*;
 use std::borrow::Cow;
 use std::cmp::Ordering;
+pub use std::sync::Arc;
+
+/// A history entry's or an activity's secondary attributes, shared (not copied) between the
+/// activity and the history entry it becomes.
+pub type Attrs = Arc<[(Arc<str>, V)]>;
 
 /// Maps keyed by record-controlled values: ahash, fast and seeded at random (no flooding).
 pub type Map<K, T> = std::collections::HashMap<K, T, ahash::RandomState>;
@@ -12,12 +17,12 @@ pub type IMap<K, T> = indexmap::IndexMap<K, T, ahash::RandomState>;
 
 #[derive(Clone, Debug)]
 pub enum V {
-    Str(String),
+    Str(Arc<str>),
     Int(i64),
     Float(f64),
     Bool(bool),
     /// Type 13's primary value: the changed fields' names.
-    List(Vec<String>),
+    List(Arc<Vec<String>>),
 }
 
 fn as_number(v: &V) -> Option<Num> {
@@ -84,9 +89,15 @@ pub fn py_eq(a: &V, b: &V) -> bool {
 /// Python's ordering of two numbers (or two texts); None where Python would raise.
 pub fn py_cmp(a: &V, b: &V) -> Option<Ordering> {
     if let (V::Str(x), V::Str(y)) = (a, b) {
-        return Some(x.as_str().cmp(y.as_str()));
+        return Some((**x).cmp(&**y));
     }
     cmp_num(as_number(a)?, as_number(b)?)
+}
+
+pub fn push_hex(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(HEX[(b >> 4) as usize] as char);
+    out.push(HEX[(b & 15) as usize] as char);
 }
 
 pub fn fold<'a>(py: Python<'_>, s: &'a str) -> Cow<'a, str> {
