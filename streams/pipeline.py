@@ -114,7 +114,11 @@ class Processor:
         store: Store,
         dedup_horizon_us: int = DEFAULT_DEDUP_HORIZON_US,
         limits: Limits = DEFAULT_LIMITS,
+        *,
+        native: bool = True,
     ) -> None:
+        """`native` False: the Python engine even where the native core would run (tests
+        of the Python engine's own workings)."""
         self.plan = plan
         self.store = store
         self.limits = limits
@@ -122,15 +126,18 @@ class Processor:
         self.decoder = Decoder(plan.catalog, limits.future_horizon_us)
         self.native: NativeProcessor | None = None
         """The native core beneath this processor (`engine.native`: chosen by
-        `STREAMS_ENGINE`, for the plans and stores it supports), else None."""
-        if ENGINE.native is not None:
-            from streams.engine.native import attach
-
-            self.native = attach(self)
+        `STREAMS_ENGINE`, for the plans and stores it supports; decided at the first
+        batch), else None."""
+        self._native_pending = native and ENGINE.native is not None
 
     async def process(self, records: Sequence[Record], now_us: int) -> BatchResult:
         """`now_us` is the processing clock: the deduplication horizon and the future
         horizon of activity dates count from it."""
+        if self._native_pending:
+            self._native_pending = False
+            from streams.engine.native import attach
+
+            self.native = attach(self)
         if self.native is not None:
             return BatchResult(*self.native.process(records, now_us))
         result = BatchResult()

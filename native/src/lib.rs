@@ -88,6 +88,20 @@ fn activity(a: &Bound<'_, PyAny>) -> PyResult<Activity> {
     })
 }
 
+type LimitsTuple = (i64, usize, usize, usize, usize, usize, i64);
+
+fn limits_of(l: LimitsTuple) -> Limits {
+    Limits {
+        future_horizon_us: l.0,
+        max_history: l.1,
+        max_history_bytes: l.2,
+        max_seen: l.3,
+        max_fields: l.4,
+        max_fields_chars: l.5,
+        dedup_horizon_us: l.6,
+    }
+}
+
 #[pyclass(module = "streams_native")]
 struct Core {
     plan: plan::Plan,
@@ -152,23 +166,20 @@ impl Core {
     /// `parse`: `(kind, text) -> number | None` for field filters that read a number (0) or
     /// a moment (1).
     #[new]
-    fn new(plan: &[u8], limits: (i64, usize, usize, usize, usize, usize, i64), parse: Py<PyAny>) -> PyResult<Self> {
+    fn new(plan: &[u8], limits: LimitsTuple, parse: Py<PyAny>) -> PyResult<Self> {
         let mut plan = plan::parse(plan).map_err(PyValueError::new_err)?;
         plan.parse = Some(parse);
         Ok(Core {
             plan,
-            limits: Limits {
-                future_horizon_us: limits.0,
-                max_history: limits.1,
-                max_history_bytes: limits.2,
-                max_seen: limits.3,
-                max_fields: limits.4,
-                max_fields_chars: limits.5,
-                dedup_horizon_us: limits.6,
-            },
+            limits: limits_of(limits),
             leads: value::Map::default(),
             batch: 0,
         })
+    }
+
+    /// New limits (a new `Processor` on the same states); see `new`.
+    fn set_limits(&mut self, limits: LimitsTuple) {
+        self.limits = limits_of(limits);
     }
 
     /// A new plan (a hot reload); the lead states stay.

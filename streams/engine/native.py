@@ -36,10 +36,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from streams.engine.activity import MAX_STRING_CHARS, MAX_TEXT_CHARS, Activity
+from streams.engine.activity import MAX_STRING_CHARS, MAX_TEXT_CHARS, Activity, Decoder
 from streams.engine.catalog import Catalog
 from streams.engine.compiler import FieldLeaf, HistoryLeaf, Plan
 from streams.engine.datatypes import DataType, parse_moment_us, parse_number
+from streams.engine.evaluator import Engine
 from streams.engine.logic import And, Item, Node, Not, parse_logic
 from streams.engine.operators import TEXT_IS_TEMPLATE, Condition, parsed
 from streams.engine.standard_types import DELETE_LEAD
@@ -215,6 +216,8 @@ def load_module(path: Path) -> Any:
 
 
 _MODULE: list[Any] = []
+_SAID: set[str] = set()
+"""The reasons not to run the core already logged."""
 
 
 def _module() -> Any:
@@ -282,13 +285,18 @@ class NativeProcessor:
         return result
 
 
-def unsupported(processor: Processor) -> str | None:
-    """Why the core cannot run beneath `processor`, or None."""
+def unsupported(processor: Processor, shared: bool = False) -> str | None:
+    """Why the core cannot run beneath `processor`, or None. `shared`: the store's states
+    are already a core's (an earlier `Processor` on the same store)."""
     store = processor.store
-    if type(store) is not MemoryStore or store.copies:
-        return f"the store is a {type(store).__name__}, not a MemoryStore (the worker's)"
-    if store.leads:
-        return "the MemoryStore already holds states"
+    if type(processor.engine) is not Engine or type(processor.decoder) is not Decoder:
+        return "the Processor's engine or decoder is not the Python engine's own"
+    if type(store) is not MemoryStore:
+        return f"the store is a {type(store).__name__}, not a MemoryStore"
+    if store.copies:
+        return "the MemoryStore hands out copies (a backtest redone after an engine error)"
+    if store.leads and not shared:
+        return "the MemoryStore held states before the first batch"
     try:
         describe_plan(processor.plan, processor.decoder.catalog)
     except Unsupported as exc:
@@ -296,34 +304,54 @@ def unsupported(processor: Processor) -> str | None:
     return None
 
 
+def _limits(processor: Processor) -> tuple[int, ...]:
+    limits = processor.limits
+    return (
+        limits.future_horizon_us,
+        limits.max_history,
+        limits.max_history_bytes,
+        limits.max_seen,
+        limits.max_fields,
+        limits.max_fields_chars,
+        processor.engine.dedup_horizon_us,
+    )
+
+
 def attach(processor: Processor) -> NativeProcessor | None:
-    """The core beneath `processor` when the selection chose it and it supports the plan
-    and the store; else None, with one line saying why (logged, and on stderr)."""
+    """The core beneath `processor` (at its first batch) when the selection chose it and
+    it supports the plan and the store; else None, with one line saying why (logged).
+
+    A `Processor` built on the store of an earlier one (the backtest's plan switches)
+    takes over its core and states; if the new plan is not supported, the states are
+    handed to the Python engine (decoded from the core's bytes) and the core is dropped."""
     module = _module()
     if module is None:
         return None
-    reason = unsupported(processor)
-    if reason is not None:
-        message = (
-            f"engine: the native core does not run this plan: {reason}; the Python engine does"
-        )
-        log.warning("%s", message)
-        return None
-    limits = processor.limits
-    core = module.Core(
-        describe_plan(processor.plan, processor.decoder.catalog),
-        (
-            limits.future_horizon_us,
-            limits.max_history,
-            limits.max_history_bytes,
-            limits.max_seen,
-            limits.max_fields,
-            limits.max_fields_chars,
-            processor.engine.dedup_horizon_us,
-        ),
-        _parse,
-    )
     store = processor.store
-    assert isinstance(store, MemoryStore)
-    store.leads = NativeLeads(core)
+    leads = store.leads if isinstance(store, MemoryStore) else None
+    shared = leads if isinstance(leads, NativeLeads) else None
+    reason = unsupported(processor, shared is not None)
+    plan_reason = reason is not None and not reason.startswith(
+        ("the Processor", "the store", "the MemoryStore")
+    )
+    if reason is not None:
+        if shared is not None and isinstance(store, MemoryStore):
+            store.leads = shared.materialize()
+        if reason not in _SAID:  # once per process and reason: a worker builds many
+            _SAID.add(reason)
+            log.log(
+                logging.WARNING if plan_reason else logging.INFO,
+                "engine: the native core does not run this: %s; the Python engine does",
+                reason,
+            )
+        return None
+    description = describe_plan(processor.plan, processor.decoder.catalog)
+    if shared is not None:
+        core = shared.core
+        core.set_plan(description)
+        core.set_limits(_limits(processor))
+    else:
+        core = module.Core(description, _limits(processor), _parse)
+        assert isinstance(store, MemoryStore)
+        store.leads = NativeLeads(core)
     return NativeProcessor(processor, core, processor.plan)

@@ -299,9 +299,9 @@ def test_indexed_engine_matches_the_scanning_reference(
 
     plan = load(rules)
     limits = Limits(max_history=max_history)
-    reference = Processor(plan, MemoryStore(), limits=limits)
+    reference = Processor(plan, MemoryStore(), limits=limits, native=False)
     reference.engine = Engine(plan, index_from=None)
-    live = Processor(plan, MemoryStore(), limits=limits)
+    live = Processor(plan, MemoryStore(), limits=limits, native=False)
     live.engine = Engine(plan, index_from=index_from)
     serialized = Processor(plan, JsonStore(), limits=limits)
     serialized.engine = Engine(plan, index_from=index_from)
@@ -349,9 +349,9 @@ def test_a_busy_lead_fires_as_the_reference_does(rules: Path) -> None:
     ]
     records = [Record(record(op), "t", 0, i) for i, op in enumerate(shaped)]
     plan = load(rules)
-    reference = Processor(plan, MemoryStore())
+    reference = Processor(plan, MemoryStore(), native=False)
     reference.engine = Engine(plan, index_from=None)
-    live = Processor(plan, MemoryStore())  # the default: indexed once the lead is busy
+    live = Processor(plan, MemoryStore(), native=False)  # indexed once the lead is busy
     journaled = Processor(plan, JournalStore())
 
     async def run() -> tuple[list[Any], list[Any], list[Any]]:
@@ -386,9 +386,9 @@ def test_history_trimmed_by_the_bounds_is_counted_as_the_reference_does(rules: P
     records = [Record(record(op), "t", 0, i) for i, op in enumerate(shaped)]
     plan = load(rules)
     limits = Limits(max_history=4)
-    reference = Processor(plan, MemoryStore(), limits=limits)
+    reference = Processor(plan, MemoryStore(), limits=limits, native=False)
     reference.engine = Engine(plan, index_from=None)
-    live = Processor(plan, MemoryStore(), limits=limits)
+    live = Processor(plan, MemoryStore(), limits=limits, native=False)
     live.engine = Engine(plan, index_from=0)
 
     async def run() -> tuple[list[Any], list[Any]]:

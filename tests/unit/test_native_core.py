@@ -2,14 +2,19 @@
 (orjson's: floats, escapes; the stored state and the history sizes use it), dates,
 `eventId`s and content hashes. The differential test (test_compiled_engine.py) holds the
 whole core to the pure engine; its streams hold few floats and odd texts, so these are
-held here on generated values.
+held here on generated values. And the core's life beneath `Processor`s sharing a store.
 
 Skipped when there is no fresh native build (no cargo); under `CI=true` that fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,11 +22,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.engine import generate, write_rules
+from streams import ENGINE
 from streams.engine.activity import Activity, _content_hash
-from streams.engine.datatypes import MAX_US, MIN_US, format_us
+from streams.engine.compiler import load_plan
+from streams.engine.datatypes import MAX_US, MIN_US, datetime_to_us, format_us
 from streams.engine.events import event_id
-from streams.engine.native import load_module
+from streams.engine.native import NativeLeads, Unsupported, load_module
 from streams.engine_select import check_native
+from streams.pipeline import Processor, Record
+from streams.state.codec import encode_state
+from streams.state.memory import MemoryStore
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 TEXT = st.text(max_size=30)
@@ -88,3 +99,52 @@ def test_content_hashes_are_those_of_python(
     activity = Activity("", lead, type_id, ts, primary, attributes, fields, "t/0/0")
     expected = _content_hash(lead, type_id, ts, primary, attributes, fields)
     assert native.content_hash(activity) == expected
+
+
+def _bench_stream(seed: int, count: int) -> tuple[Any, list[Record]]:
+    rng = random.Random(seed)
+    root = Path(tempfile.mkdtemp(prefix="native-")) / "rules"
+    write_rules(root, rng)
+    records = [Record(v, "bench", 0, i) for i, v in enumerate(generate(count, 40, rng))]
+    return load_plan(root), records
+
+
+def _encoded(store: MemoryStore) -> dict[int, bytes]:
+    leads = store.leads
+    if isinstance(leads, NativeLeads):
+        return {lead: leads.encoded(lead) or b"" for lead in leads}
+    return {lead: encode_state(state) for lead, state in leads.items()}
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_a_new_processor_on_the_same_store_goes_on_with_its_states(
+    native: Any, monkeypatch: pytest.MonkeyPatch, supported: bool
+) -> None:
+    """The backtest's plan switches: a `Processor` built on the store of an earlier one
+    takes over the core and its states; a plan the core does not support hands them to
+    the Python engine. Either way the outcome is the pure engine's."""
+    if ENGINE.native is None:
+        pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
+    plan, records = _bench_stream(3, 900)
+    now_us = datetime_to_us(datetime(2026, 12, 1, tzinfo=UTC))
+
+    async def run(stores: MemoryStore, python: bool) -> list[Any]:
+        outcomes = []
+        for i in range(0, len(records), 300):
+            if i == 600 and not (supported or python):
+                monkeypatch.setattr(
+                    "streams.engine.native.describe_plan",
+                    lambda *_: (_ for _ in ()).throw(Unsupported("test: not supported")),
+                )
+            processor = Processor(plan, stores, native=not python)
+            got = await processor.process(records[i : i + 300], now_us)
+            assert (processor.native is not None) == (not python and (supported or i < 600))
+            outcomes.append((got.events, got.dead_letters, got.accepted, got.duplicates))
+        return outcomes
+
+    reference, switched = MemoryStore(), MemoryStore()
+    want = asyncio.run(run(reference, True))
+    assert asyncio.run(run(switched, False)) == want
+    assert any(o[0] for o in want)
+    assert _encoded(switched) == _encoded(reference)
+    assert isinstance(switched.leads, NativeLeads) == supported
