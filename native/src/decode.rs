@@ -6,7 +6,7 @@
 
 use crate::json;
 use crate::plan::{Dt, Plan};
-use crate::value::{format_us, parse_datetime_common, Arc, Attrs, V};
+use crate::value::{format_us, parse_date, parse_datetime_common, Arc, Attrs, V};
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -187,6 +187,7 @@ fn attribute(dt: Dt, r: &Raw) -> Option<V> {
         (Dt::Float, Raw::F(f)) if f.is_finite() => Some(V::Float(*f)),
         (Dt::Boolean, Raw::Bool(b)) => Some(V::Bool(*b)),
         (Dt::Datetime, Raw::S(s)) => parse_datetime_common(s).map(V::Int),
+        (Dt::Date, Raw::S(s)) => parse_date(s).map(V::Int),
         _ => None,
     }
 }
@@ -294,7 +295,7 @@ pub fn decode(plan: &Plan, raw: &[u8], position: &str, now_us: i64, horizon_us: 
             (Raw::Null, _) if spec.standard => None,
             (Raw::S(s), _) if s.is_empty() && spec.standard => None,
             (Raw::S(s), Dt::Text(limit)) if !s.is_empty() && chars(s) <= limit => Some(V::Str(Arc::from(&**s))),
-            (v @ (Raw::I(_) | Raw::F(_) | Raw::Bool(_) | Raw::S(_)), dt @ (Dt::Integer | Dt::Float | Dt::Boolean | Dt::Datetime | Dt::Email)) => {
+            (v @ (Raw::I(_) | Raw::F(_) | Raw::Bool(_) | Raw::S(_)), dt @ (Dt::Integer | Dt::Float | Dt::Boolean | Dt::Datetime | Dt::Date | Dt::Email)) => {
                 Some(attribute(dt, v)?)
             }
             _ => return None,

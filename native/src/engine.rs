@@ -29,6 +29,8 @@ pub struct Seen {
 #[derive(Default)]
 pub struct Lead {
     pub history: BTreeMap<i64, Vec<Entry>>,
+    /// The earliest date of each type's entries (the retention looks at it on every append).
+    pub min_ts: BTreeMap<i64, i64>,
     pub fields: IMap<String, String>,
     pub runs: IMap<i64, i64>,
     pub seen: IMap<String, Seen>,
@@ -207,6 +209,7 @@ fn matching_trigger<'a>(py: Python<'_>, campaign: &'a Campaign, a: &Activity) ->
 impl Lead {
     pub fn erase(&mut self) {
         self.history.clear();
+        self.min_ts.clear();
         self.fields.clear();
         self.runs.clear();
         self.max_ts = None;
@@ -234,6 +237,11 @@ impl Lead {
     }
 
     fn recount(&mut self) {
+        self.min_ts = self
+            .history
+            .iter()
+            .filter_map(|(t, entries)| entries.iter().map(|e| e.ts).min().map(|m| (*t, m)))
+            .collect();
         self.count = self.history.values().map(Vec::len).sum();
         self.bytes = self.history.values().flatten().map(|e| e.bytes).sum();
     }
@@ -258,7 +266,9 @@ impl Lead {
             entries.push(Entry { ts: a.ts, primary: a.primary.clone(), attrs: a.attrs.clone(), bytes });
             self.count += 1;
             self.bytes += bytes;
-            if entries.iter().any(|e| e.ts < horizon) {
+            let earliest = self.min_ts.entry(a.type_id).or_insert(a.ts);
+            *earliest = (*earliest).min(a.ts);
+            if *earliest < horizon {
                 let mut gone_count = 0;
                 let mut gone_bytes = 0;
                 entries.retain(|e| {
@@ -272,6 +282,12 @@ impl Lead {
                 });
                 self.count -= gone_count;
                 self.bytes -= gone_bytes;
+                match entries.iter().map(|e| e.ts).min() {
+                    Some(m) => *earliest = m,
+                    None => {
+                        self.min_ts.remove(&a.type_id);
+                    }
+                }
             }
         }
         if a.type_id == NEW_LEAD || a.type_id == CHANGE_DATA_VALUE {
@@ -341,8 +357,8 @@ impl Lead {
                 keep
             });
         }
-        self.count = left;
-        self.bytes = bytes;
+        self.recount();
+        debug_assert!(self.count == left && self.bytes == bytes);
     }
 
     pub fn encode(&self) -> Vec<u8> {

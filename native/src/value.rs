@@ -182,6 +182,19 @@ fn days_in_month(y: i64, m: i64) -> i64 {
     }
 }
 
+/// `datatypes.parse_date_us`: `YYYY-MM-DD` (ASCII digits), a valid date, at 00:00 UTC.
+pub fn parse_date(raw: &str) -> Option<i64> {
+    let b = raw.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    if y < 1 || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * US_PER_DAY)
+}
+
 /// The common forms `YYYY-MM-DDTHH:MM:SSZ` and `...+00:00` (what `parse_datetime_us`'s
 /// fast path reads); None for anything else, which the Python decoder then decides.
 pub fn parse_datetime_common(raw: &str) -> Option<i64> {

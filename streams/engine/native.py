@@ -263,7 +263,7 @@ class NativeLeads(MutableMapping[int, "LeadState"]):
         return {lead_id: self[lead_id] for lead_id in self}
 
 
-@dataclass
+@dataclass(repr=False)
 class NativeProcessor:
     """The core for one `Processor`: `process` is `Processor.process` for its plan."""
 
