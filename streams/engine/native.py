@@ -106,8 +106,20 @@ def _condition(cond: Condition, where: str) -> dict[str, Any]:
         if isinstance(constant, frozenset | tuple | list):
             values.extend(sorted(constant, key=repr))
         else:
-            values.append(constant)
+            values.append(_span(constant, where) if op == "in_past" else constant)
     return {"op": op, "values": values, "parse": None if parse is None else _PARSE_NAMES[parse]}
+
+
+MAX_SPAN_US: Final = 2**62
+"""The longest window, period or retention the core takes (µs, ~146,000 years): dates are
+within the years 1-9999, so a date minus a span stays within 64 bits. Durations have no
+bound in the rules (`parse_duration_us`): a longer one runs on the Python engine."""
+
+
+def _span(us: int, where: str) -> int:
+    if not 0 <= us <= MAX_SPAN_US:
+        raise Unsupported(f"{where}: a duration of {us} µs (the core takes up to 2**62)")
+    return us
 
 
 def _checks(checks: tuple[Any, ...], where: str) -> list[dict[str, Any]]:
@@ -152,7 +164,9 @@ def describe_plan(plan: Plan, catalog: Catalog) -> bytes:
                     {
                         "kind": "history",
                         "type_id": leaf.type_id,
-                        "window_us": leaf.window_us,
+                        "window_us": None
+                        if leaf.window_us is None
+                        else _span(leaf.window_us, where),
                         "min_times": leaf.min_times,
                         "negate": leaf.negate,
                         "checks": _checks(leaf.checks, where),
@@ -170,7 +184,7 @@ def describe_plan(plan: Plan, catalog: Catalog) -> bytes:
                 "id": c.id,
                 "name": c.name,
                 "qualification": c.qualification,
-                "period_us": c.period_us,
+                "period_us": _span(c.period_us, where),
                 "triggers": [
                     [type_id, [{"name": t.name, "checks": _checks(t.checks, where)} for t in ts]]
                     for type_id, ts in c.triggers.items()
@@ -182,7 +196,7 @@ def describe_plan(plan: Plan, catalog: Catalog) -> bytes:
         )
     description = {
         "rules_version": plan.rules_version,
-        "retention_us": plan.retention_us,
+        "retention_us": _span(plan.retention_us, "the retention"),
         "recorded": sorted(plan.recorded_types),
         "delete_lead": DELETE_LEAD,
         "types": types,

@@ -28,7 +28,7 @@ from streams.engine.activity import Activity, _content_hash
 from streams.engine.compiler import load_plan
 from streams.engine.datatypes import MAX_US, MIN_US, datetime_to_us, format_us
 from streams.engine.events import event_id
-from streams.engine.native import NativeLeads, Unsupported, load_module
+from streams.engine.native import NativeLeads, Unsupported, describe_plan, load_module
 from streams.engine_select import check_native
 from streams.pipeline import Processor, Record
 from streams.state.codec import encode_state
@@ -148,3 +148,17 @@ def test_a_new_processor_on_the_same_store_goes_on_with_its_states(
     assert any(o[0] for o in want)
     assert _encoded(switched) == _encoded(reference)
     assert isinstance(switched.leads, NativeLeads) == supported
+
+
+def test_a_duration_beyond_64_bits_runs_on_the_python_engine(tmp_path: Path) -> None:
+    """Rule durations are unbounded (`parse_duration_us`); the core's dates are 64-bit: a
+    window too long for it is `Unsupported`, never read wrong."""
+    plan, _ = _bench_stream(5, 1)
+    root = next(iter(plan.campaigns)).path
+    text = Path(root).read_text().replace("window: 7 days", "window: 99999999999999 months")
+    text = text.replace("window: 30 days", "window: 99999999999999 months")
+    text = text.replace("window: 90 days", "window: 99999999999999 months")
+    Path(root).write_text(text)
+    huge = load_plan(Path(root).parent.parent)
+    with pytest.raises(Unsupported, match="a duration of"):
+        describe_plan(huge, huge.catalog)
