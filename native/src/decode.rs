@@ -257,11 +257,12 @@ pub fn decode(plan: &Plan, raw: &[u8], position: &str, now_us: i64, horizon_us: 
         attrs.reserve(list.len());
         let mut mentioned: Vec<&str> = Vec::with_capacity(list.len());
         for entry in list {
-            let key = entry.api_name.str()?;
-            if !(entry.name.is_null() || matches!(entry.name, Raw::S(_))) {
-                return None;
-            }
-            let (api_name, dt) = spec.attrs.get(key)?;
+            let key = match (&entry.api_name, &entry.name) {
+                (Raw::S(key), _) => key,
+                (Raw::Null, Raw::S(name)) => name, // the reference's second choice
+                _ => return None,
+            };
+            let (api_name, dt) = spec.attrs.get(&**key)?;
             if mentioned.contains(&&**api_name) {
                 return None; // given twice: the reference compares the two
             }

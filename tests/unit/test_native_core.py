@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.engine import generate, write_rules
@@ -29,8 +29,9 @@ from streams.engine.compiler import load_plan
 from streams.engine.datatypes import MAX_US, MIN_US, datetime_to_us, format_us
 from streams.engine.events import event_id
 from streams.engine.native import NativeLeads, Unsupported, describe_plan, load_module
-from streams.engine_select import check_native
+from streams.engine_select import ROOT, check_native
 from streams.pipeline import Processor, Record
+from streams.samples import sample_activities
 from streams.state.codec import encode_state
 from streams.state.memory import MemoryStore
 
@@ -162,3 +163,137 @@ def test_a_duration_beyond_64_bits_runs_on_the_python_engine(tmp_path: Path) -> 
     huge = load_plan(Path(root).parent.parent)
     with pytest.raises(Unsupported, match="a duration of"):
         describe_plan(huge, huge.catalog)
+
+
+KEYS_OF_A_RECORD = [
+    "leadId",
+    "activityDate",
+    "activityTypeId",
+    "primaryAttributeValue",
+    "marketoGUID",
+    "id",
+    "fields",
+    "attributes",
+    "primaryAttributeValueId",
+]
+
+
+_PLANS: dict[str, tuple[Any, list[bytes]]] = {}
+
+
+def _plan_and_values(kind: str) -> tuple[Any, list[bytes]]:
+    if kind not in _PLANS:
+        if kind == "sample":
+            values = [orjson.dumps(a) for a in sample_activities(200, leads=20, seed=3)]
+            _PLANS[kind] = (load_plan(ROOT / "rules"), values)
+        else:
+            plan, records = _bench_stream(11, 200)
+            _PLANS[kind] = (plan, [r.value for r in records])
+    return _PLANS[kind]
+
+
+_DATES = st.sampled_from(
+    [
+        "2026-03-01T10:00:00Z",
+        "2026-03-01T10:00:00+00:00",
+        "2026-03-01T10:00:00+01:00",
+        "2026-03-01T10:00:00.5Z",
+        "2026-03-01t10:00:00z",
+        "2026-02-29T10:00:00Z",
+        "2024-02-29T10:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "2026-03-01",
+        "2026-13-01T00:00:00Z",
+        "2026-03-01T24:00:00Z",
+        "２０２６-03-01T10:00:00Z",
+    ]
+)
+_VALUES = st.one_of(
+    _DATES,
+    st.sampled_from(["", " ", "12", "1e3", "true", "a@b", "@b", "a@b@c", "x" * 256]),
+    st.sampled_from([0, -1, 2**63 - 1, 2**63, 2**64, -(2**63), 1.5, -0.0, 1e300, True, None]),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+)
+_FAST_PATH = st.one_of(
+    st.tuples(st.just("member"), st.sampled_from(KEYS_OF_A_RECORD), _VALUES),
+    st.tuples(st.just("value"), st.integers(0, 10), _VALUES),
+    st.tuples(st.just("by name"), st.integers(0, 10)),
+    st.tuples(st.just("text"), st.sampled_from(['"leadId":5,', '"nope":1,', '"leadId":1,'])),
+    st.tuples(
+        st.just("escape"),
+    ),
+    st.tuples(st.just("date"), st.integers(-1, 10), _DATES),
+    st.tuples(st.just("date"), st.just(-1), _DATES),  # the activity's own date, more often
+)
+
+
+def _fast_path_mutation(value: bytes, mutation: tuple[Any, ...]) -> bytes:
+    """Mutations aimed at the native decoder's choices (what it reads itself, what it
+    leaves to Python): member values of every JSON type, attribute values, attributes by
+    display name, repeated and unknown members, escaped text."""
+    kind = mutation[0]
+    if kind == "text":
+        return value.replace(b"{", b"{" + mutation[1].encode(), 1)
+    if kind == "escape":
+        return value.replace(b'"2026', b'"\\u0032026', 1)
+    record = orjson.loads(value)
+    attributes = record.get("attributes") or []
+    if kind == "date":  # the activity's date (-1), or an attribute's value
+        if mutation[1] < 0 or not attributes:
+            record["activityDate"] = mutation[2]
+        else:
+            attributes[mutation[1] % len(attributes)]["value"] = mutation[2]
+    elif kind == "member":
+        record[mutation[1]] = mutation[2]
+    elif kind == "value" and attributes:
+        attributes[mutation[1] % len(attributes)]["value"] = mutation[2]
+    elif kind == "by name" and attributes:
+        entry = attributes[mutation[1] % len(attributes)]
+        entry["name"] = entry.pop("apiName", entry.get("name"))
+    return orjson.dumps(record)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(["sample", "bench"]),
+    picks=st.lists(st.tuples(st.integers(0, 199), _FAST_PATH), max_size=30),
+)
+def test_the_native_core_answers_as_the_python_engine_on_hostile_records(
+    native: Any, kind: str, picks: list[tuple[int, tuple[Any, ...]]]
+) -> None:
+    """In this process, a `Processor` with the core against one without it, over the sample
+    rules and a generated catalog with records mutated where the core's decoder decides
+    (the differential harness mutates records at random; these aim at the fast path's
+    choices): the same events, dead letters (codes, messages), counters and stored bytes."""
+    if ENGINE.native is None:
+        pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
+    plan, values = _plan_and_values(kind)
+    values = list(values)
+    for index, mutation in picks:
+        mutated = values[index]
+        try:
+            mutated = _fast_path_mutation(mutated, mutation)
+        except (orjson.JSONDecodeError, TypeError, AttributeError):
+            continue  # an earlier mutation left no object to mutate
+        values[index] = mutated
+    records = [Record(v, "t", 0, i) for i, v in enumerate(values)]
+    now_us = datetime_to_us(datetime(2026, 9, 1, tzinfo=UTC))
+
+    async def run(native_core: bool) -> tuple[list[Any], dict[int, bytes]]:
+        store = MemoryStore()
+        processor = Processor(plan, store, native=native_core)
+        outcomes = []
+        for i in range(0, len(records), 50):
+            got = await processor.process(records[i : i + 50], now_us)
+            outcomes.append(
+                (got.events, got.dead_letters, got.accepted, got.duplicates, got.redelivered)
+            )
+        assert (processor.native is not None) == native_core
+        return outcomes, _encoded(store)
+
+    want = asyncio.run(run(False))
+    got = asyncio.run(run(True))
+    for n, (g, w) in enumerate(zip(got[0], want[0], strict=True)):
+        assert g == w, f"batch {n}"
+    assert got[1] == want[1]
