@@ -23,7 +23,7 @@ pub struct Seen {
     pub position: String,
     pub fired: Vec<i64>,
     /// The lead fields the fired campaigns carried (`leadstate`: a fourth member).
-    pub carried: Option<IMap<String, String>>,
+    pub carried: Option<Box<IMap<String, String>>>,
 }
 
 #[derive(Default)]
@@ -452,7 +452,7 @@ pub fn process(py: Python<'_>, plan: &Plan, limits: &Limits, lead: &mut Lead, a:
                 return Outcome::Duplicate;
             }
             let mut events = Vec::with_capacity(s.fired.len());
-            let fields = s.carried.as_ref().unwrap_or(&lead.fields);
+            let fields = s.carried.as_deref().unwrap_or(&lead.fields);
             for id in &s.fired {
                 let campaign = plan.by_id.get(id).map(|&i| &plan.campaigns[i]);
                 events.push(Event {
@@ -507,7 +507,7 @@ pub fn process(py: Python<'_>, plan: &Plan, limits: &Limits, lead: &mut Lead, a:
     if known {
         lead.seen.shift_remove(&a.id);
     }
-    lead.seen.insert(a.id.clone(), Seen { at: now_us, position: a.position.clone(), fired, carried });
+    lead.seen.insert(a.id.clone(), Seen { at: now_us, position: a.position.clone(), fired, carried: carried.map(Box::new) });
     if lead.seen.len() % EXPIRE_EVERY == 0 {
         let limit = now_us - limits.dedup_horizon_us;
         let stale = lead.seen.values().take_while(|s| s.at < limit).count();
