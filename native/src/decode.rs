@@ -108,9 +108,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
 }
 
 impl Raw<'_> {
-    fn is_null(&self) -> bool {
-        matches!(self, Raw::Null)
-    }
     fn str(&self) -> Option<&str> {
         match self {
             Raw::S(s) => Some(s),

@@ -39,6 +39,21 @@ pub struct Lead {
     pub bytes: usize,
     /// The batch that last touched the lead (its future repair runs once per batch).
     pub batch: u64,
+    /// The history index (`history_index.py`'s, natively): per slot, the sorted dates of
+    /// the entries its constraints accept; None until a type holds `index_from` entries.
+    pub index: Option<Box<Index>>,
+}
+
+pub struct Index {
+    generation: u64,
+    hits: crate::value::Map<usize, Vec<i64>>,
+}
+
+fn slot_checks(plan: &Plan, campaign: usize, leaf: usize) -> &[Check] {
+    match &plan.campaigns[campaign].leaves[leaf] {
+        Leaf::History { checks, .. } => checks,
+        Leaf::Field { .. } => &[],
+    }
 }
 
 pub struct Limits {
@@ -49,6 +64,9 @@ pub struct Limits {
     pub max_fields: usize,
     pub max_fields_chars: usize,
     pub dedup_horizon_us: i64,
+    /// Entries of one type from which a lead's history is indexed (`Engine.index_from`;
+    /// None: never, the scanning reference).
+    pub index_from: Option<usize>,
 }
 
 const EXPIRE_EVERY: usize = 16;
@@ -170,8 +188,14 @@ fn leaf_holds(py: Python<'_>, plan: &Plan, leaf: &Leaf, lead: &Lead, ts: i64) ->
             };
             op_holds(py, op, parsed.as_ref(), ts)
         }
-        Leaf::History { type_id, window_us, min_times, negate, checks } => {
+        Leaf::History { type_id, window_us, min_times, negate, checks, slot } => {
             let low = ts - window_us.unwrap_or(plan.retention_us);
+            if let (Some(slot), Some(index)) = (slot, &lead.index) {
+                let count = index.hits.get(slot).map_or(0, |hits| {
+                    hits.partition_point(|d| *d <= ts) - hits.partition_point(|d| *d < low)
+                });
+                return (count as i64 >= *min_times) != *negate;
+            }
             if let Some(entries) = lead.history.get(type_id) {
                 let mut found = 0;
                 for e in entries {
@@ -210,6 +234,7 @@ impl Lead {
     pub fn erase(&mut self) {
         self.history.clear();
         self.min_ts.clear();
+        self.index = None;
         self.fields.clear();
         self.runs.clear();
         self.max_ts = None;
@@ -224,6 +249,7 @@ impl Lead {
             _ => return,
         }
         let mut latest: Option<i64> = None;
+        self.index = None;
         for entries in self.history.values_mut() {
             entries.retain(|e| e.ts <= limit_us);
             for e in entries.iter() {
@@ -262,6 +288,15 @@ impl Lead {
         if plan.recorded.contains(&a.type_id) {
             let horizon = max_ts - plan.retention_us;
             let bytes = entry_bytes(a.ts, a.primary.as_ref(), &a.attrs);
+            if let Some(index) = self.index.as_mut() {
+                for &(slot, c, l) in plan.slots.get(&a.type_id).map_or(&[][..], |v| &v[..]) {
+                    if matches(py, slot_checks(plan, c, l), a.primary.as_ref(), &a.attrs, a.ts) {
+                        let hits = index.hits.entry(slot).or_default();
+                        let at = hits.partition_point(|d| *d <= a.ts);
+                        hits.insert(at, a.ts);
+                    }
+                }
+            }
             let entries = self.history.entry(a.type_id).or_default();
             entries.push(Entry { ts: a.ts, primary: a.primary.clone(), attrs: a.attrs.clone(), bytes });
             self.count += 1;
@@ -282,6 +317,16 @@ impl Lead {
                 });
                 self.count -= gone_count;
                 self.bytes -= gone_bytes;
+                if let Some(index) = self.index.as_mut() {
+                    // the entries gone are those dated before the horizon: a prefix of each
+                    // of the type's slots
+                    for &(slot, _, _) in plan.slots.get(&a.type_id).map_or(&[][..], |v| &v[..]) {
+                        if let Some(hits) = index.hits.get_mut(&slot) {
+                            let cut = hits.partition_point(|d| *d < horizon);
+                            hits.drain(..cut);
+                        }
+                    }
+                }
                 match entries.iter().map(|e| e.ts).min() {
                     Some(m) => *earliest = m,
                     None => {
@@ -305,6 +350,51 @@ impl Lead {
         }
     }
 
+    /// Whether the lead's index (if any) is what `build_index` makes from its history now:
+    /// the incremental upkeep (appends, retention) checked against a rebuild (tests).
+    pub fn index_is_fresh(&self, py: Python<'_>, plan: &Plan) -> bool {
+        let Some(index) = &self.index else { return true };
+        let mut copy = Lead { history: BTreeMap::new(), ..Default::default() };
+        copy.history = self
+            .history
+            .iter()
+            .map(|(t, es)| {
+                let entries = es
+                    .iter()
+                    .map(|e| Entry { ts: e.ts, primary: e.primary.clone(), attrs: e.attrs.clone(), bytes: e.bytes })
+                    .collect();
+                (*t, entries)
+            })
+            .collect();
+        copy.build_index(py, plan);
+        let fresh = copy.index.expect("built");
+        let nonempty = |m: &crate::value::Map<usize, Vec<i64>>| -> Vec<(usize, Vec<i64>)> {
+            let mut v: Vec<_> = m.iter().filter(|(_, d)| !d.is_empty()).map(|(s, d)| (*s, d.clone())).collect();
+            v.sort();
+            v
+        };
+        index.generation == fresh.generation && nonempty(&index.hits) == nonempty(&fresh.hits)
+    }
+
+    /// The index of the whole history for `plan` (`Plan.history_index`).
+    fn build_index(&mut self, py: Python<'_>, plan: &Plan) {
+        let mut hits = crate::value::Map::default();
+        for (type_id, slots) in &plan.slots {
+            let Some(entries) = self.history.get(type_id) else { continue };
+            for &(slot, c, l) in slots {
+                let checks = slot_checks(plan, c, l);
+                let mut dates: Vec<i64> = entries
+                    .iter()
+                    .filter(|e| matches(py, checks, e.primary.as_ref(), &e.attrs, e.ts))
+                    .map(|e| e.ts)
+                    .collect();
+                dates.sort_unstable();
+                hits.insert(slot, dates);
+            }
+        }
+        self.index = Some(Box::new(Index { generation: plan.generation, hits }));
+    }
+
     /// `bounds.enforce` after an activity.
     pub fn enforce(&mut self, limits: &Limits, fields_changed: bool) {
         if self.seen.len() > limits.max_seen {
@@ -325,6 +415,7 @@ impl Lead {
 
     /// `bounds._trim_history`: the oldest entries by (date, type id, position) go.
     fn trim(&mut self, max_entries: usize, max_bytes: usize) {
+        self.index = None; // rebuilt from what is left when next needed
         let mut order: Vec<(i64, i64, usize, usize)> = Vec::with_capacity(self.count);
         for (type_id, entries) in &self.history {
             for (i, e) in entries.iter().enumerate() {
@@ -468,6 +559,15 @@ pub fn process(py: Python<'_>, plan: &Plan, limits: &Limits, lead: &mut Lead, a:
         None => false,
     };
     lead.apply(py, plan, a);
+    let indexed = match limits.index_from {
+        None => false,
+        Some(n) => lead.index.is_some() || lead.history.get(&a.type_id).is_some_and(|e| e.len() >= n),
+    };
+    if !indexed {
+        lead.index = None;
+    } else if lead.index.as_ref().is_none_or(|i| i.generation != plan.generation) {
+        lead.build_index(py, plan);
+    }
     let mut events = Vec::new();
     let mut fired = Vec::new();
     let mut carried: Option<IMap<String, String>> = None;

@@ -99,6 +99,7 @@ fn limits_of(l: LimitsTuple) -> Limits {
         max_fields: l.4,
         max_fields_chars: l.5,
         dedup_horizon_us: l.6,
+        index_from: None,
     }
 }
 
@@ -179,13 +180,23 @@ impl Core {
 
     /// New limits (a new `Processor` on the same states); see `new`.
     fn set_limits(&mut self, limits: LimitsTuple) {
+        let index_from = self.limits.index_from;
         self.limits = limits_of(limits);
+        self.limits.index_from = index_from;
+    }
+
+    /// `Engine.index_from`: entries of one type from which a lead's history is indexed
+    /// (None: never; the decisions are the same, only the cost differs).
+    #[pyo3(signature = (index_from))]
+    fn set_index_from(&mut self, index_from: Option<usize>) {
+        self.limits.index_from = index_from;
     }
 
     /// A new plan (a hot reload); the lead states stay.
     fn set_plan(&mut self, plan: &[u8]) -> PyResult<()> {
         let mut fresh = plan::parse(plan).map_err(PyValueError::new_err)?;
         fresh.parse = self.plan.parse.take();
+        fresh.generation = self.plan.generation + 1;
         self.plan = fresh;
         Ok(())
     }
@@ -285,6 +296,16 @@ impl Core {
     /// The lead's state as `codec.encode_state` writes it, or None (no state).
     fn encode_state<'py>(&self, py: Python<'py>, lead_id: i64) -> Option<Bound<'py, PyBytes>> {
         self.leads.get(&lead_id).map(|lead| PyBytes::new(py, &lead.encode()))
+    }
+
+    /// Whether the lead's history index matches a rebuild from its history (tests).
+    fn index_is_fresh(&self, py: Python<'_>, lead_id: i64) -> bool {
+        self.leads.get(&lead_id).is_none_or(|lead| lead.index_is_fresh(py, &self.plan))
+    }
+
+    /// Whether the lead has a history index now (tests).
+    fn indexed(&self, lead_id: i64) -> bool {
+        self.leads.get(&lead_id).is_some_and(|lead| lead.index.is_some())
     }
 
     fn lead_ids(&self) -> Vec<i64> {

@@ -48,7 +48,8 @@ pub struct Trigger {
 }
 
 pub enum Leaf {
-    History { type_id: i64, window_us: Option<i64>, min_times: i64, negate: bool, checks: Vec<Check> },
+    /// `slot`: its place in a lead's history index (None: its constraints depend on T).
+    History { type_id: i64, window_us: Option<i64>, min_times: i64, negate: bool, checks: Vec<Check>, slot: Option<usize> },
     /// `parse`: the field's text is read first (`operators.parsed`): 0 a number, 1 a moment.
     Field { key: String, op: Op, parse: Option<u8> },
 }
@@ -105,6 +106,11 @@ pub struct Plan {
     pub campaigns: Vec<Campaign>,
     pub by_id: HashMap<i64, usize>,
     pub by_type: HashMap<i64, Vec<usize>>,
+    /// The history index's slots by type: (slot, campaign, leaf) of each history leaf whose
+    /// constraints do not depend on T.
+    pub slots: HashMap<i64, Vec<(usize, usize, usize)>>,
+    /// Which plan a lead's index was built for (a new plan rebuilds it).
+    pub generation: u64,
 }
 
 type R<T> = Result<T, String>;
@@ -240,6 +246,7 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
                     min_times: int(&l["min_times"], "minTimes")?,
                     negate: l["negate"].as_bool().unwrap_or(false),
                     checks: checks(&l["checks"])?,
+                    slot: None,
                 }
             } else {
                 Leaf::Field {
@@ -290,7 +297,22 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
         }
         event_types.insert(int(&t["id"], "event type id")?, EventType { primary: dt(&t["primary"])?, attrs });
     }
+    let mut slots: HashMap<i64, Vec<(usize, usize, usize)>> = HashMap::default();
+    let mut next = 0;
+    for (c, campaign) in campaigns.iter_mut().enumerate() {
+        for (l, leaf) in campaign.leaves.iter_mut().enumerate() {
+            if let Leaf::History { type_id, checks, slot, .. } = leaf {
+                if !checks.iter().any(|c| matches!(c.op, Op::InPast(_))) {
+                    *slot = Some(next);
+                    slots.entry(*type_id).or_default().push((next, c, l));
+                    next += 1;
+                }
+            }
+        }
+    }
     Ok(Plan {
+        slots,
+        generation: 0,
         parse: None,
         event_types,
         rules_version: text(&j["rules_version"], "rules_version")?,

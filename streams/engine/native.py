@@ -10,8 +10,9 @@ store's readers as `LeadState`s, decoded from the bytes the core writes in the f
 
 The core decodes the common shape itself and hands every other record to the Python
 decoder (`Decoder.decode`), so every rejection and its message is the reference's; it
-evaluates with the reference's semantics (history scanned, as `Engine(index_from=None)`,
-which decides as the indexed one). `tests/unit/test_compiled_engine.py` holds it to the
+evaluates with the reference's semantics; history filters count through a native history
+index once a type holds the engine's `index_from` entries (`history_index.py`'s: per
+filter slot, the sorted dates of the entries it accepts), else scan, as the reference. `tests/unit/test_compiled_engine.py` holds it to the
 pure engine: the same events, dead letters, counters and stored bytes.
 
 The subset (a plan outside it runs on the compiled or pure modules, said in one line when
@@ -287,9 +288,11 @@ class NativeProcessor:
 
     def process(self, records: Sequence[Record], now_us: int) -> tuple[Any, ...]:
         processor = self.processor
-        if processor.engine.plan is not self.plan:  # a reload (a new Engine on the Processor)
-            self.plan = processor.engine.plan
+        engine = processor.engine
+        if engine.plan is not self.plan:  # a reload (a new Engine on the Processor)
+            self.plan = engine.plan
             self.core.set_plan(describe_plan(self.plan, processor.decoder.catalog))
+        self.core.set_index_from(engine.index_from)  # None: the scanning reference
         decode_one = processor.decode_one
 
         def fallback(record: Record) -> Activity | dict[str, Any]:

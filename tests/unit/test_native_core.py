@@ -27,6 +27,7 @@ from streams import ENGINE
 from streams.engine.activity import Activity, _content_hash
 from streams.engine.compiler import load_plan
 from streams.engine.datatypes import MAX_US, MIN_US, datetime_to_us, format_us
+from streams.engine.evaluator import Engine
 from streams.engine.events import event_id
 from streams.engine.native import NativeLeads, Unsupported, describe_plan, load_module
 from streams.engine_select import ROOT, check_native
@@ -34,6 +35,7 @@ from streams.pipeline import Processor, Record
 from streams.samples import sample_activities
 from streams.state.codec import encode_state
 from streams.state.memory import MemoryStore
+from tests.unit.test_history_index import CAMPAIGNS, NOW_US, TYPE, load, record
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 TEXT = st.text(max_size=30)
@@ -297,3 +299,43 @@ def test_the_native_core_answers_as_the_python_engine_on_hostile_records(
     for n, (g, w) in enumerate(zip(got[0], want[0], strict=True)):
         assert g == w, f"batch {n}"
     assert got[1] == want[1]
+
+
+@pytest.mark.parametrize("index_from", [64, None])
+def test_a_busy_lead_through_the_core_is_the_reference(
+    native: Any, tmp_path: Path, index_from: int | None
+) -> None:
+    """test_history_index's busy lead (2,000 purchases over 2,000 minutes, a tenth late,
+    a retention of 3 hours: pruning on most activities, late windows and windowless filters
+    reaching below what was pruned) through the core, with its history index (from 64
+    entries) and scanning, against the scanning Python reference."""
+    if ENGINE.native is None:
+        pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
+    (tmp_path / "activity-types").mkdir()
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "activity-types" / "buy.yaml").write_text(TYPE)
+    for name, text in CAMPAIGNS.items():
+        (tmp_path / "campaigns" / f"{name}.yaml").write_text(text)
+    plan = load(tmp_path)
+    shaped = [
+        (0, 1, i - (37 if i % 10 == 3 else 0), "xyz"[i % 3], i % 10, 10_000 + i)
+        for i in range(2000)
+    ]
+    records = [Record(record(op), "t", 0, i) for i, op in enumerate(shaped)]
+
+    async def run(native_core: bool) -> tuple[list[Any], dict[int, bytes]]:
+        store = MemoryStore()
+        processor = Processor(plan, store, native=native_core)
+        processor.engine = Engine(plan, index_from=index_from if native_core else None)
+        events: list[Any] = []
+        for i in range(0, len(records), 100):
+            events += (await processor.process(records[i : i + 100], NOW_US)).events
+            if processor.native is not None:  # the index kept up is the index rebuilt
+                assert processor.native.core.index_is_fresh(1)
+                assert processor.native.core.indexed(1) == (index_from is not None)
+        assert (processor.native is not None) == native_core
+        return events, _encoded(store)
+
+    want = asyncio.run(run(False))
+    assert len({e["campaignId"] for e in want[0]}) >= 2
+    assert asyncio.run(run(True)) == want
