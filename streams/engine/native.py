@@ -12,11 +12,12 @@ The core decodes the common shape itself and hands every other record to the Pyt
 decoder (`Decoder.decode`), so every rejection and its message is the reference's; it
 evaluates with the reference's semantics; history filters count through a native history
 index once a type holds the engine's `index_from` entries (`history_index.py`'s: per
-filter slot, the sorted dates of the entries it accepts), else scan, as the reference. `tests/unit/test_compiled_engine.py` holds it to the
-pure engine: the same events, dead letters, counters and stored bytes.
+filter slot, the sorted dates of the entries it accepts), else scan, as the reference.
+`tests/unit/test_compiled_engine.py` holds it to the pure engine: the same events, dead
+letters, counters and stored bytes.
 
-The subset (a plan outside it runs on the compiled or pure modules, said in one line when
-the `Processor` is built, `unsupported`):
+The subset (a plan or store outside it runs on the compiled or pure modules, said once in
+a log line at the `Processor`'s first batch, `unsupported`):
 - the store is a `MemoryStore` (the backtest, the benchmarks) that is empty when the
   `Processor` is built: the core owns the states from then on. The Redis store of the
   workers is not supported (states would cross the boundary on every batch);
