@@ -396,7 +396,7 @@ impl Lead {
     }
 
     /// `bounds.enforce` after an activity.
-    pub fn enforce(&mut self, limits: &Limits, fields_changed: bool) {
+    pub fn enforce(&mut self, py: Python<'_>, plan: &Plan, limits: &Limits, fields_changed: bool) {
         if self.seen.len() > limits.max_seen {
             let drop = self.seen.len() - target(limits.max_seen);
             self.seen.drain(..drop);
@@ -409,13 +409,15 @@ impl Lead {
             }
         }
         if self.count > limits.max_history || self.bytes > limits.max_history_bytes {
-            self.trim(target(limits.max_history), target(limits.max_history_bytes));
+            self.trim(py, plan, target(limits.max_history), target(limits.max_history_bytes));
         }
     }
 
     /// `bounds._trim_history`: the oldest entries by (date, type id, position) go.
-    fn trim(&mut self, max_entries: usize, max_bytes: usize) {
-        self.index = None; // rebuilt from what is left when next needed
+    fn trim(&mut self, py: Python<'_>, plan: &Plan, max_entries: usize, max_bytes: usize) {
+        if self.index.as_ref().is_some_and(|i| i.generation != plan.generation) {
+            self.index = None; // rebuilt when next needed
+        }
         let mut order: Vec<(i64, i64, usize, usize)> = Vec::with_capacity(self.count);
         for (type_id, entries) in &self.history {
             for (i, e) in entries.iter().enumerate() {
@@ -437,6 +439,22 @@ impl Lead {
         for (type_id, mut indexes) in dropped {
             indexes.sort_unstable();
             let entries = self.history.get_mut(&type_id).expect("a type of the history");
+            if let Some(index) = self.index.as_mut() {
+                // the dropped entries' dates go from the slots that accepted them
+                for &(slot, c, l) in plan.slots.get(&type_id).map_or(&[][..], |v| &v[..]) {
+                    let checks = slot_checks(plan, c, l);
+                    let Some(hits) = index.hits.get_mut(&slot) else { continue };
+                    for &i in &indexes {
+                        let e = &entries[i];
+                        if matches(py, checks, e.primary.as_ref(), &e.attrs, e.ts) {
+                            let at = hits.partition_point(|d| *d < e.ts);
+                            if hits.get(at) == Some(&e.ts) {
+                                hits.remove(at);
+                            }
+                        }
+                    }
+                }
+            }
             let mut n = 0;
             let mut k = 0;
             entries.retain(|_| {

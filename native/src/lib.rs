@@ -253,7 +253,7 @@ impl Core {
                 lead.drop_future(future);
             }
             let outcome = engine::process(py, &self.plan, &self.limits, lead, a, now_us);
-            lead.enforce(&self.limits, a.type_id == decode::NEW_LEAD || a.type_id == decode::CHANGE_DATA_VALUE);
+            lead.enforce(py, &self.plan, &self.limits, a.type_id == decode::NEW_LEAD || a.type_id == decode::CHANGE_DATA_VALUE);
             let fired = match outcome {
                 Outcome::Duplicate => {
                     duplicates += 1;

@@ -27,6 +27,7 @@ from streams import ENGINE
 from streams.engine.activity import Activity, _content_hash
 from streams.engine.compiler import load_plan
 from streams.engine.datatypes import MAX_US, MIN_US, datetime_to_us, format_us
+from streams.engine.bounds import Limits
 from streams.engine.evaluator import Engine
 from streams.engine.events import event_id
 from streams.engine.native import NativeLeads, Unsupported, describe_plan, load_module
@@ -301,14 +302,15 @@ def test_the_native_core_answers_as_the_python_engine_on_hostile_records(
     assert got[1] == want[1]
 
 
-@pytest.mark.parametrize("index_from", [64, None])
+@pytest.mark.parametrize(("index_from", "max_history"), [(64, 20_000), (None, 20_000), (64, 100)])
 def test_a_busy_lead_through_the_core_is_the_reference(
-    native: Any, tmp_path: Path, index_from: int | None
+    native: Any, tmp_path: Path, index_from: int | None, max_history: int
 ) -> None:
     """test_history_index's busy lead (2,000 purchases over 2,000 minutes, a tenth late,
     a retention of 3 hours: pruning on most activities, late windows and windowless filters
-    reaching below what was pruned) through the core, with its history index (from 64
-    entries) and scanning, against the scanning Python reference."""
+    reaching below what was pruned; with `max_history` 100, trimmed by the bounds too)
+    through the core, with its history index (from 64 entries) and scanning, against the
+    scanning Python reference."""
     if ENGINE.native is None:
         pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
     (tmp_path / "activity-types").mkdir()
@@ -325,7 +327,8 @@ def test_a_busy_lead_through_the_core_is_the_reference(
 
     async def run(native_core: bool) -> tuple[list[Any], dict[int, bytes]]:
         store = MemoryStore()
-        processor = Processor(plan, store, native=native_core)
+        limits = Limits(max_history=max_history)
+        processor = Processor(plan, store, limits=limits, native=native_core)
         processor.engine = Engine(plan, index_from=index_from if native_core else None)
         events: list[Any] = []
         for i in range(0, len(records), 100):
