@@ -444,15 +444,26 @@ impl Lead {
                 for &(slot, c, l) in plan.slots.get(&type_id).map_or(&[][..], |v| &v[..]) {
                     let checks = slot_checks(plan, c, l);
                     let Some(hits) = index.hits.get_mut(&slot) else { continue };
-                    for &i in &indexes {
-                        let e = &entries[i];
-                        if matches(py, checks, e.primary.as_ref(), &e.attrs, e.ts) {
-                            let at = hits.partition_point(|d| *d < e.ts);
-                            if hits.get(at) == Some(&e.ts) {
-                                hits.remove(at);
-                            }
+                    let mut gone: Vec<i64> = indexes
+                        .iter()
+                        .map(|&i| &entries[i])
+                        .filter(|e| matches(py, checks, e.primary.as_ref(), &e.attrs, e.ts))
+                        .map(|e| e.ts)
+                        .collect();
+                    gone.sort_unstable();
+                    // both sorted: one pass takes each gone date out once
+                    let mut k = 0;
+                    hits.retain(|d| {
+                        while k < gone.len() && gone[k] < *d {
+                            k += 1;
                         }
-                    }
+                        if k < gone.len() && gone[k] == *d {
+                            k += 1;
+                            false
+                        } else {
+                            true
+                        }
+                    });
                 }
             }
             let mut n = 0;

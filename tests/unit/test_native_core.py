@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 from bench.engine import generate, write_rules
 from streams import ENGINE
 from streams.engine.activity import Activity, _content_hash
+from streams.engine.bounds import Limits
 from streams.engine.compiler import load_plan
 from streams.engine.datatypes import MAX_US, MIN_US, datetime_to_us, format_us
-from streams.engine.bounds import Limits
 from streams.engine.evaluator import Engine
 from streams.engine.events import event_id
 from streams.engine.native import NativeLeads, Unsupported, describe_plan, load_module
