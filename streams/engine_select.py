@@ -54,6 +54,7 @@ COMPILED_MODULES: Final = (
     "streams.engine.leadstate",
     "streams.engine.logic",
     "streams.engine.operators",
+    "streams.engine.rule_forms",
     "streams.pipeline",
 )
 """The modules compiled by mypyc: the per-activity path (decode, evaluate, bound, index)."""

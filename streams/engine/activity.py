@@ -214,15 +214,20 @@ class Decoder:
         identity: str | None = record.marketoGUID
         if identity is None:
             identity = record.id
+        date_raw: str = record.activityDate
+        ts = parse_datetime_us(date_raw)
         attributes: dict[str, Value] = {}
         entries: list[Any] = record.attributes
         for entry in entries:
             value = entry.value
             convert = entry.convert
             if convert is not None:
-                value = convert(value)
-                if type(value) is str and len(value) > entry.max_chars:
-                    return None
+                if entry.is_datetime and value == date_raw:
+                    value = ts  # the activity's own date, already parsed
+                else:
+                    value = convert(value)
+                    if type(value) is str and len(value) > entry.max_chars:
+                        return None
             attributes[entry.api_name] = value
         if len(attributes) != len(entries):
             return None  # an attribute given twice
@@ -235,7 +240,6 @@ class Decoder:
                 fields = _fields(fields_raw)
             elif type_id == CHANGE_DATA_VALUE:
                 return None
-        ts = parse_datetime_us(record.activityDate)
         if now_us is not None and ts > now_us + self.future_horizon_us:
             return None
         primary = record.primaryAttributeValue

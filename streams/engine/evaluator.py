@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any, Final
 
 from streams.engine.activity import Activity
@@ -18,11 +17,8 @@ from streams.engine.compiler import CompiledCampaign, CompiledTrigger, Plan
 from streams.engine.datatypes import US_PER_DAY, format_us
 from streams.engine.events import action_members, membership_event
 from streams.engine.history_index import HistoryIndex
-from streams.engine.leadstate import LeadState, SeenEntry
+from streams.engine.leadstate import HistoryEntry, LeadState, SeenEntry
 from streams.engine.standard_types import DELETE_LEAD, FIELD_TYPES
-
-_date: Final = itemgetter(0)
-"""A history entry's date."""
 
 DEFAULT_DEDUP_HORIZON_US: Final = 7 * US_PER_DAY
 _EXPIRE_EVERY: Final = 16
@@ -72,6 +68,16 @@ def _index(type_id: int, campaigns: Sequence[CompiledCampaign]) -> TypeIndex:
         for value in values
     }
     return by_value, unindexed
+
+
+def _any_before(entries: list[HistoryEntry], horizon: int) -> bool:
+    """Whether an entry is dated before `horizon` (a loop, not `min(map(...))`: the
+    compiled build runs it without an iterator object or a call per entry)."""
+    for entry in entries:
+        date: int = entry[0]
+        if date < horizon:
+            return True
+    return False
 
 
 class Engine:
@@ -214,7 +220,7 @@ class Engine:
                     forget(state, type_id, index.prune(type_id, horizon, entries), entry)
             # The reference's update: entries are in processing order, not date order (late
             # mobile actions): look at all of them, so what is kept depends on the dates.
-            elif min(map(_date, entries)) < horizon:
+            elif _any_before(entries, horizon):
                 forget(state, type_id, [e for e in entries if e[0] < horizon], entry)
                 entries[:] = [e for e in entries if e[0] >= horizon]
         if type_id in FIELD_TYPES:

@@ -84,6 +84,8 @@ def _attribute_struct(type_id: int, spec: AttributeSpec, limits: Limits) -> Any:
             "api_name": spec.api_name,
             "convert": None if convert is None else staticmethod(convert),
             "max_chars": limits.max_chars(spec.data_type),
+            "is_datetime": spec.data_type is DataType.DATETIME,
+            # a value equal to the record's activityDate is that date, parsed once
         },
     )
 
