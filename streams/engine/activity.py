@@ -220,15 +220,16 @@ class Decoder:
         entries: list[Any] = record.attributes
         for entry in entries:
             value = entry.value
-            convert = entry.convert
+            meta: tuple[str, Any, int, bool] = entry.meta
+            convert = meta[1]
             if convert is not None:
-                if entry.is_datetime and value == date_raw:
+                if meta[3] and value == date_raw:
                     value = ts  # the activity's own date, already parsed
                 else:
                     value = convert(value)
-                    if type(value) is str and len(value) > entry.max_chars:
+                    if type(value) is str and len(value) > meta[2]:
                         return None
-            attributes[entry.api_name] = value
+            attributes[meta[0]] = value
         if len(attributes) != len(entries):
             return None  # an attribute given twice
         fields: list[FieldChange] = []

@@ -120,10 +120,7 @@ def build_matcher(checks: Sequence[Check]) -> Matcher:
     each reads its attribute into `v` and returns False at the first that fails (with
     `NATIVE_FORMS`, `rule_forms.Checks.match`, which does the same)."""
     if NATIVE_FORMS:
-        native = rule_forms.Checks(
-            [rule_forms.Check(k == PRIMARY, k, native_cond(c), a) for k, c, a in checks]
-        )
-        return native.match
+        return native_checks(checks).match
     namespace: dict[str, Any] = {}
     body: list[str] = []
     for index, (key, cond, any_of) in enumerate(checks):
@@ -163,6 +160,9 @@ class CompiledTrigger:
     """The constraints `match` was built from, for `explain` (not used when evaluating)."""
     texts: tuple[str, ...] = ()
     """Each constraint as written (`amount greater than 10000`), for `explain`."""
+    checks_native: rule_forms.Checks | None = None
+    """With `NATIVE_FORMS`: the object whose `match` is `match`, which compiled code calls
+    directly (no call through a Python callable)."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,14 @@ def filter_test(
     except (SyntaxError, RecursionError, MemoryError):
         return lambda state, ts, index: filters(FilterContext(state, ts, index))
     return test
+
+
+def native_checks(checks: Sequence[Check]) -> rule_forms.Checks:
+    """The constraints as a `rule_forms.Checks`, which decides as `build_matcher`'s
+    generated function."""
+    return rule_forms.Checks(
+        [rule_forms.Check(k == PRIMARY, k, native_cond(c), a) for k, c, a in checks]
+    )
 
 
 def native_cond(cond: Condition) -> rule_forms.Cond:
@@ -306,6 +314,8 @@ class CompiledCampaign:
     carries: tuple[str, ...] | None = None
     """When the campaign lists actions: the lead fields (case-folded) its membership events
     carry, with the triggering activity's values (`events.action_members`); else None."""
+    test_native: rule_forms.Node | None = None
+    """With `NATIVE_FORMS`: the tree whose `test` is `test`, called directly."""
 
     def qualifies(self, state: LeadState, ts: int) -> bool:
         if self.qualification == "every time":
@@ -526,19 +536,22 @@ def compile_campaign(
         checks = compiler.constraints(activity_type, trigger.constraints, where)
         if checks is not None:
             assert activity_type.trigger_name is not None
+            native = native_checks(checks) if NATIVE_FORMS else None
             triggers.setdefault(activity_type.id, []).append(
                 CompiledTrigger(
                     activity_type.trigger_name,
                     activity_type.id,
-                    build_matcher(checks),
+                    build_matcher(checks) if native is None else native.match,
                     primary_keys(checks) if activity_type.primary.data_type in TEXT_TYPES else None,
                     checks,
                     _constraint_texts(trigger.constraints),
+                    native,
                 )
             )
 
     filters: Callable[[FilterContext], bool] | None = None
     test: FilterTest | None = None
+    tree_native: rule_forms.Node | None = None
     leaves: list[Leaf] = []
     if definition.filters is not None and (
         definition.filters.items or definition.filters.logic.strip().lower() != "all"
@@ -559,7 +572,11 @@ def compile_campaign(
         else:
             if len(leaves) == len(definition.filters.items):
                 filters = compile_logic(tree, [leaf.evaluate for leaf in leaves])
-                test = filter_test(tree, leaves, filters)
+                tree_native = native_tree(tree, leaves) if NATIVE_FORMS else None
+                if tree_native is not None:
+                    test = tree_native.test
+                else:
+                    test = filter_test(tree, leaves, filters)
 
     if len(problems) > before or isinstance(qualification, str):
         return None
@@ -576,6 +593,7 @@ def compile_campaign(
         matchers=tuple(dict.fromkeys(compiler.used)),
         leaves=tuple(leaves),
         logic=definition.filters.logic if definition.filters is not None else "all",
+        test_native=tree_native,
     )
 
 

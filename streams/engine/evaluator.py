@@ -121,8 +121,8 @@ class Engine:
             return Outcome(self._replay(activity, seen, state), redelivered=True)
 
         history_index = self._apply(state, activity)
-        events: list[dict[str, Any]] = []
-        fired: list[int] = []
+        events: list[dict[str, Any]] | None = None  # made when a campaign fires (few do)
+        fired: list[int] | None = None
         carried: dict[str, str] | None = None
         indexed = False  # whether `history_index` is known (it is after a recorded type)
         date: str | None = None
@@ -138,7 +138,11 @@ class Engine:
         for campaign, triggers in candidates:
             # Inlined on purpose: this loop runs for every campaign listening to the type.
             for trigger in triggers:
-                if trigger.match(primary, attributes, ts):
+                checks = trigger.checks_native
+                if checks is not None:  # a direct call of compiled code (`rule_forms`)
+                    if checks.match(primary, attributes, ts):
+                        break
+                elif trigger.match(primary, attributes, ts):
                     break
             else:
                 continue
@@ -153,9 +157,16 @@ class Engine:
                 if not indexed and history_index is None:
                     history_index = self._index(state)
                 indexed = True
-                if not test(state, ts, history_index):
+                tree = campaign.test_native
+                if tree is not None:
+                    if not tree.test(state, ts, history_index):
+                        continue
+                elif not test(state, ts, history_index):
                     continue
             runs[campaign.id] = ts
+            if fired is None:
+                fired = []
+                events = []
             fired.append(campaign.id)
             if date is None:
                 date = format_us(ts)
@@ -163,6 +174,7 @@ class Engine:
             if campaign.carries:
                 carried = {} if carried is None else carried
                 carried.update(event["leadFields"])
+            assert events is not None
             events.append(event)
 
         seen_map = state.seen
@@ -171,7 +183,7 @@ class Engine:
         if carried is None:
             seen_map[activity.id] = [now_us, activity.position, fired or _NONE_FIRED]
         else:  # what `_replay` carries again: the fields as they are now
-            seen_map[activity.id] = [now_us, activity.position, fired, carried]
+            seen_map[activity.id] = [now_us, activity.position, fired or [], carried]
         if len(seen_map) % _EXPIRE_EVERY == 0:
             self._expire_seen(state, now_us)
         return Outcome(events) if events else _NOTHING
