@@ -104,6 +104,10 @@ class Engine:
         }
         self._recorded = plan.recorded_types
         self._retention_us = plan.retention_us
+        self._now_us = -1
+        self._now: object = -1
+        """`_now_us` as one object, which every `seen` entry of the same clock shares (the
+        compiled build would otherwise make an int object per entry)."""
 
     def process(self, state: LeadState, activity: Activity, now_us: int) -> Outcome:
         """1. a known identity: a duplicate (nothing) or a redelivery (the same events);
@@ -177,13 +181,17 @@ class Engine:
             assert events is not None
             events.append(event)
 
+        if now_us != self._now_us:
+            self._now_us = now_us
+            self._now = now_us
+        now = self._now
         seen_map = state.seen
         if seen is not None:
             del seen_map[activity.id]  # re-inserted last: `seen` stays in processing order
         if carried is None:
-            seen_map[activity.id] = [now_us, activity.position, fired or _NONE_FIRED]
+            seen_map[activity.id] = [now, activity.position, fired or _NONE_FIRED]
         else:  # what `_replay` carries again: the fields as they are now
-            seen_map[activity.id] = [now_us, activity.position, fired or [], carried]
+            seen_map[activity.id] = [now, activity.position, fired or [], carried]
         if len(seen_map) % _EXPIRE_EVERY == 0:
             self._expire_seen(state, now_us)
         return Outcome(events) if events else _NOTHING
