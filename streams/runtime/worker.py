@@ -55,7 +55,8 @@ from streams.engine.datatypes import datetime_to_us
 from streams.engine.leadstate import LeadState
 from streams.pipeline import BatchResult, Processor, Record
 from streams.runtime.batch_drain import Batch, batch_consumer, subscribe
-from streams.runtime.faust_app import create_app, issue_all, send_all, service_options
+from streams.runtime.batch_send import BatchSender
+from streams.runtime.faust_app import create_app, send_all, service_options
 from streams.runtime.hot_reload import (
     ReloadMetrics,
     RulesReloader,
@@ -134,6 +135,7 @@ class BatchHandler:
         self.settings = settings
         self.processor = processor
         self.metrics = metrics
+        self.sender = BatchSender(app.producer)
 
     async def evaluate(self, records: Sequence[Record]) -> BatchResult:
         for attempt in range(1, CONFLICT_RETRIES + 1):
@@ -180,11 +182,10 @@ class BatchHandler:
         for the broker's acknowledgements; the batch is acked (step 3) once that returns."""
         issued = time.perf_counter()
         result = batch.result
-        producer = self.app.producer
-        events = await issue_all(
-            producer,
+        dumps = orjson.dumps
+        events = await self.sender.issue(
             self.settings.topic_memberships,
-            [(str(event["leadId"]).encode(), orjson.dumps(event)) for event in result.events],
+            [(b"%d" % event["leadId"], dumps(event)) for event in result.events],
         )
         letters: list[Awaitable[Any]] = []
         originals: dict[tuple[int, int], tuple[bytes | None, Record]] = {}

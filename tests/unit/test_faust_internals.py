@@ -17,6 +17,8 @@ from typing import Any
 
 import faust
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from mode.services import WaitResults
@@ -347,3 +349,38 @@ def test_the_worker_connects_its_cache_eviction_to_the_revocation_signal(
     app = build_app(settings, load_plan(settings.rules_dir), tmp_path)
     names = [getattr(r, "__name__", "") for r in app.on_partitions_revoked.iter_receivers(app)]
     assert "forget_cached_states" in names
+
+
+# --- The batch sender (streams/runtime/batch_send.py): what it calls of Faust and aiokafka.
+
+
+def test_the_producer_internals_the_batch_sender_relies_on() -> None:
+    """`BatchSender` takes aiokafka's producer from Faust's and partitions as aiokafka's
+    `send` does (`_partition`), then queues record batches with `create_batch` and
+    `send_batch`; an upgrade that changes any of it must fail here."""
+    ensure = inspect.getsource(aiokafka_driver.Producer._ensure_producer)
+    assert "return self._producer" in ensure
+    partition = " ".join(inspect.getsource(AIOKafkaProducer._partition).split())
+    for step in (
+        "all_partitions = list(self._metadata.partitions_for_topic(topic))",
+        "available = list(self._metadata.available_partitions_for_topic(topic))",
+        "return self._partitioner(serialized_key, all_partitions, available)",
+    ):
+        assert step in partition, f"aiokafka's partitioning changed: {step!r} is gone"
+    send = inspect.getsource(AIOKafkaProducer.send)
+    assert "await self.client._wait_on_metadata(topic)" in send
+    assert list(inspect.signature(AIOKafkaProducer.send_batch).parameters) == [
+        "self",
+        "batch",
+        "topic",
+        "partition",
+    ]
+    assert list(inspect.signature(AIOKafkaProducer.create_batch).parameters) == ["self"]
+    append = inspect.signature(BatchBuilder.append).parameters
+    assert {"timestamp", "key", "value"} <= set(append)
+    # Faust gives aiokafka its default partitioner unless `producer_partitioner` is set.
+    post_init = inspect.getsource(aiokafka_driver.Producer.__post_init__)
+    assert "self.partitioner = DefaultPartitioner()" in post_init
+    assert '"partitioner": self.partitioner' in inspect.getsource(
+        aiokafka_driver.Producer._settings_default
+    )
