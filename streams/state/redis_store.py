@@ -35,13 +35,16 @@ A batch costs two round trips, whatever its number of leads:
    has not noticed the revocation yet) fails the save's compare-and-set, which raises
    `StateConflict` and leaves it out of the cache, so the batch, evaluated again, reads
    it in full. A batch of cached leads then costs one round trip, the save.
-2. `save`: one non-transactional pipeline of `EVALSHA save_leads.lua`, one per lead, each
-   a compare-and-set: it writes only if the lead's generation is still the one loaded (for
-   a lead that was not loaded through this store: only if the key does not exist). It
-   appends the batch's delta to the journal, or writes a snapshot and empties the journal
-   (`journal.write` decides; a snapshot of an earlier format version always gets
-   rewritten first). Each lead is atomic on its own; there is no MULTI/EXEC across leads,
-   so a Redis Cluster client may split the pipeline by slot.
+2. `save`: one non-transactional pipeline of `EVALSHA save_leads.lua`, one per group of
+   `SAVE_GROUP` leads on one Redis (one command to pack and one reply to parse per group,
+   not per lead), one per lead on a Redis Cluster (a script's keys must share a slot);
+   for each lead a compare-and-set: it writes only if the lead's generation is still the
+   one loaded (for a lead that was not loaded through this store: only if the key does
+   not exist). It appends the batch's delta to the journal, or writes a snapshot and
+   empties the journal (`journal.write` decides; a snapshot of an earlier format version
+   always gets rewritten first). Each lead is atomic on its own (a group's call is atomic
+   as a whole, and a lead's outcome does not depend on the others'); there is no
+   MULTI/EXEC across calls, so a Redis Cluster client may split the pipeline by slot.
 
 A conflict means that another writer saved the lead in between, typically the new owner
 of the partition after a rebalance while this worker is a zombie that has not noticed yet.
@@ -53,7 +56,7 @@ crashes, and the replay finds the records in `seen` (a redelivery: same events, 
 
 The script is sent by its SHA; a server that lost its script cache (restart, failover,
 SCRIPT FLUSH) answers NOSCRIPT, and `save` then loads the script and resends only those
-leads: three round trips, once. redis-py's own `Script` in a pipeline would instead ask
+groups: three round trips, once. redis-py's own `Script` in a pipeline would instead ask
 SCRIPT EXISTS before every pipeline, a second round trip on every batch.
 
 A lead whose stored state cannot be read (junk in `state`, a `ver` that is not an integer,
@@ -82,6 +85,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Final
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from streams.engine.leadstate import LeadState
@@ -100,6 +104,11 @@ OnQuarantine = Callable[[int, bytes, bytes, str], None]
 """Called with (lead id, key, the key it was moved to, reason) for each quarantined lead."""
 
 _LOAD_FIELDS: Final = (b"state", b"ver")
+
+SAVE_GROUP: Final = 200
+"""Leads per script call on one Redis: per call, redis-py packs one command and parses
+one reply (a call per lead cost more client CPU than the leads' encoding); each call
+holds the server for the time its leads take (about a millisecond for 200)."""
 
 
 class StateConflict(Exception):
@@ -298,63 +307,63 @@ class RedisStore:
             calls.append(
                 _Save(lead_id, generation, b"d" if is_delta else b"s", payload, after, state)
             )
-        replies = await self._run(calls)
-        missing = [c for c, r in zip(calls, replies, strict=True) if isinstance(r, NoScriptError)]
+        size = 1 if isinstance(self.client, RedisCluster) else SAVE_GROUP
+        groups = [calls[n : n + size] for n in range(0, len(calls), size)]
+        replies = await self._run(groups)
+        missing = [g for g, r in zip(groups, replies, strict=True) if isinstance(r, NoScriptError)]
         if missing:
             await self.client.script_load(SAVE_LEADS_LUA)
             retried = iter(await self._run(missing))
             replies = [next(retried) if isinstance(r, NoScriptError) else r for r in replies]
-        conflicts: list[int] = []
-        for call, reply in zip(calls, replies, strict=True):
+        outcomes: list[Any] = []  # per call: 1 (stored) or 0 (a conflict), the generation
+        for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-            if reply[0] != 1:
-                conflicts.append(call.lead_id)
+            outcomes += reply
+        conflicts = [c.lead_id for c, ok in zip(calls, outcomes[::2], strict=True) if ok != 1]
         # Only once every lead has an answer: a save that raised above keeps its tokens,
         # so the caller may retry it (the script makes a retry idempotent).
         for lead_id in states:
             loaded.pop(lead_id, None)
         if self.cache_leads:
             cache = self._cache
-            for call, reply in zip(calls, replies, strict=True):
-                if reply[0] == 1:
-                    cache[call.lead_id] = (reply[1], call.after, call.state)
+            for call, ok, generation in zip(calls, outcomes[::2], outcomes[1::2], strict=True):
+                if ok == 1:
+                    cache[call.lead_id] = (generation, call.after, call.state)
             while len(cache) > self.cache_leads:
                 del cache[next(iter(cache))]  # the least recently saved
         if conflicts:
             raise StateConflict(conflicts)
 
-    async def _run(self, calls: list[_Save]) -> list[Any]:
-        """One round trip: EVALSHA per lead (then the replicas' WAITs, if asked); script
-        errors come back in the list, not raised. `execute_command` rather than `evalsha`:
-        redis-py's cluster pipeline refuses its `evalsha` method (a script's keys could
-        span slots), while both keys of each of these share their lead's slot."""
+    async def _run(self, groups: list[list[_Save]]) -> list[Any]:
+        """One round trip: EVALSHA per group of leads (then the replicas' WAITs, if
+        asked); per group, its reply (two integers per lead) or its error, not raised.
+        `execute_command` rather than `evalsha`: redis-py's cluster pipeline refuses its
+        `evalsha` method (a script's keys could span slots), while on a cluster a group is
+        one lead, whose two keys share its slot."""
         sha = self._script.sha
         ttl = self.ttl_ms
+        key, journal_key = self.key, self.journal_key
         async with self.client.pipeline(transaction=False) as pipe:
-            for call in calls:
-                pipe.execute_command(
-                    "EVALSHA",
-                    sha,
-                    2,
-                    self.key(call.lead_id),
-                    self.journal_key(call.lead_id),
-                    call.generation,
-                    call.mode,
-                    call.payload,
-                    ttl,
-                )
+            for group in groups:
+                keys: list[bytes] = []
+                args: list[Any] = []
+                for call in group:
+                    keys += (key(call.lead_id), journal_key(call.lead_id))
+                    args += (call.generation, call.mode, call.payload)
+                args.append(ttl)
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
             masters = queue_replica_waits(
                 pipe,
                 self.client,
-                (self.key(c.lead_id) for c in calls),
+                (key(c.lead_id) for group in groups for c in group),
                 self.wait_replicas,
                 self.wait_timeout_ms,
             )
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         if masters:
-            check_replica_acks(masters, replies[len(calls) :], self.wait_replicas)
-        return replies[: len(calls)]
+            check_replica_acks(masters, replies[len(groups) :], self.wait_replicas)
+        return replies[: len(groups)]
 
 
 @dataclass(frozen=True, slots=True)
