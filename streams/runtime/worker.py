@@ -88,10 +88,14 @@ class Evaluated:
     """`time.perf_counter()` when its evaluation began."""
 
     def originals(self) -> dict[tuple[int, int], tuple[bytes | None, Record]]:
-        """(partition, offset) -> (the record's key, the record), for its dead letters."""
+        """(partition, offset) -> (the record's key, the record), for its dead letters'
+        records only (a batch has thousands of records and few dead letters)."""
+        wanted = {(d["partition"], d["offset"]) for d in self.result.dead_letters}
+        offsets = {offset for _, offset in wanted}
         return {
             (r.partition, r.offset): (m.key, r)
             for r, m in zip(self.records, self.messages, strict=True)
+            if r.offset in offsets and (r.partition, r.offset) in wanted
         }
 
 

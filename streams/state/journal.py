@@ -102,24 +102,24 @@ def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
     """The delta from `stored` to `state`, and what the store holds once it is appended
     (its `snapshot_bytes`, `journal_bytes` still `stored`'s: `write` sets them). A history
     list the delta leaves as it was keeps `stored`'s copy: only what changed is copied."""
-    history: dict[str, Any] = {}
+    history: dict[int, Any] = {}
     copies: dict[int, list[HistoryEntry]] = {}
     old_history = stored.history
     for type_id, entries in state.history.items():
         old = old_history.get(type_id)
         if old is None:
-            history[str(type_id)] = [0, entries]
+            history[type_id] = [0, entries]
             copies[type_id] = list(entries)
             continue
         drop, kept = _diff(old, entries)
         if drop or kept != len(entries):
-            history[str(type_id)] = [drop, entries[kept:]]
+            history[type_id] = [drop, entries[kept:]]
             copies[type_id] = list(entries)
         else:
             copies[type_id] = old
     for type_id in old_history:
         if type_id not in state.history:
-            history[str(type_id)] = None
+            history[type_id] = None
     seen = state.seen
     seen_keys = list(seen)
     drop, kept = _diff(stored.seen, seen_keys)
@@ -129,9 +129,10 @@ def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
             "h": history,
             "s": [drop, {key: seen[key] for key in seen_keys[kept:]}],
             "f": state.fields,
-            "r": {str(c): ts for c, ts in state.runs.items()},
+            "r": state.runs,
             "m": state.max_ts,
-        }
+        },
+        option=orjson.OPT_NON_STR_KEYS,  # the int keys of `h` and `r` as JSON strings
     )
     return delta, Stored(copies, seen_keys, stored.snapshot_bytes, stored.journal_bytes)
 
