@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import math
 import re
 import threading
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -67,6 +69,23 @@ class BulkHistogram:
         for value in values:
             counts[bisect_left(bounds, value)] += 1  # le=b counts value <= b
             total += value
+        with self._lock:
+            self._counts = [a + b for a, b in zip(self._counts, counts, strict=True)]
+            self._sum += total
+
+    def observe_ages(self, now: float, stamps: Iterable[float | None]) -> None:
+        """`observe_many(max(0, now - t) for t in stamps if t)`, a batch's delays since a
+        common `now`, counted per bucket instead of per value: a value is at most bound b
+        when t >= now - b, so with the stamps sorted (in C) each bucket is one bisection
+        and the sum is `k * now - sum(the k stamps up to now)`."""
+        ordered = sorted([t for t in stamps if t])
+        n = len(ordered)
+        at_most = [n - bisect_left(ordered, now - bound) for bound in self.bounds]
+        counts = [at_most[0]]
+        counts += [b - a for a, b in itertools.pairwise(at_most)]
+        counts.append(n - at_most[-1])
+        past = bisect_right(ordered, now)
+        total = past * now - math.fsum(ordered[:past])
         with self._lock:
             self._counts = [a + b for a, b in zip(self._counts, counts, strict=True)]
             self._sum += total

@@ -163,9 +163,7 @@ class BatchHandler:
         stages = self.metrics.stage_seconds
         if fetched_at:
             stages.labels("queued").observe(max(0.0, time.time() - fetched_at))
-            self.metrics.fetch_delay.observe_many(
-                max(0.0, fetched_at - m.timestamp) for m in messages if m.timestamp
-            )
+            self.metrics.fetch_delay.observe_ages(fetched_at, [m.timestamp for m in messages])
         records = [Record(m.value, m.topic, m.partition, m.offset) for m in messages]
         store = self.processor.store
         timed = store if isinstance(store, TimedStore) else None
