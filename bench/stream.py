@@ -26,8 +26,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -164,7 +166,7 @@ def send_paced(
     out.send(sent)
 
 
-STAGES = ("queued", "load", "evaluate", "save", "deliver")
+STAGES = ("queued", "load", "evaluate", "save", "settle", "deliver")
 _STAGE_RE = re.compile(
     r'^streams_batch_stage_seconds_(sum|count)\{stage="([a-z]+)"\} ([0-9.e+-]+)$', re.M
 )
@@ -228,6 +230,15 @@ class Timed:
         self.segments: dict[str, list[float]] = {"append": [], "worker": [], "read": []}
         self.stages: dict[str, float] = {}
         self.sent = 0
+        self.cpu_seconds = 0.0
+        """CPU time (user and system, every thread) the contestant's process spent from
+        the warm-up's end to the phase's end."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def latency(
@@ -238,6 +249,7 @@ def latency(
     logs: Path,
     worker_env: dict[str, str],
     contestant: str = "worker",
+    spy: Path | None = None,
 ) -> Timed:
     """A latency phase at `rate` activities/s for `seconds`, of the worker or of a peer
     (a `PEERS` name: it re-produces each activity, so every activity is timed)."""
@@ -258,18 +270,39 @@ def latency(
     log_append_time(bootstrap, [topic_in, topic_out])
     activities = list(sample_activities(int(rate * seconds), 2000, seed=5))
     readings = []
+    cpu: list[float] = []
+    spying: list[subprocess.Popen[bytes]] = []
+
+    def warmed() -> None:
+        if contestant == "worker":
+            readings.append(worker_stages(process))
+        cpu.append(cpu_seconds(process.pid))
+        if spy is not None:
+            spying.append(py_spy(process.pid, spy / f"{contestant}-{rate:.0f}.txt", seconds))
+
     with process:
         if contestant == "worker":
             process.wait_ready(120)
-            warmed = lambda: readings.append(worker_stages(process))  # noqa: E731
-        else:
-            warmed = lambda: None  # noqa: E731
         timed = time_phase(
             bootstrap, topic_in, topic_out, activities, rate, identity, process.alive, warmed
         )
+        if cpu:
+            timed.cpu_seconds = cpu_seconds(process.pid) - cpu[0]
         if readings:  # the warm-up's group join left out
             timed.stages = stage_means(readings[0], worker_stages(process))
+        for spied in spying:
+            spied.wait(60)
     return timed
+
+
+def py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """Sample the process's threads (py-spy, idle samples included) for `seconds`, into
+    `out` as collapsed stacks: `--spy DIR` (needs `pip install py-spy` and ptrace)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
+    argv += ["--duration", str(int(seconds)), "--format", "raw", "--threads", "--idle"]
+    argv += ["--rate", "200", "--output", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def time_phase(
@@ -409,10 +442,12 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
         print(f"latency: {who}: only {len(timed.latencies)} outputs timed at {offered:,.0f}/s")
         return False
     label = "latency:" if who == "worker" else f"  {who}:"
+    cpu = timed.cpu_seconds / timed.sent * 1e6 if timed.sent else 0.0
     print(
         f"{label:<14}{percentiles(timed.latencies)}"
         f" at {offered:>6,.0f} activities/s offered ({what}; "
-        f"{timed.sent:,} sent, {len(timed.latencies):,} outputs timed)",
+        f"{timed.sent:,} sent, {len(timed.latencies):,} outputs timed; "
+        f"{cpu:,.0f} µs CPU per activity sent)",
         flush=True,
     )
     print(
@@ -488,6 +523,12 @@ def main() -> int:
         f"rate with the same sender and timing consumer (default raw,quix-state; '' for "
         f"none): {list(PEERS)}",
     )
+    parser.add_argument(
+        "--spy",
+        type=Path,
+        metavar="DIR",
+        help="sample each latency phase's contestant with py-spy (collapsed stacks into DIR)",
+    )
     args = parser.parse_args()
     unknown = (set(args.latency_peers) | set(args.peers)) - set(PEERS)
     if unknown:
@@ -509,12 +550,14 @@ def main() -> int:
         phases = [(rate * f, f"{f:.0%} of sustained") for f in args.latency_at if rate]
         phases += [(r, "fixed") for r in args.latency_rates]
         for offered, what in phases:
-            timed = latency(broker.bootstrap, redis_url, offered, args.seconds, logs, worker_env)
+            timed = latency(
+                broker.bootstrap, redis_url, offered, args.seconds, logs, worker_env, spy=args.spy
+            )
             if not report_latency("worker", timed, offered, what):
                 continue
             for peer in args.latency_peers:
                 peer_timed = latency(
-                    broker.bootstrap, redis_url, offered, args.seconds, logs, {}, peer
+                    broker.bootstrap, redis_url, offered, args.seconds, logs, {}, peer, args.spy
                 )
                 if report_latency(peer, peer_timed, offered, what):
                     worker_cuts = statistics.quantiles(timed.latencies, n=100)

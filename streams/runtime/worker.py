@@ -405,7 +405,9 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
                     evaluated = await handler.evaluate_batch(batch.messages, batch.fetched_at)
                     # Sends in batch order, each batch's once the earlier ones are
                     # delivered (streams/runtime/in_flight.py).
+                    waiting = time.perf_counter()
                     await in_flight.settled()
+                    metrics.stage_seconds.labels("settle").observe(time.perf_counter() - waiting)
                     in_flight.push(batch, await handler.issue(evaluated))
                 except Exception:
                     log.exception(
