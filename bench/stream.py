@@ -151,8 +151,10 @@ def send_paced(
 ) -> None:
     """The load generator (in its own process): (identity, key, value) at `rate` per second;
     sends {identity: time.time() at send} back through `out` at the end (the wall clock:
-    record timestamps, which the breakdown compares with, are on it too)."""
+    record timestamps, which the breakdown compares with, are on it too), then the CPU
+    time it spent sending."""
     send = producer(bootstrap, 0)
+    cpu = time.process_time()
     sent: dict[str, float] = {}
     start = time.monotonic()
     for n, (identity, key, value) in enumerate(items, 1):
@@ -164,6 +166,7 @@ def send_paced(
     send.flush()
     send.close()
     out.send(sent)
+    out.send(time.process_time() - cpu)
 
 
 STAGES = ("queued", "load", "evaluate", "save", "settle", "deliver")
@@ -233,6 +236,10 @@ class Timed:
         self.cpu_seconds = 0.0
         """CPU time (user and system, every thread) the contestant's process spent from
         the warm-up's end to the phase's end."""
+        self.sender_cpu = 0.0
+        """CPU time of the load generator's process while it sent."""
+        self.reader_cpu = 0.0
+        """CPU time of the timing consumer (this process) over the phase."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -339,6 +346,7 @@ def time_phase(
             consumer.close()
             raise SystemExit(f"latency: no output on {topic_out} after the warm-up record")
     warmed()
+    reader_cpu = time.process_time()
 
     # The load generator runs in a process of its own (spawned: no inherited threads),
     # so that its pacing does not share this process's interpreter with the timing
@@ -361,6 +369,7 @@ def time_phase(
     while not sent_at or time.monotonic() - quiet_since < 3:
         if not sent_at and receive.poll():
             sent_at.update(receive.recv())
+            timed.sender_cpu = receive.recv()
         for tp, records in consumer.poll(timeout_ms=100).items():
             now = time.time()
             quiet_since = time.monotonic()
@@ -372,6 +381,7 @@ def time_phase(
                     arrived.setdefault(value[identity], (record.timestamp / 1000, now))
         if not sender.is_alive() and not sent_at and not receive.poll():
             raise SystemExit(f"latency: the load generator exited ({sender.exitcode})")
+    timed.reader_cpu = time.process_time() - reader_cpu
     sender.join(30)
     consumer.close()
     for activity, (out_at, now) in arrived.items():
@@ -442,12 +452,17 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
         print(f"latency: {who}: only {len(timed.latencies)} outputs timed at {offered:,.0f}/s")
         return False
     label = "latency:" if who == "worker" else f"  {who}:"
-    cpu = timed.cpu_seconds / timed.sent * 1e6 if timed.sent else 0.0
+    per = 1e6 / timed.sent if timed.sent else 0.0
     print(
         f"{label:<14}{percentiles(timed.latencies)}"
         f" at {offered:>6,.0f} activities/s offered ({what}; "
-        f"{timed.sent:,} sent, {len(timed.latencies):,} outputs timed; "
-        f"{cpu:,.0f} µs CPU per activity sent)",
+        f"{timed.sent:,} sent, {len(timed.latencies):,} outputs timed)",
+        flush=True,
+    )
+    print(
+        f"  CPU per activity sent: {who} {timed.cpu_seconds * per:,.0f} µs, load generator "
+        f"{timed.sender_cpu * per:,.0f} µs, timing consumer {timed.reader_cpu * per:,.0f} µs"
+        " (from the warm-up's end to the phase's end, idle time included)",
         flush=True,
     )
     print(

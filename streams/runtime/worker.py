@@ -10,8 +10,9 @@ in this order:
    again from a fresh load);
 2. once every earlier batch is delivered and acked, produce the membership events (keyed
    by lead id) and the dead letters, and wait until the broker acknowledged every one of
-   them; with `delivery_overlap` (the default) the agent evaluates the next batch (1)
-   meanwhile (streams/runtime/in_flight.py), so sends stay in batch order and a batch's
+   them; with `delivery_overlap` (the default) the agent evaluates the next batches (1)
+   meanwhile, up to `evaluate_ahead` of them waiting for their sends, which the in-flight
+   task issues (streams/runtime/in_flight.py), so sends stay in batch order and a batch's
    events are never delivered after an earlier batch's delivery failed;
 3. only then ack the batch's records (`BatchDrainConsumer.ack_batch`), in batch order,
    whose offsets Faust commits on its next commit; a batch handed out before a rebalance
@@ -42,6 +43,7 @@ import time
 from collections.abc import Awaitable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -394,7 +396,11 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         )
         subscribe(stream)
         consumer = batch_consumer(app)
-        in_flight: InFlight[Batch] = InFlight(consumer.ack_batch, delivery_failed)
+        in_flight: InFlight[Batch] = InFlight(
+            consumer.ack_batch,
+            delivery_failed,
+            settings.evaluate_ahead if settings.delivery_overlap else 0,
+        )
         try:
             while True:
                 batch = await consumer.next_batch(settings.batch_size, settings.batch_wait)
@@ -404,11 +410,11 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
                     await switch_between_batches(handler, reloader, switches, batch.messages)
                     evaluated = await handler.evaluate_batch(batch.messages, batch.fetched_at)
                     # Sends in batch order, each batch's once the earlier ones are
-                    # delivered (streams/runtime/in_flight.py).
+                    # delivered; the agent goes on at most `evaluate_ahead` batches ahead
+                    # of them (streams/runtime/in_flight.py).
                     waiting = time.perf_counter()
-                    await in_flight.settled()
+                    await in_flight.submit(batch, partial(handler.issue, evaluated))
                     metrics.stage_seconds.labels("settle").observe(time.perf_counter() - waiting)
-                    in_flight.push(batch, await handler.issue(evaluated))
                 except Exception:
                     log.exception(
                         "batch of %d records failed; exiting (it will be redelivered)",
