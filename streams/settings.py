@@ -205,6 +205,13 @@ class WorkerSettings(KafkaSettings):
         "once the previous batch's are delivered, and batches acked and committed in "
         "order (false: each batch is delivered before the next is evaluated).",
     )
+    save_overlap: bool = Field(
+        False,
+        description="Whether a worker evaluates the next batch while a batch's states are "
+        "being saved (its events still wait for the save; a lead of the next batch is read "
+        "once the previous batch's save of it returned). A state conflict then makes the "
+        "worker exit and the batches be redelivered instead of evaluating the batch again.",
+    )
     evaluate_ahead: int = Field(
         1,
         ge=0,

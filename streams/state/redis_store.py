@@ -39,13 +39,15 @@ A batch costs two round trips, whatever its number of leads:
    call per `SAVE_CHUNK` leads (a command per lead cost the client and the server a
    command's overhead each: the round trip of a 35-lead save took 2.1-2.9 ms that way and
    1.1-2.1 ms chunked, measured alternately on the store alone), on a Redis Cluster one
-   per lead, so that the client may split the pipeline by slot. Per lead, a compare-and-set: it writes only if the lead's generation
-   is still the one loaded (for a lead that was not loaded through this store: only if the
-   key does not exist). It appends the batch's delta to the journal, or writes a snapshot
-   and empties the journal (`journal.write` decides; a snapshot of an earlier format
-   version always gets rewritten first). Each lead is decided on its own (a conflict on one
-   writes nothing of it and does not stop the others); there is no MULTI/EXEC across
-   leads.
+   per lead, so that the client may split the pipeline by slot. Per lead, a
+   compare-and-set: it writes only if the lead's generation is still the one loaded (for
+   a lead that was not loaded through this store: only if the key does not exist). It
+   appends the batch's delta to the journal, or writes a snapshot and empties the journal
+   (`journal.write` decides; a snapshot of an earlier format version always gets
+   rewritten first). Each lead is decided on its own (a conflict on one writes nothing of
+   it and does not stop the others); there is no MULTI/EXEC across leads. While a save is
+   in flight, a `load` of one of its leads waits until it returns or raises, so a batch
+   evaluated meanwhile (the worker's `STREAMS_SAVE_OVERLAP`) reads each lead after it.
 
 A conflict means that another writer saved the lead in between, typically the new owner
 of the partition after a rebalance while this worker is a zombie that has not noticed yet.
@@ -79,6 +81,7 @@ conflict.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -177,6 +180,8 @@ class RedisStore:
         self._loaded: dict[int, tuple[int, Stored | None]] = {}
         """Lead id -> (generation loaded, 0: not found; what is stored), from `load` until
         `save`."""
+        self._saving: dict[int, asyncio.Future[None]] = {}
+        """Lead id -> what completes when its save in flight returns or raises."""
         self._cache: dict[int, tuple[int, Stored, LeadState]] = {}
         """Lead id -> (generation, what is stored, the state): leads saved by this store,
         least recently saved first, at most `cache_leads`; a lead is taken out by `load`
@@ -206,6 +211,10 @@ class RedisStore:
         ids = list(lead_ids)
         if not ids:
             return {}
+        if self._saving:  # a lead whose save is in flight is read once it is stored
+            pending = {self._saving[i] for i in ids if i in self._saving}
+            if pending:
+                await asyncio.wait(pending)
         cache = self._cache
         warm = [lead_id for lead_id in ids if lead_id in cache]
         cold = [lead_id for lead_id in ids if lead_id not in cache]
@@ -297,8 +306,24 @@ class RedisStore:
             self.on_quarantine(lead_id, key, moved_to, reason)
 
     async def save(self, states: Mapping[int, LeadState]) -> None:
+        """Module doc, 2.; until it returns or raises, a `load` of one of these leads waits
+        for it (so a batch evaluated while the previous one's save is in flight reads each
+        lead after that save)."""
         if not states:
             return
+        done = asyncio.get_running_loop().create_future()
+        saving = self._saving
+        for lead_id in states:
+            saving[lead_id] = done
+        try:
+            await self._save(states)
+        finally:
+            for lead_id in states:
+                if saving.get(lead_id) is done:
+                    del saving[lead_id]
+            done.set_result(None)
+
+    async def _save(self, states: Mapping[int, LeadState]) -> None:
         loaded = self._loaded
         calls: list[_Save] = []
         for lead_id, state in states.items():

@@ -973,3 +973,40 @@ def test_a_journal_without_its_snapshot_is_ignored_and_cleared(redis_url: str) -
     finally:
         admin.delete(f"{app_id}:lead:{{8}}", journal)
         admin.close()
+
+
+def test_a_load_of_a_lead_whose_save_is_in_flight_waits_for_that_save(redis_url: str) -> None:
+    """The worker's save overlap: the next batch loads a lead while the previous batch's
+    save of it is still in flight; it must read the lead after that save (from the cache
+    the save fills), and the generations must chain (no conflict on its own save)."""
+    app_id = fresh_app_id()
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS, cache_leads=10, check_cached=False)
+            sent = store._run
+
+            async def slow_run(calls: Any) -> Any:  # a save slow to reach the server
+                await asyncio.sleep(0.3)
+                return await sent(calls)
+
+            store._run = slow_run  # type: ignore[method-assign]
+            states = await store.load([1, 2])
+            states[1].fields["by"] = "first"
+            states[2].fields["by"] = "first"
+            saving = asyncio.ensure_future(store.save(states))
+            await asyncio.sleep(0.05)  # the save is in flight, not yet on the server
+            assert not saving.done()
+            again = await store.load([1])
+            assert saving.done(), "the load waited for the save"
+            assert again[1].fields["by"] == "first"
+            again[1].fields["by"] = "second"
+            await store.save(again)  # the generation the first save wrote: no conflict
+            reader = RedisStore(client, app_id, TTL_MS)
+            stored = await reader.load([1, 2])
+            assert stored[1].fields["by"] == "second" and stored[2].fields["by"] == "first"
+        finally:
+            await client.aclose()
+
+    run(main())
