@@ -11,7 +11,11 @@ importing mypyc. Otherwise, in this order:
 2. compile in a child process, into a fresh directory beside `build/engine/`, with the
    compiler's output in `build/engine.log` (mypy type-checks the modules with the
    project's `[tool.mypy]` configuration first; a type error fails the build);
-3. write the manifest into the new directory, then swap it in place of the old one.
+3. write the manifest into the new directory, rename it `build/engine-<build id>/`, and
+   point the symlink `build/engine` at it with one atomic rename (`install`): a process
+   starting meanwhile reads the old build or the new one, never a half-swapped directory
+   (`check_build` resolves the link once). The previous build is kept (a process may still
+   be loading it); older ones are removed.
 Exit status: 0 built or up to date, 3 no C compiler or Python headers (the pure path runs;
 one line says so), 1 the build failed (the log's tail is printed; the pure path runs).
 Needs mypy (a dev dependency); the compiled modules need nothing at run time.
@@ -165,17 +169,40 @@ def build(force: bool = False) -> int:
         "modules": built,
     }
     (lib / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    old = BUILD_DIR.parent / f"engine.old-{os.getpid()}"
-    if BUILD_DIR.exists():
-        BUILD_DIR.rename(old)
-    lib.rename(BUILD_DIR)
-    shutil.rmtree(old, ignore_errors=True)
+    install(lib, build_id)
     shutil.rmtree(work, ignore_errors=True)
     print(
         f"build-engine: built {build_id} in {time.monotonic() - started:.0f} s ({BUILD_DIR})",
         file=sys.stderr,
     )
     return 0
+
+
+def install(lib: Path, build_id: str, link: Path = BUILD_DIR) -> Path:
+    """Move the finished build `lib` to `engine-<build_id>` beside `link`, and point `link`
+    at it by renaming a fresh symlink over it (atomic on POSIX). Keeps the build `link`
+    pointed at before (a process may be importing from it) and removes older ones. A
+    `link` that is a directory (a build made before builds were versioned) is moved
+    aside first: until the link exists, a starting process finds no build and runs pure."""
+    target = link.parent / f"{link.name}-{build_id}"
+    previous = link.resolve() if link.is_symlink() else None
+    if target.exists() and target != previous:
+        shutil.rmtree(target)
+    if target != previous:
+        lib.rename(target)
+    if link.exists() and not link.is_symlink():
+        aside = link.parent / f"{link.name}.old-{os.getpid()}"
+        link.rename(aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    fresh = link.parent / f"{link.name}.link-{os.getpid()}"
+    fresh.unlink(missing_ok=True)
+    fresh.symlink_to(target.name)
+    fresh.replace(link)
+    keep = {target, previous}
+    for other in link.parent.glob(f"{link.name}-*"):
+        if other.is_dir() and other not in keep:
+            shutil.rmtree(other, ignore_errors=True)
+    return target
 
 
 def _mypy_version() -> str:

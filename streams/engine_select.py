@@ -54,6 +54,7 @@ COMPILED_MODULES: Final = (
     "streams.engine.leadstate",
     "streams.engine.logic",
     "streams.engine.operators",
+    "streams.engine.rule_forms",
     "streams.pipeline",
 )
 """The modules compiled by mypyc: the per-activity path (decode, evaluate, bound, index)."""
@@ -85,7 +86,10 @@ def check_build(build_dir: Path = BUILD_DIR) -> tuple[dict[str, Path] | None, st
     """(module name -> extension file, or None; why not, or what; the build's id).
 
     None when there is no build, it was made for another interpreter, or a source it was
-    compiled from has changed since (the first such file is named)."""
+    compiled from has changed since (the first such file is named). `build_dir` (a symlink
+    that `scripts/build-engine` swaps, see `streams.engine_build.install`) is resolved
+    once, so the manifest and the modules come from the same build."""
+    build_dir = build_dir.resolve()
     try:
         manifest = json.loads((build_dir / MANIFEST).read_text())
     except FileNotFoundError:

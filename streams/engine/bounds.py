@@ -23,30 +23,31 @@ bound (each is a `Limits` field and a setting; the README's "Poison inputs and l
 Whatever drops history entries here also drops them from the engine's history index
 (`LeadState.index`, `HistoryIndex.trim`; or drops the index, rebuilt from what is left).
 
-Sizes are memoised in `LeadState.sizes`: per type id `[entries, bytes, last entry]`, and the
-totals under `_TOTAL`, updated in place (no allocation per activity). An activity changes
-only its own type's list (appended at the end, then filtered by the retention) or erases
-them all, so `enforce` given the type updates that type's memo and the totals: the list is
-unchanged if its count and last entry (the object) are, only appended to if it grew by one
-and the memo's last entry is now the one before the last, else counted afresh. Whatever else
-edits history clears the memo (`drop_future`) or sets it afresh (`_trim_history`); an empty
-memo, or no type given, counts every type afresh (a lead's first activity in a batch, for
-the Redis store). A lead pays O(1) per activity, plus O(entries of a type) when that type
-was pruned.
+Sizes are memoised in `LeadState.sizes`: per type id a `SizeMemo` (entries, bytes, last
+entry), and the totals under `_TOTAL`, updated in place (no allocation per activity). An
+activity changes only its own type's list (appended at the end, then filtered by the
+retention) or erases them all, so `enforce` given the type updates that type's memo and the
+totals: the list is unchanged if its count and last entry (the object) are, only appended
+to if it grew by one and the memo's last entry is now the one before the last, else counted
+afresh. Whatever else edits history clears the memo (`drop_future`) or sets it afresh
+(`_trim_history`); an empty memo, or no type given, counts every type afresh (a lead's
+first activity in a batch, for the Redis store). A lead pays O(1) per activity, plus
+O(entries of a type) when that type was pruned.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import orjson
 
 from streams.engine.activity import DEAD_LETTER_RECORD_MAX_BYTES, DEFAULT_FUTURE_HORIZON_US
-from streams.engine.leadstate import HistoryEntry, LeadState
+from streams.engine.leadstate import HistoryEntry, LeadState, SizeMemo
 
 _TOTAL: Final = -1
-"""The key of the totals `[entries, bytes, None]` in `LeadState.sizes` (type ids are > 0)."""
+"""The key of the totals (a `SizeMemo` whose `last` is None) in `LeadState.sizes` (type ids
+are > 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,13 @@ class Limits:
     dead_letter_record_max_bytes: int = DEAD_LETTER_RECORD_MAX_BYTES
 
 
+_dumps: Final = orjson.dumps
+"""Bound once: the compiled build then calls it without looking it up on the module."""
+
+
 def entry_bytes(entry: HistoryEntry) -> int:
     """The measure of one history entry: the length of its JSON, as it is stored."""
-    return len(orjson.dumps(entry))
+    return len(_dumps(entry))
 
 
 def enforce(
@@ -79,18 +84,18 @@ def enforce(
     if fields_changed and state.fields:
         _bound_fields(state.fields, limits)
     total = _history_size(state, type_id)
-    if total[0] > limits.max_history or total[1] > limits.max_history_bytes:
+    if total.count > limits.max_history or total.size > limits.max_history_bytes:
         _trim_history(state, _target(limits.max_history), _target(limits.max_history_bytes))
 
 
-def _history_size(state: LeadState, type_id: int | None) -> list[Any]:
-    """`[entries, bytes, None]` of the whole history, through the memo (module doc): the
-    memo's own totals, which the caller must not change."""
+def _history_size(state: LeadState, type_id: int | None) -> SizeMemo:
+    """Entries and bytes of the whole history, through the memo (module doc): the memo's
+    own totals, which the caller must not change."""
     sizes = state.sizes
     history = state.history
     if not history:
         sizes.clear()
-        return [0, 0, None]
+        return SizeMemo(0, 0, None)
     total = sizes.get(_TOTAL)
     if total is None or type_id is None:
         return _count_afresh(sizes, history)
@@ -101,18 +106,18 @@ def _history_size(state: LeadState, type_id: int | None) -> list[Any]:
     last = kept[-1] if count else None
     memo = sizes.get(type_id)
     if memo is None:
-        memo = sizes[type_id] = [0, 0, None]
-    elif memo[2] is last and memo[0] == count:
+        memo = sizes[type_id] = SizeMemo(0, 0, None)
+    elif memo.last is last and memo.count == count:
         return total  # unchanged (the common case of a type that is not recorded)
-    if count == memo[0] + 1 and (count == 1 or (count > 1 and kept[-2] is memo[2])):
+    if count == memo.count + 1 and (count == 1 or (count > 1 and kept[-2] is memo.last)):
         added = entry_bytes(last) if last is not None else 0
     else:
-        added = sum(map(entry_bytes, kept)) - memo[1]
-    total[0] += count - memo[0]
-    total[1] += added
-    memo[0] = count
-    memo[1] += added
-    memo[2] = last
+        added = sum(map(entry_bytes, kept)) - memo.size
+    total.count += count - memo.count
+    total.size += added
+    memo.count = count
+    memo.size += added
+    memo.last = last
     return total
 
 
@@ -131,21 +136,21 @@ def forget(
         return
     gone = [e for e in dropped if e is not appended]
     size = sum(map(entry_bytes, gone))
-    memo[0] -= len(gone)
-    memo[1] -= size
-    total[0] -= len(gone)
-    total[1] -= size
+    memo.count -= len(gone)
+    memo.size -= size
+    total.count -= len(gone)
+    total.size -= size
 
 
-def _count_afresh(sizes: dict[int, list[Any]], history: dict[int, list[HistoryEntry]]) -> list[Any]:
+def _count_afresh(sizes: dict[int, SizeMemo], history: dict[int, list[HistoryEntry]]) -> SizeMemo:
     sizes.clear()
     count = size = 0
     for key, entries in history.items():
         entries_bytes = sum(map(entry_bytes, entries))
-        sizes[key] = [len(entries), entries_bytes, entries[-1] if entries else None]
+        sizes[key] = SizeMemo(len(entries), entries_bytes, entries[-1] if entries else None)
         count += len(entries)
         size += entries_bytes
-    total = sizes[_TOTAL] = [count, size, None]
+    total = sizes[_TOTAL] = SizeMemo(count, size, None)
     return total
 
 
@@ -211,8 +216,9 @@ def _trim_history(state: LeadState, max_entries: int, max_bytes: int) -> None:
     sizes = state.sizes
     sizes.clear()
     for type_id, entries in history.items():
-        sizes[type_id] = [len(entries), bytes_by_type[type_id], entries[-1] if entries else None]
-    sizes[_TOTAL] = [entries_left, bytes_left, None]
+        last = entries[-1] if entries else None
+        sizes[type_id] = SizeMemo(len(entries), bytes_by_type[type_id], last)
+    sizes[_TOTAL] = SizeMemo(entries_left, bytes_left, None)
     # Not `index`, the loop's int above: mypyc types a name once and checks it at runtime.
     history_index = state.index
     if history_index is not None and not history_index.trim(cut):

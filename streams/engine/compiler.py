@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 from streams.actions.compiled import ActionPlan
 from streams.actions.validation import compile_actions
+from streams.engine import rule_forms
 from streams.engine.catalog import (
     DEFAULT_MAX_CUSTOM_TYPES,
     ActivityType,
@@ -33,7 +34,17 @@ from streams.engine.history_index import (
 )
 from streams.engine.leadstate import LeadState
 from streams.engine.loader import CampaignFile, RuleFiles, read_rules
-from streams.engine.logic import LogicError, Node, compile_logic, logic_source, parse_logic
+from streams.engine.logic import (
+    And,
+    Item,
+    LogicError,
+    Node,
+    Not,
+    Or,
+    compile_logic,
+    logic_source,
+    parse_logic,
+)
 from streams.engine.operators import (
     FIELD_OPERATORS,
     TEXT_IS_TEMPLATE,
@@ -41,8 +52,9 @@ from streams.engine.operators import (
     OperatorError,
     Predicate,
     bind,
-    build_field_predicate,
     condition,
+    condition_predicate,
+    field_condition,
     generate,
     operators_for,
 )
@@ -52,6 +64,11 @@ from streams.engine.standard_types import CHANGE_DATA_VALUE
 DEFAULT_RETENTION_US: Final = 90 * US_PER_DAY
 PRIMARY: Final = ""
 """The attribute key of the primary attribute in compiled checks."""
+
+NATIVE_FORMS: bool = rule_forms.compiled()
+"""Whether triggers and filters compile to `rule_forms` objects (True when that module is
+compiled by mypyc) or to functions generated with `exec` (the faster form when the engine
+runs as Python): the same decisions either way. Read when rules are compiled."""
 
 _EVERY_RE: Final = re.compile(r"once every\s+(.+)", re.IGNORECASE)
 
@@ -100,7 +117,10 @@ class HistorySlots:
 
 def build_matcher(checks: Sequence[Check]) -> Matcher:
     """One generated function for all of a trigger's (or a history filter's) constraints:
-    each reads its attribute into `v` and returns False at the first that fails."""
+    each reads its attribute into `v` and returns False at the first that fails (with
+    `NATIVE_FORMS`, `rule_forms.Checks.match`, which does the same)."""
+    if NATIVE_FORMS:
+        return native_checks(checks).match
     namespace: dict[str, Any] = {}
     body: list[str] = []
     for index, (key, cond, any_of) in enumerate(checks):
@@ -140,6 +160,9 @@ class CompiledTrigger:
     """The constraints `match` was built from, for `explain` (not used when evaluating)."""
     texts: tuple[str, ...] = ()
     """Each constraint as written (`amount greater than 10000`), for `explain`."""
+    checks_native: rule_forms.Checks | None = None
+    """With `NATIVE_FORMS`: the object whose `match` is `match`, which compiled code calls
+    directly (no call through a Python callable)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +182,8 @@ class HistoryLeaf:
     evaluate: Callable[[FilterContext], bool]
     test: FilterTest
     """`evaluate` on the context's members (`HistoryFilter.test`): the engine's own."""
+    history: HistoryFilter | None = None
+    """`evaluate` itself (for the `rule_forms` tree)."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +195,8 @@ class FieldLeaf:
     evaluate: Callable[[FilterContext], bool]
     predicate: Predicate
     """`(field text or None, T) -> bool`: `evaluate` is it on `ctx.state.fields.get(key)`."""
+    condition: Condition | None = None
+    """What `predicate` was generated from (for the `rule_forms` tree)."""
 
 
 Leaf = HistoryLeaf | FieldLeaf
@@ -182,7 +209,12 @@ def filter_test(
     (`logic_source`), a history leaf a call of `HistoryFilter.test`, a field leaf its
     predicate on the field, so evaluating costs a call per leaf reached and no context
     object. An expression too deep for Python's parser (thousands of `not`s) falls back
-    to `filters` on a context, which decides alike."""
+    to `filters` on a context, which decides alike. With `NATIVE_FORMS`, the tree of
+    `rule_forms` nodes instead (`native_tree`)."""
+    if NATIVE_FORMS:
+        native = native_tree(tree, leaves)
+        if native is not None:
+            return native.test
     namespace: dict[str, Any] = {}
     sources: list[str] = []
     for index, leaf in enumerate(leaves):
@@ -200,6 +232,50 @@ def filter_test(
     except (SyntaxError, RecursionError, MemoryError):
         return lambda state, ts, index: filters(FilterContext(state, ts, index))
     return test
+
+
+def native_checks(checks: Sequence[Check]) -> rule_forms.Checks:
+    """The constraints as a `rule_forms.Checks`, which decides as `build_matcher`'s
+    generated function."""
+    return rule_forms.Checks(
+        [rule_forms.Check(k == PRIMARY, k, native_cond(c), a) for k, c, a in checks]
+    )
+
+
+def native_cond(cond: Condition) -> rule_forms.Cond:
+    """The `rule_forms` class deciding `cond` (its generated predicate for a template
+    `rule_forms` does not list)."""
+    return rule_forms.compiled_cond(cond, condition_predicate)
+
+
+def native_tree(tree: Node, leaves: Sequence[Leaf]) -> rule_forms.Node | None:
+    """The filter logic as `rule_forms` nodes: a chain of one operator is one node over its
+    operands, left to right, so it short-circuits as `logic_source`'s expression does.
+    None when a leaf lacks what its node needs."""
+    if isinstance(tree, Item):
+        leaf = leaves[tree.number - 1]
+        if isinstance(leaf, HistoryLeaf):
+            return None if leaf.history is None else rule_forms.HistoryNode(leaf.history)
+        if leaf.condition is None:
+            return None
+        return rule_forms.FieldNode(leaf.key, native_cond(leaf.condition))
+    if isinstance(tree, Not):
+        operand = native_tree(tree.operand, leaves)
+        return None if operand is None else rule_forms.NotNode(operand)
+    kind = type(tree)
+    operands: list[rule_forms.Node] = []
+    pending: list[Node] = [tree]
+    while pending:  # the chain's operands, left to right
+        current = pending.pop()
+        if type(current) is kind:
+            assert isinstance(current, And | Or)
+            pending += [current.right, current.left]
+        else:
+            operand = native_tree(current, leaves)
+            if operand is None:
+                return None
+            operands.append(operand)
+    return rule_forms.AllNode(operands) if kind is And else rule_forms.AnyNode(operands)
 
 
 def primary_keys(checks: Sequence[Check]) -> frozenset[str] | None:
@@ -238,6 +314,8 @@ class CompiledCampaign:
     carries: tuple[str, ...] | None = None
     """When the campaign lists actions: the lead fields (case-folded) its membership events
     carry, with the triggering activity's values (`events.action_members`); else None."""
+    test_native: rule_forms.Node | None = None
+    """With `NATIVE_FORMS`: the tree whose `test` is `test`, called directly."""
 
     def qualifies(self, state: LeadState, ts: int) -> bool:
         if self.qualification == "every time":
@@ -368,6 +446,7 @@ class _Compiler:
             evaluate.count,
             evaluate,
             evaluate.test,
+            evaluate,
         )
 
     def field_filter(self, item: FilterItemDef, where: str) -> FieldLeaf | None:
@@ -376,7 +455,7 @@ class _Compiler:
             self.problem(f"{where}.field", "must name a lead field")
             return None
         try:
-            predicate = build_field_predicate(item.operator, item.value_list)
+            field_cond = field_condition(item.operator, item.value_list)
         except OperatorError as exc:
             member = (
                 "operator"
@@ -385,12 +464,14 @@ class _Compiler:
             )
             self.problem(f"{where}.{member}", str(exc))
             return None
+        predicate = condition_predicate(field_cond)
         key = item.field.casefold()
         return FieldLeaf(
             f"{item.field} {item.operator} {_values_text(item.value_list)}".rstrip(),
             key,
             lambda ctx: predicate(ctx.state.fields.get(key), ctx.ts),
             predicate,
+            field_cond,
         )
 
 
@@ -455,19 +536,22 @@ def compile_campaign(
         checks = compiler.constraints(activity_type, trigger.constraints, where)
         if checks is not None:
             assert activity_type.trigger_name is not None
+            native = native_checks(checks) if NATIVE_FORMS else None
             triggers.setdefault(activity_type.id, []).append(
                 CompiledTrigger(
                     activity_type.trigger_name,
                     activity_type.id,
-                    build_matcher(checks),
+                    build_matcher(checks) if native is None else native.match,
                     primary_keys(checks) if activity_type.primary.data_type in TEXT_TYPES else None,
                     checks,
                     _constraint_texts(trigger.constraints),
+                    native,
                 )
             )
 
     filters: Callable[[FilterContext], bool] | None = None
     test: FilterTest | None = None
+    tree_native: rule_forms.Node | None = None
     leaves: list[Leaf] = []
     if definition.filters is not None and (
         definition.filters.items or definition.filters.logic.strip().lower() != "all"
@@ -488,7 +572,11 @@ def compile_campaign(
         else:
             if len(leaves) == len(definition.filters.items):
                 filters = compile_logic(tree, [leaf.evaluate for leaf in leaves])
-                test = filter_test(tree, leaves, filters)
+                tree_native = native_tree(tree, leaves) if NATIVE_FORMS else None
+                if tree_native is not None:
+                    test = tree_native.test
+                else:
+                    test = filter_test(tree, leaves, filters)
 
     if len(problems) > before or isinstance(qualification, str):
         return None
@@ -505,6 +593,7 @@ def compile_campaign(
         matchers=tuple(dict.fromkeys(compiler.used)),
         leaves=tuple(leaves),
         logic=definition.filters.logic if definition.filters is not None else "all",
+        test_native=tree_native,
     )
 
 

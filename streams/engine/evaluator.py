@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any, Final
 
 from streams.engine.activity import Activity
@@ -18,11 +17,8 @@ from streams.engine.compiler import CompiledCampaign, CompiledTrigger, Plan
 from streams.engine.datatypes import US_PER_DAY, format_us
 from streams.engine.events import action_members, membership_event
 from streams.engine.history_index import HistoryIndex
-from streams.engine.leadstate import LeadState, SeenEntry
+from streams.engine.leadstate import HistoryEntry, LeadState, SeenEntry
 from streams.engine.standard_types import DELETE_LEAD, FIELD_TYPES
-
-_date: Final = itemgetter(0)
-"""A history entry's date."""
 
 DEFAULT_DEDUP_HORIZON_US: Final = 7 * US_PER_DAY
 _EXPIRE_EVERY: Final = 16
@@ -74,6 +70,16 @@ def _index(type_id: int, campaigns: Sequence[CompiledCampaign]) -> TypeIndex:
     return by_value, unindexed
 
 
+def _any_before(entries: list[HistoryEntry], horizon: int) -> bool:
+    """Whether an entry is dated before `horizon` (a loop, not `min(map(...))`: the
+    compiled build runs it without an iterator object or a call per entry)."""
+    for entry in entries:
+        date: int = entry[0]
+        if date < horizon:
+            return True
+    return False
+
+
 class Engine:
     """History filters scan the lead's history, as campaigns.md words them, until one type of
     the lead's history reaches `index_from` entries; from then on the lead keeps a
@@ -98,6 +104,10 @@ class Engine:
         }
         self._recorded = plan.recorded_types
         self._retention_us = plan.retention_us
+        self._now_us = -1
+        self._now: object = -1
+        """`_now_us` as one object, which every `seen` entry of the same clock shares (the
+        compiled build would otherwise make an int object per entry)."""
 
     def process(self, state: LeadState, activity: Activity, now_us: int) -> Outcome:
         """1. a known identity: a duplicate (nothing) or a redelivery (the same events);
@@ -115,8 +125,8 @@ class Engine:
             return Outcome(self._replay(activity, seen, state), redelivered=True)
 
         history_index = self._apply(state, activity)
-        events: list[dict[str, Any]] = []
-        fired: list[int] = []
+        events: list[dict[str, Any]] | None = None  # made when a campaign fires (few do)
+        fired: list[int] | None = None
         carried: dict[str, str] | None = None
         indexed = False  # whether `history_index` is known (it is after a recorded type)
         date: str | None = None
@@ -132,7 +142,11 @@ class Engine:
         for campaign, triggers in candidates:
             # Inlined on purpose: this loop runs for every campaign listening to the type.
             for trigger in triggers:
-                if trigger.match(primary, attributes, ts):
+                checks = trigger.checks_native
+                if checks is not None:  # a direct call of compiled code (`rule_forms`)
+                    if checks.match(primary, attributes, ts):
+                        break
+                elif trigger.match(primary, attributes, ts):
                     break
             else:
                 continue
@@ -147,9 +161,16 @@ class Engine:
                 if not indexed and history_index is None:
                     history_index = self._index(state)
                 indexed = True
-                if not test(state, ts, history_index):
+                tree = campaign.test_native
+                if tree is not None:
+                    if not tree.test(state, ts, history_index):
+                        continue
+                elif not test(state, ts, history_index):
                     continue
             runs[campaign.id] = ts
+            if fired is None:
+                fired = []
+                events = []
             fired.append(campaign.id)
             if date is None:
                 date = format_us(ts)
@@ -157,15 +178,20 @@ class Engine:
             if campaign.carries:
                 carried = {} if carried is None else carried
                 carried.update(event["leadFields"])
+            assert events is not None
             events.append(event)
 
+        if now_us != self._now_us:
+            self._now_us = now_us
+            self._now = now_us
+        now = self._now
         seen_map = state.seen
         if seen is not None:
             del seen_map[activity.id]  # re-inserted last: `seen` stays in processing order
         if carried is None:
-            seen_map[activity.id] = [now_us, activity.position, fired or _NONE_FIRED]
+            seen_map[activity.id] = [now, activity.position, fired or _NONE_FIRED]
         else:  # what `_replay` carries again: the fields as they are now
-            seen_map[activity.id] = [now_us, activity.position, fired, carried]
+            seen_map[activity.id] = [now, activity.position, fired or [], carried]
         if len(seen_map) % _EXPIRE_EVERY == 0:
             self._expire_seen(state, now_us)
         return Outcome(events) if events else _NOTHING
@@ -214,7 +240,7 @@ class Engine:
                     forget(state, type_id, index.prune(type_id, horizon, entries), entry)
             # The reference's update: entries are in processing order, not date order (late
             # mobile actions): look at all of them, so what is kept depends on the dates.
-            elif min(map(_date, entries)) < horizon:
+            elif _any_before(entries, horizon):
                 forget(state, type_id, [e for e in entries if e[0] < horizon], entry)
                 entries[:] = [e for e in entries if e[0] >= horizon]
         if type_id in FIELD_TYPES:

@@ -32,6 +32,26 @@ SeenEntry = list[Any]
 campaigns fired carry lead fields (only then: other entries stay three members)."""
 
 
+class SizeMemo:
+    """`bounds`' memo of one history type's size (or of all types, `bounds._TOTAL`):
+    entries, bytes, and the last entry counted (the object: None for the totals). A class
+    of its own, not a list: compiled, its counts are machine integers (no int object per
+    memo and per change) and each field is read without indexing."""
+
+    __slots__ = ("count", "last", "size")
+
+    def __init__(self, count: int, size: int, last: HistoryEntry | None) -> None:
+        self.count = count
+        self.size = size
+        self.last = last
+
+    def copy(self) -> SizeMemo:
+        return SizeMemo(self.count, self.size, self.last)
+
+    def __repr__(self) -> str:
+        return f"SizeMemo({self.count}, {self.size}, {self.last!r})"
+
+
 @dataclass(slots=True)
 class LeadState:
     history: dict[int, list[HistoryEntry]] = field(default_factory=dict)
@@ -42,7 +62,7 @@ class LeadState:
     seen: dict[str, SeenEntry] = field(default_factory=dict)
     max_ts: int | None = None
     """The latest activity date (µs) recorded for the lead since it was last erased."""
-    sizes: dict[int, list[Any]] = field(default_factory=dict, compare=False, repr=False)
+    sizes: dict[int, SizeMemo] = field(default_factory=dict, compare=False, repr=False)
     """Not stored, not compared: a memo of `bounds.enforce`, by type id."""
     index: Any = field(default=None, compare=False, repr=False)
     """Not stored, not compared: the engine's `HistoryIndex` of `history` (None: the engine
@@ -68,7 +88,7 @@ class LeadState:
             dict(self.runs),
             dict(self.seen),
             self.max_ts,
-            {key: memo[:] for key, memo in self.sizes.items()},
+            {key: memo.copy() for key, memo in self.sizes.items()},
         )
 
     def is_empty(self) -> bool:

@@ -277,7 +277,8 @@ def bind(cond: Condition, prefix: str, namespace: dict[str, Any]) -> str:
     return expression
 
 
-def _predicate(cond: Condition) -> Predicate:
+def condition_predicate(cond: Condition) -> Predicate:
+    """The condition as one generated function `(v, T) -> bool`."""
     namespace: dict[str, Any] = {}
     expression = bind(cond, "c", namespace)
     predicate: Predicate = generate("predicate", "v, t", [f"return {expression}"], namespace)
@@ -286,9 +287,9 @@ def _predicate(cond: Condition) -> Predicate:
 
 def build_predicate(data_type: DataType, operator: str, raw_values: Sequence[object]) -> Predicate:
     """A function `(value, T) -> bool` for one constraint (the compiler joins several)."""
-    return _predicate(condition(data_type, operator, raw_values))
+    return condition_predicate(condition(data_type, operator, raw_values))
 
 
 def build_field_predicate(operator: str, raw_values: Sequence[object]) -> Predicate:
     """A function `(field text, T) -> bool` for one field filter."""
-    return _predicate(field_condition(operator, raw_values))
+    return condition_predicate(field_condition(operator, raw_values))

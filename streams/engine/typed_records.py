@@ -80,10 +80,16 @@ def _attribute_struct(type_id: int, spec: AttributeSpec, limits: Limits) -> Any:
         tag_field="apiName",
         forbid_unknown_fields=True,
         tag=spec.api_name,
+        # What the decoder needs of the attribute, read as one class attribute: (apiName,
+        # the conversion still due or None, the longest text, whether a date-time: a
+        # value equal to the record's activityDate is that date, parsed once).
         namespace={
-            "api_name": spec.api_name,
-            "convert": None if convert is None else staticmethod(convert),
-            "max_chars": limits.max_chars(spec.data_type),
+            "meta": (
+                spec.api_name,
+                convert,
+                limits.max_chars(spec.data_type),
+                spec.data_type is DataType.DATETIME,
+            )
         },
     )
 

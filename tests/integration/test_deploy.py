@@ -618,6 +618,33 @@ def test_dockerfile_instructions() -> None:
     assert "/health" in healthcheck[-1]
 
 
+def test_the_image_compiles_the_engine_where_the_selection_looks() -> None:
+    """The `engine` stage runs `streams.engine_build` with the dev extra's mypy and
+    setuptools, and the runtime stage puts the build at `build/engine/` beside the
+    installed package (the site-packages of the default image's Python), which is where
+    `streams.engine_select` looks for it (`BUILD_DIR` relative to the package's parent)."""
+    import tomllib
+
+    from streams.engine_select import BUILD_DIR
+    from streams.engine_select import ROOT as PACKAGE_PARENT
+
+    runs = " ".join(args for keyword, _, args in dockerfile_instructions() if keyword == "RUN")
+    assert "python -m streams.engine_build" in runs
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for name in ("mypy", "setuptools"):
+        (pin,) = [d for d in dev["optional-dependencies"]["dev"] if re.match(name + "[<>=]", d)]
+        assert f'"{pin}"' in runs, f"the image's {name} is not pinned as the dev extra's {pin}"
+    (copy,) = [
+        args
+        for keyword, flags, args in dockerfile_instructions()
+        if keyword == "COPY" and "--from=engine" in flags
+    ]
+    _, _, default = instruction("ARG")[1].partition("=")
+    version = default.removeprefix("python:").split("-")[0]
+    site = f"/usr/local/lib/python{version}/site-packages"
+    assert copy.split()[1] == f"{site}/{BUILD_DIR.relative_to(PACKAGE_PARENT).as_posix()}"
+
+
 def test_build_context_has_what_the_dockerfile_copies() -> None:
     context = build_context()
     for keyword, flags, args in dockerfile_instructions():

@@ -32,8 +32,15 @@ from hypothesis import strategies as st
 
 from bench.engine import generate, write_rules
 from streams.engine.datatypes import datetime_to_us
-from streams.engine_build import NO_COMPILER, build, compiler_missing
-from streams.engine_select import CHOICES, ROOT, check_build, extension_suffix, select
+from streams.engine_build import NO_COMPILER, build, compiler_missing, install
+from streams.engine_select import (
+    CHOICES,
+    COMPILED_MODULES,
+    ROOT,
+    check_build,
+    extension_suffix,
+    select,
+)
 from streams.samples import sample_activities
 from streams.settings import EngineSettings
 from tests.engine_child import receive, send
@@ -314,3 +321,48 @@ def test_the_setting_offers_the_choices_the_selection_reads() -> None:
     field = EngineSettings.model_fields["engine"]
     assert get_args(field.annotation) == CHOICES
     assert field.default == "auto"
+
+
+def fake_build(root: Path, name: str) -> Path:
+    """A build directory `check_build` accepts: every compiled module a (dummy) file."""
+    lib = root / name
+    lib.mkdir()
+    modules = {}
+    for module in COMPILED_MODULES:
+        (lib / f"{module}.so").write_text(name)
+        modules[module] = f"{module}.so"
+    manifest = {"build": name, "suffix": extension_suffix(), "sources": {}, "modules": modules}
+    (lib / "manifest.json").write_text(orjson.dumps(manifest).decode())
+    return lib
+
+
+def test_a_rebuild_swaps_a_link_and_keeps_the_build_before(tmp_path: Path) -> None:
+    """`install` (the last step of `scripts/build-engine`): `build/engine` is a symlink
+    renamed over in one step, the build before stays (a process may be loading it), older
+    ones go; a directory left by a build made before versioning is replaced."""
+    link = tmp_path / "engine"
+    fake_build(tmp_path, "legacy").rename(link)  # a real directory, as builds used to be
+    install(fake_build(tmp_path, "new-a"), "a", link)
+    assert link.is_symlink() and link.resolve() == tmp_path / "engine-a"
+    assert (link / "manifest.json").is_file()
+    install(fake_build(tmp_path, "new-b"), "b", link)
+    assert link.resolve() == tmp_path / "engine-b"
+    assert (tmp_path / "engine-a").is_dir(), "the build before is kept"
+    install(fake_build(tmp_path, "new-c"), "c", link)
+    assert link.resolve() == tmp_path / "engine-c"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["engine", "engine-b", "engine-c"]
+
+
+def test_a_build_is_read_whole_through_the_link_while_it_is_swapped(tmp_path: Path) -> None:
+    """The manifest and the modules come from the build the link named when it was read:
+    a swap afterwards does not mix two builds."""
+    link = tmp_path / "engine"
+    install(fake_build(tmp_path, "new-a"), "a", link)
+    modules, _, build_id = check_build(link)
+    install(fake_build(tmp_path, "new-b"), "b", link)
+    assert modules is not None and build_id == "new-a"
+    assert {p.parent for p in modules.values()} == {tmp_path / "engine-a"}
+    assert all(p.read_text() == "new-a" for p in modules.values())
+    again, _, build_id = check_build(link)
+    assert again is not None and build_id == "new-b"
+    assert {p.parent for p in again.values()} == {tmp_path / "engine-b"}

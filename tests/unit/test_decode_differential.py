@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from streams.engine import datatypes
 from streams.engine.activity import (
     MAX_ATTRIBUTES,
     MAX_FIELD_CHANGES,
@@ -461,6 +462,21 @@ def _parsed(parse: Any, raw: str) -> int | str:
 def test_parse_datetime_us_is_the_standard_library(raw: str):
     assert _parsed(parse_datetime_us, raw) == _parsed(reference_parse_datetime_us, raw)
     assert _parsed(parse_datetime_us, raw) == _parsed(reference_parse_datetime_us, raw)  # cached
+
+
+@settings(max_examples=3000, deadline=None)
+@given(raw=_datetime_texts() | st.text(max_size=30))
+def test_minutes_read_off_the_text_are_the_table_s(raw: str):
+    """`_in_hour_us` (the compiled build's) against `_IN_HOUR_US` (the table), both run
+    here whatever the engine."""
+    assert datatypes._in_hour_us(raw) == datatypes._IN_HOUR_US.get(raw[13:])
+
+
+def test_every_text_of_the_table_is_read_off_alike():
+    for rest, us in datatypes._IN_HOUR_US.items():
+        for prefix in ("2026-01-02T03", "x" * 13):
+            assert datatypes._in_hour_us(prefix + rest) == us
+            assert datatypes._in_hour_us(prefix + rest[:-1] + "z") is None
 
 
 def _formatted(us: int) -> str:
