@@ -45,7 +45,7 @@ carries (the body is ASCII)."""
 
 DELAY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 STAGE_BUCKETS: Final = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
-BATCH_STAGES: Final = ("queued", "load", "evaluate", "save", "deliver")
+BATCH_STAGES: Final = ("queued", "load", "evaluate", "save", "settle", "deliver")
 """A batch's path through the worker, in order (`streams_batch_stage_seconds`)."""
 LAG_REFRESH: Final = 5.0
 """Seconds a consumer-lag reading is reused: scrapes closer together do not ask Kafka."""
@@ -257,7 +257,8 @@ class WorkerMetrics:
             "streams_batch_stage_seconds",
             "Per batch, time spent in each stage, in order: queued (from its fetch's return "
             "to the agent), load (states read from Redis), evaluate (decode and the engine), "
-            "save (states written to Redis), deliver (events and dead letters produced and "
+            "save (states written to Redis), settle (waiting for the earlier batches' "
+            "deliveries before its own sends), deliver (events and dead letters produced and "
             "acknowledged by the broker).",
             ["stage"],
             buckets=STAGE_BUCKETS,
