@@ -26,8 +26,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -140,7 +142,95 @@ def throughput(
     return (count - first_count) / (done - first_at), first_at - spawned
 
 
+HARNESSES = {
+    "confluent": "confluent-kafka (librdkafka, from the bench extra): little CPU per record",
+    "kafka-python": "kafka-python, as the earlier measurements were taken",
+}
+"""Clients of the load generator and the timing consumer (`--harness`)."""
+
+
+def paced_sender(
+    harness: str, bootstrap: str
+) -> tuple[Callable[[str, bytes, bytes], None], Callable[[], None]]:
+    """The load generator's client: (send(topic, key, value), finish), acks=1, no linger."""
+    if harness == "confluent":
+        from confluent_kafka import Producer  # type: ignore[import-untyped]
+
+        fast = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 0})
+
+        def send(topic: str, key: bytes, value: bytes) -> None:
+            fast.produce(topic, value, key)
+            fast.poll(0)
+
+        def flush() -> None:
+            fast.flush(30)
+
+        return send, flush
+    slow = producer(bootstrap, 0)
+
+    def send_slow(topic: str, key: bytes, value: bytes) -> None:
+        slow.send(topic, key=key, value=value)
+
+    def finish() -> None:
+        slow.flush()
+        slow.close()
+
+    return send_slow, finish
+
+
+class TimingReader:
+    """The timing consumer: every partition of `topics` from the beginning, no group;
+    `poll` returns (topic, value, the record's timestamp in Unix seconds)."""
+
+    def __init__(self, harness: str, bootstrap: str, topics: list[str]) -> None:
+        self.harness = harness
+        self.client: Any
+        if harness == "confluent":
+            from confluent_kafka import OFFSET_BEGINNING, Consumer
+            from confluent_kafka import TopicPartition as Partition
+
+            self.client = Consumer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "group.id": f"timing-{uuid.uuid4().hex[:8]}",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 5,
+                }
+            )
+            self.client.assign(
+                [Partition(t, p, OFFSET_BEGINNING) for t in topics for p in range(PARTITIONS)]
+            )
+            return
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.client = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
+        self.client.assign([TopicPartition(t, p) for t in topics for p in range(PARTITIONS)])
+        self.client.seek_to_beginning()
+
+    def poll(self, timeout: float) -> list[tuple[str, bytes, float]]:
+        if self.harness == "confluent":
+            # `consume(n, timeout)` waits for n records or the timeout: the first record
+            # with `poll`, then whatever else is already here.
+            first = self.client.poll(timeout)
+            if first is None:
+                return []
+            return [
+                (m.topic(), m.value(), m.timestamp()[1] / 1000)
+                for m in [first, *self.client.consume(10_000, 0)]
+                if m.error() is None
+            ]
+        return [
+            (tp.topic, record.value, record.timestamp / 1000)
+            for tp, records in self.client.poll(timeout_ms=int(timeout * 1000)).items()
+            for record in records
+        ]
+
+    def close(self) -> None:
+        self.client.close()
+
+
 def send_paced(
+    harness: str,
     bootstrap: str,
     topic: str,
     items: list[tuple[str, bytes, bytes]],
@@ -149,8 +239,10 @@ def send_paced(
 ) -> None:
     """The load generator (in its own process): (identity, key, value) at `rate` per second;
     sends {identity: time.time() at send} back through `out` at the end (the wall clock:
-    record timestamps, which the breakdown compares with, are on it too)."""
-    send = producer(bootstrap, 0)
+    record timestamps, which the breakdown compares with, are on it too), then the CPU
+    time it spent sending."""
+    send, finish = paced_sender(harness, bootstrap)
+    cpu = time.process_time()
     sent: dict[str, float] = {}
     start = time.monotonic()
     for n, (identity, key, value) in enumerate(items, 1):
@@ -158,13 +250,13 @@ def send_paced(
         if wait > 0:
             time.sleep(wait)
         sent[identity] = time.time()
-        send.send(topic, key=key, value=value)
-    send.flush()
-    send.close()
+        send(topic, key, value)
+    finish()
     out.send(sent)
+    out.send(time.process_time() - cpu)
 
 
-STAGES = ("queued", "load", "evaluate", "save", "deliver")
+STAGES = ("queued", "load", "evaluate", "save", "settle", "deliver")
 _STAGE_RE = re.compile(
     r'^streams_batch_stage_seconds_(sum|count)\{stage="([a-z]+)"\} ([0-9.e+-]+)$', re.M
 )
@@ -228,6 +320,19 @@ class Timed:
         self.segments: dict[str, list[float]] = {"append": [], "worker": [], "read": []}
         self.stages: dict[str, float] = {}
         self.sent = 0
+        self.cpu_seconds = 0.0
+        """CPU time (user and system, every thread) the contestant's process spent from
+        the warm-up's end to the phase's end."""
+        self.sender_cpu = 0.0
+        """CPU time of the load generator's process while it sent."""
+        self.reader_cpu = 0.0
+        """CPU time of the timing consumer (this process) over the phase."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def latency(
@@ -238,6 +343,8 @@ def latency(
     logs: Path,
     worker_env: dict[str, str],
     contestant: str = "worker",
+    spy: Path | None = None,
+    harness: str = "kafka-python",
 ) -> Timed:
     """A latency phase at `rate` activities/s for `seconds`, of the worker or of a peer
     (a `PEERS` name: it re-produces each activity, so every activity is timed)."""
@@ -258,18 +365,47 @@ def latency(
     log_append_time(bootstrap, [topic_in, topic_out])
     activities = list(sample_activities(int(rate * seconds), 2000, seed=5))
     readings = []
+    cpu: list[float] = []
+    spying: list[subprocess.Popen[bytes]] = []
+
+    def warmed() -> None:
+        if contestant == "worker":
+            readings.append(worker_stages(process))
+        cpu.append(cpu_seconds(process.pid))
+        if spy is not None:
+            spying.append(py_spy(process.pid, spy / f"{contestant}-{rate:.0f}.txt", seconds))
+
     with process:
         if contestant == "worker":
             process.wait_ready(120)
-            warmed = lambda: readings.append(worker_stages(process))  # noqa: E731
-        else:
-            warmed = lambda: None  # noqa: E731
         timed = time_phase(
-            bootstrap, topic_in, topic_out, activities, rate, identity, process.alive, warmed
+            bootstrap,
+            topic_in,
+            topic_out,
+            activities,
+            rate,
+            identity,
+            process.alive,
+            warmed,
+            harness,
         )
+        if cpu:
+            timed.cpu_seconds = cpu_seconds(process.pid) - cpu[0]
         if readings:  # the warm-up's group join left out
             timed.stages = stage_means(readings[0], worker_stages(process))
+        for spied in spying:
+            spied.wait(60)
     return timed
+
+
+def py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """Sample the process's threads (py-spy, idle samples included) for `seconds`, into
+    `out` as collapsed stacks: `--spy DIR` (needs `pip install py-spy` and ptrace)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
+    argv += ["--duration", str(int(seconds)), "--format", "raw", "--threads", "--idle"]
+    argv += ["--rate", "200", "--output", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def time_phase(
@@ -281,31 +417,27 @@ def time_phase(
     identity: str,
     alive: Callable[[], bool],
     warmed: Callable[[], None],
+    harness: str = "kafka-python",
 ) -> Timed:
     """Warm up (the first activity, until its output arrives: the contestant's group join
     happens before the clock starts), then send the rest at `rate` and time each output
     record (matched to its activity by its `identity` field) from send to arrival here;
     `warmed` is called once the warm-up's output arrived."""
-    from kafka import KafkaConsumer, TopicPartition
-
     timed = Timed()
     sent_at: dict[str, float] = {}
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
-    consumer.assign(
-        [TopicPartition(t, p) for t in (topic_in, topic_out) for p in range(PARTITIONS)]
-    )
-    consumer.seek_to_beginning()
+    consumer = TimingReader(harness, bootstrap, [topic_in, topic_out])
     warm = producer(bootstrap, 0)
     probe = next(a for a in activities if a["activityTypeId"] == 12)
     warm.send(topic_in, key=str(probe["leadId"]).encode(), value=orjson.dumps(probe))
     warm.flush()
     warm.close()
     deadline = time.monotonic() + 120
-    while not any(tp.topic == topic_out for tp in consumer.poll(timeout_ms=200)):
+    while not any(topic == topic_out for topic, _, _ in consumer.poll(0.2)):
         if time.monotonic() > deadline or not alive():
             consumer.close()
             raise SystemExit(f"latency: no output on {topic_out} after the warm-up record")
     warmed()
+    reader_cpu = time.process_time()
 
     # The load generator runs in a process of its own (spawned: no inherited threads),
     # so that its pacing does not share this process's interpreter with the timing
@@ -318,7 +450,7 @@ def time_phase(
     receive, give = multiprocessing.get_context("spawn").Pipe(duplex=False)
     sender = multiprocessing.get_context("spawn").Process(
         target=send_paced,
-        args=(bootstrap, topic_in, items, rate, give),
+        args=(harness, bootstrap, topic_in, items, rate, give),
         daemon=True,
     )
     sender.start()
@@ -328,17 +460,20 @@ def time_phase(
     while not sent_at or time.monotonic() - quiet_since < 3:
         if not sent_at and receive.poll():
             sent_at.update(receive.recv())
-        for tp, records in consumer.poll(timeout_ms=100).items():
+            timed.sender_cpu = receive.recv()
+        records = consumer.poll(0.1)
+        if records:
             now = time.time()
             quiet_since = time.monotonic()
-            for record in records:
-                value = orjson.loads(record.value)
-                if tp.topic == topic_in:
-                    appended[value["marketoGUID"]] = record.timestamp / 1000
-                else:
-                    arrived.setdefault(value[identity], (record.timestamp / 1000, now))
+        for topic, raw, timestamp in records:
+            value = orjson.loads(raw)
+            if topic == topic_in:
+                appended[value["marketoGUID"]] = timestamp
+            else:
+                arrived.setdefault(value[identity], (timestamp, now))
         if not sender.is_alive() and not sent_at and not receive.poll():
             raise SystemExit(f"latency: the load generator exited ({sender.exitcode})")
+    timed.reader_cpu = time.process_time() - reader_cpu
     sender.join(30)
     consumer.close()
     for activity, (out_at, now) in arrived.items():
@@ -409,10 +544,17 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
         print(f"latency: {who}: only {len(timed.latencies)} outputs timed at {offered:,.0f}/s")
         return False
     label = "latency:" if who == "worker" else f"  {who}:"
+    per = 1e6 / timed.sent if timed.sent else 0.0
     print(
         f"{label:<14}{percentiles(timed.latencies)}"
         f" at {offered:>6,.0f} activities/s offered ({what}; "
         f"{timed.sent:,} sent, {len(timed.latencies):,} outputs timed)",
+        flush=True,
+    )
+    print(
+        f"  CPU per activity sent: {who} {timed.cpu_seconds * per:,.0f} µs, load generator "
+        f"{timed.sender_cpu * per:,.0f} µs, timing consumer {timed.reader_cpu * per:,.0f} µs"
+        " (from the warm-up's end to the phase's end, idle time included)",
         flush=True,
     )
     print(
@@ -488,6 +630,19 @@ def main() -> int:
         f"rate with the same sender and timing consumer (default raw,quix-state; '' for "
         f"none): {list(PEERS)}",
     )
+    parser.add_argument(
+        "--spy",
+        type=Path,
+        metavar="DIR",
+        help="sample each latency phase's contestant with py-spy (collapsed stacks into DIR)",
+    )
+    parser.add_argument(
+        "--harness",
+        choices=list(HARNESSES),
+        default="confluent",
+        help="the load generator's and the timing consumer's Kafka client: "
+        + "; ".join(f"{k}: {v}" for k, v in HARNESSES.items()),
+    )
     args = parser.parse_args()
     unknown = (set(args.latency_peers) | set(args.peers)) - set(PEERS)
     if unknown:
@@ -499,7 +654,7 @@ def main() -> int:
         redis_url = stack.enter_context(RedisServer()).url
         print(
             f"broker: Apache Kafka at {broker.bootstrap}; {len(lines):,} sample activities "
-            f"over {args.leads:,} leads",
+            f"over {args.leads:,} leads; load generator and timing consumer: {args.harness}",
             flush=True,
         )
         worker_env = dict(item.split("=", 1) for item in args.set)
@@ -509,12 +664,29 @@ def main() -> int:
         phases = [(rate * f, f"{f:.0%} of sustained") for f in args.latency_at if rate]
         phases += [(r, "fixed") for r in args.latency_rates]
         for offered, what in phases:
-            timed = latency(broker.bootstrap, redis_url, offered, args.seconds, logs, worker_env)
+            timed = latency(
+                broker.bootstrap,
+                redis_url,
+                offered,
+                args.seconds,
+                logs,
+                worker_env,
+                spy=args.spy,
+                harness=args.harness,
+            )
             if not report_latency("worker", timed, offered, what):
                 continue
             for peer in args.latency_peers:
                 peer_timed = latency(
-                    broker.bootstrap, redis_url, offered, args.seconds, logs, {}, peer
+                    broker.bootstrap,
+                    redis_url,
+                    offered,
+                    args.seconds,
+                    logs,
+                    {},
+                    peer,
+                    args.spy,
+                    args.harness,
                 )
                 if report_latency(peer, peer_timed, offered, what):
                     worker_cuts = statistics.quantiles(timed.latencies, n=100)

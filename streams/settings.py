@@ -208,6 +208,23 @@ class WorkerSettings(KafkaSettings):
         "once the previous batch's are delivered, and batches acked and committed in "
         "order (false: each batch is delivered before the next is evaluated).",
     )
+    save_overlap: bool = Field(
+        False,
+        description="Whether a worker evaluates the next batch while a batch's states are "
+        "being saved (its events still wait for the save; a lead of the next batch is read "
+        "once the previous batch's save of it returned). A state conflict then makes the "
+        "worker exit and the batches be redelivered instead of evaluating the batch again.",
+    )
+    evaluate_ahead: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description="With the delivery overlap: how many evaluated batches (states saved) "
+        "may wait for an earlier batch's delivery before their own sends while a worker "
+        "evaluates the next (0: the next batch is evaluated only once this one's sends are "
+        "issued). Sends stay in batch order, each batch's once the earlier ones are "
+        "delivered.",
+    )
     session_timeout: float = Field(
         10.0,
         gt=0,

@@ -15,7 +15,7 @@ from streams.cli.common import (
     load_rules_or_exit,
     start_service,
 )
-from streams.gc_tuning import tune_gc
+from streams.gc_tuning import WORKER_YOUNG, tune_gc
 from streams.runtime.connections import WORKER_FEATURES, KafkaUnavailable, check_kafka
 from streams.settings import WorkerSettings
 from streams.state.redis_client import RedisUnavailable, wait_for_redis
@@ -69,5 +69,5 @@ def run_worker(args: argparse.Namespace) -> int:
     from streams.runtime.worker import build_app
 
     app = build_app(settings, plan, faust_datadir())
-    tune_gc()
+    tune_gc(young=WORKER_YOUNG)
     run_worker(app, loglevel=args.log_level.upper())  # until SIGTERM/SIGINT; exits the process

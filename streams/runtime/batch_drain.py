@@ -9,13 +9,16 @@ pass-through agent that does nothing, on the per-event path with `fast_drain`, a
 13,794/s: Faust's per-record delivery was the cap, not the evaluation.
 
 `BatchDrainConsumer._drain_messages` replaces Faust's drain loop: it takes each fetch
-through Faust's own `getmany` (which keeps Faust's filtering: flow active, same consumer
-generation, partition active), applies the same per-record bookkeeping as Faust's loop
-(drop what is below the read offset, record gaps for acking topics, commit every
-`broker_commit_every` acks) and puts the fetch, as one list of Faust `Message`s, on a
-bounded queue that the agent reads with `next_batch`. The agent acks each message
-(`consumer.ack`, as `Event.ack` ends up doing) only after its batch is evaluated, saved
-and its events and dead letters delivered; Faust commits acked offsets as before.
+as Faust's `getmany` would give it, a partition at a time (`_fetch`: Faust's filtering,
+flow active, same consumer generation, partition active, checked once per fetch since
+nothing awaits between its records; measured, Faust's per-record generator, round robin
+and high-watermark read took a tenth of the worker's event-loop CPU), applies the same
+per-record bookkeeping as Faust's loop (drop what is below the read offset, record gaps
+for acking topics, commit every `broker_commit_every` acks) and puts the fetch, as one
+list of Faust `Message`s, on a bounded queue that the agent reads with `next_batch`. The
+agent acks a batch's messages (`ack_batch`: Faust's `consumer.ack` for all of them under
+one lock) only after the batch is evaluated, saved and its events and dead letters
+delivered; Faust commits acked offsets as before.
 
 What stays Faust's: group membership, partition assignment and seeks, the commit timer,
 the commit on rebalance and at stop (after a producer flush, and only for partitions
@@ -33,9 +36,13 @@ Faust's commit, and the store's compare-and-set catches a write that races the n
 
 What this relies on, checked by tests/unit/test_faust_internals.py (which fails loudly when
 an upgrade changes them): the fetcher runs `_drain_messages(fetcher)`; `getmany(timeout)`
-is an async generator of `(tp, message)`; `_read_offset`, `_add_gap`, `_n_acked`,
-`_commit_every`, `commit`, `stop_flow`, `flow_active`, `suspend_flow`, `can_resume_flow`,
-`perform_seek` (seek to the committed offsets, read offsets reset), `ack`;
+is an async generator of `(tp, message)` whose steps `_fetch` copies
+(`_wait_next_records`, `_buffered_partitions`, `highwater`, `_to_message`, the monitor's
+`track_tp_end_offset`); `_read_offset`, `_add_gap`, `_n_acked`, `_commit_every`,
+`commit`, `stop_flow`, `flow_active`, `suspend_flow`, `can_resume_flow`, `perform_seek`
+(seek to the committed offsets, read offsets reset); `ack`, whose bookkeeping `_ack_all`
+copies (`ack_lock`, `_committed_offset`, `_acked_index`, `_acked`, `_waiting_for_ack`;
+held to Faust's own `ack` by a differential test, as `_fetch` is to `getmany`);
 `app.topics.acks_enabled_for`; the filtering of commits by assignment in `_commit_offsets`;
 `Monitor.stream_inbound_time` (read by the aiokafka driver's livelock check);
 the aiokafka driver's `Transport.Consumer` class attribute.
@@ -50,6 +57,8 @@ from typing import Any, Final, cast
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 # Fetched batches waiting for the agent: one being evaluated, this many queued behind it
 # (each is at most `broker_max_poll_records` records). Small: records waiting here are
@@ -133,9 +142,41 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         one) skip records below it that are not yet evaluated again."""
         if batch.epoch != self.epoch:
             return
-        ack = self.ack
-        for message in batch.messages:
-            ack(message)
+        self._ack_all(batch.messages)
+
+    def _ack_all(self, messages: list[Any]) -> None:
+        """Faust's `ack` (faust.transport.consumer.Consumer.ack) for many messages, with
+        its lock taken and its waiters notified once: each message not acked yet is marked
+        acked and, for a topic with acks enabled, its offset (at or past the committed
+        one, and not acked before) joins the partition's acked offsets and `_n_acked`.
+        The messages were never tracked (added to `_unacked_messages`: only a Stream's
+        iteration does it, and the batch drain feeds none), so there is nothing to
+        discard from `_unacked_messages`."""
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        committed_offsets = self._committed_offset
+        acked_indexes = self._acked_index
+        acked_lists = self._acked
+        acked = 0
+        with ack_lock:
+            try:
+                for message in messages:
+                    if message.acked:
+                        continue
+                    message.acked = True
+                    if not acks_enabled_for(message.topic):
+                        continue
+                    tp = message.tp
+                    offset = message.offset
+                    committed = committed_offsets[tp]
+                    if committed is None or offset >= committed:
+                        acked_index = acked_indexes[tp]
+                        if offset not in acked_index:
+                            acked_index.add(offset)
+                            acked_lists[tp].append(offset)
+                            acked += 1
+            finally:
+                self._n_acked += acked
+                notify(self._waiting_for_ack)
 
     async def _pop(self, timeout: float | None) -> tuple[list[Any], float]:
         """The next non-empty batch of the current epoch (the held one first) and when it
@@ -167,7 +208,7 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
                 await self.sleep(0)
                 if self.should_stop:
                     continue
-                fetched = [item async for item in self.getmany(timeout=1.0)]
+                fetched = await self._fetch(timeout=1.0)
                 fetched_at = time.time()
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
@@ -179,15 +220,18 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
                     continue
                 batch: list[Any] = []
                 gaps: list[tuple[Any, int, int]] = []
-                for tp, message in fetched:  # no await from the epoch check to the end
-                    offset = message.offset
+                for tp, messages in fetched:  # no await from the epoch check to the end
+                    acking = acks_enabled_for(tp.topic)
                     r_offset = read_offset[tp]
-                    if r_offset is not None and offset < r_offset:
-                        continue  # already read: Faust drops it too
-                    if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
-                        gaps.append((tp, r_offset + 1, offset))
-                    read_offset[tp] = offset
-                    batch.append(message)
+                    for message in messages:
+                        offset = message.offset
+                        if r_offset is not None and offset < r_offset:
+                            continue  # already read: Faust drops it too
+                        if r_offset and offset - r_offset > 1 and acking:
+                            gaps.append((tp, r_offset + 1, offset))
+                        r_offset = offset
+                        batch.append(message)
+                    read_offset[tp] = r_offset
                 for tp, first, last in gaps:
                     await self._add_gap(tp, first, last)
                 if batch:
@@ -205,6 +249,40 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         except Exception as exc:
             self.log.exception("Drain messages raised: %r", exc)
             raise
+
+    async def _fetch(self, timeout: float) -> list[tuple[Any, list[Any]]]:
+        """Faust's `getmany` (faust.transport.consumer.Consumer.getmany) a partition at a
+        time: (tp, its records as Faust `Message`s, in offset order) for each partition of
+        the fetch that is active. Faust's generator checks the flow and the consumer
+        generation before each record; nothing awaits between its records (nor in this
+        loop), so they cannot change within one fetch and are checked once here. Its
+        round robin across partitions only interleaves them, which a batch need not do;
+        the partition's high watermark is read once per partition instead of per record
+        (it too cannot change without an await)."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return []
+        if not self.flow_active:
+            # As Faust's getmany: a fetch while the flow is stopped seeks back.
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                self.log.warning(f"exception performing seek when flow not active {exc}")
+            return []
+        if self.app.consumer_generation_id != generation_id:
+            return []
+        to_message = self._to_message
+        track_end = self.app.monitor.track_tp_end_offset
+        buffered = self._buffered_partitions
+        fetched: list[tuple[Any, list[Any]]] = []
+        for tp, tp_records in records.items():
+            if not tp_records:
+                continue
+            if active_partitions is None or tp in active_partitions or tp in buffered:
+                track_end(tp, self.highwater(tp))
+                fetched.append((tp, [to_message(tp, record) for record in tp_records]))
+        return fetched
 
     async def _refetch_after_rebalance(self) -> None:
         """A fetch that a rebalance overtook (returned after `stop_flow`) is dropped

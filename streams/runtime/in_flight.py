@@ -1,24 +1,30 @@
-"""The batches whose events are sent and not yet acknowledged by the broker, acked in order.
+"""Evaluated batches on their way out: their sends issued in order, each batch's once every
+earlier batch is delivered, and the batches acked in order.
 
 Why: at a low rate most of a batch's time is waiting: for Redis and for the broker's
 acknowledgement of its events (the append and the acks=all round trip). With this the
-agent evaluates batch k+1 (states loaded, the engine, states saved) while batch k's
-events are being acknowledged, instead of after.
+agent evaluates the next batches (states loaded, the engine, states saved) while a batch's
+events are being acknowledged, instead of after; and the next batch's sends are issued
+by this module's task the moment the earlier delivery completes, not when the agent next
+gets round to it.
 
 The agent's order per batch, and the invariants it keeps:
 1. evaluate the batch (its states are saved: a crash from here on replays it as a
    redelivery, same events, same `eventId`s);
-2. `settled()`: wait until every earlier batch is delivered and acked; raises the failed
-   delivery, if one failed;
-3. issue the batch's sends on the one producer, then `push` it with what waits for their
-   acknowledgement.
+2. `submit` it with what issues its sends; `submit` returns once at most `ahead` submitted
+   batches wait to be issued (0: once this one is issued, that is once every earlier
+   batch is delivered), so the agent is at most `ahead` batches ahead of the sends;
+3. this module's task, one batch at a time in submit order: issue the batch's sends on the
+   one producer, wait for their acknowledgement, ack the batch; then the next batch.
 So sends are issued in batch order and a batch's sends only once every earlier batch is
 delivered: a lead's events reach the topic in the order of its activities, and no event
 of a batch is delivered when an earlier batch's delivery failed. Batches are acked in
-push order, each only after its own delivery succeeded, so no offset is committed past an
-undelivered event. The first failed delivery stops the acking for good: `on_failure` is
-called with it (the worker exits there) and `settled`/`push` raise it afterwards. `close`
-(the agent stopping) stops waiting: batches not acked stay unacked and are redelivered.
+submit order, each only after its own delivery succeeded, so no offset is committed past
+an undelivered event. The first failure, of a delivery or of issuing the sends, stops
+everything for good: no later batch's sends are issued, `on_failure` is called with it (the
+worker exits there) and `settled`/`submit` raise it afterwards. `close` (the agent
+stopping) stops waiting: batches not acked stay unacked and are redelivered, and batches
+not issued never are.
 """
 
 from __future__ import annotations
@@ -30,38 +36,56 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+Issue = Callable[[], Awaitable[Awaitable[None]]]
+"""Issues a batch's sends and returns what completes when the broker acknowledged all of
+them (and raises if any failed)."""
+
 
 class InFlight(Generic[T]):
-    """Pushed batches, acked in push order with `ack(batch)` once their delivery succeeded
-    (module doc)."""
+    """Submitted batches, issued and acked in submit order with `ack(batch)` once their
+    delivery succeeded (module doc)."""
 
     def __init__(
-        self, ack: Callable[[T], None], on_failure: Callable[[BaseException, T], None]
+        self,
+        ack: Callable[[T], None],
+        on_failure: Callable[[BaseException, T], None],
+        ahead: int = 0,
     ) -> None:
+        if ahead < 0:
+            raise ValueError(f"ahead must be >= 0, not {ahead}")
         self._ack = ack
         self._on_failure = on_failure
-        self._queue: asyncio.Queue[tuple[T, Awaitable[None]]] = asyncio.Queue()
+        self.ahead = ahead
+        self._queue: asyncio.Queue[tuple[T, Issue]] = asyncio.Queue()
         self._unacked = 0
+        self._unissued = 0
         self._settled = asyncio.Event()
         self._settled.set()
+        self._issued = asyncio.Event()
+        """Set whenever a batch was issued (or everything stopped)."""
         self._failure: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def settled(self) -> None:
-        """Wait until every pushed batch is acked; raises the failed delivery, if one
-        failed."""
+        """Wait until every submitted batch is acked; raises the failure, if one failed."""
         await self._settled.wait()
         self._raise_failure()
 
-    def push(self, batch: T, delivery: Awaitable[None]) -> None:
-        """A batch whose sends are issued; `delivery` completes when the broker
-        acknowledged all of them (and raises if any failed)."""
+    async def submit(self, batch: T, issue: Issue) -> None:
+        """A batch evaluated: `issue` is called once every earlier batch is delivered.
+        Returns once at most `ahead` submitted batches are not issued yet; raises the
+        failure, if one failed."""
         self._raise_failure()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._confirm())
+            self._task = asyncio.get_running_loop().create_task(self._send())
         self._unacked += 1
+        self._unissued += 1
         self._settled.clear()
-        self._queue.put_nowait((batch, delivery))
+        self._queue.put_nowait((batch, issue))
+        while self._unissued > self.ahead and self._failure is None:
+            self._issued.clear()
+            await self._issued.wait()
+        self._raise_failure()
 
     async def close(self) -> None:
         """Stop waiting for deliveries; what is not acked stays unacked."""
@@ -77,17 +101,16 @@ class InFlight(Generic[T]):
             raise self._failure
 
     def _discard_queued(self) -> None:
-        """Close the deliveries never awaited (a coroutine would warn at collection)."""
         while not self._queue.empty():
-            delivery = self._queue.get_nowait()[1]
-            close = getattr(delivery, "close", None)
-            if close is not None:
-                close()
+            self._queue.get_nowait()
 
-    async def _confirm(self) -> None:
+    async def _send(self) -> None:
         while True:
-            batch, delivery = await self._queue.get()
+            batch, issue = await self._queue.get()
             try:
+                delivery = await issue()
+                self._unissued -= 1
+                self._issued.set()
                 await delivery
             except asyncio.CancelledError:
                 raise
@@ -95,6 +118,7 @@ class InFlight(Generic[T]):
                 self._failure = exc
                 self._discard_queued()
                 self._settled.set()  # wakes `settled`, which raises
+                self._issued.set()  # wakes `submit`, which raises
                 self._on_failure(exc, batch)
                 return
             self._ack(batch)

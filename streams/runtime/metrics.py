@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import math
 import re
 import threading
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -43,7 +45,7 @@ carries (the body is ASCII)."""
 
 DELAY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 STAGE_BUCKETS: Final = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
-BATCH_STAGES: Final = ("queued", "load", "evaluate", "save", "deliver")
+BATCH_STAGES: Final = ("queued", "load", "evaluate", "save", "settle", "deliver")
 """A batch's path through the worker, in order (`streams_batch_stage_seconds`)."""
 LAG_REFRESH: Final = 5.0
 """Seconds a consumer-lag reading is reused: scrapes closer together do not ask Kafka."""
@@ -67,6 +69,23 @@ class BulkHistogram:
         for value in values:
             counts[bisect_left(bounds, value)] += 1  # le=b counts value <= b
             total += value
+        with self._lock:
+            self._counts = [a + b for a, b in zip(self._counts, counts, strict=True)]
+            self._sum += total
+
+    def observe_ages(self, now: float, stamps: Iterable[float | None]) -> None:
+        """`observe_many(max(0, now - t) for t in stamps if t)`, a batch's delays since a
+        common `now`, counted per bucket instead of per value: a value is at most bound b
+        when t >= now - b, so with the stamps sorted (in C) each bucket is one bisection
+        and the sum is `k * now - sum(the k stamps up to now)`."""
+        ordered = sorted([t for t in stamps if t])
+        n = len(ordered)
+        at_most = [n - bisect_left(ordered, now - bound) for bound in self.bounds]
+        counts = [at_most[0]]
+        counts += [b - a for a, b in itertools.pairwise(at_most)]
+        counts.append(n - at_most[-1])
+        past = bisect_right(ordered, now)
+        total = past * now - math.fsum(ordered[:past])
         with self._lock:
             self._counts = [a + b for a, b in zip(self._counts, counts, strict=True)]
             self._sum += total
@@ -238,7 +257,8 @@ class WorkerMetrics:
             "streams_batch_stage_seconds",
             "Per batch, time spent in each stage, in order: queued (from its fetch's return "
             "to the agent), load (states read from Redis), evaluate (decode and the engine), "
-            "save (states written to Redis), deliver (events and dead letters produced and "
+            "save (states written to Redis), settle (waiting for the earlier batches' "
+            "deliveries before its own sends), deliver (events and dead letters produced and "
             "acknowledged by the broker).",
             ["stage"],
             buckets=STAGE_BUCKETS,

@@ -10,8 +10,9 @@ in this order:
    again from a fresh load);
 2. once every earlier batch is delivered and acked, produce the membership events (keyed
    by lead id) and the dead letters, and wait until the broker acknowledged every one of
-   them; with `delivery_overlap` (the default) the agent evaluates the next batch (1)
-   meanwhile (streams/runtime/in_flight.py), so sends stay in batch order and a batch's
+   them; with `delivery_overlap` (the default) the agent evaluates the next batches (1)
+   meanwhile, up to `evaluate_ahead` of them waiting for their sends, which the in-flight
+   task issues (streams/runtime/in_flight.py), so sends stay in batch order and a batch's
    events are never delivered after an earlier batch's delivery failed;
 3. only then ack the batch's records (`BatchDrainConsumer.ack_batch`), in batch order,
    whose offsets Faust commits on its next commit; a batch handed out before a rebalance
@@ -40,8 +41,10 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Collection, Coroutine, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -55,14 +58,15 @@ from streams.engine.datatypes import datetime_to_us
 from streams.engine.leadstate import LeadState
 from streams.pipeline import BatchResult, Processor, Record
 from streams.runtime.batch_drain import Batch, batch_consumer, subscribe
-from streams.runtime.faust_app import create_app, issue_all, send_all, service_options
+from streams.runtime.batch_send import BatchSender
+from streams.runtime.faust_app import create_app, send_all, service_options
 from streams.runtime.hot_reload import (
     ReloadMetrics,
     RulesReloader,
     SwitchLog,
     switch_between_batches,
 )
-from streams.runtime.in_flight import InFlight
+from streams.runtime.in_flight import InFlight, Issue
 from streams.runtime.metrics import CONTENT_TYPE, ConsumerLag, WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.state.redis_client import redis_client
@@ -87,35 +91,60 @@ class Evaluated:
     """`time.perf_counter()` when its evaluation began."""
 
     def originals(self) -> dict[tuple[int, int], tuple[bytes | None, Record]]:
-        """(partition, offset) -> (the record's key, the record), for its dead letters."""
+        """(partition, offset) -> (the record's key, the record), for its dead letters'
+        records only (a batch has thousands of records and few dead letters)."""
+        wanted = {(d["partition"], d["offset"]) for d in self.result.dead_letters}
+        offsets = {offset for _, offset in wanted}
         return {
             (r.partition, r.offset): (m.key, r)
             for r, m in zip(self.records, self.messages, strict=True)
+            if r.offset in offsets and (r.partition, r.offset) in wanted
         }
 
 
+class BatchTimes:
+    """One batch's time in the store's `load` and `save` calls (`TimedStore`), and whether
+    its save has begun (with `save_overlap` the agent goes on to the next batch then)."""
+
+    __slots__ = ("load", "save", "saving")
+
+    def __init__(self) -> None:
+        self.load = 0.0
+        self.save = 0.0
+        self.saving = asyncio.Event()
+
+
+_BATCH: ContextVar[BatchTimes | None] = ContextVar("streams_batch_times", default=None)
+"""The batch being evaluated in this task (`BatchHandler.evaluate_batch` sets it)."""
+
+
 class TimedStore:
-    """The worker's `RedisStore`, with the time its `load` and `save` calls took since
-    the handler last reset them (`streams_batch_stage_seconds`)."""
+    """The worker's `RedisStore`, with the time its `load` and `save` calls take, counted
+    on the batch being evaluated in the calling task (`BatchTimes`), so that two batches
+    evaluated at once (`save_overlap`) are timed apart (`streams_batch_stage_seconds`)."""
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store
-        self.load_seconds = 0.0
-        self.save_seconds = 0.0
 
     async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
         started = time.perf_counter()
         try:
             return await self.store.load(lead_ids)
         finally:
-            self.load_seconds += time.perf_counter() - started
+            times = _BATCH.get()
+            if times is not None:
+                times.load += time.perf_counter() - started
 
     async def save(self, states: Mapping[int, LeadState]) -> None:
         started = time.perf_counter()
+        times = _BATCH.get()
+        if times is not None:
+            times.saving.set()
         try:
             await self.store.save(states)
         finally:
-            self.save_seconds += time.perf_counter() - started
+            if times is not None:
+                times.save += time.perf_counter() - started
 
 
 class BatchHandler:
@@ -134,13 +163,19 @@ class BatchHandler:
         self.settings = settings
         self.processor = processor
         self.metrics = metrics
+        self.sender = BatchSender(app.producer)
 
-    async def evaluate(self, records: Sequence[Record]) -> BatchResult:
+    async def evaluate(self, records: Sequence[Record], retry: bool = True) -> BatchResult:
+        """The batch through the pipeline; a `StateConflict` evaluates it again from a fresh
+        load, up to `CONFLICT_RETRIES` times, unless `retry` is false (`save_overlap`: a
+        later batch may have read the lead meanwhile), when it is raised."""
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
                 return await self.processor.process(records, datetime_to_us(datetime.now(UTC)))
             except StateConflict as exc:
                 self.metrics.conflicts.inc()
+                if not retry:
+                    raise
                 log.warning(
                     "batch of %d records: %s; evaluating again (%d/%d)",
                     len(records),
@@ -150,29 +185,48 @@ class BatchHandler:
                 )
         raise RuntimeError(f"state conflicts persisted over {CONFLICT_RETRIES} attempts")
 
-    async def evaluate_batch(self, messages: Sequence[Any], fetched_at: float = 0.0) -> Evaluated:
+    async def evaluate_batch(
+        self,
+        messages: Sequence[Any],
+        fetched_at: float = 0.0,
+        times: BatchTimes | None = None,
+        retry: bool = True,
+    ) -> Evaluated:
         """Step 1 for a batch of Faust `Message`s (`BatchDrainConsumer.next_batch`, fetched
-        at Unix time `fetched_at`), timing each stage."""
+        at Unix time `fetched_at`), timing each stage into `times` (a fresh one if None);
+        `retry` as for `evaluate`."""
+        times = times if times is not None else BatchTimes()
+        _BATCH.set(times)
         started = time.perf_counter()
         stages = self.metrics.stage_seconds
         if fetched_at:
             stages.labels("queued").observe(max(0.0, time.time() - fetched_at))
-            self.metrics.fetch_delay.observe_many(
-                max(0.0, fetched_at - m.timestamp) for m in messages if m.timestamp
-            )
+            self.metrics.fetch_delay.observe_ages(fetched_at, [m.timestamp for m in messages])
         records = [Record(m.value, m.topic, m.partition, m.offset) for m in messages]
-        store = self.processor.store
-        timed = store if isinstance(store, TimedStore) else None
-        if timed is not None:
-            timed.load_seconds = timed.save_seconds = 0.0
-        result = await self.evaluate(records)
-        if timed is not None:
-            load, save = timed.load_seconds, timed.save_seconds
-            stages.labels("load").observe(load)
-            stages.labels("save").observe(save)
-            spent = time.perf_counter() - started
-            stages.labels("evaluate").observe(max(0.0, spent - load - save))
+        result = await self.evaluate(records, retry)
+        stages.labels("load").observe(times.load)
+        stages.labels("save").observe(times.save)
+        spent = time.perf_counter() - started
+        stages.labels("evaluate").observe(max(0.0, spent - times.load - times.save))
         return Evaluated(messages, records, result, started)
+
+    async def evaluate_or_exit(
+        self, messages: Sequence[Any], fetched_at: float, times: BatchTimes
+    ) -> Evaluated:
+        """`evaluate_batch` in a task of its own (`save_overlap`), conflicts not retried: a
+        failure makes the worker exit at once (`crash_now`, before any later batch can
+        save), and the batch and every later one are redelivered."""
+        try:
+            return await self.evaluate_batch(messages, fetched_at, times, retry=False)
+        except Exception:
+            log.exception(
+                "batch of %d records failed; exiting (it will be redelivered)", len(messages)
+            )
+            crash_now()
+
+    async def issue_when_evaluated(self, evaluation: Awaitable[Evaluated]) -> Delivery:
+        """`issue`, once the batch's evaluation (its states saved) is done."""
+        return await self.issue(await evaluation)
 
     async def issue(self, batch: Evaluated) -> Delivery:
         """The sends of step 2: append every membership event and dead letter of an
@@ -180,11 +234,10 @@ class BatchHandler:
         for the broker's acknowledgements; the batch is acked (step 3) once that returns."""
         issued = time.perf_counter()
         result = batch.result
-        producer = self.app.producer
-        events = await issue_all(
-            producer,
+        dumps = orjson.dumps
+        events = await self.sender.issue(
             self.settings.topic_memberships,
-            [(str(event["leadId"]).encode(), orjson.dumps(event)) for event in result.events],
+            [(b"%d" % event["leadId"], dumps(event)) for event in result.events],
         )
         letters: list[Awaitable[Any]] = []
         originals: dict[tuple[int, int], tuple[bytes | None, Record]] = {}
@@ -314,6 +367,25 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
+async def start_evaluation(handler: BatchHandler, batch: Batch) -> Issue:
+    """`save_overlap`: evaluate the batch in a task of its own and return once its save has
+    begun (or it ended), so that the agent evaluates the next batch while this one's save
+    is in flight: the store makes a load of a lead whose save is in flight wait for it, so
+    each lead is still read after its previous batch's save. Returns what issues the
+    batch's sends once its evaluation is done. A failure exits at once
+    (`BatchHandler.evaluate_or_exit`)."""
+    times = BatchTimes()
+    evaluation = asyncio.ensure_future(
+        handler.evaluate_or_exit(batch.messages, batch.fetched_at, times)
+    )
+    saving = asyncio.ensure_future(times.saving.wait())
+    try:
+        await asyncio.wait({evaluation, saving}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        saving.cancel()
+    return partial(handler.issue_when_evaluated, evaluation)
+
+
 def delivery_failed(exc: BaseException, batch: Batch) -> NoReturn:
     """A batch's events or dead letters were not delivered: nothing from it on may be
     acked, so exit at once (`crash_now`); it and every later batch are redelivered."""
@@ -387,14 +459,22 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         revoked_from.append(store)
         status["ready"] = True
         log.info(
-            "evaluating %s with rules %s (%d campaigns)",
+            "evaluating %s with rules %s (%d campaigns); delivery overlap %s, %d batch(es) "
+            "ahead, save overlap %s",
             settings.topic_activities,
             plan.rules_version,
             len(plan.campaigns),
+            settings.delivery_overlap,
+            settings.evaluate_ahead,
+            settings.save_overlap,
         )
         subscribe(stream)
         consumer = batch_consumer(app)
-        in_flight: InFlight[Batch] = InFlight(consumer.ack_batch, delivery_failed)
+        in_flight: InFlight[Batch] = InFlight(
+            consumer.ack_batch,
+            delivery_failed,
+            settings.evaluate_ahead if settings.delivery_overlap else 0,
+        )
         try:
             while True:
                 batch = await consumer.next_batch(settings.batch_size, settings.batch_wait)
@@ -402,11 +482,17 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
                     if not settings.delivery_overlap:
                         await in_flight.settled()
                     await switch_between_batches(handler, reloader, switches, batch.messages)
-                    evaluated = await handler.evaluate_batch(batch.messages, batch.fetched_at)
+                    if settings.save_overlap:
+                        issue = await start_evaluation(handler, batch)
+                    else:
+                        evaluated = await handler.evaluate_batch(batch.messages, batch.fetched_at)
+                        issue = partial(handler.issue, evaluated)
                     # Sends in batch order, each batch's once the earlier ones are
-                    # delivered (streams/runtime/in_flight.py).
-                    await in_flight.settled()
-                    in_flight.push(batch, await handler.issue(evaluated))
+                    # delivered; the agent goes on at most `evaluate_ahead` batches ahead
+                    # of them (streams/runtime/in_flight.py).
+                    waiting = time.perf_counter()
+                    await in_flight.submit(batch, issue)
+                    metrics.stage_seconds.labels("settle").observe(time.perf_counter() - waiting)
                 except Exception:
                     log.exception(
                         "batch of %d records failed; exiting (it will be redelivered)",

@@ -95,39 +95,55 @@ def _diff(old: list[Any], new: list[Any]) -> tuple[int | list[int], int]:
 
 def encode_delta(stored: Stored, state: LeadState) -> bytes:
     """The delta from `stored` to `state`."""
-    history: dict[str, Any] = {}
+    return _delta(stored, state)[0]
+
+
+def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
+    """The delta from `stored` to `state`, and what the store holds once it is appended
+    (its `snapshot_bytes`, `journal_bytes` still `stored`'s: `write` sets them). A history
+    list the delta leaves as it was keeps `stored`'s copy: only what changed is copied."""
+    history: dict[int, Any] = {}
+    copies: dict[int, list[HistoryEntry]] = {}
+    old_history = stored.history
     for type_id, entries in state.history.items():
-        old = stored.history.get(type_id)
+        old = old_history.get(type_id)
         if old is None:
-            history[str(type_id)] = [0, entries]
+            history[type_id] = [0, entries]
+            copies[type_id] = list(entries)
             continue
         drop, kept = _diff(old, entries)
         if drop or kept != len(entries):
-            history[str(type_id)] = [drop, entries[kept:]]
-    for type_id in stored.history:
+            history[type_id] = [drop, entries[kept:]]
+            copies[type_id] = list(entries)
+        else:
+            copies[type_id] = old
+    for type_id in old_history:
         if type_id not in state.history:
-            history[str(type_id)] = None
+            history[type_id] = None
     seen = state.seen
     seen_keys = list(seen)
     drop, kept = _diff(stored.seen, seen_keys)
-    return orjson.dumps(
+    delta = orjson.dumps(
         {
             "d": DELTA_VERSION,
             "h": history,
             "s": [drop, {key: seen[key] for key in seen_keys[kept:]}],
             "f": state.fields,
-            "r": {str(c): ts for c, ts in state.runs.items()},
+            "r": state.runs,
             "m": state.max_ts,
-        }
+        },
+        option=orjson.OPT_NON_STR_KEYS,  # the int keys of `h` and `r` as JSON strings
     )
+    return delta, Stored(copies, seen_keys, stored.snapshot_bytes, stored.journal_bytes)
 
 
 def write(stored: Stored | None, state: LeadState) -> tuple[bool, bytes, Stored]:
     """(is a delta, the bytes to write, what the store holds once they are written)."""
     if stored is not None and stored.snapshot_bytes:
-        delta = encode_delta(stored, state)
-        if stored.journal_bytes + len(delta) <= stored.snapshot_bytes:
-            after = remember(state, stored.snapshot_bytes, stored.journal_bytes + len(delta))
+        delta, after = _delta(stored, state)
+        journal_bytes = stored.journal_bytes + len(delta)
+        if journal_bytes <= stored.snapshot_bytes:
+            after.journal_bytes = journal_bytes
             return True, delta, after
     snapshot = encode_state(state)
     return False, snapshot, remember(state, len(snapshot), 0)

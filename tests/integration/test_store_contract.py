@@ -24,6 +24,7 @@ from streams.state.codec import FORMAT_VERSION, encode_state
 from streams.state.memory import MemoryStore
 from streams.state.redis_client import StateClient, redis_client
 from streams.state.redis_store import (
+    SAVE_CHUNK,
     SAVE_LEADS_LUA,
     RedisStore,
     StateConflict,
@@ -336,17 +337,51 @@ def test_one_round_trip_per_load_and_per_save(
 
     assert measured["load"] == (1, {"hmget": n, "lrange": n})
     # Commands that the script runs count as commands of their own. These states are
-    # small: a snapshot each, which empties the journal.
+    # small: a snapshot each, which empties the journal. One EVALSHA for the batch's leads
+    # (at most SAVE_CHUNK per call), not one per lead.
+    assert n <= SAVE_CHUNK
     assert measured["save"] == (
         1,
-        {"evalsha": n, "hget": n, "hset": n, "del": n, "pexpire": 2 * n},
+        {"evalsha": 1, "hget": n, "hset": n, "del": n, "pexpire": 2 * n},
     )
     assert measured["load, nothing stored"] == (1, {"hmget": n, "lrange": n})
     # A server without the script: EVALSHA (NOSCRIPT), SCRIPT LOAD, EVALSHA again.
     writes, commands = measured["first save, script not cached"]
     assert writes == 3
     assert commands["script|load"] == 1
-    assert commands["evalsha"] == 2 * n
+    assert commands["evalsha"] == 2
+
+
+def test_a_save_of_several_chunks_decides_each_lead_on_its_own(redis_url: str) -> None:
+    """More leads than SAVE_CHUNK: several script calls in the save's one round trip; a lead
+    that another store saved meanwhile, in the middle of a chunk, is the only conflict:
+    nothing of it is written and every other lead is stored."""
+    app_id = fresh_app_id()
+    ids = list(range(1, 2 * SAVE_CHUNK + 12))
+    taken = ids[SAVE_CHUNK + 5]
+
+    async def main() -> None:
+        clients = [redis_client(redis_url) for _ in range(3)]
+        try:
+            ours, theirs, reader = (RedisStore(c, app_id, TTL_MS) for c in clients)
+            states = await ours.load(ids)
+            other = await theirs.load([taken])
+            other[taken].fields["by"] = "them"
+            await theirs.save(other)
+            for lead_id in ids:
+                states[lead_id].fields["by"] = f"us {lead_id}"
+            with pytest.raises(StateConflict) as conflict:
+                await ours.save(states)
+            assert conflict.value.lead_ids == (taken,)
+            stored = await reader.load(ids)
+            assert {i: s.fields["by"] for i, s in stored.items()} == {
+                i: "them" if i == taken else f"us {i}" for i in ids
+            }
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    run(main())
 
 
 def test_key_schema_ttl_and_generation(redis_url: str) -> None:
@@ -490,7 +525,20 @@ def test_a_retried_save_is_not_a_conflict(redis_url: str) -> None:
             # A snapshot empties the journal.
             assert await script(keys, [4, b"s", b"s3", TTL_MS]) == [1, 5]
             assert await client.exists(journal) == 0
-            await client.delete(key)
+            # Several leads in one call: each decided on its own, replies in order.
+            two = [f"{app_id}:lead:{{2}}", f"{app_id}:journal:{{2}}"]
+            both = [*keys, *two]
+            assert await script(both, [5, b"s", b"s4", TTL_MS, 0, b"s", b"t1", TTL_MS]) == [
+                *(1, 6),
+                *(1, 1),
+            ]
+            assert await script(both, [5, b"s", b"s4", TTL_MS, 0, b"s", b"t2", 0]) == [
+                *(1, 6),  # a retry
+                *(0, 1),  # a conflict: nothing of it written
+            ]
+            assert await client.hgetall(two[0]) == {b"state": b"t1", b"ver": b"1"}
+            assert 0 < await client.pttl(two[0]) <= TTL_MS
+            await client.delete(key, two[0])
         finally:
             await client.aclose()
 
@@ -925,3 +973,40 @@ def test_a_journal_without_its_snapshot_is_ignored_and_cleared(redis_url: str) -
     finally:
         admin.delete(f"{app_id}:lead:{{8}}", journal)
         admin.close()
+
+
+def test_a_load_of_a_lead_whose_save_is_in_flight_waits_for_that_save(redis_url: str) -> None:
+    """The worker's save overlap: the next batch loads a lead while the previous batch's
+    save of it is still in flight; it must read the lead after that save (from the cache
+    the save fills), and the generations must chain (no conflict on its own save)."""
+    app_id = fresh_app_id()
+
+    async def main() -> None:
+        client = redis_client(redis_url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS, cache_leads=10, check_cached=False)
+            sent = store._run
+
+            async def slow_run(calls: Any) -> Any:  # a save slow to reach the server
+                await asyncio.sleep(0.3)
+                return await sent(calls)
+
+            store._run = slow_run  # type: ignore[method-assign]
+            states = await store.load([1, 2])
+            states[1].fields["by"] = "first"
+            states[2].fields["by"] = "first"
+            saving = asyncio.ensure_future(store.save(states))
+            await asyncio.sleep(0.05)  # the save is in flight, not yet on the server
+            assert not saving.done()
+            again = await store.load([1])
+            assert saving.done(), "the load waited for the save"
+            assert again[1].fields["by"] == "first"
+            again[1].fields["by"] = "second"
+            await store.save(again)  # the generation the first save wrote: no conflict
+            reader = RedisStore(client, app_id, TTL_MS)
+            stored = await reader.load([1, 2])
+            assert stored[1].fields["by"] == "second" and stored[2].fields["by"] == "first"
+        finally:
+            await client.aclose()
+
+    run(main())

@@ -12,11 +12,16 @@ import asyncio
 import importlib.metadata
 import inspect
 import re
+from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from weakref import WeakSet
 
 import faust
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from mode.services import WaitResults
@@ -292,7 +297,7 @@ def test_a_batch_handed_out_before_a_rebalance_is_not_acked() -> None:
 
     async def main() -> None:
         consumer = _batch_consumer()
-        consumer.ack = acked.append  # type: ignore[method-assign]
+        consumer._ack_all = acked.extend  # type: ignore[method-assign]
         consumer.batches.put_nowait((0, [1, 2], 0.0))
         current = await consumer.next_batch(10)
         consumer.ack_batch(current)
@@ -347,3 +352,188 @@ def test_the_worker_connects_its_cache_eviction_to_the_revocation_signal(
     app = build_app(settings, load_plan(settings.rules_dir), tmp_path)
     names = [getattr(r, "__name__", "") for r in app.on_partitions_revoked.iter_receivers(app)]
     assert "forget_cached_states" in names
+
+
+# --- The batch sender (streams/runtime/batch_send.py): what it calls of Faust and aiokafka.
+
+
+def test_the_producer_internals_the_batch_sender_relies_on() -> None:
+    """`BatchSender` takes aiokafka's producer from Faust's and partitions as aiokafka's
+    `send` does (`_partition`), then queues record batches with `create_batch` and
+    `send_batch`; an upgrade that changes any of it must fail here."""
+    ensure = inspect.getsource(aiokafka_driver.Producer._ensure_producer)
+    assert "return self._producer" in ensure
+    partition = " ".join(inspect.getsource(AIOKafkaProducer._partition).split())
+    for step in (
+        "all_partitions = list(self._metadata.partitions_for_topic(topic))",
+        "available = list(self._metadata.available_partitions_for_topic(topic))",
+        "return self._partitioner(serialized_key, all_partitions, available)",
+    ):
+        assert step in partition, f"aiokafka's partitioning changed: {step!r} is gone"
+    send = inspect.getsource(AIOKafkaProducer.send)
+    assert "await self.client._wait_on_metadata(topic)" in send
+    assert list(inspect.signature(AIOKafkaProducer.send_batch).parameters) == [
+        "self",
+        "batch",
+        "topic",
+        "partition",
+    ]
+    assert list(inspect.signature(AIOKafkaProducer.create_batch).parameters) == ["self"]
+    append = inspect.signature(BatchBuilder.append).parameters
+    assert {"timestamp", "key", "value"} <= set(append)
+    # Faust gives aiokafka its default partitioner unless `producer_partitioner` is set.
+    post_init = inspect.getsource(aiokafka_driver.Producer.__post_init__)
+    assert "self.partitioner = DefaultPartitioner()" in post_init
+    assert '"partitioner": self.partitioner' in inspect.getsource(
+        aiokafka_driver.Producer._settings_default
+    )
+
+
+# --- The batch drain's copies of Faust's getmany and ack, held to Faust's own.
+
+
+def test_the_getmany_and_ack_steps_the_batch_drain_copies() -> None:
+    getmany = " ".join(inspect.getsource(faust_consumer.Consumer.getmany).split())
+    for step in (
+        "records, active_partitions = await self._wait_next_records(timeout)",
+        "generation_id = self.app.consumer_generation_id",
+        "if records is None or self.should_stop: return",
+        "records_it = self.scheduler.iterate(records)",
+        "active_partitions is None or tp in active_partitions or tp in self._buffered_partitions",
+        "highwater_mark = self.highwater(tp)",
+        "self.app.monitor.track_tp_end_offset(tp, highwater_mark)",
+        "yield tp, to_message(tp, record)",
+        "await self.perform_seek()",
+    ):
+        assert step in getmany, f"Faust's getmany changed: {step!r} is gone"
+    ack = " ".join(inspect.getsource(faust_consumer.Consumer.ack).split())
+    for step in (
+        "with ack_lock: if not message.acked: message.acked = True",
+        "if self.app.topics.acks_enabled_for(message.topic):",
+        "committed = self._committed_offset[tp]",
+        "if committed is None or offset >= committed:",
+        "acked_index = self._acked_index[tp] if offset not in acked_index:",
+        "self._unacked_messages.discard(message) acked_index.add(offset)",
+        "acked_for_tp = self._acked[tp] acked_for_tp.append(offset) self._n_acked += 1",
+        "finally: notify(self._waiting_for_ack)",
+    ):
+        assert step in ack, f"Faust's ack changed: {step!r} is gone"
+    # Only a Stream's iteration tracks a message (adds it to `_unacked_messages`): the
+    # batch drain never feeds one, so its bulk ack has nothing to discard.
+    assert "add_unacked(message)" in inspect.getsource(faust.streams.Stream)
+
+
+def _message(topic: str, partition: int, offset: int) -> Any:
+    tp = faust.types.TP(topic, partition)
+    return faust.types.Message(topic, partition, offset, 0.0, 0, None, b"k", b"v", None, tp=tp)
+
+
+def _ack_consumer(acking: set[str]) -> Any:
+    """The ack bookkeeping of a consumer that is never started."""
+    consumer = BatchDrainConsumer.__new__(BatchDrainConsumer)
+    consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=acking.__contains__))
+    consumer._committed_offset = defaultdict(lambda: None)
+    consumer._committed_offset[faust.types.TP("a", 1)] = 5
+    consumer._acked_index = defaultdict(set)
+    consumer._acked = defaultdict(list)
+    consumer._n_acked = 0
+    consumer._waiting_for_ack = None
+    consumer._unacked_messages = WeakSet()
+    return consumer
+
+
+def test_the_bulk_ack_keeps_fausts_books_as_an_ack_per_message_would() -> None:
+    """Acked twice, below the committed offset, on a topic without acks, interleaved
+    partitions: `_ack_all` leaves the offsets, counts and flags Faust's `ack` leaves."""
+    plan = [("a", 0, 3), ("a", 1, 4), ("a", 1, 5), ("a", 0, 4), ("b", 0, 9), ("a", 1, 7)]
+    plan += [("a", 0, 3), ("a", 0, 8)]
+    ours, faust_s = _ack_consumer({"a"}), _ack_consumer({"a"})
+    ours_messages = [_message(*m) for m in plan]
+    faust_messages = [_message(*m) for m in plan]
+    ours._ack_all(ours_messages[:3])
+    ours._ack_all(ours_messages[2:])
+    for message in faust_messages[:3] + faust_messages[2:]:
+        faust_consumer.Consumer.ack(faust_s, message)
+    assert ours._n_acked == faust_s._n_acked == 5
+    assert dict(ours._acked) == dict(faust_s._acked)
+    assert dict(ours._acked_index) == dict(faust_s._acked_index)
+    assert [m.acked for m in ours_messages] == [m.acked for m in faust_messages]
+
+
+def _fetch_consumer(records: dict[Any, list[Any]], active: set[Any] | None) -> Any:
+    """What `getmany` and `_fetch` read of a consumer that is never started."""
+    consumer = BatchDrainConsumer.__new__(BatchDrainConsumer)
+    tracked: list[tuple[Any, int]] = []
+    consumer.app = SimpleNamespace(
+        consumer_generation_id=7,
+        monitor=SimpleNamespace(track_tp_end_offset=lambda tp, hw: tracked.append((tp, hw))),
+    )
+    consumer.tracked = tracked
+
+    async def wait_next_records(timeout: float) -> Any:
+        return records, active
+
+    consumer._wait_next_records = wait_next_records
+    consumer._stopped = asyncio.Event()
+    consumer._crashed = asyncio.Event()
+    consumer.flow_active = True
+    consumer._buffered_partitions = set()
+    consumer.scheduler = faust.transport.utils.DefaultSchedulingStrategy()
+    consumer.highwater = lambda tp: 100 + tp.partition
+    return consumer
+
+
+def test_the_fetch_gives_what_fausts_getmany_gives_a_partition_at_a_time() -> None:
+    tp = faust.types.TP
+    rec = SimpleNamespace
+    records = {
+        tp("a", p): [
+            rec(
+                topic="a",
+                partition=p,
+                offset=o,
+                timestamp=1000,
+                timestamp_type=0,
+                headers=[],
+                key=b"k",
+                value=b"v%d" % o,
+                checksum=None,
+                serialized_key_size=1,
+                serialized_value_size=2,
+            )
+            for o in range(10 * p, 10 * p + 3)
+        ]
+        for p in range(3)
+    }
+
+    async def main(active: set[Any] | None) -> tuple[Any, Any]:
+        theirs = _fetch_consumer(records, active)
+        given = [(t, m) async for t, m in faust_consumer.Consumer.getmany(theirs, timeout=1.0)]
+        ours = _fetch_consumer(records, active)
+        fetched = await ours._fetch(timeout=1.0)
+        per_tp: dict[Any, list[Any]] = {}
+        for t, m in given:
+            per_tp.setdefault(t, []).append(m)
+        flat = dict(fetched)
+        assert set(flat) == set(per_tp)
+        for t in flat:
+            assert [vars(m) if hasattr(m, "__dict__") else _fields(m) for m in flat[t]] == [
+                vars(m) if hasattr(m, "__dict__") else _fields(m) for m in per_tp[t]
+            ]
+        return sorted(set(theirs.tracked)), sorted(set(ours.tracked))
+
+    for active in (None, {tp("a", 0), tp("a", 2)}):
+        theirs, ours = asyncio.run(main(active))
+        assert theirs == ours
+
+
+def _fields(message: Any) -> tuple[Any, ...]:
+    return (
+        message.topic,
+        message.partition,
+        message.offset,
+        message.value,
+        message.tp,
+        message.timestamp,
+        message.generation_id,
+    )

@@ -1,14 +1,15 @@
-"""`InFlight`: batches acked in push order, each after its own delivery and every earlier
-one's; the first failed delivery stops the acking for good."""
+"""`InFlight`: batches issued and acked in submit order, each batch's sends issued only once
+every earlier batch is delivered; the agent at most `ahead` batches ahead of the sends;
+the first failure stops everything for good."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
+from collections.abc import Awaitable
 
 import pytest
 
-from streams.runtime.in_flight import InFlight
+from streams.runtime.in_flight import InFlight, Issue
 
 
 def run(coro: object) -> None:
@@ -21,9 +22,15 @@ async def settle() -> None:
 
 
 class Recorder:
+    """The acks and failures `InFlight` reports, and a fake producer: `issuer(n)` is batch
+    n's `Issue`, which logs the issue and returns a delivery completed by the test
+    (`deliveries[n]`)."""
+
     def __init__(self) -> None:
         self.acked: list[int] = []
         self.failed: list[tuple[str, int]] = []
+        self.issued: list[int] = []
+        self.deliveries: dict[int, asyncio.Future[None]] = {}
 
     def ack(self, batch: int) -> None:
         self.acked.append(batch)
@@ -31,111 +38,165 @@ class Recorder:
     def on_failure(self, exc: BaseException, batch: int) -> None:
         self.failed.append((str(exc), batch))
 
+    def issuer(self, n: int, error: Exception | None = None) -> Issue:
+        async def issue() -> Awaitable[None]:
+            if error is not None:
+                raise error
+            self.issued.append(n)
+            self.deliveries[n] = asyncio.get_running_loop().create_future()
+            return self.deliveries[n]
 
-def test_batches_are_acked_in_push_order_whatever_order_their_deliveries_complete() -> None:
+        return issue
+
+
+def flight(seen: Recorder, ahead: int) -> InFlight[int]:
+    return InFlight(seen.ack, seen.on_failure, ahead)
+
+
+def test_each_batch_is_issued_only_once_every_earlier_one_is_delivered_and_acked() -> None:
     async def main() -> None:
         seen = Recorder()
-        flight: InFlight[int] = InFlight(seen.ack, seen.on_failure)
-        loop = asyncio.get_running_loop()
-        deliveries = [loop.create_future() for _ in range(3)]
-        for n, delivery in enumerate(deliveries):
-            flight.push(n, delivery)
-        deliveries[2].set_result(None)
-        deliveries[1].set_result(None)
+        out = flight(seen, ahead=8)
+        for n in range(3):
+            await out.submit(n, seen.issuer(n))
         await settle()
-        assert seen.acked == [], "batch 0 is not delivered yet: nothing after it either"
-        deliveries[0].set_result(None)
+        assert seen.issued == [0], "batch 0 not delivered yet: batch 1 waits"
+        seen.deliveries[0].set_result(None)
         await settle()
-        assert seen.acked == [0, 1, 2]
-        await flight.close()
+        assert seen.acked == [0] and seen.issued == [0, 1]
+        seen.deliveries[1].set_result(None)
+        await settle()
+        seen.deliveries[2].set_result(None)
+        await asyncio.wait_for(out.settled(), 1)
+        assert seen.acked == [0, 1, 2] and seen.issued == [0, 1, 2]
+        await out.close()
 
     run(main())
 
 
-def test_settled_waits_until_every_pushed_batch_is_acked() -> None:
+@pytest.mark.parametrize("ahead", [0, 1, 2])
+def test_submit_returns_once_at_most_ahead_batches_wait_to_be_issued(ahead: int) -> None:
+    """Batch 0 is issued and not delivered: batches 1.. wait. Submitting batch k returns at
+    once while k <= ahead (the agent may evaluate the next batch), and otherwise only once
+    batch 0 is delivered and batch 1 issued."""
+
     async def main() -> None:
         seen = Recorder()
-        flight: InFlight[int] = InFlight(seen.ack, seen.on_failure)
-        await asyncio.wait_for(flight.settled(), 1)  # nothing pushed: settled at once
-        loop = asyncio.get_running_loop()
-        first, second = loop.create_future(), loop.create_future()
-        flight.push(0, first)
-        flight.push(1, second)
-        waiting = asyncio.ensure_future(flight.settled())
-        first.set_result(None)
+        out = flight(seen, ahead)
+        await asyncio.wait_for(out.submit(0, seen.issuer(0)), 1)  # issued at once
+        for n in range(1, ahead + 1):
+            await asyncio.wait_for(out.submit(n, seen.issuer(n)), 1)
+        blocked = asyncio.ensure_future(out.submit(ahead + 1, seen.issuer(ahead + 1)))
+        await settle()
+        assert not blocked.done(), f"{ahead + 1} batches would wait to be issued"
+        assert seen.issued == [0]
+        seen.deliveries[0].set_result(None)
+        await asyncio.wait_for(blocked, 1)
+        assert seen.issued == [0, 1] and seen.acked == [0]
+        await out.close()
+
+    run(main())
+
+
+def test_settled_waits_until_every_submitted_batch_is_acked() -> None:
+    async def main() -> None:
+        seen = Recorder()
+        out = flight(seen, ahead=1)
+        await asyncio.wait_for(out.settled(), 1)  # nothing submitted: settled at once
+        await out.submit(0, seen.issuer(0))
+        await out.submit(1, seen.issuer(1))
+        waiting = asyncio.ensure_future(out.settled())
+        seen.deliveries[0].set_result(None)
         await settle()
         assert seen.acked == [0] and not waiting.done(), "batch 1 is not delivered yet"
-        second.set_result(None)
+        seen.deliveries[1].set_result(None)
         await asyncio.wait_for(waiting, 1)
         assert seen.acked == [0, 1]
-        await flight.close()
+        await out.close()
 
     run(main())
 
 
-def test_a_failed_delivery_stops_the_acking_for_good() -> None:
-    """Batch 1 fails while batch 2 is delivered: 0 is acked, 1 and 2 never are, the
-    failure is reported once with batch 1, and the agent's next `settled` and `push` raise
-    it (so the next evaluated batch's events are never sent)."""
+def test_a_failed_delivery_stops_everything_for_good() -> None:
+    """Batch 1's delivery fails: 0 is acked, 1 never is, batch 2 is never issued (nothing
+    is delivered after a failed delivery), the failure is reported once with batch 1, and
+    the agent's `submit` blocked meanwhile, its next `settled` and `submit` raise it."""
 
     async def main() -> None:
         seen = Recorder()
-        flight: InFlight[int] = InFlight(seen.ack, seen.on_failure)
-        loop = asyncio.get_running_loop()
-        deliveries = [loop.create_future() for _ in range(3)]
-        for n, delivery in enumerate(deliveries):
-            flight.push(n, delivery)
-        deliveries[0].set_result(None)
-        deliveries[2].set_result(None)
-        deliveries[1].set_exception(RuntimeError("not enough replicas"))
+        out = flight(seen, ahead=0)
+        await out.submit(0, seen.issuer(0))
+        blocked = asyncio.ensure_future(out.submit(1, seen.issuer(1)))
+        seen.deliveries[0].set_result(None)
+        await asyncio.wait_for(blocked, 1)
+        assert seen.issued == [0, 1] and seen.acked == [0]
+        blocked = asyncio.ensure_future(out.submit(2, seen.issuer(2)))
         await settle()
-        assert seen.acked == [0]
+        seen.deliveries[1].set_exception(RuntimeError("not enough replicas"))
+        await settle()
+        assert seen.acked == [0] and seen.issued == [0, 1]
         assert seen.failed == [("not enough replicas", 1)]
         with pytest.raises(RuntimeError, match="not enough replicas"):
-            await flight.settled()
+            await asyncio.wait_for(blocked, 1)
         with pytest.raises(RuntimeError, match="not enough replicas"):
-            flight.push(3, loop.create_future())
-        assert seen.acked == [0]
-        await flight.close()
+            await out.settled()
+        with pytest.raises(RuntimeError, match="not enough replicas"):
+            await out.submit(3, seen.issuer(3))
+        await settle()
+        assert seen.acked == [0] and seen.issued == [0, 1]
+        await out.close()
 
     run(main())
 
 
-def test_a_settled_wait_raises_when_a_delivery_fails() -> None:
+def test_a_failure_drops_the_batches_waiting_to_be_issued() -> None:
+    """With the agent ahead (batch 2 submitted while batch 1 waits for batch 0), batch 0's
+    failure leaves 1 and 2 never issued."""
+
     async def main() -> None:
         seen = Recorder()
-        flight: InFlight[int] = InFlight(seen.ack, seen.on_failure)
-        delivery = asyncio.get_running_loop().create_future()
-        flight.push(0, delivery)
-        waiting = asyncio.ensure_future(flight.settled())
+        out = flight(seen, ahead=2)
+        for n in range(3):
+            await asyncio.wait_for(out.submit(n, seen.issuer(n)), 1)
+        seen.deliveries[0].set_exception(RuntimeError("refused"))
         await settle()
-        delivery.set_exception(RuntimeError("broker away"))
-        with pytest.raises(RuntimeError, match="broker away"):
-            await asyncio.wait_for(waiting, 1)
-        assert seen.acked == []
-        await flight.close()
+        assert seen.issued == [0] and seen.acked == [] and seen.failed == [("refused", 0)]
+        await out.close()
 
     run(main())
 
 
-def test_close_leaves_what_is_not_delivered_unacked_and_closes_pending_coroutines() -> None:
+def test_sends_that_cannot_be_issued_are_a_failure() -> None:
     async def main() -> None:
         seen = Recorder()
-        flight: InFlight[int] = InFlight(seen.ack, seen.on_failure)
-        blocked = asyncio.get_running_loop().create_future()
-        ran: list[int] = []
-
-        async def delivery(n: int) -> None:
-            ran.append(n)
-            await blocked
-
-        flight.push(0, delivery(0))
-        never = delivery(1)
-        flight.push(1, never)
+        out = flight(seen, ahead=1)
+        await out.submit(0, seen.issuer(0, RuntimeError("buffer full")))
+        with pytest.raises(RuntimeError, match="buffer full"):
+            await asyncio.wait_for(out.submit(1, seen.issuer(1)), 1)
         await settle()
-        await flight.close()
-        assert seen.acked == [] and seen.failed == []
-        assert ran == [0], "batch 1's delivery was never awaited"
-        assert inspect.getcoroutinestate(never) == "CORO_CLOSED", "closed: no warning"
+        assert seen.failed == [("buffer full", 0)] and seen.issued == []
+        with pytest.raises(RuntimeError, match="buffer full"):
+            await out.settled()
+        await out.close()
 
     run(main())
+
+
+def test_close_leaves_what_is_not_delivered_unacked_and_issues_nothing_more() -> None:
+    async def main() -> None:
+        seen = Recorder()
+        out = flight(seen, ahead=1)
+        await out.submit(0, seen.issuer(0))
+        await out.submit(1, seen.issuer(1))
+        await settle()
+        await out.close()
+        await settle()
+        assert seen.deliveries[0].cancelled(), "no longer waited for"
+        assert seen.acked == [] and seen.failed == [] and seen.issued == [0]
+
+    run(main())
+
+
+def test_ahead_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="ahead"):
+        InFlight(Recorder().ack, Recorder().on_failure, -1)

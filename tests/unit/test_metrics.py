@@ -48,6 +48,28 @@ def test_bulk_histogram_renders_as_prometheus_client_does(values: list[float]) -
         assert abs(got[key] - value) <= 1e-6 * max(1.0, abs(value)), key
 
 
+@given(
+    st.lists(st.one_of(st.none(), st.just(0.0), st.floats(-50, 4000, allow_nan=False))),
+    st.floats(1e9, 2e9, allow_nan=False),
+)
+def test_ages_since_a_common_now_count_as_their_values_do(
+    ages: list[float | None], now: float
+) -> None:
+    """`observe_ages(now, stamps)` is `observe_many(max(0, now - t) for t in stamps if
+    t)`: no stamp (None or 0) is skipped, a stamp after `now` counts as 0."""
+    stamps = [None if a is None else (0.0 if a == 0.0 else now - a) for a in ages]
+    by_age, by_value = (BulkHistogram("d_seconds", "doc", DELAY_BUCKETS) for _ in range(2))
+    by_age.observe_ages(now, stamps)
+    values = [max(0.0, now - t) for t in stamps if t]
+    by_value.observe_many(values)
+    # The same bucket unless a value lies within rounding of a bound.
+    near = any(abs(v - b) < 1e-5 for v in values for b in DELAY_BUCKETS)
+    if not near:
+        assert by_age._counts == by_value._counts
+    assert sum(by_age._counts) == len(values)
+    assert abs(by_age._sum - by_value._sum) <= 1e-9 * now * max(1, len(values))
+
+
 def test_error_code_is_read_only_from_small_failed_envelopes() -> None:
     assert _error_code(b'{"requestId":"a#1","success":false,"errors":[{"code":"601"}]}') == "601"
     assert _error_code(b'{"requestId":"a#1","success":true,"result":[]}') == ""

@@ -1,8 +1,12 @@
--- save_leads.lua: compare-and-set of ONE lead's state (streams/state/redis_store.py).
--- RedisStore.save sends one EVALSHA of this script per lead, all in one non-transactional
--- pipeline; each call is atomic on its own, which is what "save is atomic per lead" means.
+-- save_leads.lua: compare-and-set of each of N leads' states (streams/state/redis_store.py).
+-- RedisStore.save sends, on one Redis, one EVALSHA of this script per chunk of a batch's
+-- leads, and on a Redis Cluster one per lead (a script's keys must share a slot), all in one
+-- non-transactional pipeline. Each lead's compare-and-set is decided on its own (a conflict
+-- on one lead writes nothing of it and does not stop the others), which is what "save is
+-- atomic per lead" means; a call runs as a whole on the server.
 --
 -- Key schema (the only keys this script touches, and the only writer of them):
+-- Per lead i (1-based), KEYS[2i-1] and KEYS[2i], ARGV[4i-3] to ARGV[4i]; below for i = 1:
 --   KEYS[1] = <app_id>:lead:{<lead_id>}            type: hash
 --     field `state`  a snapshot: the LeadState as `streams.state.codec` encodes it
 --                    (history, fields, campaign runs, the dedup record `seen`, max_ts)
@@ -20,47 +24,55 @@
 -- ARGV[3] = the snapshot or the delta
 -- ARGV[4] = TTL in milliseconds; "0" = no expiry (PERSIST)
 --
--- Returns {1, ver} when the state is stored (ver = the new generation), or {0, ver} on a
--- conflict (ver = the generation found; 0 = the key does not exist): someone else saved
--- the lead since the caller loaded it, and nothing is written.
+-- Returns, per lead in order, two integers: 1, ver when the state is stored (ver = the new
+-- generation), or 0, ver on a conflict (ver = the generation found; 0 = the key does not
+-- exist): someone else saved the lead since the caller loaded it, and nothing of that lead
+-- is written. So one lead gives {1, ver} or {0, ver}.
 --
 -- A retried call (the client resends a pipeline whose reply it lost) finds
 -- ver = expected + 1 holding exactly what it brings (the snapshot, or the journal's last
 -- delta): that is its own write, and it is reported as stored again rather than as a
 -- conflict, so retries are idempotent.
 
-local key = KEYS[1]
-local journal = KEYS[2]
-local expected = tonumber(ARGV[1])
-local mode = ARGV[2]
-local payload = ARGV[3]
-local ttl = tonumber(ARGV[4])
+local function save(key, journal, expected, mode, payload, ttl)
+    local ver = tonumber(redis.call('HGET', key, 'ver') or '0')
+    if ver == expected then
+        ver = ver + 1
+        if mode == 'd' then
+            redis.call('RPUSH', journal, payload)
+            redis.call('HSET', key, 'ver', string.format('%d', ver))
+        else
+            redis.call('HSET', key, 'state', payload, 'ver', string.format('%d', ver))
+            redis.call('DEL', journal)
+        end
+    elseif ver ~= expected + 1 then
+        return 0, ver
+    elseif mode == 'd' then
+        if redis.call('LINDEX', journal, -1) ~= payload then
+            return 0, ver
+        end
+    elseif redis.call('HGET', key, 'state') ~= payload then
+        return 0, ver
+    end
 
-local ver = tonumber(redis.call('HGET', key, 'ver') or '0')
-if ver == expected then
-    ver = ver + 1
-    if mode == 'd' then
-        redis.call('RPUSH', journal, payload)
-        redis.call('HSET', key, 'ver', string.format('%d', ver))
+    if ttl > 0 then
+        redis.call('PEXPIRE', key, ttl)
+        redis.call('PEXPIRE', journal, ttl)
     else
-        redis.call('HSET', key, 'state', payload, 'ver', string.format('%d', ver))
-        redis.call('DEL', journal)
+        redis.call('PERSIST', key)
+        redis.call('PERSIST', journal)
     end
-elseif ver ~= expected + 1 then
-    return {0, ver}
-elseif mode == 'd' then
-    if redis.call('LINDEX', journal, -1) ~= payload then
-        return {0, ver}
-    end
-elseif redis.call('HGET', key, 'state') ~= payload then
-    return {0, ver}
+    return 1, ver
 end
 
-if ttl > 0 then
-    redis.call('PEXPIRE', key, ttl)
-    redis.call('PEXPIRE', journal, ttl)
-else
-    redis.call('PERSIST', key)
-    redis.call('PERSIST', journal)
+local out = {}
+for i = 1, #KEYS / 2 do
+    local a = 4 * i - 3
+    local stored, ver = save(
+        KEYS[2 * i - 1], KEYS[2 * i],
+        tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+    )
+    out[2 * i - 1] = stored
+    out[2 * i] = ver
 end
-return {1, ver}
+return out

@@ -1,0 +1,93 @@
+"""`BatchSender` on a real broker: one record batch per partition gives the records the
+partitions and the order a `send` per record gives them, and a refused batch raises."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.partitioner import murmur2
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from streams.runtime.batch_send import BatchSender
+from streams.runtime.faust_app import create_app
+
+PARTITIONS = 4
+
+
+def _topic(bootstrap: str, **config: str) -> str:
+    name = f"batch-send-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, PARTITIONS, 1, topic_configs=config)])
+    finally:
+        admin.close()
+    return name
+
+
+def _read(bootstrap: str, topic: str, count: int) -> dict[int, list[tuple[bytes, bytes]]]:
+    """Partition -> its records (key, value) in offset order, once `count` arrived."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=10_000)
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    out: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in range(PARTITIONS)}
+    try:
+        for record in consumer:
+            out[record.partition].append((record.key, record.value))
+            if sum(map(len, out.values())) >= count:
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+async def _send(
+    bootstrap: str, tmp_path: Path, topic: str, records: list[tuple[bytes, bytes]]
+) -> list[Any]:
+    """Issue `records` through a started Faust producer with small batches (1 KiB: many
+    batches per partition) and wait for every delivery; returns the outcomes."""
+    app = create_app(
+        f"batch-send-{uuid.uuid4().hex[:8]}",
+        bootstrap,
+        datadir=tmp_path,
+        producer_max_batch_size=1024,
+        producer_linger_ms=0,
+    )
+    await app.producer.start()
+    try:
+        sender = BatchSender(app.producer)
+        deliveries = await sender.issue(topic, records)
+        deliveries += await sender.issue(topic, records[:10])  # a second batch, same keys
+        return await asyncio.gather(*deliveries, return_exceptions=True)
+    finally:
+        await app.producer.stop()
+
+
+def test_records_land_where_and_in_the_order_a_send_per_record_puts_them(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = _topic(kafka_bootstrap)
+    records = [(b"%d" % (n % 37), b"value %d" % n) for n in range(600)]
+    outcomes = asyncio.run(_send(kafka_bootstrap, tmp_path, topic, records))
+    assert not [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(outcomes) > PARTITIONS  # 1 KiB batches: several per partition
+    sent = records + records[:10]
+    got = _read(kafka_bootstrap, topic, len(sent))
+    expected: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in range(PARTITIONS)}
+    for key, value in sent:  # the Java client's partitioner, as aiokafka's default
+        expected[(murmur2(key) & 0x7FFFFFFF) % PARTITIONS].append((key, value))
+    assert got == expected
+
+
+def test_a_batch_the_broker_refuses_fails_its_delivery(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = _topic(kafka_bootstrap, **{"max.message.bytes": "200"})
+    records = [(b"1", b"x" * 300), (b"1", b"y")]
+    outcomes = asyncio.run(_send(kafka_bootstrap, tmp_path, topic, records))
+    assert outcomes and isinstance(outcomes[0], MessageSizeTooLargeError)
