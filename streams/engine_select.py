@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 """The directory holding the `streams` package (the project root in a checkout)."""
@@ -107,6 +107,35 @@ def extension_suffix() -> str:
     return importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
+def _fresh_manifest(
+    build_dir: Path, kind: str, script: str, expected: set[str] | None = None, needs: str = ""
+) -> tuple[dict[str, Any] | None, str, str]:
+    """(the build's manifest, or None; why not; the build's id): None when there is no
+    readable manifest, it was made for another interpreter, its sources are not exactly
+    `expected` (when given: a file added or removed), or one of them has changed since
+    (the first such file is named)."""
+    try:
+        manifest = json.loads((build_dir / MANIFEST).read_text())
+    except FileNotFoundError:
+        return None, f"no {kind} build: {script} makes one{needs}", ""
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable {build_dir / MANIFEST} ({exc}): {script}", ""
+    build = str(manifest.get("build", ""))
+    if manifest.get("suffix") != extension_suffix():
+        return None, f"the {kind} build is for {manifest.get('suffix')}, not this Python", build
+    sources: dict[str, str] = manifest.get("sources", {})
+    if expected is not None and set(sources) != expected:
+        return None, f"the {kind} build is stale (files added or removed): {script}", build
+    for name, digest in sources.items():
+        try:
+            if source_hash(ROOT / name) == digest:
+                continue
+        except OSError:
+            pass
+        return None, f"the {kind} build is stale ({name} changed): {script}", build
+    return manifest, "", build
+
+
 def check_build(build_dir: Path = BUILD_DIR) -> tuple[dict[str, Path] | None, str, str]:
     """(module name -> extension file, or None; why not, or what; the build's id).
 
@@ -115,24 +144,9 @@ def check_build(build_dir: Path = BUILD_DIR) -> tuple[dict[str, Path] | None, st
     that `scripts/build-engine` swaps, see `streams.engine_build.install`) is resolved
     once, so the manifest and the modules come from the same build."""
     build_dir = build_dir.resolve()
-    try:
-        manifest = json.loads((build_dir / MANIFEST).read_text())
-    except FileNotFoundError:
-        return None, "no compiled build: scripts/build-engine makes one", ""
-    except (OSError, ValueError) as exc:
-        return None, f"unreadable {build_dir / MANIFEST} ({exc}): scripts/build-engine", ""
-    build = str(manifest.get("build", ""))
-    if manifest.get("suffix") != extension_suffix():
-        return None, f"the compiled build is for {manifest.get('suffix')}, not this Python", build
-    sources: dict[str, str] = manifest.get("sources", {})
-    for name, digest in sources.items():
-        path = ROOT / name
-        try:
-            if source_hash(path) == digest:
-                continue
-        except OSError:
-            pass
-        return None, f"the compiled build is stale ({name} changed): scripts/build-engine", build
+    manifest, why, build = _fresh_manifest(build_dir, "compiled", "scripts/build-engine")
+    if manifest is None:
+        return None, why, build
     modules = {name: build_dir / file for name, file in manifest.get("modules", {}).items()}
     missing = [m for m in COMPILED_MODULES if m not in modules]
     if missing or not all(path.is_file() for path in modules.values()):
@@ -149,30 +163,12 @@ def native_sources() -> list[Path]:
 
 def check_native(native_dir: Path = NATIVE_DIR) -> tuple[Path | None, str, str]:
     """(the extension file, or None; why not, or what; the build's id), as `check_build`."""
-    try:
-        manifest = json.loads((native_dir / MANIFEST).read_text())
-    except FileNotFoundError:
-        return None, "no native build: scripts/build-native makes one (needs cargo)", ""
-    except (OSError, ValueError) as exc:
-        return None, f"unreadable {native_dir / MANIFEST} ({exc}): scripts/build-native", ""
-    build = str(manifest.get("build", ""))
-    if manifest.get("suffix") != extension_suffix():
-        return None, f"the native build is for {manifest.get('suffix')}, not this Python", build
-    sources: dict[str, str] = manifest.get("sources", {})
     now = {str(p.relative_to(ROOT)) for p in native_sources() if p.is_file()}
-    if set(sources) != now:
-        return (
-            None,
-            "the native build is stale (files added or removed): scripts/build-native",
-            build,
-        )
-    for name, digest in sources.items():
-        try:
-            if source_hash(ROOT / name) == digest:
-                continue
-        except OSError:
-            pass
-        return None, f"the native build is stale ({name} changed): scripts/build-native", build
+    manifest, why, build = _fresh_manifest(
+        native_dir, "native", "scripts/build-native", now, " (needs cargo)"
+    )
+    if manifest is None:
+        return None, why, build
     module = native_dir / str(manifest.get("module", ""))
     if not module.is_file():
         return None, "the native build is incomplete: scripts/build-native", build

@@ -40,7 +40,7 @@ from streams.engine.logic import (
     LogicError,
     Node,
     Not,
-    Or,
+    chain_operands,
     compile_logic,
     logic_source,
     parse_logic,
@@ -262,20 +262,13 @@ def native_tree(tree: Node, leaves: Sequence[Leaf]) -> rule_forms.Node | None:
     if isinstance(tree, Not):
         operand = native_tree(tree.operand, leaves)
         return None if operand is None else rule_forms.NotNode(operand)
-    kind = type(tree)
     operands: list[rule_forms.Node] = []
-    pending: list[Node] = [tree]
-    while pending:  # the chain's operands, left to right
-        current = pending.pop()
-        if type(current) is kind:
-            assert isinstance(current, And | Or)
-            pending += [current.right, current.left]
-        else:
-            operand = native_tree(current, leaves)
-            if operand is None:
-                return None
-            operands.append(operand)
-    return rule_forms.AllNode(operands) if kind is And else rule_forms.AnyNode(operands)
+    for current in chain_operands(tree):
+        operand = native_tree(current, leaves)
+        if operand is None:
+            return None
+        operands.append(operand)
+    return rule_forms.AllNode(operands) if type(tree) is And else rule_forms.AnyNode(operands)
 
 
 def primary_keys(checks: Sequence[Check]) -> frozenset[str] | None:

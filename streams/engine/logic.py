@@ -180,15 +180,22 @@ def logic_source(node: Node, leaves: Sequence[str]) -> str:
         return leaves[node.number - 1]
     if isinstance(node, Not):
         return f"not {logic_source(node.operand, leaves)}"
+    joiner = " and " if type(node) is And else " or "
+    return "(" + joiner.join(logic_source(o, leaves) for o in chain_operands(node)) + ")"
+
+
+def chain_operands(node: Node) -> list[Node]:
+    """The operands of the chain of one operator (And or Or) rooted at `node`, left to
+    right: `a and (b and c)` and `(a and b) and c` both give [a, b, c], so a chain is
+    evaluated as one flat node whatever the parser's nesting."""
     kind = type(node)
     operands: list[Node] = []
     pending: list[Node] = [node]
-    while pending:  # the chain's operands, left to right
+    while pending:
         current = pending.pop()
         if type(current) is kind:
             assert isinstance(current, And | Or)
             pending += [current.right, current.left]
         else:
             operands.append(current)
-    joiner = " and " if kind is And else " or "
-    return "(" + joiner.join(logic_source(o, leaves) for o in operands) + ")"
+    return operands

@@ -48,8 +48,8 @@ def native() -> Any:
     path, reason, _ = check_native()
     if path is None:
         if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"no native build: {reason}", pytrace=False)
-        pytest.skip(f"no native build: {reason}")
+            pytest.fail(f"the native core cannot run: {reason}", pytrace=False)
+        pytest.skip(f"the native core cannot run: {reason}")
     return load_module(path)
 
 
