@@ -148,13 +148,7 @@ def build(force: bool = False) -> int:
         )
     if child.returncode != 0:
         shutil.rmtree(work, ignore_errors=True)
-        tail = LOG.read_text(errors="replace").splitlines()[-15:]
-        print("\n".join(tail), file=sys.stderr)
-        print(
-            f"build-engine: mypyc failed (log: {LOG}): the engine runs as pure Python",
-            file=sys.stderr,
-        )
-        return 1
+        return report_failure(LOG, "build-engine: mypyc failed", "the engine runs as pure Python")
     lib = work / "lib"
     built = {
         ".".join(p.relative_to(lib).with_suffix("").with_suffix("").parts): str(p.relative_to(lib))
@@ -178,10 +172,18 @@ def build(force: bool = False) -> int:
     return 0
 
 
+def report_failure(log: Path, what: str, consequence: str) -> int:
+    """The log's last lines and one line saying what failed and what runs instead; 1."""
+    print("\n".join(log.read_text(errors="replace").splitlines()[-15:]), file=sys.stderr)
+    print(f"{what} (log: {log}): {consequence}", file=sys.stderr)
+    return 1
+
+
 def install(lib: Path, build_id: str, link: Path = BUILD_DIR) -> Path:
     """Move the finished build `lib` to `engine-<build_id>` beside `link`, and point `link`
     at it by renaming a fresh symlink over it (atomic on POSIX). Keeps the build `link`
-    pointed at before (a process may be importing from it) and removes older ones. A
+    pointed at before (a process may be importing from it) and removes older ones (named
+    like this one: `native-target`, cargo's, is not a build). A
     `link` that is a directory (a build made before builds were versioned) is moved
     aside first: until the link exists, a starting process finds no build and runs pure."""
     target = link.parent / f"{link.name}-{build_id}"
@@ -199,7 +201,7 @@ def install(lib: Path, build_id: str, link: Path = BUILD_DIR) -> Path:
     fresh.symlink_to(target.name)
     fresh.replace(link)
     keep = {target, previous}
-    for other in link.parent.glob(f"{link.name}-*"):
+    for other in link.parent.glob(f"{link.name}-" + "?" * len(build_id)):
         if other.is_dir() and other not in keep:
             shutil.rmtree(other, ignore_errors=True)
     return target

@@ -162,7 +162,9 @@ def native_sources() -> list[Path]:
 
 
 def check_native(native_dir: Path = NATIVE_DIR) -> tuple[Path | None, str, str]:
-    """(the extension file, or None; why not, or what; the build's id), as `check_build`."""
+    """(the extension file, or None; why not, or what; the build's id), as `check_build`
+    (`native_dir`, a symlink `scripts/build-native` swaps, resolved once)."""
+    native_dir = native_dir.resolve()
     now = {str(p.relative_to(ROOT)) for p in native_sources() if p.is_file()}
     manifest, why, build = _fresh_manifest(
         native_dir, "native", "scripts/build-native", now, " (needs cargo)"

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 
+from streams.engine_build import install, report_failure
 from streams.engine_select import (
     MANIFEST,
     NATIVE_CRATE,
@@ -78,13 +79,7 @@ def build(force: bool = False) -> int:
         )
     library = TARGET / "release" / "libstreams_native.so"
     if child.returncode != 0 or not library.is_file():
-        tail = LOG.read_text(errors="replace").splitlines()[-15:]
-        print("\n".join(tail), file=sys.stderr)
-        print(
-            f"build-native: cargo failed (log: {LOG}): the native core is not used",
-            file=sys.stderr,
-        )
-        return 1
+        return report_failure(LOG, "build-native: cargo failed", "the native core is not used")
     work = NATIVE_DIR.parent / f"native.new-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -98,11 +93,7 @@ def build(force: bool = False) -> int:
         "sources": sources,
     }
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    old = NATIVE_DIR.parent / f"native.old-{os.getpid()}"
-    if NATIVE_DIR.exists():
-        NATIVE_DIR.rename(old)
-    work.rename(NATIVE_DIR)
-    shutil.rmtree(old, ignore_errors=True)
+    install(work, build_id, NATIVE_DIR)
     print(
         f"build-native: built {build_id} in {time.monotonic() - started:.0f} s ({NATIVE_DIR})",
         file=sys.stderr,

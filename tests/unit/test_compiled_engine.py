@@ -409,6 +409,22 @@ def test_a_rebuild_swaps_a_link_and_keeps_the_build_before(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["engine", "engine-b", "engine-c"]
 
 
+def test_a_rebuild_of_the_native_core_keeps_cargos_target_directory(tmp_path: Path) -> None:
+    """`scripts/build-native` installs through the same `install`: its older builds go,
+    but `native-target` (cargo's working files, beside the builds) is not a build."""
+    link = tmp_path / "native"
+    (tmp_path / "native-target" / "release").mkdir(parents=True)
+    for build_id in ("aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"):
+        install(fake_build(tmp_path, f"new-{build_id}"), build_id, link)
+    assert link.resolve() == tmp_path / "native-cccccccccccc"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "native",
+        "native-bbbbbbbbbbbb",
+        "native-cccccccccccc",
+        "native-target",
+    ]
+
+
 def test_a_build_is_read_whole_through_the_link_while_it_is_swapped(tmp_path: Path) -> None:
     """The manifest and the modules come from the build the link named when it was read:
     a swap afterwards does not mix two builds."""
