@@ -93,7 +93,7 @@ class Selection:
         else:
             python = f"pure Python ({self.reason})"
         if self.native is not None:
-            return f"engine: native core for in-memory runs ({self.native_reason}) over {python}"
+            return f"engine: native core for the backtest and the workers ({self.native_reason}) over {python}"
         if self.native_reason:
             return f"engine: {python}; native core not used: {self.native_reason}"
         return f"engine: {python}"

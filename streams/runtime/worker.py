@@ -40,7 +40,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Coroutine, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -127,24 +128,41 @@ class TimedStore:
         self.store = store
 
     async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
-        started = time.perf_counter()
-        try:
+        with _timed("load"):
             return await self.store.load(lead_ids)
-        finally:
-            times = _BATCH.get()
-            if times is not None:
-                times.load += time.perf_counter() - started
 
     async def save(self, states: Mapping[int, LeadState]) -> None:
-        started = time.perf_counter()
-        times = _BATCH.get()
-        if times is not None:
-            times.saving.set()
-        try:
+        with _timed("save"):
             await self.store.save(states)
-        finally:
-            if times is not None:
-                times.save += time.perf_counter() - started
+
+    async def load_core(self, lead_ids: list[int]) -> None:
+        """`load` for the native core (`RedisStore.load_core`)."""
+        with _timed("load"):
+            await self.store.load_core(lead_ids)
+
+    async def save_core(self, lead_ids: list[int]) -> None:
+        """`save` for the native core (`RedisStore.save_core`)."""
+        with _timed("save"):
+            await self.store.save_core(lead_ids)
+
+
+@contextmanager
+def _timed(stage: str) -> Iterator[None]:
+    """Counts the block's time on the batch being evaluated (`BatchTimes.load` or
+    `.save`); a save marks the batch as saving."""
+    started = time.perf_counter()
+    times = _BATCH.get()
+    if times is not None and stage == "save":
+        times.saving.set()
+    try:
+        yield
+    finally:
+        if times is not None:
+            spent = time.perf_counter() - started
+            if stage == "save":
+                times.save += spent
+            else:
+                times.load += spent
 
 
 class BatchHandler:
