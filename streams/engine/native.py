@@ -4,9 +4,17 @@ What crosses the boundary, once per plan: a plain JSON description of the plan
 (`describe_plan`: the catalog's decoding tables, campaigns, triggers and filter items with
 their conditions as named operators over constants, the filter logic as a tree); per batch:
 the records (bytes and positions) in, the events as the pipeline's dicts, the dead letters
-and the counters out. The lead states stay in the core (`NativeLeads` shows them to the
-store's readers as `LeadState`s, decoded from the bytes the core writes in the format of
-`streams.state.codec`).
+and the counters out. The lead states stay in the core. Over a `MemoryStore` (the backtest,
+the benchmarks) the core owns them (`NativeLeads` shows them to the store's readers as
+`LeadState`s, decoded from the bytes the core writes in the format of
+`streams.state.codec`). Over the workers' `RedisStore` (`RedisStore.adopt_core`) the store
+decides what the core holds: a lead it saved last stays in the core between batches (the
+store's cache, `cache_leads`), nothing of it crosses; a lead read cold (snapshot of any
+format version + journal, quarantine: `RedisStore.load` as ever) is handed over as
+`codec.encode_state`'s bytes, which the core reads; per lead saved the core hands back
+what `journal.write` would store (a delta of what changed since the lead's checkpoint, or a
+snapshot once the journal would outgrow it: `native/src/stored.rs`), which the store's one
+script stores (compare-and-set, generation, TTL, WAIT, one call per lead on a Cluster).
 
 The core decodes the common shape itself and hands every other record to the Python
 decoder (`Decoder.decode`), so every rejection and its message is the reference's; it
@@ -14,16 +22,26 @@ evaluates with the reference's semantics; history filters count through a native
 index once a type holds the engine's `index_from` entries (`history_index.py`'s: per
 filter slot, the sorted dates of the entries it accepts), else scan, as the reference.
 `tests/unit/test_compiled_engine.py` holds it to the pure engine: the same events, dead
-letters, counters and stored bytes.
+letters, counters and stored bytes; `tests/integration/test_native_worker.py` holds it,
+beneath a `RedisStore`, to the Python engine on the same store: the same outcomes and the
+same states in Redis.
+
+A failure of the core on a batch (an exception: a Python callback it calls raising, a
+record whose lead's `seen` marks it as faulted by the Python engine's isolation; or a Rust
+panic) never stops the partition: over a `RedisStore` the batch's leads are evicted from
+the core (Redis holds them as before the batch: nothing was saved) and the Python engine
+redoes the batch with its per-record isolation (`Processor._isolate`); over a
+`MemoryStore`, which has no copy of the states before the batch, it is
+`StatesNotIsolated`, and the backtest runs again with copies on the Python engine.
 
 The subset (a plan or store outside it runs on the compiled or pure modules, said once in
-a log line at the `Processor`'s first batch, `unsupported`):
-- the store is a `MemoryStore` (the backtest, the benchmarks) that is empty when the
-  `Processor` is built: the core owns the states from then on. The Redis store of the
-  workers is not supported (states would cross the boundary on every batch);
+a log line at the `Processor`'s first batch, `unsupported`; the line saying the core runs
+is logged once too):
+- the store is a `MemoryStore` that is empty when the `Processor` is built (the core owns
+  the states from then on), or a `RedisStore` (directly or in the worker's `TimedStore`);
 - a field filter that reads a field as a number or a date calls the Python function that
   reads it (`operators.parsed`), so its reading is the reference's;
-- an exception inside the core fails the batch (no per-record `engine_error` isolation).
+- durations up to `MAX_SPAN_US`; every condition template of `operators` in `_OPS`.
 """
 
 from __future__ import annotations

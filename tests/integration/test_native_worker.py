@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams import ENGINE
+from streams.devstack.redis_cluster import RedisClusterStack
 from streams.engine import native
 from streams.engine.bounds import Limits
 from streams.engine.compiler import Plan, load_plan
@@ -94,9 +95,11 @@ class Plans:
         return load_plan(self.rules, self.retention_us)
 
 
-async def _contents(url: str, app_id: str, leads: set[int]) -> dict[int, tuple[bytes, bytes]]:
+async def _contents(
+    url: str, app_id: str, leads: set[int], cluster: bool = False
+) -> dict[int, tuple[bytes, bytes]]:
     """Per lead: (the state as snapshot + journal decode to, its generation)."""
-    client = redis_client(url)
+    client = redis_client(url, cluster=cluster)
     try:
         store = RedisStore(client, app_id, TTL_MS)
         states = await store.load(sorted(leads))
@@ -175,6 +178,7 @@ def run(
     seeds: dict[int, tuple[str, bytes, list[bytes]]] | None = None,
     limits: Limits | None = None,
     index_from: Any = "default",
+    cluster: bool = False,
 ) -> tuple[list[Any], dict[int, tuple[bytes, bytes]], int]:
     """(per batch: events, dead letters, counters; Redis contents per lead; batches the
     core ran)."""
@@ -183,7 +187,7 @@ def run(
         app_id = f"nw-{uuid.uuid4().hex[:12]}"
         if seeds:
             await _seed(url, app_id, seeds)
-        client = redis_client(url)
+        client = redis_client(url, cluster=cluster)
         store = RedisStore(
             client, app_id, TTL_MS, cache_leads=cache_leads, check_cached=check_cached
         )
@@ -228,7 +232,7 @@ def run(
                         leads.add(lead)
         finally:
             await client.aclose()
-        return outcomes, await _contents(url, app_id, leads), ran_core
+        return outcomes, await _contents(url, app_id, leads, cluster), ran_core
 
     return asyncio.run(go())
 
@@ -338,6 +342,19 @@ def test_the_sample_stream_matches_and_is_not_empty(
     )
     assert sum(len(events) for events, *_ in want) > 0
     assert sum(len(letters) for _, letters, *_ in want) >= 2
+
+
+def test_the_sample_stream_matches_on_a_redis_cluster(redis_cluster: RedisClusterStack) -> None:
+    """On a Redis Cluster (one script call per lead, split by slot) as on one Redis."""
+    plans = Plans(ROOT / "rules", None)
+    same(
+        redis_cluster.url,
+        plans,
+        sample_batches(6, 120, count=400),
+        now_us=SAMPLE_NOW,
+        cluster=True,
+        switches={2: "default"},
+    )
 
 
 def test_a_busy_lead_outgrows_its_journal_and_is_snapshotted(redis_url: str) -> None:
