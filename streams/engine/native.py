@@ -344,18 +344,19 @@ class NativeProcessor:
         self._prepare()
         store: Any = self.processor.store
         core = self.core
-        leads, letters, decoded = core.decode(records, now_us, self._fallback(now_us))
-        if not leads:
-            return ([], letters, 0, 0, 0)
-        await store.load_core(leads)
+        leads: list[int] = []
         try:
+            leads, letters, decoded = core.decode(records, now_us, self._fallback(now_us))
+            if not leads:
+                return ([], letters, 0, 0, 0)
+            await store.load_core(leads)
             events, accepted, duplicates, redelivered = core.evaluate(decoded, now_us, False)
         except BaseException as exc:
-            if not core_fault(exc):
+            if not core_fault(exc) or _of_the_store(exc):
                 raise
             core.evict(leads)
             log.warning(
-                "engine: the native core raised on a batch of %d records (%s); the Python "
+                "engine: the native core failed on a batch of %d records (%s); the Python "
                 "engine redoes it",
                 len(records),
                 f"{type(exc).__name__}: {exc}"[:300],
@@ -379,6 +380,15 @@ class NativeProcessor:
             return decode_one(record, now_us)
 
         return fallback
+
+
+def _of_the_store(exc: BaseException) -> bool:
+    """Whether `exc` is the store's (Redis, a conflict): it fails the batch, as the Python
+    engine's path lets it; a state the core cannot hold (`CannotHold`) is the core's."""
+    from streams.state.redis_store import CannotHold
+
+    module = type(exc).__module__ or ""
+    return not isinstance(exc, CannotHold) and module.startswith(("redis", "streams.state"))
 
 
 def _holding_store(store: Any) -> Any:

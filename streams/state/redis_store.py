@@ -119,6 +119,11 @@ CONFLICT_LOADS: Final = 3
 """Attempts of `load_core` when a revocation evicts leads of the batch while it loads."""
 
 
+class CannotHold(Exception):
+    """A lead's state holds something the native core does not (`load_core`): the batch
+    runs on the Python engine."""
+
+
 class StateConflict(Exception):
     """Some leads were saved by someone else since this store loaded them; their stored
     state is the other writer's, untouched."""
@@ -311,14 +316,20 @@ class RedisStore:
                     replies = await pipe.execute(raise_on_error=False)
                 states: dict[int, LeadState] = {}
                 await self._read_full(cold, replies, states)
+                refused: list[str] = []
                 for lead_id, state in states.items():
                     stored = loaded[lead_id][1]
-                    core.put_state(
-                        lead_id,
-                        encode_state(state),
-                        0 if stored is None else stored.snapshot_bytes,
-                        0 if stored is None else stored.journal_bytes,
-                    )
+                    try:
+                        core.put_state(
+                            lead_id,
+                            encode_state(state),
+                            0 if stored is None else stored.snapshot_bytes,
+                            0 if stored is None else stored.journal_bytes,
+                        )
+                    except ValueError as exc:
+                        refused.append(str(exc))
+                if refused:
+                    raise CannotHold("; ".join(refused)[:300])
             if all(i in core for i in lead_ids):  # none evicted meanwhile (a revocation)
                 return
         raise RuntimeError(f"leads of a batch were evicted {CONFLICT_LOADS} times while loading")

@@ -415,7 +415,7 @@ def test_a_fault_in_the_core_redoes_the_batch_on_the_python_engine(
     plans = Plans(ROOT / "rules", None)
     same(redis_url, plans, sample_batches(2, 50), now_us=SAMPLE_NOW)
     assert len(faulty_parse) >= 2, "the fault was never injected"
-    assert "the native core raised on a batch" in caplog.text
+    assert "the native core failed on a batch" in caplog.text
 
 
 def test_a_record_marked_as_faulted_is_the_same_dead_letter_again(
@@ -456,6 +456,30 @@ def test_a_record_marked_as_faulted_is_the_same_dead_letter_again(
     want = same(redis_url, plans, batches, now_us=NOW_US, seeds=seeds)
     letters = [orjson.loads(d) for d in want[0][1]]
     assert [d["error"]["code"] for d in letters] == ["engine_error"]
+
+
+def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
+    redis_url: str, index_rules: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored state with a value beyond the core's integers (an attribute of 2**63, which
+    JSON and the Python engine take): its batches run on the Python engine, every time,
+    and the others on the core."""
+    plans = Plans(index_rules, 3 * 3_600_000_000)
+    stream = [(0, 1 + i % 3, 10 * i, "x", i, i) for i in range(30)]
+    batches = index_batches(stream, [], 5, [1], 0)
+    big = orjson.dumps(
+        {
+            "v": 3,
+            "h": {"100001": [[NOW_US - 10**9, "x", {"qty": 2**63}]]},
+            "f": {},
+            "r": {},
+            "s": {},
+            "m": NOW_US - 10**9,
+        }
+    )
+    want = same(redis_url, plans, batches, now_us=NOW_US, seeds={2: ("v3", big, [])})
+    assert "the native core failed on a batch" in caplog.text
+    assert sum(n for *_, n, _, _ in want) > 0
 
 
 def test_a_revocation_evicts_the_cores_leads(redis_url: str) -> None:
