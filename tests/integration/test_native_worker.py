@@ -535,3 +535,57 @@ def test_the_backtest_survives_a_fault_in_the_core(
     assert calls, "the fault was never injected"
     assert got[0] == want[0] and got[1] == want[1]
     assert want[0], "no events to compare"
+
+
+def test_with_save_overlap_a_lead_is_read_after_its_save(redis_url: str) -> None:
+    """`STREAMS_SAVE_OVERLAP`: the next batch is evaluated while a batch's save is in
+    flight (slowed down here); a lead of both is loaded into the core only once that save
+    returned, so the outcome is the sequential one."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(8, 60, count=600, leads=6)
+    want, want_redis, _ = run(redis_url, plans, batches, use_core=False, now_us=SAMPLE_NOW)
+
+    async def overlapped() -> tuple[list[Any], dict[int, tuple[bytes, bytes]]]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=1000, check_cached=False)
+        original = store._run
+        saves: list[int] = []
+
+        async def slow(calls: Any) -> Any:
+            saves.append(len(calls))
+            await asyncio.sleep(0.02)
+            return await original(calls)
+
+        store._run = slow  # type: ignore[method-assign]
+        processor = Processor(plans.plan("default"), TimedStore(store))
+        tasks = []
+        try:
+            for n, batch in enumerate(batches):
+                task = asyncio.ensure_future(
+                    processor.process([Record(*r) for r in batch], SAMPLE_NOW)
+                )
+                # As the worker (`start_evaluation`): the next batch once this one's save
+                # has begun.
+                while not task.done() and len(saves) <= n:
+                    await asyncio.sleep(0)
+                tasks.append(task)
+            results = [await t for t in tasks]
+            assert processor.native is not None
+        finally:
+            await client.aclose()
+        outcomes = [
+            (
+                [orjson.dumps(e) for e in r.events],
+                [orjson.dumps(d) for d in r.dead_letters],
+                r.accepted,
+                r.duplicates,
+                r.redelivered,
+            )
+            for r in results
+        ]
+        return outcomes, await _contents(redis_url, app_id, set(want_redis))
+
+    got, got_redis = asyncio.run(overlapped())
+    assert got == want
+    assert got_redis == want_redis
