@@ -589,3 +589,12 @@ def test_with_save_overlap_a_lead_is_read_after_its_save(redis_url: str) -> None
     got, got_redis = asyncio.run(overlapped())
     assert got == want
     assert got_redis == want_redis
+
+
+def test_what_counts_as_the_cores_failure() -> None:
+    """An exception, or a Rust panic (PyO3 raises `PanicException`, a `BaseException`),
+    is the core's failure on the batch; an interruption is passed on."""
+    panic = type("PanicException", (BaseException,), {})
+    assert native.core_fault(panic("a panic")) and native.core_fault(ValueError("x"))
+    assert not native.core_fault(asyncio.CancelledError())
+    assert not native.core_fault(KeyboardInterrupt())
