@@ -43,13 +43,13 @@ from streams.state.redis_store import RedisStore  # noqa: E402
 
 
 async def one_run(
-    url: str, lines: list[bytes], batch: int, native: bool
+    url: str, lines: list[bytes], batch: int, native: bool, cache_leads: int = 100_000
 ) -> tuple[float, float, float, bool]:
     """(activities/s, CPU µs per activity, Redis bytes in per activity, the core ran)."""
     plan = load_plan(ROOT / "rules")
     client = redis_client(url)
     store = RedisStore(
-        client, f"bench-{uuid.uuid4().hex[:10]}", 0, cache_leads=100_000, check_cached=False
+        client, f"bench-{uuid.uuid4().hex[:10]}", 0, cache_leads=cache_leads, check_cached=False
     )
     processor = Processor(plan, TimedStore(store), native=native)
     records = [Record(v, "activities", 0, i) for i, v in enumerate(lines)]
@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--leads", type=int, default=2_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--cache-leads", type=int, default=100_000, help="0: every lead read cold per batch"
+    )
     args = parser.parse_args()
     tune_gc()
     print(ENGINE.describe())
@@ -86,7 +89,12 @@ def main() -> None:
         for name, lines in streams.items():
             for native in (False, True):
                 best = max(
-                    (asyncio.run(one_run(server.url, lines, args.batch, native)) for _ in range(2)),
+                    (
+                        asyncio.run(
+                            one_run(server.url, lines, args.batch, native, args.cache_leads)
+                        )
+                        for _ in range(2)
+                    ),
                     key=lambda r: r[0],
                 )
                 rates[name, native] = best[0]
