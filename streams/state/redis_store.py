@@ -362,7 +362,7 @@ class RedisStore:
         held = self._held
         if self.core is core and self.cache_leads:
             for call, reply in zip(calls, replies, strict=True):
-                if reply[0] == 1:
+                if reply[0] == 1 and call.lead_id in core:  # not evicted meanwhile
                     held[call.lead_id] = reply[1]
             if len(held) > self.cache_leads:
                 gone = list(held)[: len(held) - self.cache_leads]  # the least recently saved
