@@ -482,33 +482,44 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
     assert sum(n for *_, n, _, _ in want) > 0
 
 
-def test_a_revocation_evicts_the_cores_leads(redis_url: str) -> None:
-    """`forget_cached` (partition revoked) drops the core's leads: the next batch reads
-    them again from Redis, where another worker may have changed them."""
+@pytest.mark.parametrize("check_cached", [False, True])
+def test_a_lead_saved_by_another_worker_is_read_again(redis_url: str, check_cached: bool) -> None:
+    """Trusted cache: `forget_cached` (partition revoked) drops the core's leads; checked
+    cache (`HGET ver`): a generation someone else wrote makes the lead cold. Either way
+    the next batch reads the other worker's state: no conflict, and the outcome of the
+    Python engine reading it."""
     plans = Plans(ROOT / "rules", None)
-    batches = sample_batches(3, 100, count=200, leads=5)
+    batches = sample_batches(3, 100, count=300, leads=5)
 
-    async def go() -> None:
+    async def go(use_core: bool) -> tuple[list[Any], dict[int, tuple[bytes, bytes]]]:
         app_id = f"nw-{uuid.uuid4().hex[:12]}"
         client = redis_client(redis_url)
-        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=False)
-        processor = Processor(plans.plan("default"), TimedStore(store))
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=check_cached)
+        processor = Processor(plans.plan("default"), TimedStore(store), native=use_core)
+        outcomes = []
         try:
-            await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
-            assert processor.native is not None and len(store.core) > 0
-            held = len(store.core)
-            assert store.forget_cached() == held
-            assert len(store.core) == 0
+            result = await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+            outcomes.append(len(result.events))
+            if use_core:
+                assert processor.native is not None and len(store.core) > 0
+            if not check_cached:
+                store.forget_cached()
+                if use_core:
+                    assert len(store.core) == 0
             # Another worker saves the leads meanwhile: this one must read their new state.
             other = RedisStore(client, app_id, TTL_MS)
             theirs = Processor(plans.plan("default"), other, native=False)
             await theirs.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
             for batch in batches[2:]:
-                await processor.process([Record(*r) for r in batch], SAMPLE_NOW)
+                result = await processor.process([Record(*r) for r in batch], SAMPLE_NOW)
+                outcomes.append([orjson.dumps(e) for e in result.events])
         finally:
             await client.aclose()
+        return outcomes, await _contents(redis_url, app_id, set(range(1000, 1010)))
 
-    asyncio.run(go())
+    want = asyncio.run(go(False))
+    got = asyncio.run(go(True))
+    assert got == want
 
 
 def test_the_backtest_survives_a_fault_in_the_core(
