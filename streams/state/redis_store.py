@@ -437,6 +437,12 @@ class RedisStore:
         lead after that save)."""
         if not states:
             return
+        if self.core is not None:
+            # The Python engine redoing a batch the core failed on, maybe before it knew
+            # the batch's leads (its decoding): the core's copies are stale once saved.
+            for lead_id in states:
+                self._held.pop(lead_id, None)
+            self.core.evict(list(states))
         async with self._in_flight(states):
             await self._save(states)
 

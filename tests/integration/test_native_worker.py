@@ -609,3 +609,56 @@ def test_what_counts_as_the_cores_failure() -> None:
     assert native.core_fault(panic("a panic")) and native.core_fault(ValueError("x"))
     assert not native.core_fault(asyncio.CancelledError())
     assert not native.core_fault(KeyboardInterrupt())
+
+
+def test_a_fault_while_the_core_decodes_leaves_no_stale_lead_in_it(
+    redis_url: str, index_rules: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The core failing in its decoding step (a Python callback raising there: the leads
+    of the batch are not known yet) and the Python engine redoing the batch, which saves
+    a lead the core held from an earlier batch: the core must not go on with its copy
+    (trusted cache), else the next batch of that lead fails the compare-and-set."""
+    plans = Plans(index_rules, 3 * 3_600_000_000)
+    stream = [(0, 1, 10 * i, "x", i, i) for i in range(3)]
+    batches = index_batches(stream, [], 1, [1], 0)
+    unknown = orjson.dumps(
+        {
+            "marketoGUID": "u1",
+            "leadId": 1,
+            "activityDate": "2026-01-01T00:00:00Z",
+            "activityTypeId": 999,
+        }
+    )
+    batches[1].append((unknown, "t", 0, 99))
+    real = Processor.decode_one
+    raised: list[int] = []
+
+    def decode_one(self: Processor, record: Record, now_us: int) -> Any:
+        if record.offset == 99 and not raised:
+            raised.append(record.offset)
+            raise RuntimeError("a defect in a callback, once")
+        return real(self, record, now_us)
+
+    monkeypatch.setattr(Processor, "decode_one", decode_one)
+
+    async def go() -> tuple[list[int], bytes, list[Any]]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=False)
+        processor = Processor(plans.plan("default"), TimedStore(store))
+        try:
+            accepted = []
+            for batch in batches:
+                result = await processor.process([Record(*r) for r in batch], NOW_US)
+                accepted.append(result.accepted)
+            assert processor.native is not None
+            state = (await RedisStore(client, app_id, TTL_MS).load([1]))[1]
+            ver = await client.hget(store.key(1), b"ver")
+            return accepted, ver, state.history.get(100001, [])
+        finally:
+            await client.aclose()
+
+    accepted, ver, history = asyncio.run(go())
+    assert raised, "the fault was never injected"
+    assert accepted == [1, 1, 1]
+    assert ver == b"3" and len(history) == 3
