@@ -662,3 +662,45 @@ def test_a_fault_while_the_core_decodes_leaves_no_stale_lead_in_it(
     assert raised, "the fault was never injected"
     assert accepted == [1, 1, 1]
     assert ver == b"3" and len(history) == 3
+
+
+@pytest.mark.parametrize("use_core", [True, False])
+def test_a_lead_revoked_while_its_save_is_in_flight_is_read_again(
+    redis_url: str, use_core: bool
+) -> None:
+    """Trusted cache: the partitions revoked (`forget_cached`) while a batch's save is in
+    flight, another worker saving its leads next: the save that returns after the
+    revocation must not cache (or leave held in the core) what may be stale from then on,
+    else the next batch of those leads fails the compare-and-set (under save overlap the
+    worker exits)."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(3, 100, count=300, leads=5)
+
+    async def go() -> list[int]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=False)
+        original = store._run
+        revoked: list[int] = []
+
+        async def revoked_meanwhile(calls: Any) -> Any:
+            replies = await original(calls)
+            if not revoked:
+                revoked.append(store.forget_cached())
+            return replies
+
+        store._run = revoked_meanwhile  # type: ignore[method-assign]
+        processor = Processor(plans.plan("default"), TimedStore(store), native=use_core)
+        try:
+            await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+            assert revoked, "the revocation was never injected"
+            assert (processor.native is not None) == use_core
+            other = RedisStore(client, app_id, TTL_MS)
+            theirs = Processor(plans.plan("default"), other, native=False)
+            await theirs.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+            result = await processor.process([Record(*r) for r in batches[2]], SAMPLE_NOW)
+            return [len(result.events), result.accepted]
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(go())[1] > 0
