@@ -276,11 +276,12 @@ class RedisStore:
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         stale: list[int] = []
         for lead_id, reply in zip(warm, replies, strict=False):
-            generation, stored, state = cache.pop(lead_id)  # checked out until saved
-            if reply == b"%d" % generation:
+            cached = cache.pop(lead_id, None)  # checked out until saved
+            if cached is not None and reply == b"%d" % cached[0]:
+                generation, stored, state = cached
                 out[lead_id] = state
                 self._loaded[lead_id] = (generation, stored)
-            else:
+            else:  # someone saved it since, or `forget_cached` emptied the cache meanwhile
                 stale.append(lead_id)
         await self._read_full(cold, replies[len(warm) :], out)
         if stale:

@@ -704,3 +704,48 @@ def test_a_lead_revoked_while_its_save_is_in_flight_is_read_again(
             await client.aclose()
 
     assert asyncio.run(go())[1] > 0
+
+
+@pytest.mark.parametrize("use_core", [True, False])
+def test_a_revocation_during_a_checked_load_reads_the_leads_in_full(
+    redis_url: str, use_core: bool
+) -> None:
+    """Checked cache (`HGET ver`): the partitions revoked (`forget_cached`) while a batch
+    asks Redis whether its cached leads are current: the batch reads them in full (it
+    does not fail on the cache emptied under it)."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(4, 100, count=200, leads=5)
+
+    async def go() -> list[Any]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=True)
+        processor = Processor(plans.plan("default"), TimedStore(store), native=use_core)
+        try:
+            await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+            pipeline = client.pipeline
+            armed = [True]
+
+            def revoking(*args: Any, **kwargs: Any) -> Any:
+                pipe = pipeline(*args, **kwargs)
+                execute = pipe.execute
+
+                async def revoked_meanwhile(*args: Any, **kwargs: Any) -> Any:
+                    replies = await execute(*args, **kwargs)
+                    if armed:  # the batch's first round trip: its load
+                        armed.clear()
+                        store.forget_cached()
+                    return replies
+
+                pipe.execute = revoked_meanwhile
+                return pipe
+
+            client.pipeline = revoking  # type: ignore[method-assign]
+            result = await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+            assert not armed, "the revocation was never injected"
+            return [orjson.dumps(e) for e in result.events]
+        finally:
+            await client.aclose()
+
+    want, *_ = run(redis_url, plans, batches[:2], use_core=False, now_us=SAMPLE_NOW)
+    assert asyncio.run(go()) == want[1][0]
