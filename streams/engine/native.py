@@ -340,7 +340,8 @@ class NativeProcessor:
         self, records: Sequence[Record], now_us: int
     ) -> tuple[Any, ...] | None:
         """The batch on a store that loads and saves the core's leads; None: the core
-        failed on it, its leads are evicted, the Python engine is to redo it."""
+        failed on it, its leads are evicted, the Python engine is to redo it. An error of
+        the store (or an interruption) evicts them too before it is raised."""
         self._prepare()
         store: Any = self.processor.store
         core = self.core
@@ -352,9 +353,9 @@ class NativeProcessor:
             await store.load_core(leads)
             events, accepted, duplicates, redelivered = core.evaluate(decoded, now_us, False)
         except BaseException as exc:
+            core.evict(leads)  # nothing of them was saved: Redis holds them as before
             if not core_fault(exc) or _of_the_store(exc):
                 raise
-            core.evict(leads)
             log.warning(
                 "engine: the native core failed on a batch of %d records (%s); the Python "
                 "engine redoes it",

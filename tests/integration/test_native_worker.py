@@ -749,3 +749,38 @@ def test_a_revocation_during_a_checked_load_reads_the_leads_in_full(
 
     want, *_ = run(redis_url, plans, batches[:2], use_core=False, now_us=SAMPLE_NOW)
     assert asyncio.run(go()) == want[1][0]
+
+
+def test_a_batch_failing_on_redis_leaves_none_of_its_leads_in_the_core(redis_url: str) -> None:
+    """A batch whose load fails on Redis (the error is the batch's, as on the Python
+    engine): the leads it took out of the cache are not left in the core, outside the
+    cache's bound, for good."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(5, 100, count=200, leads=8)
+
+    async def go() -> tuple[int, int]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=3, check_cached=False)
+        processor = Processor(plans.plan("default"), TimedStore(store))
+        original = store._read_full
+
+        async def failing(*args: Any) -> None:
+            raise RedisConnectionError("the connection dropped")
+
+        try:
+            await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+            held = len(store.core)
+            store._read_full = failing  # type: ignore[method-assign]
+            with pytest.raises(RedisConnectionError):
+                await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+            store._read_full = original  # type: ignore[method-assign]
+            return held, len(store.core)
+        finally:
+            await client.aclose()
+
+    held, after = asyncio.run(go())
+    assert held == 3
+    assert after == 0, f"{after} leads left in the core, out of its cache"
