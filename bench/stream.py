@@ -166,7 +166,12 @@ def paced_sender(
         fast = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 0})
 
         def send(topic: str, key: bytes, value: bytes) -> None:
-            fast.produce(topic, value, key)
+            while True:
+                try:
+                    fast.produce(topic, value, key)
+                    break
+                except BufferError:  # the client's queue is full: the broker is behind
+                    fast.poll(0.01)
             fast.poll(0)
 
         def flush() -> None:
