@@ -622,9 +622,14 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
         print(
             f"  cold start: ready {start['ready']:.2f} s after its spawn, first membership "
             f"read {start['first']:.2f} s after it (the warm-up record, sent once ready: "
-            f"{(start['first'] - start['probe']) * 1000:,.0f} ms to its membership: append "
-            f"{start.get('probe append', -1) * 1000:,.0f} ms, worker "
-            f"{start.get('probe worker', -1) * 1000:,.0f} ms)",
+            f"{(start['first'] - start['probe']) * 1000:,.0f} ms to its membership read "
+            "here, of which "
+            + (
+                f"append {start['probe append'] * 1000:,.0f} ms, worker "
+                f"{start['probe worker'] * 1000:,.0f} ms)"
+                if "probe append" in start
+                else "the split is unknown: its input record was not read first)"
+            ),
             flush=True,
         )
     print_timeline(timed)
