@@ -2,8 +2,9 @@
 
 Records arrive in batches beneath Faust's per-event Stream (streams/runtime/batch_drain.py:
 each fetch of Faust's consumer, as Faust `Message`s, which Faust never acks by itself;
-Faust keeps group membership, commits, rebalance callbacks and the lifecycle). Per batch,
-in this order:
+Faust keeps group membership, commits, rebalance callbacks and the lifecycle). Before the
+first batch, while the group is joined, the agent loads the save script and the producer's
+metadata (`warm_up`). Per batch, in this order:
 1. evaluate: decode, load the batch's leads (cached ones from memory, the others from
    Redis in one round trip), run the engine, save them in one round trip (compare-and-set
    per lead; a conflict, meaning another writer touched a lead, evaluates the whole batch
