@@ -45,7 +45,8 @@ pub struct Lead {
     /// The batch that last touched the lead (its future repair runs once per batch).
     pub batch: u64,
     /// The history index (`history_index.py`'s, natively): per slot, the sorted dates of
-    /// the entries its constraints accept; None until a type holds `index_from` entries.
+    /// the entries its constraints accept (a ranged slot: their points, `dated_points.rs`);
+    /// None until a type holds `index_from` entries.
     pub index: Option<Box<Index>>,
 }
 
