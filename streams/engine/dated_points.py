@@ -128,8 +128,13 @@ class _Run:
     def count(self, lo: int, hi: int, a: int, b: int) -> int:
         """Live points with lo ≤ date ≤ hi and a ≤ value ≤ b (a ≤ b)."""
         dates = self.dates
-        p = _left(dates, lo, self.base)
-        q = _right(dates, hi, p)
+        p = self.base
+        end = len(dates)
+        if p == end:
+            return 0
+        if dates[p] < lo:  # else the window starts before the run: no bisection
+            p = _left(dates, lo, p)
+        q = end if dates[end - 1] <= hi else _right(dates, hi, p)
         tree = self.tree
         n = 0
         while q != p:  # prefix(q) - prefix(p), the paths' shared nodes skipped

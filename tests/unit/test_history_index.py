@@ -489,3 +489,33 @@ def test_history_trimmed_by_the_bounds_is_counted_as_the_reference_does(rules: P
     assert (state.index.dates, state.index.hits) == (fresh.dates, fresh.hits)
     assert any(state.index.hits), "the slots count something"
     assert_points_fresh(plan, state)
+
+
+def test_an_attribute_stored_as_another_type_is_scanned_as_the_reference_does(
+    rules: Path,
+) -> None:
+    """History entries whose `at` is a float (stored while the attribute had another
+    dataType) are not points: the ranged slot marks itself `odd` and the filter scans, so
+    the decision is the reference's (which compares the floats)."""
+    plan = load(rules)
+    minutes = range(100)
+    entries = [
+        [BASE_US + m * MINUTE_US, "x", {"qty": 1, "at": float(BASE_US + m * MINUTE_US)}]
+        for m in minutes
+    ]
+
+    async def run(index_from: int | None) -> tuple[list[Any], Any]:
+        store = MemoryStore()
+        store.leads[1] = LeadState({100001: [list(e) for e in entries]}, max_ts=entries[-1][0])
+        processor = Processor(plan, store, native=False)
+        processor.engine = Engine(plan, index_from=index_from)
+        events = (
+            await processor.process([Record(record((0, 1, 100, "x", 2, 1)), "t", 0, 0)], NOW_US)
+        ).events
+        return events, store.leads[1].index
+
+    want, _ = asyncio.run(run(None))
+    got, index = asyncio.run(run(0))
+    assert 6 in {e["campaignId"] for e in want}  # the floats counted
+    assert got == want
+    assert index is not None and all(p.odd for p in index.points.values())
