@@ -3,6 +3,7 @@
     .venv/bin/python bench/history.py [--sizes 10,1000,4000,16000] [--total 16000]
     .venv/bin/python bench/history.py --worker [--sizes 10,16000]   # the local stack
     .venv/bin/python bench/history.py --in-past [--sizes 10,16000]  # a filter bounding valueDate
+    .venv/bin/python bench/history.py ... --rounds 5   # alternated rounds, each size's best
 
 For each size n, the same number of activities (`--total`) goes through the backtest
 pipeline (`Processor` on `MemoryStore`, decoding included) as `total / n` leads of n cheque

@@ -15,8 +15,12 @@ cost more with each activity. Instead:
 
 Invariants (checked by `tests/unit/test_history_index.py` against the scanning evaluator):
 - `dates[X]` is the multiset of the dates of `state.history[X]`, sorted; `hits[s]` the sorted
-  dates of those entries of the slot's type that its constraints accept. The engine updates
-  both with the history, in `_apply`, and prunes them with it (the same entries go);
+  dates of those entries of the slot's type that its constraints accept; for a ranged slot,
+  `points[s]` the (date, attribute) of those its other constraints accept whose attribute is
+  an integer, each with its place in processing order (`seq`), and `odd` set if another
+  was neither empty nor an integer. The engine updates them with the history, in `_apply`,
+  and prunes them with it (the same entries go; a trim's are the slot's first in (date,
+  processing order), `DatedPoints.drop_first`);
 - an index belongs to one plan (`plan`): one missing or built for another plan (a state
   loaded from Redis, a hot reload) is rebuilt from the history, which stays the source of
   truth and the only thing serialized.
