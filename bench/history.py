@@ -17,7 +17,7 @@ With `--in-past`, the rules are the sample rules plus one `every time` campaign 
 filter bounds the entry's own `valueDate` by `in past 7 days` (`IN_PAST_CAMPAIGN`: a count
 over two ranges at once, the entry's date in the window and its value date in `[T - 7 days,
 T]`), and each deposit's value date lags its activity date by up to 10 days. Its second
-item (a revenue the bench never sets) never holds, so the campaign fires for no size and
+item (a country the bench never sets) never holds, so the campaign fires for no size and
 the history filter is evaluated on every deposit of every size.
 
 With `--worker`, the same streams go through `python -m streams worker` on a local Apache
@@ -72,12 +72,13 @@ filters:
           value: 7 days
         - attribute: receiptUrl
           operator: is not empty
-    - field: annualRevenue
-      operator: at least
-      value: 10000000
+    - field: country
+      operator: is
+      value: Atlantis
 """
 """`--in-past`: a history filter with an `in past` constraint on the entry's own attribute,
-evaluated on every deposit (item 2 never holds, so it never fires)."""
+evaluated on every deposit (item 2, a text field the bench never sets, never holds, so it
+never fires; a text comparison, which the native core makes without calling Python)."""
 
 
 def deposits(leads: int, per_lead: int, rng: random.Random, lag_days: int = 0) -> list[bytes]:

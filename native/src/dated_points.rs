@@ -55,16 +55,43 @@ impl Run {
         self.dates.len() - self.base
     }
 
+    /// How many values of node `i` lie in `[a, b]` (`_within` of the Python module: the
+    /// engine's `b` is T, usually above them all, and `a` above all of an old node's; else
+    /// the values from `a` on are found galloping back from the end).
     fn in_node(&self, i: usize, a: i64, b: i64) -> usize {
         let node = &self.flat[self.ends[i - 1]..self.ends[i]];
-        node.partition_point(|v| *v <= b) - node.partition_point(|v| *v < a)
+        let last = node.len() - 1;
+        if node[last] < a {
+            return 0;
+        }
+        let high = if node[last] <= b { node.len() } else { node.partition_point(|v| *v <= b) };
+        if high == 0 || node[0] >= a {
+            return high;
+        }
+        let mut hi = high - 1;
+        if node[hi] < a {
+            return 0;
+        }
+        // node[hi] >= a > node[0]
+        let mut step = 1;
+        let mut lo = hi.saturating_sub(step);
+        while lo > 0 && node[lo] >= a {
+            hi = lo;
+            step <<= 1;
+            lo = hi.saturating_sub(step);
+        }
+        high - (lo + node[lo..hi].partition_point(|v| *v < a))
     }
 
     /// Live points with lo ≤ date ≤ hi and a ≤ value ≤ b (a ≤ b).
     fn count(&self, lo: i64, hi: i64, a: i64, b: i64) -> usize {
         let dates = &self.dates[self.base..];
-        let mut p = self.base + dates.partition_point(|d| *d < lo);
-        let mut q = self.base + dates.partition_point(|d| *d <= hi);
+        if dates.is_empty() {
+            return 0;
+        }
+        // a run wholly inside the window (the common case) needs no bisection of its dates
+        let mut p = self.base + if dates[0] >= lo { 0 } else { dates.partition_point(|d| *d < lo) };
+        let mut q = self.base + if dates[dates.len() - 1] <= hi { dates.len() } else { dates.partition_point(|d| *d <= hi) };
         if q <= p {
             return 0;
         }

@@ -56,11 +56,10 @@ _COMPILED: Final = not (__file__ or "").endswith(".py")
 `bisect` module compares Python objects: several times faster. As Python, `bisect` is."""
 
 
-def _left(items: list[int], x: int, lo: int) -> int:
-    """`bisect_left(items, x, lo)`."""
+def _left(items: list[int], x: int, lo: int, hi: int) -> int:
+    """`bisect_left(items, x, lo, hi)`."""
     if not _COMPILED:
-        return bisect_left(items, x, lo)
-    hi = len(items)
+        return bisect_left(items, x, lo, hi)
     while lo < hi:
         mid = (lo + hi) >> 1
         if items[mid] < x:
@@ -86,11 +85,27 @@ def _right(items: list[int], x: int, lo: int) -> int:
 
 def _within(node: list[int], a: int, b: int) -> int:
     """How many values of the sorted, non-empty `node` lie in `[a, b]` (a ≤ b). The
-    engine's `b` is T, usually above them all: one comparison instead of a bisection."""
-    high = len(node) if node[-1] <= b else _right(node, b, 0)
+    engine's `b` is T, usually above them all, and `a` = T - D, above all of an old node's
+    values: a comparison each instead of a bisection. Else the values from `a` on, the
+    recent ones, are found galloping back from the end: O(log k) for k of them, in the
+    node's tail (the cache lines a bisection from the middle of a large node would miss)."""
+    last = len(node) - 1
+    if node[last] < a:
+        return 0
+    high = last + 1 if node[last] <= b else _right(node, b, 0)
     if high == 0 or node[0] >= a:
         return high
-    return high - _left(node, a, 0)
+    hi = high - 1
+    if node[hi] < a:
+        return 0
+    # node[hi] >= a > node[0]
+    step = 1
+    lo = hi - step
+    while lo > 0 and node[lo] >= a:
+        hi = lo
+        step <<= 1
+        lo = hi - step
+    return high - _left(node, a, max(lo, 0), hi)
 
 
 class _Run:
@@ -133,7 +148,7 @@ class _Run:
         if p == end:
             return 0
         if dates[p] < lo:  # else the window starts before the run: no bisection
-            p = _left(dates, lo, p)
+            p = _left(dates, lo, p, end)
         q = end if dates[end - 1] <= hi else _right(dates, hi, p)
         tree = self.tree
         n = 0
