@@ -174,7 +174,7 @@ def worker_rates(sizes: list[int], total: int, seed: int, timeout: float) -> Non
         for n in sizes:
             lines = deposits(max(1, total // n), n, random.Random(seed))
             before = admin.info("stats")
-            rates[n], _ = throughput(broker.bootstrap, redis_url, lines, logs, timeout)
+            rates[n], _ = throughput(broker.bootstrap, redis_url, lines, logs, timeout, {})
             after = admin.info("stats")
             received = after["total_net_input_bytes"] - before["total_net_input_bytes"]
             sent = after["total_net_output_bytes"] - before["total_net_output_bytes"]

@@ -94,7 +94,10 @@ class Selection:
         else:
             python = f"pure Python ({self.reason})"
         if self.native is not None:
-            return f"engine: native core for in-memory runs ({self.native_reason}) over {python}"
+            return (
+                "engine: native core for the backtest and the workers "
+                f"({self.native_reason}) over {python}"
+            )
         if self.native_reason:
             return f"engine: {python}; native core not used: {self.native_reason}"
         return f"engine: {python}"

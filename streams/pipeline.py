@@ -139,7 +139,12 @@ class Processor:
 
             self.native = attach(self)
         if self.native is not None:
-            return BatchResult(*self.native.process(records, now_us))
+            if not self.native.stored:
+                return BatchResult(*self.native.process(records, now_us))
+            done = await self.native.process_stored(records, now_us)
+            if done is not None:
+                return BatchResult(*done)
+            # The core failed on the batch: the Python engine redoes it (`NativeProcessor`).
         result = BatchResult()
         decode = self.decoder.decode
         letter_bytes = self.limits.dead_letter_record_max_bytes

@@ -7,7 +7,7 @@ test of the compiled engine and the native core (tests/unit/test_compiled_engine
 The engine is chosen when `streams` is first imported, once per process, so the compiled,
 native and pure engines cannot run in one process: the test starts one child of each
 kind and sends them the same requests. The answer says whether the native core ran the
-request (`native`: it runs only over a `MemoryStore`); its states are the bytes the core
+request (`native`: of the stores here, only over a `MemoryStore`); its states are the bytes the core
 wrote, not re-encoded. Protocol on stdin/stdout: length-prefixed pickles;
 the child first sends which engine it runs, then answers each request (a dict, see `run`)
 with the outcome of every batch and the final states, or the exception a batch raised.

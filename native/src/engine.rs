@@ -21,6 +21,8 @@ pub struct Entry {
     pub primary: Option<V>,
     pub attrs: Attrs,
     pub bytes: usize,
+    /// Its number in the lead's list (`stored.rs`: what a delta holds).
+    pub seq: u64,
 }
 
 pub struct Seen {
@@ -29,6 +31,8 @@ pub struct Seen {
     pub fired: Vec<i64>,
     /// The lead fields the fired campaigns carried (`leadstate`: a fourth member).
     pub carried: Option<Box<IMap<String, String>>>,
+    /// Its number in the lead's `seen` (`stored.rs`).
+    pub seq: u64,
 }
 
 #[derive(Default)]
@@ -220,7 +224,10 @@ fn leaf_holds(py: Python<'_>, plan: &Plan, leaf: &Leaf, lead: &Lead, ts: i64) ->
                             v.extract::<f64>().map(|f| Some(V::Float(f)))
                         }
                     })
-                    .unwrap_or(None),
+                    .unwrap_or_else(|err| {
+                        crate::stored::note_fault(err); // the batch fails with it
+                        None
+                    }),
                 _ => None,
             };
             op_holds(py, op, parsed.as_ref(), ts)
@@ -302,7 +309,7 @@ impl Lead {
         self.max_ts = latest;
     }
 
-    fn recount(&mut self) {
+    pub fn recount(&mut self) {
         self.min_ts = self
             .history
             .iter()
@@ -342,7 +349,7 @@ impl Lead {
                 }
             }
             let entries = self.history.entry(a.type_id).or_default();
-            entries.push(Entry { ts: a.ts, primary: a.primary.clone(), attrs: a.attrs.clone(), bytes });
+            entries.push(Entry { ts: a.ts, primary: a.primary.clone(), attrs: a.attrs.clone(), bytes, seq: crate::stored::next_seq() });
             self.count += 1;
             self.bytes += bytes;
             let earliest = self.min_ts.entry(a.type_id).or_insert(a.ts);
@@ -408,7 +415,7 @@ impl Lead {
             .map(|(t, es)| {
                 let entries = es
                     .iter()
-                    .map(|e| Entry { ts: e.ts, primary: e.primary.clone(), attrs: e.attrs.clone(), bytes: e.bytes })
+                    .map(|e| Entry { ts: e.ts, primary: e.primary.clone(), attrs: e.attrs.clone(), bytes: e.bytes, seq: e.seq })
                     .collect();
                 (*t, entries)
             })
@@ -582,56 +589,16 @@ impl Lead {
             }
             out.push(b']');
         }
-        out.extend_from_slice(b"},\"f\":{");
-        for (i, (k, v)) in self.fields.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            json::write_str(&mut out, k);
-            out.push(b':');
-            json::write_str(&mut out, v);
-        }
-        out.extend_from_slice(b"},\"r\":{");
-        for (i, (k, v)) in self.runs.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'"');
-            json::write_int(&mut out, *k);
-            out.extend_from_slice(b"\":");
-            json::write_int(&mut out, *v);
-        }
-        out.extend_from_slice(b"},\"s\":{");
+        out.extend_from_slice(b"},\"f\":");
+        crate::stored::write_text_map(&mut out, &self.fields);
+        out.extend_from_slice(b",\"r\":");
+        crate::stored::write_runs(&mut out, &self.runs);
+        out.extend_from_slice(b",\"s\":{");
         for (i, (k, s)) in self.seen.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            json::write_str(&mut out, k);
-            out.extend_from_slice(b":[");
-            json::write_int(&mut out, s.at);
-            out.push(b',');
-            json::write_str(&mut out, &s.position);
-            out.extend_from_slice(b",[");
-            for (j, c) in s.fired.iter().enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                json::write_int(&mut out, *c);
-            }
-            out.push(b']');
-            if let Some(carried) = &s.carried {
-                out.extend_from_slice(b",{");
-                for (j, (k, v)) in carried.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    json::write_str(&mut out, k);
-                    out.push(b':');
-                    json::write_str(&mut out, v);
-                }
-                out.push(b'}');
-            }
-            out.push(b']');
+            crate::stored::write_seen(&mut out, k, s);
         }
         out.extend_from_slice(b"},\"m\":");
         match self.max_ts {
@@ -719,7 +686,10 @@ pub fn process(py: Python<'_>, plan: &Plan, limits: &Limits, lead: &mut Lead, a:
     if known {
         lead.seen.shift_remove(&a.id);
     }
-    lead.seen.insert(a.id.clone(), Seen { at: now_us, position: a.position.clone(), fired, carried: carried.map(Box::new) });
+    lead.seen.insert(
+        a.id.clone(),
+        Seen { at: now_us, position: a.position.clone(), fired, carried: carried.map(Box::new), seq: crate::stored::next_seq() },
+    );
     if lead.seen.len() % EXPIRE_EVERY == 0 {
         let limit = now_us - limits.dedup_horizon_us;
         let stale = lead.seen.values().take_while(|s| s.at < limit).count();

@@ -7,6 +7,7 @@ mod decode;
 mod engine;
 mod json;
 mod plan;
+mod stored;
 mod value;
 
 use decode::Activity;
@@ -109,6 +110,22 @@ struct Core {
     limits: Limits,
     leads: value::Map<i64, Lead>,
     batch: u64,
+    /// What the store holds for each lead read through `put_state` (`stored.rs`).
+    checkpoints: value::Map<i64, stored::Checkpoint>,
+}
+
+/// The activities of one batch `Core.decode` read, for `Core.evaluate`.
+#[pyclass(module = "streams_native", unsendable)]
+struct Decoded {
+    activities: Vec<Activity>,
+}
+
+/// A record whose `seen` entry marks a fault (`leadstate`, `pipeline._Refault`): the
+/// Python engine's isolation decides what it is.
+fn refault(lead: &Lead, a: &Activity, now_us: i64, horizon_us: i64) -> bool {
+    lead.seen.get(&a.id).is_some_and(|s| {
+        now_us - s.at <= horizon_us && s.carried.as_ref().is_some_and(|c| c.contains_key(""))
+    })
 }
 
 fn py_value<'py>(py: Python<'py>, v: &V) -> PyResult<Bound<'py, PyAny>> {
@@ -175,6 +192,7 @@ impl Core {
             limits: limits_of(limits),
             leads: value::Map::default(),
             batch: 0,
+            checkpoints: value::Map::default(),
         })
     }
 
@@ -204,6 +222,7 @@ impl Core {
     /// One batch: `records` (objects with value, topic, partition, offset), `decode` the
     /// Python decoder for a record the fast path leaves to it (returns an `Activity`, or a
     /// dead letter dict). Returns (events, dead letters, accepted, duplicates, redelivered).
+    /// A lead not held yet starts empty (the `MemoryStore` path).
     fn process<'py>(
         &mut self,
         py: Python<'py>,
@@ -211,6 +230,20 @@ impl Core {
         now_us: i64,
         decode: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, usize, usize, usize)> {
+        let (_, letters, decoded) = self.decode(py, records, now_us, decode)?;
+        let (events, accepted, duplicates, redelivered) = self.evaluate(py, &decoded, now_us, true)?;
+        Ok((events, letters, accepted, duplicates, redelivered))
+    }
+
+    /// Step 1 of a batch (see `process`). Returns (the leads of the activities, first seen
+    /// first; the dead letters; the activities, for `evaluate`).
+    fn decode<'py>(
+        &mut self,
+        py: Python<'py>,
+        records: &Bound<'py, PyAny>,
+        now_us: i64,
+        decode: &Bound<'py, PyAny>,
+    ) -> PyResult<(Vec<i64>, Bound<'py, PyList>, Bound<'py, Decoded>)> {
         let letters = PyList::empty(py);
         let mut activities = Vec::with_capacity(records.len().unwrap_or(0));
         for record in records.try_iter()? {
@@ -241,19 +274,54 @@ impl Core {
                 }
             }
         }
+        let mut leads = Vec::new();
+        let mut known = value::Set::default();
+        for a in &activities {
+            if known.insert(a.lead_id) {
+                leads.push(a.lead_id);
+            }
+        }
+        Ok((leads, letters, Bound::new(py, Decoded { activities })?))
+    }
+
+    /// Steps 2-3 of the batch `decode` read: (events, accepted, duplicates, redelivered).
+    /// `create` false: every lead must be held already (`put_state`, the Redis store's
+    /// path). An error (a Python callback raised, a record marked as faulted) leaves the
+    /// batch's leads half-done: the caller evicts them.
+    fn evaluate<'py>(
+        &mut self,
+        py: Python<'py>,
+        decoded: &Bound<'py, Decoded>,
+        now_us: i64,
+        create: bool,
+    ) -> PyResult<(Bound<'py, PyList>, usize, usize, usize)> {
+        let activities = std::mem::take(&mut decoded.borrow_mut().activities);
         self.batch += 1;
+        stored::take_fault();
         let events = PyList::empty(py);
         let (mut accepted, mut duplicates, mut redelivered) = (0, 0, 0);
         let future = now_us.saturating_add(self.limits.future_horizon_us);
         let rules_version = PyString::new(py, &self.plan.rules_version);
         for a in &activities {
-            let lead = self.leads.entry(a.lead_id).or_default();
+            let lead = if create {
+                self.leads.entry(a.lead_id).or_default()
+            } else {
+                self.leads
+                    .get_mut(&a.lead_id)
+                    .ok_or_else(|| PyValueError::new_err(format!("lead {} is not held by the core", a.lead_id)))?
+            };
             if lead.batch != self.batch {
                 lead.batch = self.batch;
                 lead.drop_future(future);
             }
+            if refault(lead, a, now_us, self.limits.dedup_horizon_us) {
+                return Err(PyValueError::new_err(format!("{}: marked as faulted", a.position)));
+            }
             let outcome = engine::process(py, &self.plan, &self.limits, lead, a, now_us);
             lead.enforce(py, &self.plan, &self.limits, a.type_id == decode::NEW_LEAD || a.type_id == decode::CHANGE_DATA_VALUE);
+            if let Some(err) = stored::take_fault() {
+                return Err(err);
+            }
             let fired = match outcome {
                 Outcome::Duplicate => {
                     duplicates += 1;
@@ -290,7 +358,69 @@ impl Core {
                 events.append(event)?;
             }
         }
-        Ok((events, letters, accepted, duplicates, redelivered))
+        Ok((events, accepted, duplicates, redelivered))
+    }
+
+    /// Holds `lead_id`'s state read from `raw` (`codec.encode_state`'s bytes), with what the
+    /// store holds (`journal.Stored`'s sizes: `snapshot_bytes` 0 makes its next save a
+    /// snapshot). Replaces a state held before.
+    fn put_state(&mut self, lead_id: i64, raw: &[u8], snapshot_bytes: usize, journal_bytes: usize) -> PyResult<()> {
+        let lead = stored::read_lead(raw).map_err(|e| PyValueError::new_err(format!("lead {lead_id}: {e}")))?;
+        self.checkpoints.insert(lead_id, stored::Checkpoint::of(&lead, snapshot_bytes, journal_bytes));
+        self.leads.insert(lead_id, lead);
+        Ok(())
+    }
+
+    /// Per lead, what `journal.write` would store: (lead id, is a delta, bytes). The
+    /// checkpoints stay until `commit`.
+    fn payloads<'py>(&mut self, py: Python<'py>, lead_ids: Vec<i64>) -> PyResult<Vec<(i64, bool, Bound<'py, PyBytes>)>> {
+        let mut out = Vec::with_capacity(lead_ids.len());
+        for lead_id in lead_ids {
+            let lead = self
+                .leads
+                .get(&lead_id)
+                .ok_or_else(|| PyValueError::new_err(format!("lead {lead_id} is not held by the core")))?;
+            let (is_delta, bytes) = stored::payload(lead, self.checkpoints.get_mut(&lead_id));
+            out.push((lead_id, is_delta, PyBytes::new(py, &bytes)));
+        }
+        Ok(out)
+    }
+
+    /// The payloads `payloads` handed out for these leads are stored: their checkpoints
+    /// move to the states held now. A lead no longer held is skipped.
+    fn commit(&mut self, lead_ids: Vec<i64>) {
+        for lead_id in lead_ids {
+            let (Some(lead), Some(ck)) = (self.leads.get(&lead_id), self.checkpoints.get(&lead_id)) else {
+                continue;
+            };
+            match ck.committed(lead) {
+                Some(fresh) => {
+                    self.checkpoints.insert(lead_id, fresh);
+                }
+                None => {
+                    self.checkpoints.remove(&lead_id);
+                    self.leads.remove(&lead_id);
+                }
+            }
+        }
+    }
+
+    /// Forgets these leads (their states and checkpoints).
+    fn evict(&mut self, lead_ids: Vec<i64>) {
+        for lead_id in lead_ids {
+            self.leads.remove(&lead_id);
+            self.checkpoints.remove(&lead_id);
+        }
+    }
+
+    /// Forgets every lead.
+    fn clear(&mut self) {
+        self.leads.clear();
+        self.checkpoints.clear();
+    }
+
+    fn __contains__(&self, lead_id: i64) -> bool {
+        self.leads.contains_key(&lead_id)
     }
 
     /// The lead's state as `codec.encode_state` writes it, or None (no state).
@@ -349,10 +479,11 @@ fn content_hash(a: &Bound<'_, PyAny>) -> PyResult<String> {
 #[pymodule]
 fn streams_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
+    m.add_class::<Decoded>()?;
     m.add_function(wrap_pyfunction!(dumps, m)?)?;
     m.add_function(wrap_pyfunction!(format_us, m)?)?;
     m.add_function(wrap_pyfunction!(py_event_id, m)?)?;
     m.add_function(wrap_pyfunction!(content_hash, m)?)?;
-    m.add("ABI", 1)?;
+    m.add("ABI", 2)?;
     Ok(())
 }

@@ -4,9 +4,17 @@ What crosses the boundary, once per plan: a plain JSON description of the plan
 (`describe_plan`: the catalog's decoding tables, campaigns, triggers and filter items with
 their conditions as named operators over constants, the filter logic as a tree); per batch:
 the records (bytes and positions) in, the events as the pipeline's dicts, the dead letters
-and the counters out. The lead states stay in the core (`NativeLeads` shows them to the
-store's readers as `LeadState`s, decoded from the bytes the core writes in the format of
-`streams.state.codec`).
+and the counters out. The lead states stay in the core. Over a `MemoryStore` (the backtest,
+the benchmarks) the core owns them (`NativeLeads` shows them to the store's readers as
+`LeadState`s, decoded from the bytes the core writes in the format of
+`streams.state.codec`). Over the workers' `RedisStore` (`RedisStore.adopt_core`) the store
+decides what the core holds: a lead it saved last stays in the core between batches (the
+store's cache, `cache_leads`), nothing of it crosses; a lead read cold (snapshot of any
+format version + journal, quarantine: `RedisStore.load` as ever) is handed over as
+`codec.encode_state`'s bytes, which the core reads; per lead saved the core hands back
+what `journal.write` would store (a delta of what changed since the lead's checkpoint, or a
+snapshot once the journal would outgrow it: `native/src/stored.rs`), which the store's one
+script stores (compare-and-set, generation, TTL, WAIT, one call per lead on a Cluster).
 
 The core decodes the common shape itself and hands every other record to the Python
 decoder (`Decoder.decode`), so every rejection and its message is the reference's; it
@@ -16,16 +24,26 @@ filter slot, the sorted dates of the entries it accepts, or for a filter whose `
 bound one attribute of the entry its points (date, attribute), `dated_points.rs`), else
 scan, as the reference.
 `tests/unit/test_compiled_engine.py` holds it to the pure engine: the same events, dead
-letters, counters and stored bytes.
+letters, counters and stored bytes; `tests/integration/test_native_worker.py` holds it,
+beneath a `RedisStore`, to the Python engine on the same store: the same outcomes and the
+same states in Redis.
+
+A failure of the core on a batch (an exception: a Python callback it calls raising, a
+record whose lead's `seen` marks it as faulted by the Python engine's isolation; or a Rust
+panic) never stops the partition: over a `RedisStore` the batch's leads are evicted from
+the core (Redis holds them as before the batch: nothing was saved) and the Python engine
+redoes the batch with its per-record isolation (`Processor._isolate`); over a
+`MemoryStore`, which has no copy of the states before the batch, it is
+`StatesNotIsolated`, and the backtest runs again with copies on the Python engine.
 
 The subset (a plan or store outside it runs on the compiled or pure modules, said once in
-a log line at the `Processor`'s first batch, `unsupported`):
-- the store is a `MemoryStore` (the backtest, the benchmarks) that is empty when the
-  `Processor` is built: the core owns the states from then on. The Redis store of the
-  workers is not supported (states would cross the boundary on every batch);
+a log line at the `Processor`'s first batch, `unsupported`; the line saying the core runs
+is logged once too):
+- the store is a `MemoryStore` that is empty when the `Processor` is built (the core owns
+  the states from then on), or a `RedisStore` (directly or in the worker's `TimedStore`);
 - a field filter that reads a field as a number or a date calls the Python function that
   reads it (`operators.parsed`), so its reading is the reference's;
-- an exception inside the core fails the batch (no per-record `engine_error` isolation).
+- durations up to `MAX_SPAN_US`; every condition template of `operators` in `_OPS`.
 """
 
 from __future__ import annotations
@@ -33,7 +51,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import logging
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -55,7 +73,7 @@ if TYPE_CHECKING:
     from streams.engine.leadstate import LeadState
     from streams.pipeline import Processor, Record
 
-ABI: Final = 1
+ABI: Final = 2
 """The description's format: the core's `ABI` must be the same (a stale build is refused
 by the manifest already; this catches a description changed without the crate)."""
 
@@ -281,28 +299,105 @@ class NativeLeads(MutableMapping[int, "LeadState"]):
         return {lead_id: self[lead_id] for lead_id in self}
 
 
+def core_fault(exc: BaseException) -> bool:
+    """Whether `exc`, raised by the core, is the core's failure on the batch (an exception,
+    a Python callback's included, or a Rust panic, which PyO3 raises as a `BaseException`)
+    rather than an interruption to pass on (cancellation, KeyboardInterrupt, SystemExit)."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+
+
 @dataclass(repr=False)
 class NativeProcessor:
-    """The core for one `Processor`: `process` is `Processor.process` for its plan."""
+    """The core for one `Processor`: `process` is `Processor.process` for its plan.
+
+    With a store that holds the core's leads (`RedisStore.adopt_core`), a batch is: the
+    core decodes it, the store loads the leads the core does not hold as stored
+    (`load_core`), the core evaluates, the store saves what the core hands it per lead
+    (`save_core`). When the core fails on the batch (`core_fault`), its leads are evicted
+    (the store holds them as before the batch) and `process` returns None: the Python
+    engine redoes the batch, with its isolation of the record at fault. With a
+    `MemoryStore` (no copy of the states before the batch) the failure is
+    `StatesNotIsolated`: the backtest runs again with copies, on the Python engine."""
 
     processor: Processor
     core: Any
     plan: Plan
+    stored: bool = False
+    """The store loads and saves the core's leads (`load_core`, `save_core`)."""
 
     def process(self, records: Sequence[Record], now_us: int) -> tuple[Any, ...]:
+        """The batch on a `MemoryStore` (the core owns its states)."""
+        self._prepare()
+        try:
+            result: tuple[Any, ...] = self.core.process(records, now_us, self._fallback(now_us))
+        except BaseException as exc:
+            if not core_fault(exc):
+                raise
+            from streams.pipeline import StatesNotIsolated
+
+            raise StatesNotIsolated(f"the native core raised on the batch: {exc!r}") from exc
+        return result
+
+    async def process_stored(
+        self, records: Sequence[Record], now_us: int
+    ) -> tuple[Any, ...] | None:
+        """The batch on a store that loads and saves the core's leads; None: the core
+        failed on it, its leads are evicted, the Python engine is to redo it."""
+        self._prepare()
+        store: Any = self.processor.store
+        core = self.core
+        leads: list[int] = []
+        try:
+            leads, letters, decoded = core.decode(records, now_us, self._fallback(now_us))
+            if not leads:
+                return ([], letters, 0, 0, 0)
+            await store.load_core(leads)
+            events, accepted, duplicates, redelivered = core.evaluate(decoded, now_us, False)
+        except BaseException as exc:
+            if not core_fault(exc) or _of_the_store(exc):
+                raise
+            core.evict(leads)
+            log.warning(
+                "engine: the native core failed on a batch of %d records (%s); the Python "
+                "engine redoes it",
+                len(records),
+                f"{type(exc).__name__}: {exc}"[:300],
+            )
+            return None
+        await store.save_core(leads)
+        return (events, letters, accepted, duplicates, redelivered)
+
+    def _prepare(self) -> None:
         processor = self.processor
         engine = processor.engine
         if engine.plan is not self.plan:  # a reload (a new Engine on the Processor)
             self.plan = engine.plan
             self.core.set_plan(describe_plan(self.plan, processor.decoder.catalog))
         self.core.set_index_from(engine.index_from)  # None: the scanning reference
-        decode_one = processor.decode_one
+
+    def _fallback(self, now_us: int) -> Callable[[Record], Activity | dict[str, Any]]:
+        decode_one = self.processor.decode_one
 
         def fallback(record: Record) -> Activity | dict[str, Any]:
             return decode_one(record, now_us)
 
-        result: tuple[Any, ...] = self.core.process(records, now_us, fallback)
-        return result
+        return fallback
+
+
+def _of_the_store(exc: BaseException) -> bool:
+    """Whether `exc` is the store's (Redis, a conflict): it fails the batch, as the Python
+    engine's path lets it; a state the core cannot hold (`CannotHold`) is the core's."""
+    from streams.state.redis_store import CannotHold
+
+    module = type(exc).__module__ or ""
+    return not isinstance(exc, CannotHold) and module.startswith(("redis", "streams.state"))
+
+
+def _holding_store(store: Any) -> Any:
+    """The store beneath `store` (the worker's `TimedStore` wraps its `RedisStore`) if it
+    can hold the core's leads (`adopt_core`), else None."""
+    inner = getattr(store, "store", store)
+    return inner if hasattr(inner, "adopt_core") and hasattr(store, "load_core") else None
 
 
 def unsupported(processor: Processor, shared: bool = False) -> str | None:
@@ -311,11 +406,13 @@ def unsupported(processor: Processor, shared: bool = False) -> str | None:
     store = processor.store
     if type(processor.engine) is not Engine or type(processor.decoder) is not Decoder:
         return "the Processor's engine or decoder is not the Python engine's own"
-    if type(store) is not MemoryStore:
-        return f"the store is a {type(store).__name__}, not a MemoryStore"
-    if store.copies:
+    if _holding_store(store) is not None:
+        pass
+    elif type(store) is not MemoryStore:
+        return f"the store is a {type(store).__name__}, neither a MemoryStore nor a RedisStore"
+    elif store.copies:
         return "the MemoryStore hands out copies (a backtest redone after an engine error)"
-    if store.leads and not shared:
+    elif store.leads and not shared:
         return "the MemoryStore held states before the first batch"
     try:
         describe_plan(processor.plan, processor.decoder.catalog)
@@ -348,6 +445,7 @@ def attach(processor: Processor) -> NativeProcessor | None:
     if module is None:
         return None
     store = processor.store
+    holder = _holding_store(store)
     leads = store.leads if isinstance(store, MemoryStore) else None
     shared = leads if isinstance(leads, NativeLeads) else None
     reason = unsupported(processor, shared is not None)
@@ -357,15 +455,29 @@ def attach(processor: Processor) -> NativeProcessor | None:
     if reason is not None:
         if shared is not None and isinstance(store, MemoryStore):
             store.leads = shared.materialize()
-        if reason not in _SAID:  # once per process and reason: a worker builds many
-            _SAID.add(reason)
-            log.log(
-                logging.WARNING if plan_reason else logging.INFO,
-                "engine: the native core does not run this: %s; the Python engine does",
-                reason,
-            )
+        if holder is not None and holder.core is not None:
+            holder.release_core()
+        _say(
+            logging.WARNING if plan_reason else logging.INFO,
+            f"engine: the native core does not run this: {reason}; the Python engine does",
+        )
         return None
     description = describe_plan(processor.plan, processor.decoder.catalog)
+    if holder is not None:
+        core = holder.core
+        if core is None:
+            core = module.Core(description, _limits(processor), _parse)
+            holder.adopt_core(core)
+        else:
+            core.set_plan(description)
+            core.set_limits(_limits(processor))
+        _say(
+            logging.INFO,
+            f"engine: the native core runs beneath the {type(holder).__name__}: it holds "
+            "the leads between batches, reads cold ones from their stored bytes and saves "
+            "deltas",
+        )
+        return NativeProcessor(processor, core, processor.plan, stored=True)
     if shared is not None:
         core = shared.core
         core.set_plan(description)
@@ -375,3 +487,10 @@ def attach(processor: Processor) -> NativeProcessor | None:
         assert isinstance(store, MemoryStore)
         store.leads = NativeLeads(core)
     return NativeProcessor(processor, core, processor.plan)
+
+
+def _say(level: int, line: str) -> None:
+    """Log `line` once per process (a worker builds a `Processor` per plan)."""
+    if line not in _SAID:
+        _SAID.add(line)
+        log.log(level, "%s", line)

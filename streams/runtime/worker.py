@@ -2,8 +2,9 @@
 
 Records arrive in batches beneath Faust's per-event Stream (streams/runtime/batch_drain.py:
 each fetch of Faust's consumer, as Faust `Message`s, which Faust never acks by itself;
-Faust keeps group membership, commits, rebalance callbacks and the lifecycle). Per batch,
-in this order:
+Faust keeps group membership, commits, rebalance callbacks and the lifecycle). Before the
+first batch, while the group is joined, the agent loads the save script and the producer's
+metadata (`warm_up`). Per batch, in this order:
 1. evaluate: decode, load the batch's leads (cached ones from memory, the others from
    Redis in one round trip), run the engine, save them in one round trip (compare-and-set
    per lead; a conflict, meaning another writer touched a lead, evaluates the whole batch
@@ -40,7 +41,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Coroutine, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,11 +72,13 @@ from streams.runtime.in_flight import InFlight, Issue
 from streams.runtime.metrics import CONTENT_TYPE, ConsumerLag, WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.state.redis_client import redis_client
-from streams.state.redis_store import RedisStore, StateConflict
+from streams.state.redis_store import SAVE_LEADS_LUA, RedisStore, StateConflict
 
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES: Final = 5
+WARM_UP_SECONDS: Final = 5.0
+"""The longest the agent spends warming up (`warm_up`) before it takes its first batch."""
 
 Delivery = Coroutine[Any, Any, None]
 """What waits for a batch's sends to be acknowledged (`BatchHandler.dispatch`)."""
@@ -127,24 +131,41 @@ class TimedStore:
         self.store = store
 
     async def load(self, lead_ids: Collection[int]) -> dict[int, LeadState]:
-        started = time.perf_counter()
-        try:
+        with _timed("load"):
             return await self.store.load(lead_ids)
-        finally:
-            times = _BATCH.get()
-            if times is not None:
-                times.load += time.perf_counter() - started
 
     async def save(self, states: Mapping[int, LeadState]) -> None:
-        started = time.perf_counter()
-        times = _BATCH.get()
-        if times is not None:
-            times.saving.set()
-        try:
+        with _timed("save"):
             await self.store.save(states)
-        finally:
-            if times is not None:
-                times.save += time.perf_counter() - started
+
+    async def load_core(self, lead_ids: list[int]) -> None:
+        """`load` for the native core (`RedisStore.load_core`)."""
+        with _timed("load"):
+            await self.store.load_core(lead_ids)
+
+    async def save_core(self, lead_ids: list[int]) -> None:
+        """`save` for the native core (`RedisStore.save_core`)."""
+        with _timed("save"):
+            await self.store.save_core(lead_ids)
+
+
+@contextmanager
+def _timed(stage: str) -> Iterator[None]:
+    """Counts the block's time on the batch being evaluated (`BatchTimes.load` or
+    `.save`); a save marks the batch as saving."""
+    started = time.perf_counter()
+    times = _BATCH.get()
+    if times is not None and stage == "save":
+        times.saving.set()
+    try:
+        yield
+    finally:
+        if times is not None:
+            spent = time.perf_counter() - started
+            if stage == "save":
+                times.save += spent
+            else:
+                times.load += spent
 
 
 class BatchHandler:
@@ -386,6 +407,23 @@ async def start_evaluation(handler: BatchHandler, batch: Batch) -> Issue:
     return partial(handler.issue_when_evaluated, evaluation)
 
 
+async def warm_up(store: RedisStore, sender: BatchSender, topics: Sequence[str]) -> None:
+    """What the first batch would otherwise wait for, done while the worker joins its
+    group (the agent has subscribed; no record is consumed before `next_batch`): a
+    connection to Redis with the save script loaded (a fresh or restarted Redis answers a
+    first save NOSCRIPT, which costs it two more round trips), and the producer's metadata
+    of the topics the worker sends to (asked by aiokafka at a topic's first send). Not
+    needed for correctness: a failure, or a warm-up longer than `WARM_UP_SECONDS`, is
+    logged, and the first batch meets it again and fails or succeeds as it would have."""
+    try:
+        async with asyncio.timeout(WARM_UP_SECONDS):
+            await store.client.script_load(SAVE_LEADS_LUA)
+            for topic in topics:
+                await sender.warm_up(topic)
+    except Exception as exc:
+        log.warning("warm-up before consuming failed (%s: %s)", type(exc).__name__, exc)
+
+
 def delivery_failed(exc: BaseException, batch: Batch) -> NoReturn:
     """A batch's events or dead letters were not delivered: nothing from it on may be
     acked, so exit at once (`crash_now`); it and every later batch are redelivered."""
@@ -469,6 +507,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             settings.save_overlap,
         )
         subscribe(stream)
+        await warm_up(store, handler.sender, [settings.topic_memberships, settings.topic_dlq])
         consumer = batch_consumer(app)
         in_flight: InFlight[Batch] = InFlight(
             consumer.ack_batch,

@@ -84,7 +84,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Final
@@ -93,7 +94,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from streams.engine.leadstate import LeadState
-from streams.state.codec import UnreadableState, decode_state, is_current
+from streams.state.codec import UnreadableState, decode_state, encode_state, is_current
 from streams.state.journal import Stored, apply_delta, remember, write
 from streams.state.redis_client import StateClient, check_replica_acks, queue_replica_waits
 
@@ -112,6 +113,15 @@ SAVE_CHUNK: Final = 256
 """Leads per EVALSHA of the save script on one Redis: a batch's save is a few calls, not
 one per lead (each call costs the client and the server a command's overhead), and no
 call's arguments grow without bound."""
+
+
+CONFLICT_LOADS: Final = 3
+"""Attempts of `load_core` when a revocation evicts leads of the batch while it loads."""
+
+
+class CannotHold(Exception):
+    """A lead's state holds something the native core does not (`load_core`): the batch
+    runs on the Python engine."""
 
 
 class StateConflict(Exception):
@@ -186,6 +196,12 @@ class RedisStore:
         """Lead id -> (generation, what is stored, the state): leads saved by this store,
         least recently saved first, at most `cache_leads`; a lead is taken out by `load`
         and put back (newer) by a successful `save`."""
+        self.core: Any = None
+        """The native engine core whose leads this store loads and saves (`load_core`,
+        `save_core`; `streams.engine.native`), or None."""
+        self._held: dict[int, int] = {}
+        """What `_cache` is for the core's leads: lead id -> generation of the state the
+        core holds, least recently saved first, at most `cache_leads`."""
 
     def key(self, lead_id: int) -> bytes:
         return b"%s{%d}" % (self._prefix, lead_id)
@@ -195,9 +211,27 @@ class RedisStore:
         their leads may be saved by another worker from now on); returns how many. Leads
         checked out by a batch in progress are not in the cache: a successful save of
         theirs caches them again, which the generation check on load keeps safe."""
-        dropped = len(self._cache)
+        dropped = len(self._cache) + len(self._held)
         self._cache.clear()
+        if self._held:
+            self.core.evict(list(self._held))
+            self._held.clear()
         return dropped
+
+    def adopt_core(self, core: Any) -> None:
+        """From now on the native `core` holds this store's leads (`load_core`,
+        `save_core`): the states cached for the Python engine are dropped."""
+        self._cache.clear()
+        self._held.clear()
+        self.core = core
+
+    def release_core(self) -> None:
+        """Back to the Python engine: the core's states are dropped (every lead is read
+        again from Redis, where each is stored)."""
+        if self.core is not None:
+            self.core.clear()
+        self._held.clear()
+        self.core = None
 
     def quarantine_key(self, lead_id: int, unix_ms: int) -> bytes:
         return b"%s:quarantine:{%d}:%d" % (self.app_id.encode(), lead_id, unix_ms)
@@ -211,10 +245,7 @@ class RedisStore:
         ids = list(lead_ids)
         if not ids:
             return {}
-        if self._saving:  # a lead whose save is in flight is read once it is stored
-            pending = {self._saving[i] for i in ids if i in self._saving}
-            if pending:
-                await asyncio.wait(pending)
+        await self._saved(ids)
         cache = self._cache
         warm = [lead_id for lead_id in ids if lead_id in cache]
         cold = [lead_id for lead_id in ids if lead_id not in cache]
@@ -247,6 +278,101 @@ class RedisStore:
                 replies = await pipe.execute(raise_on_error=False)
             await self._read_full(stale, replies, out)
         return out
+
+    async def _saved(self, lead_ids: list[int]) -> None:
+        """Once no save of these leads is in flight (it returned or raised)."""
+        if self._saving:  # a lead whose save is in flight is read once it is stored
+            pending = {self._saving[i] for i in lead_ids if i in self._saving}
+            if pending:
+                await asyncio.wait(pending)
+
+    async def load_core(self, lead_ids: list[int]) -> None:
+        """`load` for the native core (`adopt_core`): a lead the core holds as last saved
+        (`_held`) costs nothing (or `HGET ver` with `check_cached`); any other is read in
+        full, as `load` reads it (quarantine included), and handed to the core as
+        `codec.encode_state`'s bytes with what is stored. Every lead is held on return."""
+        core = self.core
+        held = self._held
+        loaded = self._loaded
+        for _ in range(CONFLICT_LOADS):
+            await self._saved(lead_ids)
+            warm = [i for i in lead_ids if i in held and i in core]
+            cold = [i for i in lead_ids if i not in held or i not in core]
+            if self.check_cached and warm:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for lead_id in warm:
+                        pipe.hget(self.key(lead_id), b"ver")
+                    replies: list[Any] = await pipe.execute(raise_on_error=False)
+                for lead_id, reply in zip(warm, replies, strict=True):
+                    if reply != b"%d" % held.get(lead_id, -1):
+                        held.pop(lead_id, None)
+                        cold.append(lead_id)
+                warm = [i for i in warm if i in held]
+            for lead_id in warm:  # checked out until saved
+                loaded[lead_id] = (held.pop(lead_id), None)
+            if cold:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    self._queue_full_reads(pipe, cold)
+                    replies = await pipe.execute(raise_on_error=False)
+                states: dict[int, LeadState] = {}
+                await self._read_full(cold, replies, states)
+                refused: list[str] = []
+                for lead_id, state in states.items():
+                    stored = loaded[lead_id][1]
+                    try:
+                        core.put_state(
+                            lead_id,
+                            encode_state(state),
+                            0 if stored is None else stored.snapshot_bytes,
+                            0 if stored is None else stored.journal_bytes,
+                        )
+                    except ValueError as exc:
+                        refused.append(str(exc))
+                if refused:
+                    raise CannotHold("; ".join(refused)[:300])
+            if all(i in core for i in lead_ids):  # none evicted meanwhile (a revocation)
+                return
+        raise RuntimeError(f"leads of a batch were evicted {CONFLICT_LOADS} times while loading")
+
+    async def save_core(self, lead_ids: list[int]) -> None:
+        """`save` for the native core: the core hands each lead's payload (what
+        `journal.write` would store), the same script stores it; a lead stored moves the
+        core's checkpoint (`commit`) and is held, up to `cache_leads`; a lead not stored
+        (a conflict, an error) is evicted from the core, read again cold next time."""
+        core = self.core
+        if not lead_ids:
+            return
+        loaded = self._loaded
+        calls = [
+            _Save(lead_id, loaded.get(lead_id, (0, None))[0], b"d" if is_delta else b"s", payload)
+            for lead_id, is_delta, payload in core.payloads(lead_ids)
+        ]
+        try:
+            async with self._in_flight(lead_ids):
+                replies = await self._store(calls)
+        except BaseException:
+            core.evict(lead_ids)
+            raise
+        for lead_id in lead_ids:
+            loaded.pop(lead_id, None)
+        stored = [c.lead_id for c, r in zip(calls, replies, strict=True) if r[0] == 1]
+        conflicts = [c.lead_id for c, r in zip(calls, replies, strict=True) if r[0] != 1]
+        core.commit(stored)
+        core.evict(conflicts)
+        held = self._held
+        if self.core is core and self.cache_leads:
+            for call, reply in zip(calls, replies, strict=True):
+                if reply[0] == 1 and call.lead_id in core:  # not evicted meanwhile
+                    held[call.lead_id] = reply[1]
+            if len(held) > self.cache_leads:
+                gone = list(held)[: len(held) - self.cache_leads]  # the least recently saved
+                for lead_id in gone:
+                    del held[lead_id]
+                core.evict(gone)
+        else:
+            core.evict(stored)
+        if conflicts:
+            raise StateConflict(conflicts)
 
     def _queue_full_reads(self, pipe: Any, lead_ids: list[int]) -> None:
         for lead_id in lead_ids:
@@ -311,14 +437,21 @@ class RedisStore:
         lead after that save)."""
         if not states:
             return
+        async with self._in_flight(states):
+            await self._save(states)
+
+    @asynccontextmanager
+    async def _in_flight(self, lead_ids: Iterable[int]) -> AsyncIterator[None]:
+        """While the block runs, a `load` of these leads waits for it."""
         done = asyncio.get_running_loop().create_future()
         saving = self._saving
-        for lead_id in states:
+        ids = list(lead_ids)
+        for lead_id in ids:
             saving[lead_id] = done
         try:
-            await self._save(states)
+            yield
         finally:
-            for lead_id in states:
+            for lead_id in ids:
                 if saving.get(lead_id) is done:
                     del saving[lead_id]
             done.set_result(None)
@@ -326,37 +459,45 @@ class RedisStore:
     async def _save(self, states: Mapping[int, LeadState]) -> None:
         loaded = self._loaded
         calls: list[_Save] = []
+        afters: list[Stored] = []
         for lead_id, state in states.items():
             generation, stored = loaded.get(lead_id, (0, None))
             is_delta, payload, after = write(stored, state)
-            calls.append(
-                _Save(lead_id, generation, b"d" if is_delta else b"s", payload, after, state)
-            )
+            calls.append(_Save(lead_id, generation, b"d" if is_delta else b"s", payload))
+            afters.append(after)
+        replies = await self._store(calls)
+        # Only once every lead has an answer: a save that raised above keeps its tokens,
+        # so the caller may retry it (the script makes a retry idempotent).
+        for lead_id in states:
+            loaded.pop(lead_id, None)
+        # Not while the core holds the leads (a batch the Python engine redid after the
+        # core raised): the core reads them again from Redis.
+        if self.cache_leads and self.core is None:
+            cache = self._cache
+            for call, reply, after in zip(calls, replies, afters, strict=True):
+                if reply[0] == 1:
+                    cache[call.lead_id] = (reply[1], after, states[call.lead_id])
+            while len(cache) > self.cache_leads:
+                del cache[next(iter(cache))]  # the least recently saved
+        conflicts = [
+            call.lead_id for call, reply in zip(calls, replies, strict=True) if reply[0] != 1
+        ]
+        if conflicts:
+            raise StateConflict(conflicts)
+
+    async def _store(self, calls: list[_Save]) -> list[Any]:
+        """`_run`, the script loaded again for the leads a server without it refused
+        (NOSCRIPT); raises the first error of a call; else each call's `[1 | 0, ver]`."""
         replies = await self._run(calls)
         missing = [c for c, r in zip(calls, replies, strict=True) if isinstance(r, NoScriptError)]
         if missing:
             await self.client.script_load(SAVE_LEADS_LUA)
             retried = iter(await self._run(missing))
             replies = [next(retried) if isinstance(r, NoScriptError) else r for r in replies]
-        conflicts: list[int] = []
-        for call, reply in zip(calls, replies, strict=True):
+        for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-            if reply[0] != 1:
-                conflicts.append(call.lead_id)
-        # Only once every lead has an answer: a save that raised above keeps its tokens,
-        # so the caller may retry it (the script makes a retry idempotent).
-        for lead_id in states:
-            loaded.pop(lead_id, None)
-        if self.cache_leads:
-            cache = self._cache
-            for call, reply in zip(calls, replies, strict=True):
-                if reply[0] == 1:
-                    cache[call.lead_id] = (reply[1], call.after, call.state)
-            while len(cache) > self.cache_leads:
-                del cache[next(iter(cache))]  # the least recently saved
-        if conflicts:
-            raise StateConflict(conflicts)
+        return replies
 
     async def _run(self, calls: list[_Save]) -> list[Any]:
         """One round trip: the script over the leads, `SAVE_CHUNK` leads per EVALSHA on one
@@ -403,5 +544,3 @@ class _Save:
     mode: bytes
     """b"s": `payload` is a snapshot; b"d": a delta."""
     payload: bytes
-    after: Stored
-    state: LeadState

@@ -5,9 +5,11 @@ Child processes (`tests/engine_child.py`), one with `STREAMS_ENGINE=pure` and on
 `STREAMS_ENGINE=compiled` or `native` (the engine is chosen once per process; every test
 runs for both pairs), get the same generated rules and streams and must return the same
 events, dead letters and counters for every batch and the same final states (as stored:
-encoded, or replayed from a journal). The native core runs only over a `MemoryStore`
-(`streams.engine.native`): a request with another store runs its child's Python engine,
-and the tests that use a `MemoryStore` check that the core did run. The
+encoded, or replayed from a journal). The native core runs over a `MemoryStore` or a
+`RedisStore` (`streams.engine.native`; beneath the latter it is held to the Python engine
+by tests/integration/test_native_worker.py): a request with the test stores of
+test_history_index runs its child's Python engine, and the tests that use a
+`MemoryStore` check that the core did run. The
 streams are those of the indexed-evaluator test (late dates, duplicates, redeliveries,
 Delete Lead, field changes, pruning, reloads, trimming), mutated into hostile records
 (keys dropped, values of any JSON type, bytes cut or replaced: the decoder's paths), the

@@ -1,0 +1,611 @@
+"""The native core beneath the worker's store (`RedisStore.load_core` / `save_core`,
+`engine.native.NativeProcessor.process_stored`) against the Python engine on the same
+store, on a real redis-server.
+
+Each comparison runs the same batches through a worker-shaped `Processor` (a `TimedStore`
+over a `RedisStore`, hot reloads as `hot_reload.switch_between_batches` makes them: a new
+`Processor` over the same store) twice, in fresh namespaces seeded alike: once with
+`native=False` (the Python engine, the reference) and once with the core. Both must give
+the same events (eventIds, bytes, order), dead letters and counters per batch, and leave
+the same Redis contents: per lead, the state decoded from snapshot + journal and its
+generation. The streams are the indexed-evaluator test's (late dates, duplicates,
+redeliveries, Delete Lead, field changes, pruning, trimming) made hostile, and the sample
+stream over the sample rules; with the cache on (trusted, or checked with `HGET ver`) and
+off, plan switches mid-stream (and to a plan the core refuses, and back), states seeded in
+every format version (v1, v2, v3 with a journal), leads whose journal outgrows its
+snapshot, and faults in the core (a Python callback raising inside it; a record its lead's
+`seen` marks as faulted by the Python engine's isolation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams import ENGINE
+from streams.devstack.redis_cluster import RedisClusterStack
+from streams.engine import native
+from streams.engine.bounds import Limits
+from streams.engine.compiler import Plan, load_plan
+from streams.engine.datatypes import datetime_to_us
+from streams.engine.evaluator import Engine
+from streams.engine_select import ROOT
+from streams.pipeline import Processor, Record
+from streams.runtime.worker import TimedStore
+from streams.samples import sample_activities
+from streams.state.codec import encode_state
+from streams.state.redis_client import redis_client
+from streams.state.redis_store import RedisStore
+from tests.unit.test_compiled_engine import mutate, mutations
+from tests.unit.test_history_index import CAMPAIGNS, NOW_US, TYPE, ops, record
+
+pytestmark = pytest.mark.integration
+
+TTL_MS = 10 * 60 * 1000
+SAMPLE_NOW = datetime_to_us(datetime(2026, 9, 1, tzinfo=UTC))
+Batches = list[list[tuple[bytes, str, int, int]]]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def core_built() -> None:
+    if ENGINE.native is None:
+        message = f"no native core to compare: {ENGINE.describe()}"
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def index_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rules")
+    (root / "activity-types").mkdir()
+    (root / "campaigns").mkdir()
+    (root / "activity-types" / "buy.yaml").write_text(TYPE)
+    for name, body in CAMPAIGNS.items():
+        (root / "campaigns" / f"{name}.yaml").write_text(body)
+    return root
+
+
+class Plans:
+    """The plans a run switches between, by name: each switch builds a fresh `Plan` (what
+    a hot reload does), "refused" one the core does not run (a retention beyond its
+    bound)."""
+
+    def __init__(self, rules: Path, retention_us: int | None) -> None:
+        self.rules = rules
+        self.retention_us = retention_us
+
+    def plan(self, name: str) -> Plan:
+        if name == "refused":
+            return load_plan(self.rules, native.MAX_SPAN_US + 1)
+        if name == "short":
+            return load_plan(self.rules, 3 * 3_600_000_000)
+        if self.retention_us is None:
+            return load_plan(self.rules)
+        return load_plan(self.rules, self.retention_us)
+
+
+async def _contents(
+    url: str, app_id: str, leads: set[int], cluster: bool = False
+) -> dict[int, tuple[bytes, bytes]]:
+    """Per lead: (the state as snapshot + journal decode to, its generation)."""
+    client = redis_client(url, cluster=cluster)
+    try:
+        store = RedisStore(client, app_id, TTL_MS)
+        states = await store.load(sorted(leads))
+        out = {}
+        for lead, state in states.items():
+            ver = await client.hget(store.key(lead), b"ver")
+            out[lead] = (encode_state(state), ver or b"")
+        return out
+    finally:
+        await client.aclose()
+
+
+async def _seed(url: str, app_id: str, seeds: dict[int, tuple[str, bytes, list[bytes]]]) -> None:
+    client = redis_client(url)
+    try:
+        store = RedisStore(client, app_id, TTL_MS)
+        for lead, (_, snapshot, journal) in seeds.items():
+            await client.hset(store.key(lead), mapping={b"state": snapshot, b"ver": b"7"})
+            if journal:
+                await client.rpush(store.journal_key(lead), *journal)
+    finally:
+        await client.aclose()
+
+
+def _old_formats(
+    url: str, plans: Plans, batches: Batches
+) -> dict[int, tuple[str, bytes, list[bytes]]]:
+    """States of every format version, made by the Python engine over `batches`: the
+    first lead as version 1 (no `v`, three-member `seen` entries), the second as version
+    2, the others as this version's snapshot plus its journal, as stored."""
+
+    async def go() -> dict[int, tuple[str, bytes, list[bytes]]]:
+        app_id = f"seed-{uuid.uuid4().hex[:12]}"
+        client = redis_client(url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS)
+            processor = Processor(plans.plan("default"), store, native=False)
+            for batch in batches:
+                await processor.process([Record(*r) for r in batch], NOW_US)
+            leads = sorted(
+                int(k.split(b"{")[1].split(b"}")[0])
+                for k in await client.keys(f"{app_id}:lead:*".encode())
+            )
+            seeds: dict[int, tuple[str, bytes, list[bytes]]] = {}
+            for n, lead in enumerate(leads):
+                if n < 2:
+                    state = (await store.load([lead]))[lead]
+                    data = orjson.loads(encode_state(state))
+                    data["s"] = {k: v[:3] for k, v in data["s"].items()}
+                    if n == 0:
+                        del data["v"]
+                    else:
+                        data["v"] = 2
+                    seeds[lead] = (f"v{n + 1}", orjson.dumps(data), [])
+                else:
+                    snapshot = await client.hget(store.key(lead), b"state")
+                    journal = await client.lrange(store.journal_key(lead), 0, -1)
+                    seeds[lead] = ("v3", snapshot, journal)
+            return seeds
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def run(
+    url: str,
+    plans: Plans,
+    batches: Batches,
+    *,
+    use_core: bool,
+    now_us: int,
+    cache_leads: int = 1000,
+    check_cached: bool = False,
+    switches: dict[int, str] | None = None,
+    seeds: dict[int, tuple[str, bytes, list[bytes]]] | None = None,
+    limits: Limits | None = None,
+    index_from: Any = "default",
+    cluster: bool = False,
+) -> tuple[list[Any], dict[int, tuple[bytes, bytes]], int]:
+    """(per batch: events, dead letters, counters; Redis contents per lead; batches the
+    core ran)."""
+
+    async def go() -> tuple[list[Any], dict[int, tuple[bytes, bytes]], int]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        if seeds:
+            await _seed(url, app_id, seeds)
+        client = redis_client(url, cluster=cluster)
+        store = RedisStore(
+            client, app_id, TTL_MS, cache_leads=cache_leads, check_cached=check_cached
+        )
+        timed = TimedStore(store)
+        limit = limits or Limits()
+
+        def processor(plan: Plan) -> Processor:
+            made = Processor(plan, timed, limits=limit, native=use_core)
+            if index_from != "default":
+                made.engine = Engine(plan, index_from=index_from)
+            return made
+
+        current = processor(plans.plan("default"))
+        outcomes: list[Any] = []
+        leads: set[int] = set(seeds or ())
+        ran_core = 0
+        try:
+            for n, batch in enumerate(batches):
+                if switches and n in switches:
+                    current = processor(plans.plan(switches[n]))
+                records = [Record(*r) for r in batch]
+                got = await current.process(records, now_us)
+                if current.native is not None:
+                    assert store.core is not None
+                    ran_core += 1
+                outcomes.append(
+                    (
+                        [orjson.dumps(e) for e in got.events],
+                        [orjson.dumps(d) for d in got.dead_letters],
+                        got.accepted,
+                        got.duplicates,
+                        got.redelivered,
+                    )
+                )
+                leads |= {e["leadId"] for e in got.events}
+                for r in records:
+                    try:
+                        lead = orjson.loads(r.value)["leadId"]
+                    except Exception:
+                        continue
+                    if type(lead) is int and 0 < lead < 2**62:
+                        leads.add(lead)
+        finally:
+            await client.aclose()
+        return outcomes, await _contents(url, app_id, leads, cluster), ran_core
+
+    return asyncio.run(go())
+
+
+def same(url: str, plans: Plans, batches: Batches, **options: Any) -> list[Any]:
+    """Both runs, compared; returns the reference's outcomes."""
+    want, want_redis, python_ran = run(url, plans, batches, use_core=False, **options)
+    got, got_redis, core_ran = run(url, plans, batches, use_core=True, **options)
+    assert python_ran == 0
+    assert core_ran > 0 or not batches, "the core never ran"
+    assert len(got) == len(want)
+    for n, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert g == w, f"batch {n}"
+    assert got_redis.keys() == want_redis.keys()
+    for lead, stored in want_redis.items():
+        assert got_redis[lead] == stored, f"lead {lead}"
+    return want
+
+
+def index_batches(
+    stream: list[Any], hostile: list[tuple[int, Any]], batch: int, drift: list[int], redeliver: int
+) -> Batches:
+    minutes = 0
+    values = []
+    for i, (kind, lead, late, item, qty, guid) in enumerate(stream):
+        minutes += drift[i % len(drift)] * 7
+        values.append(record((kind, lead, minutes - (late if late < 300 else 0), item, qty, guid)))
+    for i, mutation in hostile:
+        if i < len(values):
+            values[i] = mutate(values[i], mutation)
+    records = [(v, "t", 0, i) for i, v in enumerate(values)]
+    batches = [records[i : i + batch] for i in range(0, len(records), batch)]
+    if redeliver and batches:
+        at = min(redeliver, len(batches))
+        batches.insert(at, batches[at - 1])
+    return batches
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=st.lists(ops, min_size=1, max_size=120),
+    hostile=st.lists(st.tuples(st.integers(0, 119), mutations), max_size=8),
+    batch=st.integers(1, 30),
+    drift=st.lists(st.integers(0, 4), min_size=1, max_size=4),
+    redeliver=st.integers(0, 5),
+    cache=st.sampled_from([(1000, False), (1000, True), (0, False), (2, False)]),
+    switch=st.sampled_from([{}, {2: "short"}, {1: "refused", 3: "default"}, {2: "default"}]),
+    max_history=st.sampled_from([20_000, 4]),
+    index_from=st.sampled_from(["default", None, 3]),
+    seeded=st.booleans(),
+)
+def test_the_core_beneath_the_redis_store_matches_the_python_engine(
+    redis_url: str,
+    index_rules: Path,
+    stream: list[Any],
+    hostile: list[tuple[int, Any]],
+    batch: int,
+    drift: list[int],
+    redeliver: int,
+    cache: tuple[int, bool],
+    switch: dict[int, str],
+    max_history: int,
+    index_from: Any,
+    seeded: bool,
+) -> None:
+    plans = Plans(index_rules, 3 * 3_600_000_000)
+    batches = index_batches(stream, hostile, batch, drift, redeliver)
+    seeds = None
+    if seeded:  # the stream's first half, stored in every format version, then all of it
+        seeds = _old_formats(redis_url, plans, batches[: len(batches) // 2 + 1])
+    same(
+        redis_url,
+        plans,
+        batches,
+        now_us=NOW_US,
+        cache_leads=cache[0],
+        check_cached=cache[1],
+        switches=switch,
+        seeds=seeds,
+        limits=Limits(max_history=max_history),
+        index_from=index_from,
+    )
+
+
+def sample_batches(seed: int, batch: int, count: int = 600, leads: int = 40) -> Batches:
+    values = [orjson.dumps(a) for a in sample_activities(count, leads=leads, seed=seed)]
+    values += [b"not json", b'{"leadId": 1, "activityTypeId": 999999}']  # dead letters
+    records = [(v, "activities", 0, i) for i, v in enumerate(values)]
+    return [records[i : i + batch] for i in range(0, len(records), batch)]
+
+
+@pytest.mark.parametrize(
+    ("batch", "cache_leads", "check_cached"), [(100, 1000, False), (37, 0, False), (250, 5, True)]
+)
+def test_the_sample_stream_matches_and_is_not_empty(
+    redis_url: str, batch: int, cache_leads: int, check_cached: bool
+) -> None:
+    plans = Plans(ROOT / "rules", None)
+    want = same(
+        redis_url,
+        plans,
+        sample_batches(1, batch),
+        now_us=SAMPLE_NOW,
+        cache_leads=cache_leads,
+        check_cached=check_cached,
+        switches={3: "default"},
+    )
+    assert sum(len(events) for events, *_ in want) > 0
+    assert sum(len(letters) for _, letters, *_ in want) >= 2
+
+
+def test_the_sample_stream_matches_on_a_redis_cluster(redis_cluster: RedisClusterStack) -> None:
+    """On a Redis Cluster (one script call per lead, split by slot) as on one Redis."""
+    plans = Plans(ROOT / "rules", None)
+    same(
+        redis_cluster.url,
+        plans,
+        sample_batches(6, 120, count=400),
+        now_us=SAMPLE_NOW,
+        cluster=True,
+        switches={2: "default"},
+    )
+
+
+def test_a_busy_lead_outgrows_its_journal_and_is_snapshotted(redis_url: str) -> None:
+    """One lead, many batches: its journal outgrows the snapshot, which is then rewritten
+    (both paths), and the core's deltas replay to the Python engine's states."""
+    plans = Plans(ROOT / "rules", None)
+    values = [orjson.dumps(a) for a in sample_activities(900, leads=1, seed=5)]
+    records = [(v, "activities", 0, i) for i, v in enumerate(values)]
+    batches = [records[i : i + 9] for i in range(0, len(records), 9)]
+    same(redis_url, plans, batches, now_us=SAMPLE_NOW)
+    written: list[bytes] = []
+
+    async def modes() -> None:  # what the core writes: deltas, and snapshots now and then
+        client = redis_client(redis_url)
+        store = RedisStore(client, f"nw-{uuid.uuid4().hex[:12]}", TTL_MS, cache_leads=10)
+        processor = Processor(plans.plan("default"), store)
+        original = store._store
+
+        async def spy(calls: Any) -> Any:
+            written.extend(c.mode for c in calls)
+            return await original(calls)
+
+        store._store = spy  # type: ignore[method-assign]
+        try:
+            for batch in batches:
+                await processor.process([Record(*r) for r in batch], SAMPLE_NOW)
+            assert processor.native is not None
+        finally:
+            await client.aclose()
+
+    asyncio.run(modes())
+    assert written.count(b"s") >= 2 and written.count(b"d") > written.count(b"s"), written
+
+
+@pytest.fixture
+def faulty_parse(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The core's callback for a field read as a date raises on every other call (the
+    Python engine does not use it): the core fails on those batches."""
+    calls: list[str] = []
+    real = native._parse
+
+    def parse(kind: int, text: str) -> float | int | None:
+        calls.append(text)
+        if len(calls) % 2:
+            raise RuntimeError(f"boom on {text!r}")
+        return real(kind, text)
+
+    monkeypatch.setattr(native, "_parse", parse)
+    yield calls
+
+
+def test_a_fault_in_the_core_redoes_the_batch_on_the_python_engine(
+    redis_url: str, faulty_parse: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The core raising on a batch (a callback of its raising) evicts the batch's leads
+    and the Python engine redoes it: the same outcome as the Python engine throughout,
+    the partition goes on, and the next batches run on the core again."""
+    plans = Plans(ROOT / "rules", None)
+    same(redis_url, plans, sample_batches(2, 50), now_us=SAMPLE_NOW)
+    assert len(faulty_parse) >= 2, "the fault was never injected"
+    assert "the native core failed on a batch" in caplog.text
+
+
+def test_a_record_marked_as_faulted_is_the_same_dead_letter_again(
+    redis_url: str, index_rules: Path
+) -> None:
+    """A batch whose record the Python engine raised on (its `seen` entry marked as
+    faulted, `engine_error`), read again at the same position (a replay after a crash):
+    the core hands the batch to the Python engine, which gives the same dead letter."""
+    plans = Plans(index_rules, 3 * 3_600_000_000)
+    stream = [(0, 1 + i % 3, 10 * i, "x", i, i) for i in range(20)]
+    batches = index_batches(stream, [], 20, [1], 0)
+
+    async def marked() -> dict[int, tuple[str, bytes, list[bytes]]]:
+        """What the Python engine's isolation stores when its engine raises on "g7" (a
+        compiled `Engine` cannot be subclassed to raise): the batch without it, and its
+        lead's `seen` entry marked as faulted."""
+        app_id = f"seed-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS)
+            processor = Processor(plans.plan("default"), store, native=False)
+            others = [Record(*r) for r in batches[0] if r[3] != 7]
+            await processor.process(others, NOW_US)
+            lead = stream[7][1]
+            state = (await store.load([lead]))[lead]
+            state.seen["g7"] = [NOW_US, "t/0/7", [], {"": "RuntimeError: boom"}]
+            await store.save({lead: state})
+            seeds = {}
+            for lead in (1, 2, 3):
+                snapshot = await client.hget(store.key(lead), b"state")
+                journal = await client.lrange(store.journal_key(lead), 0, -1)
+                seeds[lead] = ("v3", snapshot, journal)
+            return seeds
+        finally:
+            await client.aclose()
+
+    seeds = asyncio.run(marked())
+    want = same(redis_url, plans, batches, now_us=NOW_US, seeds=seeds)
+    letters = [orjson.loads(d) for d in want[0][1]]
+    assert [d["error"]["code"] for d in letters] == ["engine_error"]
+
+
+def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
+    redis_url: str, index_rules: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored state with a value beyond the core's integers (an attribute of 2**63, which
+    JSON and the Python engine take): its batches run on the Python engine, every time,
+    and the others on the core."""
+    plans = Plans(index_rules, 3 * 3_600_000_000)
+    stream = [(0, 1 + i % 3, 10 * i, "x", i, i) for i in range(30)]
+    batches = index_batches(stream, [], 5, [1], 0)
+    big = orjson.dumps(
+        {
+            "v": 3,
+            "h": {"100001": [[NOW_US - 10**9, "x", {"qty": 2**63}]]},
+            "f": {},
+            "r": {},
+            "s": {},
+            "m": NOW_US - 10**9,
+        }
+    )
+    want = same(redis_url, plans, batches, now_us=NOW_US, seeds={2: ("v3", big, [])})
+    assert "the native core failed on a batch" in caplog.text
+    assert sum(n for *_, n, _, _ in want) > 0
+
+
+@pytest.mark.parametrize("check_cached", [False, True])
+def test_a_lead_saved_by_another_worker_is_read_again(redis_url: str, check_cached: bool) -> None:
+    """Trusted cache: `forget_cached` (partition revoked) drops the core's leads; checked
+    cache (`HGET ver`): a generation someone else wrote makes the lead cold. Either way
+    the next batch reads the other worker's state: no conflict, and the outcome of the
+    Python engine reading it."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(3, 100, count=300, leads=5)
+
+    async def go(use_core: bool) -> tuple[list[Any], dict[int, tuple[bytes, bytes]]]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=check_cached)
+        processor = Processor(plans.plan("default"), TimedStore(store), native=use_core)
+        outcomes = []
+        try:
+            result = await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+            outcomes.append(len(result.events))
+            if use_core:
+                assert processor.native is not None and len(store.core) > 0
+            if not check_cached:
+                store.forget_cached()
+                if use_core:
+                    assert len(store.core) == 0
+            # Another worker saves the leads meanwhile: this one must read their new state.
+            other = RedisStore(client, app_id, TTL_MS)
+            theirs = Processor(plans.plan("default"), other, native=False)
+            await theirs.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+            for batch in batches[2:]:
+                result = await processor.process([Record(*r) for r in batch], SAMPLE_NOW)
+                outcomes.append([orjson.dumps(e) for e in result.events])
+        finally:
+            await client.aclose()
+        return outcomes, await _contents(redis_url, app_id, set(range(1000, 1010)))
+
+    want = asyncio.run(go(False))
+    got = asyncio.run(go(True))
+    assert got == want
+
+
+def test_the_backtest_survives_a_fault_in_the_core(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a `MemoryStore` the core raising makes the backtest run again with copies on the
+    Python engine (`StatesNotIsolated`): the same output as without the fault."""
+    from streams.backtest import backtest_to_lists
+    from streams.engine.evaluator import DEFAULT_DEDUP_HORIZON_US
+
+    source = tmp_path / "in.jsonl"
+    lines = [orjson.dumps(a) for a in sample_activities(400, leads=20, seed=4)]
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    plan = load_plan(ROOT / "rules")
+    want = backtest_to_lists(plan, source, DEFAULT_DEDUP_HORIZON_US, 50)
+    calls: list[str] = []
+
+    def parse(kind: int, text: str) -> float | int | None:
+        calls.append(text)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(native, "_parse", parse)
+    got = backtest_to_lists(plan, source, DEFAULT_DEDUP_HORIZON_US, 50)
+    assert calls, "the fault was never injected"
+    assert got[0] == want[0] and got[1] == want[1]
+    assert want[0], "no events to compare"
+
+
+def test_with_save_overlap_a_lead_is_read_after_its_save(redis_url: str) -> None:
+    """`STREAMS_SAVE_OVERLAP`: the next batch is evaluated while a batch's save is in
+    flight (slowed down here); a lead of both is loaded into the core only once that save
+    returned, so the outcome is the sequential one."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(8, 60, count=600, leads=6)
+    want, want_redis, _ = run(redis_url, plans, batches, use_core=False, now_us=SAMPLE_NOW)
+
+    async def overlapped() -> tuple[list[Any], dict[int, tuple[bytes, bytes]]]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=1000, check_cached=False)
+        original = store._run
+        saves: list[int] = []
+
+        async def slow(calls: Any) -> Any:
+            saves.append(len(calls))
+            await asyncio.sleep(0.02)
+            return await original(calls)
+
+        store._run = slow  # type: ignore[method-assign]
+        processor = Processor(plans.plan("default"), TimedStore(store))
+        tasks = []
+        try:
+            for n, batch in enumerate(batches):
+                task = asyncio.ensure_future(
+                    processor.process([Record(*r) for r in batch], SAMPLE_NOW)
+                )
+                # As the worker (`start_evaluation`): the next batch once this one's save
+                # has begun.
+                while not task.done() and len(saves) <= n:
+                    await asyncio.sleep(0)
+                tasks.append(task)
+            results = [await t for t in tasks]
+            assert processor.native is not None
+        finally:
+            await client.aclose()
+        outcomes = [
+            (
+                [orjson.dumps(e) for e in r.events],
+                [orjson.dumps(d) for d in r.dead_letters],
+                r.accepted,
+                r.duplicates,
+                r.redelivered,
+            )
+            for r in results
+        ]
+        return outcomes, await _contents(redis_url, app_id, set(want_redis))
+
+    got, got_redis = asyncio.run(overlapped())
+    assert got == want
+    assert got_redis == want_redis
+
+
+def test_what_counts_as_the_cores_failure() -> None:
+    """An exception, or a Rust panic (PyO3 raises `PanicException`, a `BaseException`),
+    is the core's failure on the batch; an interruption is passed on."""
+    panic = type("PanicException", (BaseException,), {})
+    assert native.core_fault(panic("a panic")) and native.core_fault(ValueError("x"))
+    assert not native.core_fault(asyncio.CancelledError())
+    assert not native.core_fault(KeyboardInterrupt())
