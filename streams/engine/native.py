@@ -20,7 +20,9 @@ The core decodes the common shape itself and hands every other record to the Pyt
 decoder (`Decoder.decode`), so every rejection and its message is the reference's; it
 evaluates with the reference's semantics; history filters count through a native history
 index once a type holds the engine's `index_from` entries (`history_index.py`'s: per
-filter slot, the sorted dates of the entries it accepts), else scan, as the reference.
+filter slot, the sorted dates of the entries it accepts, or for a filter whose `in past`s
+bound one attribute of the entry its points (date, attribute), `dated_points.rs`), else
+scan, as the reference.
 `tests/unit/test_compiled_engine.py` holds it to the pure engine: the same events, dead
 letters, counters and stored bytes; `tests/integration/test_native_worker.py` holds it,
 beneath a `RedisStore`, to the Python engine on the same store: the same outcomes and the
