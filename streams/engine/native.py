@@ -354,6 +354,7 @@ class NativeProcessor:
                 return ([], letters, 0, 0, 0)
             await store.load_core(leads)
             events, accepted, duplicates, redelivered = core.evaluate(decoded, now_us, False)
+            payloads = core.payloads(leads)  # the core's last step: a fault in it is the core's
         except BaseException as exc:
             core.evict(leads)  # nothing of them was saved: Redis holds them as before
             if not core_fault(exc) or _of_the_store(exc):
@@ -365,7 +366,7 @@ class NativeProcessor:
                 f"{type(exc).__name__}: {exc}"[:300],
             )
             return None
-        await store.save_core(leads)
+        await store.save_core(leads, payloads)
         return (events, letters, accepted, duplicates, redelivered)
 
     def _prepare(self) -> None:

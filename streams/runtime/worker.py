@@ -143,10 +143,10 @@ class TimedStore:
         with _timed("load"):
             await self.store.load_core(lead_ids)
 
-    async def save_core(self, lead_ids: list[int]) -> None:
+    async def save_core(self, lead_ids: list[int], payloads: list[tuple[int, bool, bytes]]) -> None:
         """`save` for the native core (`RedisStore.save_core`)."""
         with _timed("save"):
-            await self.store.save_core(lead_ids)
+            await self.store.save_core(lead_ids, payloads)
 
 
 @contextmanager

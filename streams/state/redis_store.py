@@ -352,18 +352,19 @@ class RedisStore:
                 return
         raise RuntimeError(f"leads of a batch were evicted {CONFLICT_LOADS} times while loading")
 
-    async def save_core(self, lead_ids: list[int]) -> None:
-        """`save` for the native core: the core hands each lead's payload (what
-        `journal.write` would store), the same script stores it; a lead stored moves the
-        core's checkpoint (`commit`) and is held, up to `cache_leads`; a lead not stored
-        (a conflict, an error) is evicted from the core, read again cold next time."""
+    async def save_core(self, lead_ids: list[int], payloads: list[tuple[int, bool, bytes]]) -> None:
+        """`save` for the native core: `payloads` is the core's (per lead: whether it is a
+        delta, and what `journal.write` would store), the same script stores it; a lead
+        stored moves the core's checkpoint (`commit`) and is held, up to `cache_leads`; a
+        lead not stored (a conflict, an error) is evicted from the core, read again cold
+        next time."""
         core = self.core
         if not lead_ids:
             return
         loaded = self._loaded
         calls = [
             _Save(lead_id, loaded.get(lead_id, (0, None))[0], b"d" if is_delta else b"s", payload)
-            for lead_id, is_delta, payload in core.payloads(lead_ids)
+            for lead_id, is_delta, payload in payloads
         ]
         try:
             async with self._in_flight(lead_ids):

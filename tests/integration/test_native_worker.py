@@ -784,3 +784,55 @@ def test_a_batch_failing_on_redis_leaves_none_of_its_leads_in_the_core(redis_url
     held, after = asyncio.run(go())
     assert held == 3
     assert after == 0, f"{after} leads left in the core, out of its cache"
+
+
+class _FailingPayloads:
+    """The core, except that `payloads` (what the store saves) raises on its `fail_at`th
+    call: the core failing after it evaluated a batch."""
+
+    def __init__(self, core: Any, fail_at: int) -> None:
+        self._core = core
+        self.fail_at = fail_at
+        self.calls = 0
+
+    def payloads(self, leads: list[int]) -> Any:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("injected: the core failed making the payloads")
+        return self._core.payloads(leads)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._core, name)
+
+    def __contains__(self, lead_id: object) -> bool:
+        return lead_id in self._core
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+
+def test_a_fault_making_the_payloads_redoes_the_batch_on_the_python_engine(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The core's last step (the payloads the store saves) is inside the core's fault
+    handling: a failure there evicts the batch's leads and the Python engine redoes the
+    batch, rather than failing it (which, the fault being deterministic, would fail it
+    again on every redelivery). The outcome is the Python engine's."""
+    module = native._module()
+    assert module is not None
+    wrapped: list[_FailingPayloads] = []
+
+    class FaultyModule:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(module, name)
+
+        @staticmethod
+        def Core(*args: Any) -> _FailingPayloads:
+            wrapped.append(_FailingPayloads(module.Core(*args), fail_at=2))
+            return wrapped[-1]
+
+    monkeypatch.setattr(native, "_module", lambda: FaultyModule())
+    with caplog.at_level("WARNING", logger="streams.engine.native"):
+        same(redis_url, Plans(ROOT / "rules", None), sample_batches(11, 100), now_us=SAMPLE_NOW)
+    assert wrapped and wrapped[0].calls > 2, "the core did not go on after the fault"
+    assert "the Python engine redoes it" in caplog.text
