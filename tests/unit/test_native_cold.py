@@ -167,7 +167,20 @@ def _hostile(raw: bytes, how: str, at: int, byte: int) -> bytes:
 
 
 HOW = st.sampled_from(
-    ["flip", "cut", "space", "insert", "v1", "v2", "unknown", "repeat", "bignum", "float", "escape", "wide"]
+    [
+        "flip",
+        "cut",
+        "space",
+        "insert",
+        "v1",
+        "v2",
+        "unknown",
+        "repeat",
+        "bignum",
+        "float",
+        "escape",
+        "wide",
+    ]
 )
 
 
