@@ -23,6 +23,7 @@ use crate::engine::{Entry, Lead, Seen};
 use crate::json;
 use crate::stored::next_seq;
 use crate::value::{Arc, IMap, Set, V};
+use std::borrow::Cow;
 
 type O<T> = Option<T>;
 
@@ -90,6 +91,25 @@ impl<'a> P<'a> {
         }
     }
 
+    /// `object`, the keys borrowed from the input when they have no escape.
+    fn object_text(&mut self, mut f: impl FnMut(&mut Self, Cow<'a, str>) -> O<()>) -> O<()> {
+        self.eat(b'{')?;
+        if self.take(b'}') {
+            return Some(());
+        }
+        loop {
+            self.ws();
+            let key = self.text()?;
+            self.eat(b':')?;
+            f(self, key)?;
+            match self.next()? {
+                b',' => {}
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
     /// `[ item, ... ]`, `f` reading each item.
     fn array(&mut self, mut f: impl FnMut(&mut Self) -> O<()>) -> O<()> {
         self.eat(b'[')?;
@@ -117,17 +137,23 @@ impl<'a> P<'a> {
 
     /// A JSON string at the cursor (no whitespace skipped).
     fn string(&mut self) -> O<String> {
+        self.text().map(Cow::into_owned)
+    }
+
+    /// `string`, borrowed from the input when it has no escape.
+    fn text(&mut self) -> O<Cow<'a, str>> {
         if self.b.get(self.i) != Some(&b'"') {
             return None;
         }
         self.i += 1;
         let start = self.i;
-        while let Some(&c) = self.b.get(self.i) {
+        let b: &'a [u8] = self.b;
+        while let Some(&c) = b.get(self.i) {
             match c {
                 b'"' => {
-                    let s = std::str::from_utf8(&self.b[start..self.i]).ok()?.to_owned();
+                    let s = std::str::from_utf8(&b[start..self.i]).ok()?;
                     self.i += 1;
-                    return Some(s);
+                    return Some(Cow::Borrowed(s));
                 }
                 b'\\' => break,
                 0..=0x1f => return None,
@@ -139,7 +165,7 @@ impl<'a> P<'a> {
             let c = *self.b.get(self.i)?;
             self.i += 1;
             match c {
-                b'"' => return String::from_utf8(out).ok(),
+                b'"' => return String::from_utf8(out).ok().map(Cow::Owned),
                 0..=0x1f => return None,
                 b'\\' => {
                     let e = *self.b.get(self.i)?;
@@ -241,7 +267,7 @@ impl<'a> P<'a> {
     fn value(&mut self) -> O<Option<V>> {
         self.ws();
         Some(Some(match *self.b.get(self.i)? {
-            b'"' => V::Str(self.string()?.into()),
+            b'"' => V::Str(Arc::from(&*self.text()?)),
             b'[' => {
                 let mut items = Vec::new();
                 self.array(|p| {
@@ -271,8 +297,9 @@ impl<'a> P<'a> {
         Some(map)
     }
 
-    /// `[ts, primary, {apiName: value}]`.
-    fn entry(&mut self, buf: &mut Vec<u8>) -> O<Entry> {
+    /// `[ts, primary, {apiName: value}]`; `names`: the attribute names of the entry read
+    /// before, shared rather than allocated again.
+    fn entry(&mut self, buf: &mut Vec<u8>, names_before: &mut Vec<Arc<str>>) -> O<Entry> {
         self.eat(b'[')?;
         let ts = self.int()?;
         self.eat(b',')?;
@@ -280,9 +307,21 @@ impl<'a> P<'a> {
         self.eat(b',')?;
         let mut attrs: Vec<(Arc<str>, V)> = Vec::new();
         let mut names: Set<Arc<str>> = Set::default();
-        self.object(|p, k| {
+        self.object_text(|p, k| {
             let v = p.value()??;
-            let k: Arc<str> = k.into();
+            let at = attrs.len();
+            let k: Arc<str> = match names_before.get(at) {
+                Some(n) if **n == *k => n.clone(),
+                _ => {
+                    let fresh: Arc<str> = Arc::from(&*k);
+                    if at < names_before.len() {
+                        names_before[at] = fresh.clone();
+                    } else {
+                        names_before.push(fresh.clone());
+                    }
+                    fresh
+                }
+            };
             if attrs.len() < 8 {
                 if attrs.iter().any(|(n, _)| *n == k) {
                     return None;
@@ -423,11 +462,12 @@ fn snapshot(raw: &[u8], buf: &mut Vec<u8>) -> O<Lead> {
             "h" => {
                 once(&mut mask, 1)?;
                 let history = &mut lead.history;
+                let mut names = Vec::new();
                 p.object(|p, k| {
                     let type_id = int_key(&k)?;
                     let mut entries = Vec::new();
                     p.array(|p| {
-                        entries.push(p.entry(buf)?);
+                        entries.push(p.entry(buf, &mut names)?);
                         Some(())
                     })?;
                     history.insert(type_id, entries).is_none().then_some(())
@@ -479,6 +519,7 @@ fn delta(lead: &mut Lead, raw: &[u8], buf: &mut Vec<u8>) -> O<()> {
             "h" => {
                 once(&mut mask, 2)?;
                 let mut changed: Set<i64> = Set::default();
+                let mut names = Vec::new();
                 let history = &mut lead.history;
                 p.object(|p, k| {
                     let type_id = int_key(&k)?;
@@ -493,7 +534,7 @@ fn delta(lead: &mut Lead, raw: &[u8], buf: &mut Vec<u8>) -> O<()> {
                     drop_vec(entries, &d);
                     p.eat(b',')?;
                     p.array(|p| {
-                        entries.push(p.entry(buf)?);
+                        entries.push(p.entry(buf, &mut names)?);
                         Some(())
                     })?;
                     p.eat(b']')

@@ -71,7 +71,10 @@ at), the store logs one WARNING naming the lead, both keys and the reason, calls
 `on_quarantine`, and the lead goes on from an empty state (generation 0, so its save
 creates the key afresh). If the key changed between the read and the rename (another
 writer saved it), nothing is moved and `load` raises `StateConflict`: the batch is
-evaluated again from a fresh load.
+evaluated again from a fresh load. Beneath the native core (`load_core`) the core reads a
+cold lead's current-format snapshot and journal from the replies itself, and declines
+anything it is not certain of (`native/src/cold.rs`): a declined lead is read here as
+above, so the quarantine and its reasons stay this module's; the core never refuses one.
 
 A pipeline that redis-py retries after a connection error may run twice on the server; the
 script recognises its own write (generation + 1 holding the same snapshot, or the same
