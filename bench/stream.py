@@ -19,6 +19,13 @@ per-lead state, pass-through variants) and the ratios.
    and the broker. Then, in each phase, the same for the peers (`--latency-peers`: each
    re-produces every activity, so every activity is timed) at the same offered rate, with
    the same sender and timing consumer, and the worker's p50 and p99 ratios to theirs.
+   Each phase's worker starts cold (a new process, group, topics and Redis keys): the
+   phase prints its cold start (spawn -> /ready, and the first record's latency, sent once
+   /ready answers, split into its append and the worker's part) and the latencies per
+   second of sending over the first five seconds, then the rest, and the slowest records.
+   With --no-throughput the broker is warmed first by an unreported worker phase
+   (--broker-warmup): a fresh broker's JVM appended records up to a second late in its
+   first half minute, which is what the latency phase alone measured before.
 """
 
 from __future__ import annotations
@@ -159,7 +166,12 @@ def paced_sender(
         fast = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 0})
 
         def send(topic: str, key: bytes, value: bytes) -> None:
-            fast.produce(topic, value, key)
+            while True:
+                try:
+                    fast.produce(topic, value, key)
+                    break
+                except BufferError:  # the client's queue is full: the broker is behind
+                    fast.poll(0.01)
             fast.poll(0)
 
         def flush() -> None:
@@ -318,6 +330,9 @@ class Timed:
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.segments: dict[str, list[float]] = {"append": [], "worker": [], "read": []}
+        self.timeline: list[tuple[float, float, float, float, float]] = []
+        """Per timed activity: (its send, seconds after the phase's first send; end to
+        end; append; worker; read), the last three -1 where unknown."""
         self.stages: dict[str, float] = {}
         self.sent = 0
         self.cpu_seconds = 0.0
@@ -327,6 +342,10 @@ class Timed:
         """CPU time of the load generator's process while it sent."""
         self.reader_cpu = 0.0
         """CPU time of the timing consumer (this process) over the phase."""
+        self.start: dict[str, float] = {}
+        """The contestant's start, seconds from its spawn (`time.monotonic()`): "ready"
+        (the worker's /ready), "probe" (the warm-up record sent), "first" (its output
+        read here)."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -345,9 +364,11 @@ def latency(
     contestant: str = "worker",
     spy: Path | None = None,
     harness: str = "kafka-python",
+    scrape_first: bool = True,
 ) -> Timed:
     """A latency phase at `rate` activities/s for `seconds`, of the worker or of a peer
-    (a `PEERS` name: it re-produces each activity, so every activity is timed)."""
+    (a `PEERS` name: it re-produces each activity, so every activity is timed);
+    `scrape_first`: the worker's /metrics read once before the warm-up record."""
     if contestant == "worker":
         settings = fresh_settings(bootstrap, redis_url) | worker_env
         topic_in, topic_out = (
@@ -375,9 +396,16 @@ def latency(
         if spy is not None:
             spying.append(py_spy(process.pid, spy / f"{contestant}-{rate:.0f}.txt", seconds))
 
+    spawned = time.monotonic()
     with process:
         if contestant == "worker":
             process.wait_ready(120)
+            if scrape_first:
+                # The first scrape creates the worker's consumer-lag reader (kafka-python, in
+                # a thread: its client loop holds the interpreter for a second or so); left
+                # to the phase's first reading, it stalled the phase's first seconds.
+                process.metrics()
+        ready = time.monotonic() - spawned
         timed = time_phase(
             bootstrap,
             topic_in,
@@ -389,6 +417,9 @@ def latency(
             warmed,
             harness,
         )
+        timed.start = {"ready": ready} | {
+            k: v - spawned if k in ("probe", "first") else v for k, v in timed.start.items()
+        }
         if cpu:
             timed.cpu_seconds = cpu_seconds(process.pid) - cpu[0]
         if readings:  # the warm-up's group join left out
@@ -428,14 +459,23 @@ def time_phase(
     consumer = TimingReader(harness, bootstrap, [topic_in, topic_out])
     warm = producer(bootstrap, 0)
     probe = next(a for a in activities if a["activityTypeId"] == 12)
+    timed.start["probe"] = time.monotonic()
+    probe_sent = time.time()
     warm.send(topic_in, key=str(probe["leadId"]).encode(), value=orjson.dumps(probe))
     warm.flush()
     warm.close()
     deadline = time.monotonic() + 120
-    while not any(topic == topic_out for topic, _, _ in consumer.poll(0.2)):
+    stamps: dict[str, float] = {}
+    while "out" not in stamps:
+        for topic, _, timestamp in consumer.poll(0.02):
+            stamps.setdefault("in" if topic == topic_in else "out", timestamp)
         if time.monotonic() > deadline or not alive():
             consumer.close()
             raise SystemExit(f"latency: no output on {topic_out} after the warm-up record")
+    timed.start["first"] = time.monotonic()
+    if "in" in stamps:
+        timed.start["probe append"] = stamps["in"] - probe_sent
+        timed.start["probe worker"] = stamps["out"] - stamps["in"]
     warmed()
     reader_cpu = time.process_time()
 
@@ -476,14 +516,23 @@ def time_phase(
     timed.reader_cpu = time.process_time() - reader_cpu
     sender.join(30)
     consumer.close()
+    first_send = min(sent_at.values(), default=0.0)
     for activity, (out_at, now) in arrived.items():
         if activity not in sent_at:
             continue
         timed.latencies.append(now - sent_at[activity])
+        parts = (-1.0, -1.0, -1.0)
         if activity in appended:
-            timed.segments["append"].append(appended[activity] - sent_at[activity])
-            timed.segments["worker"].append(out_at - appended[activity])
-            timed.segments["read"].append(now - out_at)
+            parts = (
+                appended[activity] - sent_at[activity],
+                out_at - appended[activity],
+                now - out_at,
+            )
+            timed.segments["append"].append(parts[0])
+            timed.segments["worker"].append(parts[1])
+            timed.segments["read"].append(parts[2])
+        timed.timeline.append((sent_at[activity] - first_send, now - sent_at[activity], *parts))
+    timed.timeline.sort()
     timed.sent = len(sent_at)
     return timed
 
@@ -568,6 +617,22 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
         "output appended; read: -> read by the timing consumer)",
         flush=True,
     )
+    if who == "worker" and {"ready", "probe", "first"} <= timed.start.keys():
+        start = timed.start
+        print(
+            f"  cold start: ready {start['ready']:.2f} s after its spawn, first membership "
+            f"read {start['first']:.2f} s after it (the warm-up record, sent once ready: "
+            f"{(start['first'] - start['probe']) * 1000:,.0f} ms to its membership read "
+            "here, of which "
+            + (
+                f"append {start['probe append'] * 1000:,.0f} ms, worker "
+                f"{start['probe worker'] * 1000:,.0f} ms)"
+                if "probe append" in start
+                else "the split is unknown: its input record was not read first)"
+            ),
+            flush=True,
+        )
+    print_timeline(timed)
     if timed.stages:
         print(
             "  worker means: "
@@ -582,6 +647,58 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
             flush=True,
         )
     return True
+
+
+def print_timeline(timed: Timed) -> None:
+    """The latencies over the phase: per second of sending for the first seconds, then the
+    rest, and the slowest activities with when they were sent and their segments."""
+    rows = timed.timeline
+    if len(rows) < 20:
+        return
+    buckets: dict[int, list[float]] = {}
+    for at, total, *_ in rows:
+        buckets.setdefault(min(int(at), 5), []).append(total)
+    for second, values in sorted(buckets.items()):
+        values.sort()
+        label = f"{second}-{second + 1} s" if second < 5 else "5 s on "
+        print(
+            f"  sent {label}: {len(values):>6,} timed, p50 {values[len(values) // 2] * 1000:>7,.1f}"
+            f" ms, p99 {values[int(len(values) * 0.99)] * 1000:>7,.1f} ms,"
+            f" max {values[-1] * 1000:>7,.1f} ms",
+            flush=True,
+        )
+    slowest = sorted(rows, key=lambda row: -row[1])[:5]
+    print(
+        "  slowest: "
+        + "; ".join(
+            f"sent at {at:.2f} s: {total * 1000:,.0f} ms (append {a * 1000:,.0f}, worker "
+            f"{w * 1000:,.0f}, read {r * 1000:,.0f})"
+            for at, total, a, w, r in slowest
+        ),
+        flush=True,
+    )
+
+
+def warm_broker(
+    bootstrap: str, redis_url: str, args: argparse.Namespace, logs: Path, worker_env: dict[str, str]
+) -> None:
+    """A fresh broker's JVM runs its produce and fetch paths slowly until it has compiled
+    them: in its first ~30 s at 1,000/s, records took up to a second to be appended (the
+    "append" segment), whoever consumed them. Without the throughput phase, which warms
+    it, a worker phase of --broker-warmup seconds at the first fixed rate is run first
+    (its own group, topics and Redis keys: the phases after it still time a worker that
+    starts cold), so that they time the worker, not the broker's warm-up."""
+    offered = args.latency_rates[0] if args.latency_rates else 1000.0
+    timed = latency(
+        bootstrap, redis_url, offered, args.broker_warmup, logs, worker_env, harness=args.harness
+    )
+    if timed.latencies:
+        print(
+            f"broker warm-up: a worker at {offered:,.0f}/s for {args.broker_warmup:.0f} s "
+            f"(not a result): {percentiles(timed.latencies)}, append "
+            f"{percentiles(timed.segments['append'])}",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -617,6 +734,17 @@ def main() -> int:
         help="skip the throughput phase and the peers (latency phases at --latency-rates only)",
     )
     parser.add_argument(
+        "--logs", type=Path, metavar="DIR", help="keep the contestants' logs in DIR"
+    )
+    parser.add_argument(
+        "--broker-warmup",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --no-throughput, warm the fresh broker up first with a worker at the "
+        "first fixed rate for this long (default 30; 0: time a cold broker too)",
+    )
+    parser.add_argument(
         "--peers",
         type=lambda t: [p for p in t.split(",") if p],
         default=["quix-state", "quix", "noack-take-fast", "raw"],
@@ -629,6 +757,13 @@ def main() -> int:
         help="contestants timed after the worker in each latency phase, at the same offered "
         f"rate with the same sender and timing consumer (default raw,quix-state; '' for "
         f"none): {list(PEERS)}",
+    )
+    parser.add_argument(
+        "--no-scrape-first",
+        dest="scrape_first",
+        action="store_false",
+        help="do not read the worker's /metrics before its warm-up record (as before "
+        "2026-11-30 02:50 UTC: its first lag reading then falls in the timed phase)",
     )
     parser.add_argument(
         "--spy",
@@ -649,7 +784,9 @@ def main() -> int:
         parser.error(f"unknown peers {sorted(unknown)}; known: {list(PEERS)}")
     lines = [orjson.dumps(a) for a in sample_activities(args.records, args.leads, seed=3)]
     with contextlib.ExitStack() as stack:
-        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-stream-")))
+        logs = args.logs or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-stream-"))
+        )
         broker = stack.enter_context(KafkaBroker())
         redis_url = stack.enter_context(RedisServer()).url
         print(
@@ -661,6 +798,8 @@ def main() -> int:
         rate = 0.0
         if not args.no_throughput:
             rate = measure_throughput(args, broker.bootstrap, redis_url, lines, logs, worker_env)
+        elif args.broker_warmup > 0:
+            warm_broker(broker.bootstrap, redis_url, args, logs, worker_env)
         phases = [(rate * f, f"{f:.0%} of sustained") for f in args.latency_at if rate]
         phases += [(r, "fixed") for r in args.latency_rates]
         for offered, what in phases:
@@ -673,6 +812,7 @@ def main() -> int:
                 worker_env,
                 spy=args.spy,
                 harness=args.harness,
+                scrape_first=args.scrape_first,
             )
             if not report_latency("worker", timed, offered, what):
                 continue

@@ -63,6 +63,7 @@ COMPILED_MODULES: Final = (
     "streams.engine.catalog",
     "streams.engine.compiler",
     "streams.engine.datatypes",
+    "streams.engine.dated_points",
     "streams.engine.evaluator",
     "streams.engine.events",
     "streams.engine.history_index",

@@ -5,11 +5,16 @@
 
 use crate::decode::{Activity, CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD};
 use crate::json;
-use crate::plan::{Campaign, Check, Leaf, Logic, Op, Plan, Qualification};
+use crate::plan::{Campaign, Check, Leaf, Logic, Op, Plan, Qualification, Ranged};
 use crate::value::{fold, py_cmp, py_eq, Arc, Attrs, IMap, V};
 use pyo3::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+
+// Declared here, not in lib.rs: the structure belongs to the history index.
+#[path = "dated_points.rs"]
+mod dated_points;
+use dated_points::DatedPoints;
 
 pub struct Entry {
     pub ts: i64,
@@ -44,19 +49,47 @@ pub struct Lead {
     /// The batch that last touched the lead (its future repair runs once per batch).
     pub batch: u64,
     /// The history index (`history_index.py`'s, natively): per slot, the sorted dates of
-    /// the entries its constraints accept; None until a type holds `index_from` entries.
+    /// the entries its constraints accept (a ranged slot: their points, `dated_points.rs`);
+    /// None until a type holds `index_from` entries.
     pub index: Option<Box<Index>>,
 }
 
 pub struct Index {
     generation: u64,
     hits: crate::value::Map<usize, Vec<i64>>,
+    /// The ranged slots' points (date, attribute) (`history_index.py`'s `points`).
+    points: crate::value::Map<usize, DatedPoints>,
 }
 
 fn slot_checks(plan: &Plan, campaign: usize, leaf: usize) -> &[Check] {
     match &plan.campaigns[campaign].leaves[leaf] {
         Leaf::History { checks, .. } => checks,
         Leaf::Field { .. } => &[],
+    }
+}
+
+fn slot_ranged(plan: &Plan, campaign: usize, leaf: usize) -> Option<&Ranged> {
+    match &plan.campaigns[campaign].leaves[leaf] {
+        Leaf::History { ranged, .. } => ranged.as_ref(),
+        Leaf::Field { .. } => None,
+    }
+}
+
+/// Whether an entry belongs to a slot, and for a ranged slot its point's value: the checks
+/// other than `in past` hold and the attribute is an integer (`in past` holds on no other).
+fn slot_entry(py: Python<'_>, plan: &Plan, slot: (usize, usize, usize), primary: Option<&V>, attrs: &[(Arc<str>, V)]) -> Option<Option<i64>> {
+    let (_, c, l) = slot;
+    let checks = slot_checks(plan, c, l);
+    match slot_ranged(plan, c, l) {
+        None => matches(py, checks, primary, attrs, 0).then_some(None),
+        Some(ranged) => {
+            let value = match &ranged.key {
+                None => primary,
+                Some(k) => attrs.iter().find(|(name, _)| **name == **k).map(|(_, v)| v),
+            };
+            let Some(V::Int(x)) = value else { return None };
+            matches_where(py, checks.iter().filter(|c| !matches!(c.op, Op::InPast(_))), primary, attrs, 0).then_some(Some(*x))
+        }
     }
 }
 
@@ -136,6 +169,10 @@ fn op_holds(py: Python<'_>, op: &Op, v: Option<&V>, t: i64) -> bool {
 
 /// `compiler.build_matcher`: every constraint holds.
 fn matches(py: Python<'_>, checks: &[Check], primary: Option<&V>, attrs: &[(Arc<str>, V)], t: i64) -> bool {
+    matches_where(py, checks.iter(), primary, attrs, t)
+}
+
+fn matches_where<'c>(py: Python<'_>, checks: impl Iterator<Item = &'c Check>, primary: Option<&V>, attrs: &[(Arc<str>, V)], t: i64) -> bool {
     for check in checks {
         let v = match &check.key {
             None => primary,
@@ -195,12 +232,15 @@ fn leaf_holds(py: Python<'_>, plan: &Plan, leaf: &Leaf, lead: &Lead, ts: i64) ->
             };
             op_holds(py, op, parsed.as_ref(), ts)
         }
-        Leaf::History { type_id, window_us, min_times, negate, checks, slot } => {
+        Leaf::History { type_id, window_us, min_times, negate, checks, slot, ranged } => {
             let low = ts - window_us.unwrap_or(plan.retention_us);
             if let (Some(slot), Some(index)) = (slot, &lead.index) {
-                let count = index.hits.get(slot).map_or(0, |hits| {
-                    hits.partition_point(|d| *d <= ts) - hits.partition_point(|d| *d < low)
-                });
+                let count = match ranged {
+                    None => index.hits.get(slot).map_or(0, |hits| {
+                        hits.partition_point(|d| *d <= ts) - hits.partition_point(|d| *d < low)
+                    }),
+                    Some(r) => index.points.get(slot).map_or(0, |p| p.count(low, ts, ts.saturating_sub(r.span), ts)),
+                };
                 return (count as i64 >= *min_times) != *negate;
             }
             if let Some(entries) = lead.history.get(type_id) {
@@ -297,10 +337,14 @@ impl Lead {
             let bytes = entry_bytes(a.ts, a.primary.as_ref(), &a.attrs);
             if let Some(index) = self.index.as_mut() {
                 for &(slot, c, l) in plan.slots.get(&a.type_id).map_or(&[][..], |v| &v[..]) {
-                    if matches(py, slot_checks(plan, c, l), a.primary.as_ref(), &a.attrs, a.ts) {
-                        let hits = index.hits.entry(slot).or_default();
-                        let at = hits.partition_point(|d| *d <= a.ts);
-                        hits.insert(at, a.ts);
+                    match slot_entry(py, plan, (slot, c, l), a.primary.as_ref(), &a.attrs) {
+                        None => {}
+                        Some(Some(value)) => index.points.entry(slot).or_default().add(a.ts, value),
+                        Some(None) => {
+                            let hits = index.hits.entry(slot).or_default();
+                            let at = hits.partition_point(|d| *d <= a.ts);
+                            hits.insert(at, a.ts);
+                        }
                     }
                 }
             }
@@ -331,6 +375,9 @@ impl Lead {
                         if let Some(hits) = index.hits.get_mut(&slot) {
                             let cut = hits.partition_point(|d| *d < horizon);
                             hits.drain(..cut);
+                        }
+                        if let Some(points) = index.points.get_mut(&slot) {
+                            points.drop_before(horizon);
                         }
                     }
                 }
@@ -380,15 +427,37 @@ impl Lead {
             v.sort();
             v
         };
-        index.generation == fresh.generation && nonempty(&index.hits) == nonempty(&fresh.hits)
+        let points = |m: &crate::value::Map<usize, DatedPoints>| -> Vec<(usize, Vec<(i64, i64)>)> {
+            let mut v: Vec<_> = m.iter().map(|(s, p)| (*s, p.points())).filter(|(_, p)| !p.is_empty()).collect();
+            v.sort();
+            v
+        };
+        index.generation == fresh.generation
+            && nonempty(&index.hits) == nonempty(&fresh.hits)
+            && points(&index.points) == points(&fresh.points)
+            && index.points.values().all(DatedPoints::check)
     }
 
     /// The index of the whole history for `plan` (`Plan.history_index`).
     fn build_index(&mut self, py: Python<'_>, plan: &Plan) {
         let mut hits = crate::value::Map::default();
+        let mut points = crate::value::Map::default();
         for (type_id, slots) in &plan.slots {
             let Some(entries) = self.history.get(type_id) else { continue };
             for &(slot, c, l) in slots {
+                if slot_ranged(plan, c, l).is_some() {
+                    // seq: the entry's place in processing order (`drop_first` relies on it)
+                    let held = entries
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, e)| match slot_entry(py, plan, (slot, c, l), e.primary.as_ref(), &e.attrs) {
+                            Some(Some(value)) => Some((e.ts, i as u64, value)),
+                            _ => None,
+                        })
+                        .collect();
+                    points.insert(slot, DatedPoints::new(held, entries.len() as u64));
+                    continue;
+                }
                 let checks = slot_checks(plan, c, l);
                 let mut dates: Vec<i64> = entries
                     .iter()
@@ -399,7 +468,7 @@ impl Lead {
                 hits.insert(slot, dates);
             }
         }
-        self.index = Some(Box::new(Index { generation: plan.generation, hits }));
+        self.index = Some(Box::new(Index { generation: plan.generation, hits, points }));
     }
 
     /// `bounds.enforce` after an activity.
@@ -449,6 +518,20 @@ impl Lead {
             if let Some(index) = self.index.as_mut() {
                 // the dropped entries' dates go from the slots that accepted them
                 for &(slot, c, l) in plan.slots.get(&type_id).map_or(&[][..], |v| &v[..]) {
+                    if slot_ranged(plan, c, l).is_some() {
+                        // the points among them: the slot's first in (date, seq) order
+                        let k = indexes
+                            .iter()
+                            .filter(|&&i| {
+                                let e = &entries[i];
+                                matches!(slot_entry(py, plan, (slot, c, l), e.primary.as_ref(), &e.attrs), Some(Some(_)))
+                            })
+                            .count();
+                        if let Some(points) = index.points.get_mut(&slot) {
+                            points.drop_first(k);
+                        }
+                        continue;
+                    }
                     let checks = slot_checks(plan, c, l);
                     let Some(hits) = index.hits.get_mut(&slot) else { continue };
                     let mut gone: Vec<i64> = indexes

@@ -47,9 +47,18 @@ pub struct Trigger {
     pub checks: Vec<Check>,
 }
 
+/// A ranged slot (`history_index.in_past_bound`): every `in past` of the filter bounds this
+/// attribute (None: the primary), the shortest duration `span`; the slot's entries are those
+/// its other checks accept, counted as points (date, attribute) (`dated_points.rs`).
+pub struct Ranged {
+    pub key: Option<String>,
+    pub span: i64,
+}
+
 pub enum Leaf {
-    /// `slot`: its place in a lead's history index (None: its constraints depend on T).
-    History { type_id: i64, window_us: Option<i64>, min_times: i64, negate: bool, checks: Vec<Check>, slot: Option<usize> },
+    /// `slot`: its place in a lead's history index (None: its constraints depend on T in a
+    /// way the index cannot count); `ranged`: the slot counts points (date, attribute).
+    History { type_id: i64, window_us: Option<i64>, min_times: i64, negate: bool, checks: Vec<Check>, slot: Option<usize>, ranged: Option<Ranged> },
     /// `parse`: the field's text is read first (`operators.parsed`): 0 a number, 1 a moment.
     Field { key: String, op: Op, parse: Option<u8> },
 }
@@ -107,7 +116,7 @@ pub struct Plan {
     pub by_id: HashMap<i64, usize>,
     pub by_type: HashMap<i64, Vec<usize>>,
     /// The history index's slots by type: (slot, campaign, leaf) of each history leaf whose
-    /// constraints do not depend on T.
+    /// constraints do not depend on T, or whose `in past`s bound one attribute (ranged).
     pub slots: HashMap<i64, Vec<(usize, usize, usize)>>,
     /// Which plan a lead's index was built for (a new plan rebuilds it).
     pub generation: u64,
@@ -247,6 +256,7 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
                     negate: l["negate"].as_bool().unwrap_or(false),
                     checks: checks(&l["checks"])?,
                     slot: None,
+                    ranged: None,
                 }
             } else {
                 Leaf::Field {
@@ -301,12 +311,19 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
     let mut next = 0;
     for (c, campaign) in campaigns.iter_mut().enumerate() {
         for (l, leaf) in campaign.leaves.iter_mut().enumerate() {
-            if let Leaf::History { type_id, checks, slot, .. } = leaf {
-                if !checks.iter().any(|c| matches!(c.op, Op::InPast(_))) {
-                    *slot = Some(next);
-                    slots.entry(*type_id).or_default().push((next, c, l));
-                    next += 1;
+            if let Leaf::History { type_id, checks, slot, ranged, .. } = leaf {
+                let timed: Vec<&Check> = checks.iter().filter(|c| matches!(c.op, Op::InPast(_))).collect();
+                if !timed.is_empty() {
+                    let key = &timed[0].key;
+                    if timed.iter().any(|c| c.any_of || c.key != *key) {
+                        continue; // two attributes, or type 13's list: scanned
+                    }
+                    let span = timed.iter().map(|c| if let Op::InPast(d) = c.op { d } else { 0 }).min();
+                    *ranged = Some(Ranged { key: key.clone(), span: span.unwrap_or(0) });
                 }
+                *slot = Some(next);
+                slots.entry(*type_id).or_default().push((next, c, l));
+                next += 1;
             }
         }
     }

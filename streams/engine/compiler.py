@@ -30,6 +30,7 @@ from streams.engine.history_index import (
     HistoryIndex,
     HistoryMatcher,
     depends_on_t,
+    in_past_bound,
     matchers_by_type,
 )
 from streams.engine.leadstate import LeadState
@@ -100,17 +101,21 @@ class HistorySlots:
         self.matchers: list[HistoryMatcher] = []
         self._by_key: dict[object, HistoryMatcher] = {}
 
-    def slot(self, type_id: int, checks: tuple[Check, ...], match: Matcher) -> HistoryMatcher:
+    def slot(
+        self, type_id: int, checks: tuple[Check, ...], match: Matcher, ranged: str | None = None
+    ) -> HistoryMatcher:
+        """`ranged`: the attribute an `in past` bounds (a ranged slot; `checks` the others)."""
         key: object = (
             type_id,
             tuple((k, c.template, c.constants, c.parse, a) for k, c, a in checks),
+            ranged,
         )
         try:
             found = self._by_key.get(key)
         except TypeError:  # a constant that is not hashable: a slot of its own
             found, key = None, object()
         if found is None:
-            found = self._by_key[key] = HistoryMatcher(len(self.matchers), type_id, match)
+            found = self._by_key[key] = HistoryMatcher(len(self.matchers), type_id, match, ranged)
             self.matchers.append(found)
         return found
 
@@ -416,8 +421,15 @@ class _Compiler:
             return None
         match = build_matcher(checks)
         matcher = None
+        span_us = 0
         if not depends_on_t(c for _, c, _ in checks):
             matcher = self.slots.slot(activity_type.id, checks, match)
+        else:
+            bound = in_past_bound(checks)
+            if bound is not None:  # counted as points (date, attribute): `dated_points`
+                static, key, span_us = bound
+                matcher = self.slots.slot(activity_type.id, static, build_matcher(static), key)
+        if matcher is not None:
             self.used.append(matcher)
         evaluate = HistoryFilter(
             activity_type.id,
@@ -427,6 +439,7 @@ class _Compiler:
             bool(item.negate),
             retention,
             matcher,
+            span_us,
         )
         return HistoryLeaf(
             _item_text(item),

@@ -15,14 +15,27 @@ cost more with each activity. Instead:
 
 Invariants (checked by `tests/unit/test_history_index.py` against the scanning evaluator):
 - `dates[X]` is the multiset of the dates of `state.history[X]`, sorted; `hits[s]` the sorted
-  dates of those entries of the slot's type that its constraints accept. The engine updates
-  both with the history, in `_apply`, and prunes them with it (the same entries go);
+  dates of those entries of the slot's type that its constraints accept; for a ranged slot,
+  `points[s]` the (date, attribute) of those its other constraints accept whose attribute is
+  an integer, each with its place in processing order (`seq`), and `odd` set if another
+  was neither empty nor an integer. The engine updates them with the history, in `_apply`,
+  and prunes them with it (the same entries go; a trim's are the slot's first in (date,
+  processing order), `DatedPoints.drop_first`);
 - an index belongs to one plan (`plan`): one missing or built for another plan (a state
   loaded from Redis, a hot reload) is rebuilt from the history, which stays the source of
   truth and the only thing serialized.
 
 A constraint that depends on T (`in past` on an attribute of the history entry) cannot be
-counted ahead of T: such a filter gets no slot and scans the history, as the reference does.
+folded into a slot's sorted dates: the count is over two ranges at once, the entry's date in
+the window and the attribute in `[T - D, T]`. When every such constraint of a filter is an
+`in past` on one attribute (`in_past_bound`), the filter's other constraints make a *ranged
+slot* (`HistoryMatcher.key`: the attribute) whose entries the index keeps as points (date,
+attribute) in a `DatedPoints` (`points[slot]`), counted in that rectangle in polylogarithmic
+time (`dated_points.py`); the shortest duration bounds the attribute (`HistoryFilter.span_us`).
+Entries whose attribute is empty are not points (the constraint fails on them); one whose
+attribute is not an integer (stored under an older catalog) sets `odd`, and the filter scans,
+as the reference does, until the index is rebuilt. A filter with `in past` on two attributes,
+or on type 13's list of names, gets no slot and scans.
 """
 
 from __future__ import annotations
@@ -33,7 +46,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from streams.engine.operators import Condition
+from streams.engine.dated_points import DatedPoints
+from streams.engine.operators import IN_PAST_TEMPLATE, Condition
 
 if TYPE_CHECKING:
     from streams.engine.leadstate import HistoryEntry, LeadState
@@ -52,10 +66,49 @@ class HistoryMatcher:
     slot: int
     type_id: int
     match: Matcher
+    key: str | None = None
+    """A ranged slot's attribute (`""`: the primary), which `in past` bounds; `match` is then
+    the filter's other constraints. None: a slot of sorted dates."""
 
 
 def depends_on_t(conditions: Iterable[Condition]) -> bool:
     return any(_USES_T.search(c.template) for c in conditions)
+
+
+Check = tuple[str, Condition, bool]
+"""`compiler.Check`: (apiName or "" for the primary, condition, any-of-a-list)."""
+
+
+def in_past_bound(checks: Sequence[Check]) -> tuple[tuple[Check, ...], str, int] | None:
+    """(the checks that do not depend on T, the attribute, the shortest duration) when every
+    check that does is an `in past` on that one attribute, read as it is (no list, no
+    parsing): the filter then counts through a ranged slot. None otherwise (no such check,
+    or several attributes: the filter scans)."""
+    static: list[Check] = []
+    key: str | None = None
+    span: int | None = None
+    for check in checks:
+        name, cond, any_of = check
+        if not depends_on_t([cond]):
+            static.append(check)
+            continue
+        if cond.template != IN_PAST_TEMPLATE or cond.parse is not None or any_of:
+            return None
+        if key is not None and name != key:
+            return None
+        duration = cond.constants[0]
+        if type(duration) is not int:
+            return None
+        key = name
+        span = duration if span is None else min(span, duration)
+    if key is None or span is None:
+        return None
+    return tuple(static), key, span
+
+
+def _value(key: str, primary: Any, attributes: dict[str, Any]) -> Any:
+    """The attribute a ranged slot bounds (`""`: the primary)."""
+    return primary if key == "" else attributes.get(key)
 
 
 @dataclass(eq=False)
@@ -73,6 +126,8 @@ class HistoryFilter:
     retention: list[int]
     """The compiler's shared cell: `retention[0]` is the plan's retention once compiled."""
     matcher: HistoryMatcher | None
+    span_us: int = 0
+    """With a ranged slot (`matcher.key`): the shortest `in past` duration of its attribute."""
 
     def __call__(self, ctx: Any) -> bool:
         return self.test(ctx.state, ctx.ts, ctx.index)
@@ -85,9 +140,14 @@ class HistoryFilter:
         low = ts - (window if window is not None else self.retention[0])
         matcher = self.matcher
         if index is not None and matcher is not None:
-            hits = index.hits[matcher.slot]
-            count = bisect_right(hits, ts) - bisect_left(hits, low)
-            return (count >= self.min_times) != self.negate
+            if matcher.key is None:
+                hits = index.hits[matcher.slot]
+                count = bisect_right(hits, ts) - bisect_left(hits, low)
+                return (count >= self.min_times) != self.negate
+            points = index.points[matcher.slot]
+            if not points.odd:
+                count = points.count(low, ts, ts - self.span_us, ts)
+                return (count >= self.min_times) != self.negate
         entries = state.history.get(self.type_id)
         if entries:
             found = 0
@@ -121,9 +181,10 @@ class HistoryFilter:
 
 
 class HistoryIndex:
-    """The sorted dates of one lead's history, per type and per slot (see module doc)."""
+    """The sorted dates of one lead's history, per type and per slot, and the points of the
+    ranged slots (see module doc)."""
 
-    __slots__ = ("dates", "hits", "matchers", "plan")
+    __slots__ = ("dates", "hits", "matchers", "plan", "points")
 
     def __init__(
         self,
@@ -136,11 +197,17 @@ class HistoryIndex:
         self.matchers = matchers
         self.dates: dict[int, list[int]] = {}
         self.hits: list[list[int]] = [[] for _ in range(slots)]
+        self.points: dict[int, DatedPoints] = {}
         for type_id, entries in history.items():
             self.dates[type_id] = sorted(e[0] for e in entries)
             for m in matchers.get(type_id, ()):
                 match = m.match
-                self.hits[m.slot] = sorted(e[0] for e in entries if match(e[1], e[2], 0))
+                if m.key is None:
+                    self.hits[m.slot] = sorted(e[0] for e in entries if match(e[1], e[2], 0))
+        for type_matchers in matchers.values():
+            for m in type_matchers:
+                if m.key is not None:
+                    self.points[m.slot] = _points(m, history.get(m.type_id, []))
 
     def add(self, type_id: int, ts: int, primary: Any, attributes: dict[str, Any]) -> None:
         """An entry appended to `history[type_id]`."""
@@ -154,6 +221,16 @@ class HistoryIndex:
         hits = self.hits
         for m in self.matchers.get(type_id, ()):
             if m.match(primary, attributes, 0):
+                key = m.key
+                if key is not None:
+                    value = primary if key == "" else attributes.get(key)
+                    if value is not None:
+                        points = self.points[m.slot]
+                        if type(value) is int:
+                            points.add(ts, value)
+                        else:
+                            points.odd = True
+                    continue
                 slot = hits[m.slot]
                 if not slot or slot[-1] <= ts:
                     slot.append(ts)
@@ -171,6 +248,9 @@ class HistoryIndex:
             return []
         del dates[:k]
         for m in self.matchers.get(type_id, ()):
+            if m.key is not None:
+                self.points[m.slot].drop_before(horizon)
+                continue
             slot = self.hits[m.slot]
             del slot[: bisect_left(slot, horizon)]
         dropped = entries[:k]
@@ -193,9 +273,39 @@ class HistoryIndex:
             del dates[: len(entries)]
             for m in self.matchers.get(type_id, ()):
                 match = m.match
+                key = m.key
+                if key is not None:  # the points among them: the slot's first in (date, seq)
+                    self.points[m.slot].drop_first(
+                        sum(
+                            1
+                            for e in entries
+                            if type(_value(key, e[1], e[2])) is int and match(e[1], e[2], 0)
+                        )
+                    )
+                    continue
                 matched = sum(1 for e in entries if match(e[1], e[2], 0))
                 del self.hits[m.slot][:matched]
         return True
+
+
+def _points(matcher: HistoryMatcher, entries: list[HistoryEntry]) -> DatedPoints:
+    """A ranged slot's points of a type's entries (in processing order: `seq` is the place)."""
+    key = matcher.key
+    assert key is not None
+    match = matcher.match
+    points: list[tuple[int, int, int]] = []
+    odd = False
+    for seq, entry in enumerate(entries):
+        value = _value(key, entry[1], entry[2])
+        if value is None or not match(entry[1], entry[2], 0):
+            continue
+        if type(value) is int:
+            points.append((entry[0], seq, value))
+        else:
+            odd = True
+    built = DatedPoints(points, len(entries))
+    built.odd = odd
+    return built
 
 
 def matchers_by_type(matchers: Sequence[HistoryMatcher]) -> dict[int, tuple[HistoryMatcher, ...]]:

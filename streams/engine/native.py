@@ -20,7 +20,9 @@ The core decodes the common shape itself and hands every other record to the Pyt
 decoder (`Decoder.decode`), so every rejection and its message is the reference's; it
 evaluates with the reference's semantics; history filters count through a native history
 index once a type holds the engine's `index_from` entries (`history_index.py`'s: per
-filter slot, the sorted dates of the entries it accepts), else scan, as the reference.
+filter slot, the sorted dates of the entries it accepts, or for a filter whose `in past`s
+bound one attribute of the entry its points (date, attribute), `dated_points.rs`), else
+scan, as the reference.
 `tests/unit/test_compiled_engine.py` holds it to the pure engine: the same events, dead
 letters, counters and stored bytes; `tests/integration/test_native_worker.py` holds it,
 beneath a `RedisStore`, to the Python engine on the same store: the same outcomes and the
@@ -340,7 +342,8 @@ class NativeProcessor:
         self, records: Sequence[Record], now_us: int
     ) -> tuple[Any, ...] | None:
         """The batch on a store that loads and saves the core's leads; None: the core
-        failed on it, its leads are evicted, the Python engine is to redo it."""
+        failed on it, its leads are evicted, the Python engine is to redo it. An error of
+        the store (or an interruption) evicts them too before it is raised."""
         self._prepare()
         store: Any = self.processor.store
         core = self.core
@@ -352,9 +355,9 @@ class NativeProcessor:
             await store.load_core(leads)
             events, accepted, duplicates, redelivered = core.evaluate(decoded, now_us, False)
         except BaseException as exc:
+            core.evict(leads)  # nothing of them was saved: Redis holds them as before
             if not core_fault(exc) or _of_the_store(exc):
                 raise
-            core.evict(leads)
             log.warning(
                 "engine: the native core failed on a batch of %d records (%s); the Python "
                 "engine redoes it",

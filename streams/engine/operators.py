@@ -57,6 +57,9 @@ FIELD_OPERATORS: Final = (
 
 TEXT_IS_TEMPLATE: Final = "v is not None and v.casefold() in {0}"
 """`is` on text: the compiler recognises it to index triggers by their primary value."""
+IN_PAST_TEMPLATE: Final = "v is not None and t - {0} <= v <= t"
+"""`in past`: the history index recognises it to count a filter's entries by the attribute
+(`history_index.in_past_bound`)."""
 
 _COMPARISONS: Final = {
     "greater than": ">", "after": ">",
@@ -156,7 +159,7 @@ def _in_past(raw: object) -> Condition:
         duration = parse_duration_us(raw)
     except CoercionError as exc:
         raise OperatorError(str(exc)) from None
-    return Condition("v is not None and t - {0} <= v <= t", (duration,))
+    return Condition(IN_PAST_TEMPLATE, (duration,))
 
 
 def condition(data_type: DataType, operator: str, raw_values: Sequence[object]) -> Condition:

@@ -45,6 +45,10 @@ class BatchSender:
         self._partitions: dict[str, tuple[list[int], dict[bytes, int]]] = {}
         """Topic -> (its partitions as last seen, key -> partition for those)."""
 
+    async def warm_up(self, topic: str) -> None:
+        """Fetch `topic`'s metadata now, as the first `issue` to it would."""
+        await self.producer._ensure_producer().client._wait_on_metadata(topic)
+
     async def issue(
         self, topic: str, records: Iterable[tuple[bytes, bytes]]
     ) -> list[Awaitable[Any]]:

@@ -2,8 +2,9 @@
 
 Records arrive in batches beneath Faust's per-event Stream (streams/runtime/batch_drain.py:
 each fetch of Faust's consumer, as Faust `Message`s, which Faust never acks by itself;
-Faust keeps group membership, commits, rebalance callbacks and the lifecycle). Per batch,
-in this order:
+Faust keeps group membership, commits, rebalance callbacks and the lifecycle). Before the
+first batch, while the group is joined, the agent loads the save script and the producer's
+metadata (`warm_up`). Per batch, in this order:
 1. evaluate: decode, load the batch's leads (cached ones from memory, the others from
    Redis in one round trip), run the engine, save them in one round trip (compare-and-set
    per lead; a conflict, meaning another writer touched a lead, evaluates the whole batch
@@ -71,11 +72,13 @@ from streams.runtime.in_flight import InFlight, Issue
 from streams.runtime.metrics import CONTENT_TYPE, ConsumerLag, WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.state.redis_client import redis_client
-from streams.state.redis_store import RedisStore, StateConflict
+from streams.state.redis_store import SAVE_LEADS_LUA, RedisStore, StateConflict
 
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES: Final = 5
+WARM_UP_SECONDS: Final = 5.0
+"""The longest the agent spends warming up (`warm_up`) before it takes its first batch."""
 
 Delivery = Coroutine[Any, Any, None]
 """What waits for a batch's sends to be acknowledged (`BatchHandler.dispatch`)."""
@@ -404,6 +407,23 @@ async def start_evaluation(handler: BatchHandler, batch: Batch) -> Issue:
     return partial(handler.issue_when_evaluated, evaluation)
 
 
+async def warm_up(store: RedisStore, sender: BatchSender, topics: Sequence[str]) -> None:
+    """What the first batch would otherwise wait for, done while the worker joins its
+    group (the agent has subscribed; no record is consumed before `next_batch`): a
+    connection to Redis with the save script loaded (a fresh or restarted Redis answers a
+    first save NOSCRIPT, which costs it two more round trips), and the producer's metadata
+    of the topics the worker sends to (asked by aiokafka at a topic's first send). Not
+    needed for correctness: a failure, or a warm-up longer than `WARM_UP_SECONDS`, is
+    logged, and the first batch meets it again and fails or succeeds as it would have."""
+    try:
+        async with asyncio.timeout(WARM_UP_SECONDS):
+            await store.client.script_load(SAVE_LEADS_LUA)
+            for topic in topics:
+                await sender.warm_up(topic)
+    except Exception as exc:
+        log.warning("warm-up before consuming failed (%s: %s)", type(exc).__name__, exc)
+
+
 def delivery_failed(exc: BaseException, batch: Batch) -> NoReturn:
     """A batch's events or dead letters were not delivered: nothing from it on may be
     acked, so exit at once (`crash_now`); it and every later batch are redelivered."""
@@ -487,6 +507,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             settings.save_overlap,
         )
         subscribe(stream)
+        await warm_up(store, handler.sender, [settings.topic_memberships, settings.topic_dlq])
         consumer = batch_consumer(app)
         in_flight: InFlight[Batch] = InFlight(
             consumer.ack_batch,

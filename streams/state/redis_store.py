@@ -31,7 +31,8 @@ A batch costs two round trips, whatever its number of leads:
    successful `save`, so a batch that fails leaves nothing half-applied in the cache.
    With `check_cached=False` (the worker) a cached lead costs nothing at all: the cache
    is trusted while the worker owns the lead's partition, and emptied when its partitions
-   are revoked (`forget_cached`); a lead that someone else saved meanwhile (a zombie that
+   are revoked (`forget_cached`; a lead checked out or being read then is not cached by
+   its save either); a lead that someone else saved meanwhile (a zombie that
    has not noticed the revocation yet) fails the save's compare-and-set, which raises
    `StateConflict` and leaves it out of the cache, so the batch, evaluated again, reads
    it in full. A batch of cached leads then costs one round trip, the save.
@@ -203,10 +204,15 @@ class RedisStore:
         """The native engine core whose leads this store loads and saves (`load_core`,
         `save_core`; `streams.engine.native`), or None."""
         self._held: dict[int, int] = {}
-        self.read_natively = 0
-        """Cold leads the core read from Redis's replies itself (`_read_native`)."""
         """What `_cache` is for the core's leads: lead id -> generation of the state the
         core holds, least recently saved first, at most `cache_leads`."""
+        self.read_natively = 0
+        """Cold leads the core read from Redis's replies itself (`_read_native`)."""
+        self._revocations = 0
+        """How many times `forget_cached` ran."""
+        self._revoked: set[int] = set()
+        """Leads checked out or being loaded when `forget_cached` ran: their save, if it
+        returns after, neither caches them nor leaves them held by the core."""
 
     def key(self, lead_id: int) -> bytes:
         return b"%s{%d}" % (self._prefix, lead_id)
@@ -214,8 +220,11 @@ class RedisStore:
     def forget_cached(self) -> int:
         """Drop every cached state (the worker calls it when its partitions are revoked:
         their leads may be saved by another worker from now on); returns how many. Leads
-        checked out by a batch in progress are not in the cache: a successful save of
-        theirs caches them again, which the generation check on load keeps safe."""
+        checked out by a batch in progress (or being loaded) are not in the cache: they
+        are marked (`_revoked`), so that their save does not cache them either (with the
+        trusted cache nothing would tell that another worker saved them since)."""
+        self._revocations += 1
+        self._revoked.update(self._loaded)
         dropped = len(self._cache) + len(self._held)
         self._cache.clear()
         if self._held:
@@ -251,6 +260,8 @@ class RedisStore:
         if not ids:
             return {}
         await self._saved(ids)
+        self._revoked.difference_update(ids)
+        revocations = self._revocations
         cache = self._cache
         warm = [lead_id for lead_id in ids if lead_id in cache]
         cold = [lead_id for lead_id in ids if lead_id not in cache]
@@ -270,11 +281,12 @@ class RedisStore:
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         stale: list[int] = []
         for lead_id, reply in zip(warm, replies, strict=False):
-            generation, stored, state = cache.pop(lead_id)  # checked out until saved
-            if reply == b"%d" % generation:
+            cached = cache.pop(lead_id, None)  # checked out until saved
+            if cached is not None and reply == b"%d" % cached[0]:
+                generation, stored, state = cached
                 out[lead_id] = state
                 self._loaded[lead_id] = (generation, stored)
-            else:
+            else:  # someone saved it since, or `forget_cached` emptied the cache meanwhile
                 stale.append(lead_id)
         await self._read_full(cold, replies[len(warm) :], out)
         if stale:
@@ -282,6 +294,8 @@ class RedisStore:
                 self._queue_full_reads(pipe, stale)
                 replies = await pipe.execute(raise_on_error=False)
             await self._read_full(stale, replies, out)
+        if self._revocations != revocations:  # revoked while they were being read
+            self._revoked.update(ids)
         return out
 
     async def _saved(self, lead_ids: list[int]) -> None:
@@ -303,6 +317,8 @@ class RedisStore:
         loaded = self._loaded
         for _ in range(CONFLICT_LOADS):
             await self._saved(lead_ids)
+            self._revoked.difference_update(lead_ids)
+            revocations = self._revocations
             warm = [i for i in lead_ids if i in held and i in core]
             cold = [i for i in lead_ids if i not in held or i not in core]
             if self.check_cached and warm:
@@ -338,6 +354,8 @@ class RedisStore:
                         refused.append(str(exc))
                 if refused:
                     raise CannotHold("; ".join(refused)[:300])
+            if self._revocations != revocations:  # revoked while they were being read
+                self._revoked.update(lead_ids)
             if all(i in core for i in lead_ids):  # none evicted meanwhile (a revocation)
                 return
         raise RuntimeError(f"leads of a batch were evicted {CONFLICT_LOADS} times while loading")
@@ -395,6 +413,9 @@ class RedisStore:
         core.commit(stored)
         core.evict(conflicts)
         held = self._held
+        revoked = [i for i in stored if i in self._revoked]
+        self._revoked.difference_update(lead_ids)
+        core.evict(revoked)
         if self.core is core and self.cache_leads:
             for call, reply in zip(calls, replies, strict=True):
                 if reply[0] == 1 and call.lead_id in core:  # not evicted meanwhile
@@ -472,6 +493,12 @@ class RedisStore:
         lead after that save)."""
         if not states:
             return
+        if self.core is not None:
+            # The Python engine redoing a batch the core failed on, maybe before it knew
+            # the batch's leads (its decoding): the core's copies are stale once saved.
+            for lead_id in states:
+                self._held.pop(lead_id, None)
+            self.core.evict(list(states))
         async with self._in_flight(states):
             await self._save(states)
 
@@ -507,13 +534,15 @@ class RedisStore:
             loaded.pop(lead_id, None)
         # Not while the core holds the leads (a batch the Python engine redid after the
         # core raised): the core reads them again from Redis.
+        revoked = self._revoked
         if self.cache_leads and self.core is None:
             cache = self._cache
             for call, reply, after in zip(calls, replies, afters, strict=True):
-                if reply[0] == 1:
+                if reply[0] == 1 and call.lead_id not in revoked:
                     cache[call.lead_id] = (reply[1], after, states[call.lead_id])
             while len(cache) > self.cache_leads:
                 del cache[next(iter(cache))]  # the least recently saved
+        revoked.difference_update(states)
         conflicts = [
             call.lead_id for call, reply in zip(calls, replies, strict=True) if reply[0] != 1
         ]

@@ -656,3 +656,178 @@ def test_cold_leads_are_read_by_the_core_and_hostile_ones_as_python_reads_them(
     assert set(first) <= taken, "a well-formed v3 lead was not read by the core"
     assert not taken & {lead for lead, (kind, *_) in seeds.items() if kind != "v3"}
     assert not taken & set(hostile)
+
+
+def test_a_fault_while_the_core_decodes_leaves_no_stale_lead_in_it(
+    redis_url: str, index_rules: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The core failing in its decoding step (a Python callback raising there: the leads
+    of the batch are not known yet) and the Python engine redoing the batch, which saves
+    a lead the core held from an earlier batch: the core must not go on with its copy
+    (trusted cache), else the next batch of that lead fails the compare-and-set."""
+    plans = Plans(index_rules, 3 * 3_600_000_000)
+    stream = [(0, 1, 10 * i, "x", i, i) for i in range(3)]
+    batches = index_batches(stream, [], 1, [1], 0)
+    unknown = orjson.dumps(
+        {
+            "marketoGUID": "u1",
+            "leadId": 1,
+            "activityDate": "2026-01-01T00:00:00Z",
+            "activityTypeId": 999,
+        }
+    )
+    batches[1].append((unknown, "t", 0, 99))
+    real = Processor.decode_one
+    raised: list[int] = []
+
+    def decode_one(self: Processor, record: Record, now_us: int) -> Any:
+        if record.offset == 99 and not raised:
+            raised.append(record.offset)
+            raise RuntimeError("a defect in a callback, once")
+        return real(self, record, now_us)
+
+    monkeypatch.setattr(Processor, "decode_one", decode_one)
+
+    async def go() -> tuple[list[int], bytes, list[Any]]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=False)
+        processor = Processor(plans.plan("default"), TimedStore(store))
+        try:
+            accepted = []
+            for batch in batches:
+                result = await processor.process([Record(*r) for r in batch], NOW_US)
+                accepted.append(result.accepted)
+            assert processor.native is not None
+            state = (await RedisStore(client, app_id, TTL_MS).load([1]))[1]
+            ver = await client.hget(store.key(1), b"ver")
+            return accepted, ver, state.history.get(100001, [])
+        finally:
+            await client.aclose()
+
+    accepted, ver, history = asyncio.run(go())
+    assert raised, "the fault was never injected"
+    assert accepted == [1, 1, 1]
+    assert ver == b"3" and len(history) == 3
+
+
+@pytest.mark.parametrize("use_core", [True, False])
+def test_a_lead_revoked_while_its_save_is_in_flight_is_read_again(
+    redis_url: str, use_core: bool
+) -> None:
+    """Trusted cache: the partitions revoked (`forget_cached`) while a batch's save is in
+    flight, another worker saving its leads next: the save that returns after the
+    revocation must not cache (or leave held in the core) what may be stale from then on,
+    else the next batch of those leads fails the compare-and-set (under save overlap the
+    worker exits)."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(3, 100, count=300, leads=5)
+
+    async def go() -> list[int]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=False)
+        original = store._run
+        revoked: list[int] = []
+
+        async def revoked_meanwhile(calls: Any) -> Any:
+            replies = await original(calls)
+            if not revoked:
+                revoked.append(store.forget_cached())
+            return replies
+
+        store._run = revoked_meanwhile  # type: ignore[method-assign]
+        processor = Processor(plans.plan("default"), TimedStore(store), native=use_core)
+        try:
+            await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+            assert revoked, "the revocation was never injected"
+            assert (processor.native is not None) == use_core
+            other = RedisStore(client, app_id, TTL_MS)
+            theirs = Processor(plans.plan("default"), other, native=False)
+            await theirs.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+            result = await processor.process([Record(*r) for r in batches[2]], SAMPLE_NOW)
+            return [len(result.events), result.accepted]
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(go())[1] > 0
+
+
+@pytest.mark.parametrize("use_core", [True, False])
+def test_a_revocation_during_a_checked_load_reads_the_leads_in_full(
+    redis_url: str, use_core: bool
+) -> None:
+    """Checked cache (`HGET ver`): the partitions revoked (`forget_cached`) while a batch
+    asks Redis whether its cached leads are current: the batch reads them in full (it
+    does not fail on the cache emptied under it)."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(4, 100, count=200, leads=5)
+
+    async def go() -> list[Any]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=True)
+        processor = Processor(plans.plan("default"), TimedStore(store), native=use_core)
+        try:
+            await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+            pipeline = client.pipeline
+            armed = [True]
+
+            def revoking(*args: Any, **kwargs: Any) -> Any:
+                pipe = pipeline(*args, **kwargs)
+                execute = pipe.execute
+
+                async def revoked_meanwhile(*args: Any, **kwargs: Any) -> Any:
+                    replies = await execute(*args, **kwargs)
+                    if armed:  # the batch's first round trip: its load
+                        armed.clear()
+                        store.forget_cached()
+                    return replies
+
+                pipe.execute = revoked_meanwhile
+                return pipe
+
+            client.pipeline = revoking  # type: ignore[method-assign]
+            result = await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+            assert not armed, "the revocation was never injected"
+            return [orjson.dumps(e) for e in result.events]
+        finally:
+            await client.aclose()
+
+    want, *_ = run(redis_url, plans, batches[:2], use_core=False, now_us=SAMPLE_NOW)
+    assert asyncio.run(go()) == want[1][0]
+
+
+def test_a_batch_failing_on_redis_leaves_none_of_its_leads_in_the_core(redis_url: str) -> None:
+    """A batch whose load fails on Redis (the error is the batch's, as on the Python
+    engine): the leads it took out of the cache are not left in the core, outside the
+    cache's bound, for good."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(5, 100, count=200, leads=8)
+
+    async def go() -> tuple[int, int]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=3, check_cached=False)
+        processor = Processor(plans.plan("default"), TimedStore(store))
+        original = store._read_full
+
+        async def failing(*args: Any) -> None:
+            raise RedisConnectionError("the connection dropped")
+
+        try:
+            await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+            held = len(store.core)
+            store._read_full = failing  # type: ignore[method-assign]
+            with pytest.raises(RedisConnectionError):
+                await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+            store._read_full = original  # type: ignore[method-assign]
+            return held, len(store.core)
+        finally:
+            await client.aclose()
+
+    held, after = asyncio.run(go())
+    assert held == 3
+    assert after == 0, f"{after} leads left in the core, out of its cache"

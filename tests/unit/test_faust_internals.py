@@ -22,13 +22,14 @@ import faust
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
+from faust.tables import TableManager
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from mode.services import WaitResults
 
 from streams.runtime.batch_drain import QUEUED_BATCHES, BatchDrainConsumer, BatchDrainTransport
 from streams.runtime.fast_drain import FastDrainConsumer, FastDrainTransport
-from streams.runtime.faust_app import create_app
+from streams.runtime.faust_app import PromptTableManager, create_app
 
 
 def _version(name: str) -> tuple[int, ...]:
@@ -226,6 +227,57 @@ def test_create_app_swaps_in_the_batch_drain_transport(tmp_path: Path) -> None:
     assert isinstance(app.transport, BatchDrainTransport)
     with pytest.raises(ValueError, match="choose one"):
         create_app("t", "localhost:1", datadir=tmp_path, batch_drain=True, fast_drain=True)
+
+
+def test_fausts_table_manager_start_is_the_one_the_prompt_one_skips_the_sleep_of() -> None:
+    """`PromptTableManager.on_start` is Faust's without its `sleep(1.0)`: Faust's must
+    still be exactly that sleep, then `_update_channels`, then `recovery.start`."""
+    body = inspect.getsource(TableManager.on_start).split('"""')[-1]
+    steps = [" ".join(line.split()) for line in body.strip().splitlines()]
+    assert steps == [
+        "await self.sleep(1.0)",
+        "if not self.should_stop:",
+        "await self._update_channels()",
+        "await self.recovery.start()",
+    ], steps
+    assert inspect.iscoroutinefunction(TableManager._update_channels)
+    assert isinstance(inspect.getattr_static(TableManager, "recovery"), property)
+    assert "if self._recovery is None:" in inspect.getsource(TableManager.recovery.fget)
+
+
+async def _start_tables(app: faust.App) -> list[str]:
+    """What the app's table manager's `on_start` does, in order (its I/O stubbed)."""
+    manager = app.tables
+    steps: list[str] = []
+
+    async def sleep(seconds: float) -> None:
+        steps.append(f"sleep {seconds}")
+
+    async def update_channels() -> None:
+        steps.append("channels")
+
+    async def start_recovery() -> None:
+        steps.append("recovery")
+
+    manager.sleep = sleep
+    manager._update_channels = update_channels
+    manager._recovery = SimpleNamespace(start=start_recovery)  # what `recovery` returns
+    await manager.on_start()
+    return steps
+
+
+def test_an_app_without_tables_starts_its_table_manager_without_fausts_sleep(
+    tmp_path: Path,
+) -> None:
+    app = create_app("t", "localhost:1", datadir=tmp_path, batch_drain=True)
+    assert isinstance(app.tables, PromptTableManager)
+    assert asyncio.run(_start_tables(app)) == ["channels", "recovery"]
+
+
+def test_an_app_with_a_table_keeps_fausts_start(tmp_path: Path) -> None:
+    app = create_app("t", "localhost:1", datadir=tmp_path)
+    app.Table("counts", default=int)
+    assert asyncio.run(_start_tables(app)) == ["sleep 1.0", "channels", "recovery"]
 
 
 def _batch_consumer() -> BatchDrainConsumer:

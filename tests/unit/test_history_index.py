@@ -54,6 +54,9 @@ attributes:
   - apiName: at
     name: At
     dataType: datetime
+  - apiName: due
+    name: Due
+    dataType: datetime
 """
 
 CAMPAIGNS = {
@@ -105,7 +108,7 @@ filters:
       operator: is
       value: France
 """,
-    # `in past` on the entry's own date attribute depends on T: scanned, not indexed.
+    # `in past` on the entry's own date attribute depends on T: counted as points (date, at).
     "c": """\
 id: 3
 name: C
@@ -143,6 +146,47 @@ filters:
       window: 2 hours
       minTimes: 6
 """,
+    # `in past` with a window, other constraints, two durations on one attribute (the
+    # shortest bounds it), negation; and on two attributes (item 3: scanned).
+    "f": """\
+id: 6
+name: F
+qualification: every time
+triggers:
+  - trigger: Buys
+filters:
+  logic: (1 and not 2) or 3
+  items:
+    - filter: Bought
+      window: 90 minutes
+      minTimes: 2
+      constraints:
+        - operator: is
+          values: [x, y]
+        - attribute: at
+          operator: in past
+          value: 3 hours
+        - attribute: at
+          operator: in past
+          value: 2 hours
+    - filter: Bought
+      window: 30 minutes
+      negate: true
+      minTimes: 1
+      constraints:
+        - attribute: at
+          operator: in past
+          value: 45 minutes
+    - filter: Bought
+      minTimes: 3
+      constraints:
+        - attribute: at
+          operator: in past
+          value: 1 hours
+        - attribute: due
+          operator: in past
+          value: 2 hours
+""",
     "d": """\
 id: 4
 name: D
@@ -174,10 +218,10 @@ def rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def load(rules: Path) -> Plan:
+def load(rules: Path, hours: int = 3) -> Plan:
     # A retention of 3 hours, above the longest window (2 hours): entries do get pruned, and
     # a late activity's window and the no-window filters reach below what was pruned.
-    return load_plan(rules, retention_us=3 * 60 * MINUTE_US)
+    return load_plan(rules, retention_us=hours * 60 * MINUTE_US)
 
 
 class JsonStore:
@@ -234,18 +278,31 @@ class JournalStore:
         return {lead: encode_state(state) for lead, state in loaded.items()}
 
 
+def iso(date_us: int) -> str:
+    return datetime.fromtimestamp(date_us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
+
+
 def record(op: tuple[int, int, int, str, int, int]) -> bytes:
+    """An activity; a purchase's `at` lies from 200 minutes before its date to 60 after it
+    (or is empty) and `due` up to 200 minutes before: both apart from the date, so the
+    `in past` filters count over two ranges."""
     kind, lead, minutes, item, qty, guid = op
     date_us = BASE_US + minutes * MINUTE_US
-    iso = datetime.fromtimestamp(date_us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
-    activity: dict[str, Any] = {"marketoGUID": f"g{guid}", "leadId": lead, "activityDate": iso}
+    at_us = date_us - ((qty * 37 + guid * 11) % 260 - 60) * MINUTE_US
+    due_us = date_us - (guid * 7 % 200) * MINUTE_US
+    activity: dict[str, Any] = {
+        "marketoGUID": f"g{guid}",
+        "leadId": lead,
+        "activityDate": iso(date_us),
+    }
     if kind == 0:
         activity |= {
             "activityTypeId": 100001,
             "primaryAttributeValue": item,
             "attributes": [
                 {"apiName": "qty", "value": qty},
-                {"apiName": "at", "value": iso if qty % 2 else None},
+                {"apiName": "at", "value": iso(at_us) if qty % 2 else None},
+                {"apiName": "due", "value": iso(due_us)},
             ],
         }
     elif kind == 1:
@@ -316,6 +373,9 @@ def test_indexed_engine_matches_the_scanning_reference(
             for processor in (live, serialized, journaled):
                 got = await processor.process(records, NOW_US)
                 assert got.events == want.events
+            for state in live.store.leads.values():
+                if state.index is not None and state.index.plan is live.engine.plan:
+                    assert_points_fresh(live.engine.plan, state, busy=False)
             for state in (*reference.store.leads.values(), *live.store.leads.values()):
                 # The size memo, kept up to date by the engine's pruning (`bounds.forget`)
                 # and by `enforce`, holds what a count afresh gives.
@@ -341,15 +401,20 @@ def test_indexed_engine_matches_the_scanning_reference(
         assert state == reference.store.leads[lead]
 
 
-def test_a_busy_lead_fires_as_the_reference_does(rules: Path) -> None:
-    """2,000 purchases of one lead over 2,000 minutes, a tenth late: the windows hold many
-    entries, pruning runs on most of them, and every decision matches the reference."""
+@pytest.mark.parametrize(("late_every", "late_by", "hours"), [(10, 37, 3), (2, 150, 12)])
+def test_a_busy_lead_fires_as_the_reference_does(
+    rules: Path, late_every: int, late_by: int, hours: int
+) -> None:
+    """2,000 purchases of one lead over 2,000 minutes, a tenth late (or half, by up to 150
+    minutes, with a retention of 12 hours: the ranged slots' late points spill into runs
+    that merge): the windows hold many entries, pruning runs on most of them, and every
+    decision matches the reference."""
     shaped = [
-        (0, 1, i - (37 if i % 10 == 3 else 0), "xyz"[i % 3], i % 10, 10_000 + i)
+        (0, 1, i - (late_by - i % 7 if i % late_every == 1 else 0), "xyz"[i % 3], i % 10, i)
         for i in range(2000)
     ]
     records = [Record(record(op), "t", 0, i) for i, op in enumerate(shaped)]
-    plan = load(rules)
+    plan = load(rules, hours)
     reference = Processor(plan, MemoryStore(), native=False)
     reference.engine = Engine(plan, index_from=None)
     live = Processor(plan, MemoryStore(), native=False)  # indexed once the lead is busy
@@ -369,12 +434,29 @@ def test_a_busy_lead_fires_as_the_reference_does(rules: Path) -> None:
     assert isinstance(journaled.store, JournalStore)
     assert journaled.store.deltas >= 10  # most batches wrote a delta, not the whole state
     assert journaled.store.states() == {1: encode_state(reference.store.leads[1])}
-    assert len({e["campaignId"] for e in want}) >= 2  # the filters did decide something
+    assert len({e["campaignId"] for e in want}) >= 3  # the filters did decide something
+    in_past = sum(1 for e in want if e["campaignId"] == 6)
+    assert 100 < in_past < 2000, in_past  # the `in past` filters decide either way
     assert isinstance(live.store, MemoryStore) and isinstance(reference.store, MemoryStore)
     assert encode_state(live.store.leads[1]) == encode_state(reference.store.leads[1])
     index = live.store.leads[1].index
     assert index is not None
     assert index.dates[100001] == sorted(e[0] for e in live.store.leads[1].history[100001])
+    assert_points_fresh(plan, live.store.leads[1])
+
+
+def assert_points_fresh(plan: Plan, state: LeadState, busy: bool = True) -> None:
+    """The ranged slots' points kept up (appends, late entries, pruning, trims) are those a
+    fresh index holds, and satisfy their invariants; `busy`: some are held."""
+    index = state.index
+    assert index is not None and index.plan is plan
+    fresh = plan.history_index(state)
+    assert index.points.keys() == fresh.points.keys() and len(index.points) == 2
+    for slot, points in index.points.items():
+        points.check()
+        assert points.points() == fresh.points[slot].points()
+        assert not points.odd
+    assert not busy or any(len(p) for p in index.points.values()), "no points held"
 
 
 def test_history_trimmed_by_the_bounds_is_counted_as_the_reference_does(rules: Path) -> None:
@@ -406,3 +488,34 @@ def test_history_trimmed_by_the_bounds_is_counted_as_the_reference_does(rules: P
     fresh = plan.history_index(state)
     assert (state.index.dates, state.index.hits) == (fresh.dates, fresh.hits)
     assert any(state.index.hits), "the slots count something"
+    assert_points_fresh(plan, state)
+
+
+def test_an_attribute_stored_as_another_type_is_scanned_as_the_reference_does(
+    rules: Path,
+) -> None:
+    """History entries whose `at` is a float (stored while the attribute had another
+    dataType) are not points: the ranged slot marks itself `odd` and the filter scans, so
+    the decision is the reference's (which compares the floats)."""
+    plan = load(rules)
+    minutes = range(100)
+    entries = [
+        [BASE_US + m * MINUTE_US, "x", {"qty": 1, "at": float(BASE_US + m * MINUTE_US)}]
+        for m in minutes
+    ]
+
+    async def run(index_from: int | None) -> tuple[list[Any], Any]:
+        store = MemoryStore()
+        store.leads[1] = LeadState({100001: [list(e) for e in entries]}, max_ts=entries[-1][0])
+        processor = Processor(plan, store, native=False)
+        processor.engine = Engine(plan, index_from=index_from)
+        events = (
+            await processor.process([Record(record((0, 1, 100, "x", 2, 1)), "t", 0, 0)], NOW_US)
+        ).events
+        return events, store.leads[1].index
+
+    want, _ = asyncio.run(run(None))
+    got, index = asyncio.run(run(0))
+    assert 6 in {e["campaignId"] for e in want}  # the floats counted
+    assert got == want
+    assert index is not None and all(p.odd for p in index.points.values())

@@ -302,15 +302,31 @@ def test_the_native_core_answers_as_the_python_engine_on_hostile_records(
     assert got[1] == want[1]
 
 
-@pytest.mark.parametrize(("index_from", "max_history"), [(64, 20_000), (None, 20_000), (64, 100)])
+@pytest.mark.parametrize(
+    ("index_from", "max_history", "late_every", "late_by", "hours"),
+    [
+        (64, 20_000, 10, 37, 3),
+        (None, 20_000, 10, 37, 3),
+        (64, 100, 10, 37, 3),
+        (64, 20_000, 2, 150, 12),
+        (64, 300, 2, 150, 12),
+    ],
+)
 def test_a_busy_lead_through_the_core_is_the_reference(
-    native: Any, tmp_path: Path, index_from: int | None, max_history: int
+    native: Any,
+    tmp_path: Path,
+    index_from: int | None,
+    max_history: int,
+    late_every: int,
+    late_by: int,
+    hours: int,
 ) -> None:
     """test_history_index's busy lead (2,000 purchases over 2,000 minutes, a tenth late,
     a retention of 3 hours: pruning on most activities, late windows and windowless filters
-    reaching below what was pruned; with `max_history` 100, trimmed by the bounds too)
-    through the core, with its history index (from 64 entries) and scanning, against the
-    scanning Python reference."""
+    reaching below what was pruned; with `max_history` 100, trimmed by the bounds too;
+    half late by up to 150 minutes with a retention of 12 hours: the `in past` filters'
+    late points spill into runs that merge) through the core, with its history index (from
+    64 entries) and scanning, against the scanning Python reference."""
     if ENGINE.native is None:
         pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
     (tmp_path / "activity-types").mkdir()
@@ -318,9 +334,9 @@ def test_a_busy_lead_through_the_core_is_the_reference(
     (tmp_path / "activity-types" / "buy.yaml").write_text(TYPE)
     for name, text in CAMPAIGNS.items():
         (tmp_path / "campaigns" / f"{name}.yaml").write_text(text)
-    plan = load(tmp_path)
+    plan = load(tmp_path, hours)
     shaped = [
-        (0, 1, i - (37 if i % 10 == 3 else 0), "xyz"[i % 3], i % 10, 10_000 + i)
+        (0, 1, i - (late_by - i % 7 if i % late_every == 1 else 0), "xyz"[i % 3], i % 10, i)
         for i in range(2000)
     ]
     records = [Record(record(op), "t", 0, i) for i, op in enumerate(shaped)]
@@ -341,4 +357,5 @@ def test_a_busy_lead_through_the_core_is_the_reference(
 
     want = asyncio.run(run(False))
     assert len({e["campaignId"] for e in want[0]}) >= 2
+    assert any(e["campaignId"] == 6 for e in want[0])  # the `in past` filters' campaign
     assert asyncio.run(run(True)) == want
