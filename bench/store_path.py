@@ -1,6 +1,7 @@
 """The worker's evaluation path without Kafka: the Python engine against the native core.
 
     .venv/bin/python bench/store_path.py [--records 100000] [--leads 2000] [--batch 500]
+        [--cache-leads 100000] [--python-cold]
 
 What `python -m streams worker` runs per batch (a `Processor` over the worker's
 `TimedStore(RedisStore(...))`, cache trusted as the worker sets it: `check_cached=False`),
@@ -11,6 +12,9 @@ activity. Streams: the sample stream (`--records` over `--leads`), and bench/his
 deposits as one lead x 16,000 and 1,600 leads x 10 (cost flat in history: the ratio of the
 busy lead's rate to the quiet leads'). The engines alternate, each stream twice, in fresh
 namespaces; the better of the two runs is printed (a shared machine's noise only slows).
+With `--python-cold`, also the core with its cold leads read by Python and handed over as
+bytes (how it read them before it read snapshot and journal itself): with
+`--cache-leads 0` that is the cold reader's cost, before and after, in one run.
 """
 
 from __future__ import annotations
@@ -43,14 +47,23 @@ from streams.state.redis_store import RedisStore  # noqa: E402
 
 
 async def one_run(
-    url: str, lines: list[bytes], batch: int, native: bool, cache_leads: int = 100_000
+    url: str,
+    lines: list[bytes],
+    batch: int,
+    native: bool,
+    cache_leads: int = 100_000,
+    python_cold: bool = False,
 ) -> tuple[float, float, float, bool]:
-    """(activities/s, CPU µs per activity, Redis bytes in per activity, the core ran)."""
+    """(activities/s, CPU µs per activity, Redis bytes in per activity, the core ran).
+    `python_cold`: the core's cold leads read by Python and handed over as bytes, as
+    before the core read them itself (`RedisStore._read_native` declining every lead)."""
     plan = load_plan(ROOT / "rules")
     client = redis_client(url)
     store = RedisStore(
         client, f"bench-{uuid.uuid4().hex[:10]}", 0, cache_leads=cache_leads, check_cached=False
     )
+    if python_cold:
+        store._read_native = lambda core, ids, replies: (ids, replies)  # type: ignore[method-assign]
     processor = Processor(plan, TimedStore(store), native=native)
     records = [Record(v, "activities", 0, i) for i, v in enumerate(lines)]
     batches = [records[i : i + batch] for i in range(0, len(records), batch)]
@@ -74,6 +87,11 @@ def main() -> None:
     parser.add_argument(
         "--cache-leads", type=int, default=100_000, help="0: every lead read cold per batch"
     )
+    parser.add_argument(
+        "--python-cold",
+        action="store_true",
+        help="also the core with its cold leads read by Python (as before it read them)",
+    )
     args = parser.parse_args()
     tune_gc()
     print(ENGINE.describe())
@@ -86,21 +104,26 @@ def main() -> None:
     }
     with RedisServer() as server:
         rates: dict[tuple[str, bool], float] = {}
+        variants = [(False, False), (True, False)] + ([(True, True)] if args.python_cold else [])
         for name, lines in streams.items():
-            for native in (False, True):
+            for native, python_cold in variants:
                 best = max(
                     (
                         asyncio.run(
-                            one_run(server.url, lines, args.batch, native, args.cache_leads)
+                            one_run(
+                                server.url, lines, args.batch, native, args.cache_leads, python_cold
+                            )
                         )
                         for _ in range(2)
                     ),
                     key=lambda r: r[0],
                 )
-                rates[name, native] = best[0]
+                if not python_cold:
+                    rates[name, native] = best[0]
                 engine = "native core" if best[3] else "Python engine"
+                engine += ", cold by Python" if python_cold else ""
                 print(
-                    f"  {name:<36} {engine:<13} {best[0]:>9,.0f} activities/s  "
+                    f"  {name:<36} {engine:<29} {best[0]:>9,.0f} activities/s  "
                     f"CPU {best[1]:>6.1f} µs/activity  Redis {best[2]:>6,.0f} B in/activity",
                     flush=True,
                 )

@@ -3,6 +3,7 @@
 //! positions); it keeps the lead states and returns the events as the pipeline's dicts,
 //! the dead letters the Python decoder gave for the records it left to it, and counters.
 
+mod cold;
 mod decode;
 mod engine;
 mod json;
@@ -369,6 +370,29 @@ impl Core {
         self.checkpoints.insert(lead_id, stored::Checkpoint::of(&lead, snapshot_bytes, journal_bytes));
         self.leads.insert(lead_id, lead);
         Ok(())
+    }
+
+    /// Holds `lead_id`'s state read natively from what Redis holds (`cold.rs`): `raw` its
+    /// snapshot (`HMGET state`), `journal` its deltas (`LRANGE`). True: held, with what is
+    /// stored (the snapshot's and the journal's sizes), replacing a state held before;
+    /// False: declined (anything but a well-formed v3 snapshot and deltas the core holds),
+    /// nothing changed: the store reads the lead in Python, which decides.
+    fn read_stored(&mut self, lead_id: i64, raw: &Bound<'_, PyAny>, journal: &Bound<'_, PyAny>) -> bool {
+        let Ok(raw) = raw.downcast::<PyBytes>() else { return false };
+        let Ok(journal) = journal.downcast::<PyList>() else { return false };
+        let mut deltas: Vec<Bound<'_, PyBytes>> = Vec::with_capacity(journal.len());
+        for d in journal.iter() {
+            match d.downcast_into::<PyBytes>() {
+                Ok(b) => deltas.push(b),
+                Err(_) => return false,
+            }
+        }
+        let slices: Vec<&[u8]> = deltas.iter().map(|d| d.as_bytes()).collect();
+        let Some(lead) = cold::read(raw.as_bytes(), &slices) else { return false };
+        let journal_bytes = slices.iter().map(|d| d.len()).sum();
+        self.checkpoints.insert(lead_id, stored::Checkpoint::of(&lead, raw.as_bytes().len(), journal_bytes));
+        self.leads.insert(lead_id, lead);
+        true
     }
 
     /// Per lead, what `journal.write` would store: (lead id, is a delta, bytes). The

@@ -72,7 +72,10 @@ at), the store logs one WARNING naming the lead, both keys and the reason, calls
 `on_quarantine`, and the lead goes on from an empty state (generation 0, so its save
 creates the key afresh). If the key changed between the read and the rename (another
 writer saved it), nothing is moved and `load` raises `StateConflict`: the batch is
-evaluated again from a fresh load.
+evaluated again from a fresh load. Beneath the native core (`load_core`) the core reads a
+cold lead's current-format snapshot and journal from the replies itself, and declines
+anything it is not certain of (`native/src/cold.rs`): a declined lead is read here as
+above, so the quarantine and its reasons stay this module's; the core never refuses one.
 
 A pipeline that redis-py retries after a connection error may run twice on the server; the
 script recognises its own write (generation + 1 holding the same snapshot, or the same
@@ -203,6 +206,8 @@ class RedisStore:
         self._held: dict[int, int] = {}
         """What `_cache` is for the core's leads: lead id -> generation of the state the
         core holds, least recently saved first, at most `cache_leads`."""
+        self.read_natively = 0
+        """Cold leads the core read from Redis's replies itself (`_read_native`)."""
         self._revocations = 0
         """How many times `forget_cached` ran."""
         self._revoked: set[int] = set()
@@ -303,8 +308,10 @@ class RedisStore:
     async def load_core(self, lead_ids: list[int]) -> None:
         """`load` for the native core (`adopt_core`): a lead the core holds as last saved
         (`_held`) costs nothing (or `HGET ver` with `check_cached`); any other is read in
-        full, as `load` reads it (quarantine included), and handed to the core as
-        `codec.encode_state`'s bytes with what is stored. Every lead is held on return."""
+        full: the core reads a current-format snapshot and its journal from the replies
+        itself (`_read_native`); what it declines is read as `load` reads it (quarantine
+        included) and handed to the core as `codec.encode_state`'s bytes with what is
+        stored. Every lead is held on return."""
         core = self.core
         held = self._held
         loaded = self._loaded
@@ -330,8 +337,9 @@ class RedisStore:
                 async with self.client.pipeline(transaction=False) as pipe:
                     self._queue_full_reads(pipe, cold)
                     replies = await pipe.execute(raise_on_error=False)
+                slow, slow_replies = self._read_native(core, cold, replies)
                 states: dict[int, LeadState] = {}
-                await self._read_full(cold, replies, states)
+                await self._read_full(slow, slow_replies, states)
                 refused: list[str] = []
                 for lead_id, state in states.items():
                     stored = loaded[lead_id][1]
@@ -351,6 +359,33 @@ class RedisStore:
             if all(i in core for i in lead_ids):  # none evicted meanwhile (a revocation)
                 return
         raise RuntimeError(f"leads of a batch were evicted {CONFLICT_LOADS} times while loading")
+
+    def _read_native(
+        self, core: Any, lead_ids: list[int], replies: list[Any]
+    ) -> tuple[list[int], list[Any]]:
+        """The leads of `_queue_full_reads`' `replies` the core reads from them itself (a
+        current-format snapshot and its journal, well formed in the shape it knows:
+        `native/src/cold.rs`) are held on return; returns the others, with their replies,
+        for `_read_full`, which decides about them as without the core (quarantine
+        included): the core declines what it is not sure of, it never refuses."""
+        loaded = self._loaded
+        slow: list[int] = []
+        slow_replies: list[Any] = []
+        for n, lead_id in enumerate(lead_ids):
+            reply, journal = replies[2 * n], replies[2 * n + 1]
+            if type(reply) is list and reply[0] is not None:
+                try:
+                    generation = _generation(reply[1])
+                except UnreadableState:
+                    pass
+                else:
+                    if core.read_stored(lead_id, reply[0], journal):
+                        loaded[lead_id] = (generation, None)
+                        self.read_natively += 1
+                        continue
+            slow.append(lead_id)
+            slow_replies += (reply, journal)
+        return slow, slow_replies
 
     async def save_core(self, lead_ids: list[int], payloads: list[tuple[int, bool, bytes]]) -> None:
         """`save` for the native core: `payloads` is the core's (per lead: whether it is a

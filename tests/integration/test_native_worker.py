@@ -611,6 +611,53 @@ def test_what_counts_as_the_cores_failure() -> None:
     assert not native.core_fault(KeyboardInterrupt())
 
 
+@pytest.mark.parametrize("cache_leads", [1000, 0])
+def test_cold_leads_are_read_by_the_core_and_hostile_ones_as_python_reads_them(
+    redis_url: str, index_rules: Path, cache_leads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """States seeded in every format version (v1, v2: read by Python), v3 with its journal
+    (read by the core itself), and v3 made hostile (a journal entry of junk, one of an
+    unknown shape, a truncated snapshot, a value beyond the core's integers, an unknown
+    member): the same outcomes and Redis contents as the Python engine's, quarantines
+    included, and the core did read the well-formed v3 leads itself."""
+    plans = Plans(index_rules, 3 * 3_600_000_000)
+    stream = [(0, 1 + i % 9, 10 * i, "x", i, i) for i in range(90)]
+    batches = index_batches(stream, [], 7, [1], 0)
+    seeds = _old_formats(redis_url, plans, batches[:6])
+    v3 = [lead for lead in sorted(seeds) if seeds[lead][0] == "v3"]
+    journaled = [lead for lead in v3 if seeds[lead][2]]
+    bare = [lead for lead in v3 if not seeds[lead][2]]
+    assert len(journaled) >= 3 and len(bare) >= 4, seeds
+    hostile: dict[int, Any] = {
+        journaled[1]: lambda s, j: (s, [*j, b"junk"]),
+        journaled[2]: lambda s, j: (s, [*j[:-1], j[-1].replace(b'"d":1', b'"d":1,"x":[]', 1)]),
+        bare[1]: lambda s, j: (s[:-9], j),
+        bare[2]: lambda s, j: (s.replace(b'"qty":', b'"qty":99999999999999999999', 1), j),
+        bare[3]: lambda s, j: (s[:-1] + b',"x":1}', j),
+    }
+    for lead, change in hostile.items():
+        kind, snapshot, journal = seeds[lead]
+        seeds[lead] = (kind, *change(snapshot, journal))
+    first_read: dict[int, bool] = {}
+    """Lead -> whether the core read its seeded state itself (the first cold read; later
+    ones read what the core saved)."""
+    read_native = RedisStore._read_native
+
+    def spy(self: RedisStore, core: Any, ids: list[int], replies: list[Any]) -> Any:
+        slow, slow_replies = read_native(self, core, ids, replies)
+        for i in ids:
+            first_read.setdefault(i, i not in slow)
+        return slow, slow_replies
+
+    monkeypatch.setattr(RedisStore, "_read_native", spy)
+    same(redis_url, plans, batches, now_us=NOW_US, cache_leads=cache_leads, seeds=seeds)
+    first = [lead for lead in seeds if lead not in hostile and seeds[lead][0] == "v3"]
+    taken = {lead for lead, native in first_read.items() if native}
+    assert set(first) <= taken, "a well-formed v3 lead was not read by the core"
+    assert not taken & {lead for lead, (kind, *_) in seeds.items() if kind != "v3"}
+    assert not taken & set(hostile)
+
+
 def test_a_fault_while_the_core_decodes_leaves_no_stale_lead_in_it(
     redis_url: str, index_rules: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

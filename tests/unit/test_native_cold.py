@@ -1,0 +1,299 @@
+"""Cold leads read natively (`native/src/cold.rs`, `Core.read_stored`) against the reference
+(`codec.decode_state` then `journal.apply_delta`), over hypothesis-generated states and
+journals (drops from the head and from further in, types gone, `seen` identities moved,
+fields, runs, max_ts), as written, in earlier format versions, and made hostile.
+
+The rule: what the core accepts it reads into the state the reference reads (the same
+`encode_state` bytes, and the same next save: sizes and checkpoint), what it is not sure
+of it declines (False, nothing held, never an exception), and a well-formed current
+snapshot with its journal is accepted (so the test fails if the core always declines)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams.engine.compiler import load_plan
+from streams.engine.leadstate import LeadState
+from streams.engine.native import _limits, _parse, describe_plan, load_module
+from streams.engine_select import ROOT, check_native
+from streams.pipeline import Processor
+from streams.state.codec import decode_state, encode_state, is_current
+from streams.state.journal import apply_delta, remember, write
+from streams.state.memory import MemoryStore
+
+INT64 = st.integers(-(2**63), 2**63 - 1)
+TEXT = st.text(max_size=8)
+VALUE = (
+    TEXT
+    | INT64
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.booleans()
+    | st.lists(TEXT, max_size=3)
+)
+
+
+def cores() -> Any:
+    """A function that makes an empty core over the sample rules (the test is skipped, or
+    fails on CI, without a core)."""
+    path, reason, _ = check_native()
+    if path is None:
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(f"the native core cannot run: {reason}", pytrace=False)
+        pytest.skip(f"the native core cannot run: {reason}")
+    module = load_module(path)
+    processor = Processor(load_plan(ROOT / "rules"), MemoryStore())
+    description = describe_plan(processor.plan, processor.decoder.catalog)
+    return lambda: module.Core(description, _limits(processor), _parse)
+
+
+@pytest.fixture(scope="module")
+def core_factory() -> Any:
+    return cores()
+
+
+@st.composite
+def entries(draw: st.DrawFn) -> list[Any]:
+    primary = draw(st.none() | VALUE)
+    attrs = draw(st.dictionaries(TEXT, VALUE, max_size=3))
+    return [draw(INT64), primary, attrs]
+
+
+@st.composite
+def seen_entries(draw: st.DrawFn) -> list[Any]:
+    entry: list[Any] = [draw(INT64), draw(TEXT), draw(st.lists(INT64, max_size=3))]
+    if draw(st.booleans()):
+        entry.append(draw(st.dictionaries(TEXT, TEXT, max_size=2)))
+    return entry
+
+
+TYPES = st.integers(-3, 12) | INT64
+
+
+@st.composite
+def stored_leads(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
+    """A v3 snapshot and its journal, as `journal.write` writes them for a lead whose
+    batches append, drop (from the head, from further in), remove types and move `seen`
+    identities."""
+    state = LeadState(
+        history={
+            t: [draw(entries()) for _ in range(draw(st.integers(0, 4)))]
+            for t in draw(st.lists(TYPES, max_size=3, unique=True))
+        },
+        fields=draw(st.dictionaries(TEXT, TEXT, max_size=3)),
+        runs=draw(st.dictionaries(INT64, INT64, max_size=3)),
+        seen=draw(st.dictionaries(TEXT, seen_entries(), max_size=4)),
+        max_ts=draw(st.none() | INT64),
+    )
+    raw = encode_state(state)
+    stored = remember(state, 10**9, 0)  # every save a delta
+    journal: list[bytes] = []
+    for _ in range(draw(st.integers(0, 4))):
+        state = LeadState(
+            history={t: list(es) for t, es in state.history.items()},
+            fields=dict(state.fields),
+            runs=dict(state.runs),
+            seen=dict(state.seen),
+            max_ts=state.max_ts,
+        )
+        for _ in range(draw(st.integers(0, 4))):
+            step = draw(st.sampled_from(["append", "head", "inside", "gone", "seen", "hot"]))
+            types = sorted(state.history)
+            if step == "append":
+                t = draw(TYPES)
+                state.history.setdefault(t, []).extend(draw(st.lists(entries(), max_size=3)))
+            elif step in ("head", "inside", "gone") and types:
+                t = draw(st.sampled_from(types))
+                es = state.history[t]
+                if step == "gone":
+                    del state.history[t]
+                elif step == "head":
+                    del es[: draw(st.integers(0, len(es)))]
+                elif es:
+                    del es[draw(st.integers(0, len(es) - 1))]
+            elif step == "seen":
+                keys = list(state.seen)
+                if keys and draw(st.booleans()):
+                    key = draw(st.sampled_from(keys))
+                    moved = draw(st.sampled_from(["drop", "move"]))
+                    entry = state.seen.pop(key)
+                    if moved == "move":
+                        state.seen[key] = list(entry)
+                else:
+                    state.seen.setdefault(draw(TEXT), draw(seen_entries()))
+            elif step == "hot":
+                state.fields = draw(st.dictionaries(TEXT, TEXT, max_size=3))
+                state.runs = draw(st.dictionaries(INT64, INT64, max_size=3))
+                state.max_ts = draw(st.none() | INT64)
+        is_delta, payload, stored = write(stored, state)
+        assert is_delta
+        journal.append(payload)
+    return raw, journal
+
+
+def _hostile(raw: bytes, how: str, at: int, byte: int) -> bytes:
+    """`raw` changed as junk, a truncated write, another writer or an older one would."""
+    at %= len(raw) + 1
+    if how == "flip":
+        return raw[:at] + bytes([byte]) + raw[at + 1 :]
+    if how == "cut":
+        return raw[:at]
+    if how == "space":
+        return raw[:at] + b" " + raw[at:]
+    if how == "insert":
+        return raw[:at] + bytes([byte]) + raw[at:]
+    if how == "v1":
+        return raw.replace(b'"v":3,', b"", 1)
+    if how == "v2":
+        return raw.replace(b'"v":3', b'"v":2', 1)
+    if how == "unknown":
+        return raw[:-1] + b',"x":1}'
+    if how == "repeat":  # a member again: the reference takes the last one
+        return raw[:-1] + b',"m":5}'
+    if how == "bignum":
+        return raw.replace(b"1", b"99999999999999999999", 1)
+    if how == "float":
+        return raw.replace(b"0", b"0.0", 1)
+    if how == "escape":
+        return raw.replace(b'"', b'"\\ud800', 2)
+    if how == "wide":
+        return raw.replace(b'"', b'"\xff', 2)
+    raise AssertionError(how)
+
+
+HOW = st.sampled_from(
+    [
+        "flip",
+        "cut",
+        "space",
+        "insert",
+        "v1",
+        "v2",
+        "unknown",
+        "repeat",
+        "bignum",
+        "float",
+        "escape",
+        "wide",
+    ]
+)
+
+
+def reference(raw: bytes, journal: list[bytes]) -> LeadState | Exception:
+    """What the Python path reads (any exception is a refusal, whoever decides it)."""
+    try:
+        state = decode_state(raw)
+        for delta in journal:
+            apply_delta(state, delta)
+    except Exception as exc:  # every refusal counts as one
+        return exc
+    return state
+
+
+def check(core: Any, raw: bytes, journal: list[bytes]) -> bool:
+    """The rule (module doc) for one lead; returns whether the core took it."""
+    want = reference(raw, journal)
+    taken = core.read_stored(1, raw, journal)
+    assert taken in (True, False)
+    if not taken:
+        assert 1 not in core
+        return False
+    assert isinstance(want, LeadState), f"the core took what the reference refuses: {want!r}"
+    assert is_current(raw)
+    assert core.encode_state(1) == encode_state(want)
+    stored = remember(want, len(raw), sum(map(len, journal)))
+    is_delta, payload, _ = write(stored, want)
+    assert core.payloads([1]) == [(1, is_delta, payload)]
+    core.evict([1])
+    return True
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stored_leads())
+def test_a_stored_lead_as_written_is_read_natively_as_python_reads_it(
+    core_factory: Any, lead: tuple[bytes, list[bytes]]
+) -> None:
+    raw, journal = lead
+    assert check(core_factory(), raw, journal), "a well-formed v3 lead was declined"
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stored_leads(),
+    HOW,
+    st.integers(-1, 10**6),
+    st.integers(0, 255),
+    st.integers(0, 1),
+)
+def test_a_hostile_lead_is_read_as_python_reads_it_or_declined(
+    core_factory: Any,
+    lead: tuple[bytes, list[bytes]],
+    how: str,
+    at: int,
+    byte: int,
+    where: int,
+) -> None:
+    raw, journal = lead
+    if where == 0 or not journal:
+        raw = _hostile(raw, how, at, byte)
+    else:
+        n = at % len(journal)
+        journal = [*journal[:n], _hostile(journal[n], how, at, byte), *journal[n + 1 :]]
+    taken = check(core_factory(), raw, journal)
+    if how in ("v1", "v2") and where == 0:
+        assert not taken
+
+
+@pytest.mark.parametrize(
+    "raw, journal",
+    [
+        (b'{"v":3,"h":{},"f":{},"r":{},"s":{}}', []),  # no m: the reference reads None
+        (b'{"v":3,"h":{"07":[]},"f":{},"r":{},"s":{},"m":null}', []),
+        (b'{"v":3,"h":{"7":[],"7":[]},"f":{},"r":{},"s":{},"m":null}', []),
+        (b'{"v":3,"h":{"7":[[1,null,{"a":1,"a":2}]]},"f":{},"r":{},"s":{},"m":null}', []),
+        (b'{"v":3,"h":{"7":[[1,{},{}]]},"f":{},"r":{},"s":{},"m":null}', []),
+        (b'{"v":3,"h":{"7":[[1,null,{"a":null}]]},"f":{},"r":{},"s":{},"m":null}', []),
+        (b'{"v":3,"h":{},"f":{},"r":{},"s":{},"m":-0}', []),
+        (b'{"v":3,"h":{},"f":{},"r":{},"s":{},"m":1}x', []),
+        (b'{"v":3,"h":{},"f":{},"r":{},"s":{},"m":1}', [b'{"d":true,"h":{}}']),
+        (
+            b'{"v":3,"h":{"7":[[1,null,{}]]},"f":{},"r":{},"s":{},"m":1}',
+            [b'{"d":1,"h":{"7":[5,[]]},"s":[0,{}],"f":{},"r":{},"m":1}'],
+        ),
+        (
+            b'{"v":3,"h":{"7":[[1,null,{}],[2,null,{}]]},"f":{},"r":{},"s":{},"m":1}',
+            [b'{"d":1,"h":{"7":[[1,0],[]]},"s":[0,{}],"f":{},"r":{},"m":1}'],
+        ),
+        (
+            b'{"v":3,"h":{},"f":{},"r":{},"s":{"a":[1,"p",[]]},"m":1}',
+            [b'{"d":1,"h":{},"s":[0,{"a":[2,"q",[]]}],"f":{},"r":{},"m":1}'],
+        ),
+    ],
+)
+def test_what_the_core_is_not_sure_of_is_declined(
+    core_factory: Any, raw: bytes, journal: list[bytes]
+) -> None:
+    """Each of these the reference reads (or refuses) in its own way: a missing or repeated
+    member, a key not canonical, a value the core does not hold, a drop beyond the list
+    or out of order, a `seen` identity appended without being dropped first."""
+    assert not check(core_factory(), raw, journal)
+
+
+def test_the_snapshot_size_and_journal_size_are_what_the_store_keeps(
+    core_factory: Any,
+) -> None:
+    """Whitespace the reference reads is counted as stored (its sizes drive the journal
+    policy: snapshot once the journal would outgrow it)."""
+    raw = orjson.dumps(
+        {"v": 3, "h": {"7": [[1, "x", {"a": 1.5}]]}, "f": {}, "r": {}, "s": {}, "m": 1}
+    )
+    prefix = b'{"v":3,'
+    spaced = prefix + raw[len(prefix) :].replace(b",", b" ,\n")
+    assert check(core_factory(), spaced, [])
+    assert not check(core_factory(), raw.replace(b",", b" ,", 1), [])  # not `is_current`
+    assert check(core_factory(), raw, [])
