@@ -75,7 +75,7 @@ async def _compare(url: str, core: Any, seeds: dict[int, Lead]) -> int:
             assert core.encode_state(lead) == encode_state(want), f"lead {lead}"
             assert native._loaded[lead][0] == generation
             await python.save({lead: want})
-            await native.save_core([lead])
+            await native.save_core([lead], core.payloads([lead]))
         assert await _dump(client, native_id) == await _dump(client, python_id)
         return native.read_natively
     finally:
