@@ -201,15 +201,17 @@ def _stream_and_show(
         producer.close()
 
     sender = threading.Thread(target=send, name="demo-producer", daemon=True)
+    # From the start of the run's own topics: whatever the worker emitted before this
+    # consumer had its partitions (an activity added through the API as soon as the curl
+    # lines were printed, or the stream's first) is shown too.
     consumer = KafkaConsumer(
         settings.topic_memberships,
         settings.topic_dlq,
         bootstrap_servers=bootstrap,
-        auto_offset_reset="latest",
+        auto_offset_reset="earliest",
         group_id=None,
         consumer_timeout_ms=500,
     )
-    consumer.poll(timeout_ms=1000)  # join the partitions before the first activity goes out
     sender.start()
     per_campaign: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
