@@ -74,21 +74,7 @@ impl<'a> P<'a> {
 
     /// `{ key: value, ... }`, `f` reading each value.
     fn object(&mut self, mut f: impl FnMut(&mut Self, String) -> O<()>) -> O<()> {
-        self.eat(b'{')?;
-        if self.take(b'}') {
-            return Some(());
-        }
-        loop {
-            self.ws();
-            let key = self.string()?;
-            self.eat(b':')?;
-            f(self, key)?;
-            match self.next()? {
-                b',' => {}
-                b'}' => return Some(()),
-                _ => return None,
-            }
-        }
+        self.object_text(|p, key| f(p, key.into_owned()))
     }
 
     /// `object`, the keys borrowed from the input when they have no escape.
