@@ -130,13 +130,16 @@ pub struct DatedPoints {
     runs: Vec<Run>,
     pile: Vec<Point>,
     seq: u64,
+    /// Set by the index when an entry's attribute is neither empty nor an integer (a state
+    /// written under an older catalog): the filter then scans, as the reference does.
+    pub odd: bool,
 }
 
 impl DatedPoints {
     /// From `points` in any order (their seqs distinct and below `seq`).
     pub fn new(mut points: Vec<Point>, seq: u64) -> DatedPoints {
         points.sort_unstable();
-        DatedPoints { main: Run::of(&points), runs: Vec::new(), pile: Vec::new(), seq }
+        DatedPoints { main: Run::of(&points), runs: Vec::new(), pile: Vec::new(), seq, odd: false }
     }
 
     pub fn add(&mut self, date: i64, value: i64) {

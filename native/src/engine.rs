@@ -75,20 +75,38 @@ fn slot_ranged(plan: &Plan, campaign: usize, leaf: usize) -> Option<&Ranged> {
     }
 }
 
-/// Whether an entry belongs to a slot, and for a ranged slot its point's value: the checks
-/// other than `in past` hold and the attribute is an integer (`in past` holds on no other).
-fn slot_entry(py: Python<'_>, plan: &Plan, slot: (usize, usize, usize), primary: Option<&V>, attrs: &[(Arc<str>, V)]) -> Option<Option<i64>> {
+/// What an entry is to a slot (`slot_entry`).
+enum SlotEntry {
+    /// Not the slot's: a check fails (or a ranged slot's attribute is empty).
+    No,
+    /// A slot of sorted dates accepts it.
+    Date,
+    /// A ranged slot's point: the checks other than `in past` hold, the attribute an integer.
+    Point(i64),
+    /// A ranged slot's entry whose attribute is neither empty nor an integer (stored under
+    /// another dataType): the slot cannot count it, its filters scan (`DatedPoints::odd`).
+    Odd,
+}
+
+/// Whether an entry belongs to a slot, and for a ranged slot its point's value.
+fn slot_entry(py: Python<'_>, plan: &Plan, slot: (usize, usize, usize), primary: Option<&V>, attrs: &[(Arc<str>, V)]) -> SlotEntry {
     let (_, c, l) = slot;
     let checks = slot_checks(plan, c, l);
     match slot_ranged(plan, c, l) {
-        None => matches(py, checks, primary, attrs, 0).then_some(None),
+        None => if matches(py, checks, primary, attrs, 0) { SlotEntry::Date } else { SlotEntry::No },
         Some(ranged) => {
             let value = match &ranged.key {
                 None => primary,
                 Some(k) => attrs.iter().find(|(name, _)| **name == **k).map(|(_, v)| v),
             };
-            let Some(V::Int(x)) = value else { return None };
-            matches_where(py, checks.iter().filter(|c| !matches!(c.op, Op::InPast(_))), primary, attrs, 0).then_some(Some(*x))
+            let Some(value) = value else { return SlotEntry::No };
+            if !matches_where(py, checks.iter().filter(|c| !matches!(c.op, Op::InPast(_))), primary, attrs, 0) {
+                return SlotEntry::No;
+            }
+            match value {
+                V::Int(x) => SlotEntry::Point(*x),
+                _ => SlotEntry::Odd,
+            }
         }
     }
 }
@@ -160,9 +178,14 @@ fn op_holds(py: Python<'_>, op: &Op, v: Option<&V>, t: i64) -> bool {
         Op::Lt(c) => v.is_some_and(|v| py_cmp(v, c) == Some(Ordering::Less)),
         Op::Ge(c) => v.is_some_and(|v| matches!(py_cmp(v, c), Some(Ordering::Greater | Ordering::Equal))),
         Op::Le(c) => v.is_some_and(|v| matches!(py_cmp(v, c), Some(Ordering::Less | Ordering::Equal))),
+        // Python's `t - d <= v <= t`: a float or a bool (an attribute stored under another
+        // dataType) compares as a number, exactly, as `Between` does
         Op::InPast(d) => v.is_some_and(|v| match v {
             V::Int(x) => t - d <= *x && *x <= t,
-            _ => false,
+            v => {
+                matches!(py_cmp(&V::Int(t - d), v), Some(Ordering::Less | Ordering::Equal))
+                    && matches!(py_cmp(v, &V::Int(t)), Some(Ordering::Less | Ordering::Equal))
+            }
         }),
     }
 }
@@ -239,9 +262,15 @@ fn leaf_holds(py: Python<'_>, plan: &Plan, leaf: &Leaf, lead: &Lead, ts: i64) ->
                     None => index.hits.get(slot).map_or(0, |hits| {
                         hits.partition_point(|d| *d <= ts) - hits.partition_point(|d| *d < low)
                     }),
-                    Some(r) => index.points.get(slot).map_or(0, |p| p.count(low, ts, ts.saturating_sub(r.span), ts)),
+                    Some(r) => match index.points.get(slot) {
+                        Some(p) if p.odd => usize::MAX, // scanned below, as the reference does
+                        Some(p) => p.count(low, ts, ts.saturating_sub(r.span), ts),
+                        None => 0,
+                    },
                 };
-                return (count as i64 >= *min_times) != *negate;
+                if count != usize::MAX {
+                    return (count as i64 >= *min_times) != *negate;
+                }
             }
             if let Some(entries) = lead.history.get(type_id) {
                 let mut found = 0;
@@ -338,9 +367,10 @@ impl Lead {
             if let Some(index) = self.index.as_mut() {
                 for &(slot, c, l) in plan.slots.get(&a.type_id).map_or(&[][..], |v| &v[..]) {
                     match slot_entry(py, plan, (slot, c, l), a.primary.as_ref(), &a.attrs) {
-                        None => {}
-                        Some(Some(value)) => index.points.entry(slot).or_default().add(a.ts, value),
-                        Some(None) => {
+                        SlotEntry::No => {}
+                        SlotEntry::Point(value) => index.points.entry(slot).or_default().add(a.ts, value),
+                        SlotEntry::Odd => index.points.entry(slot).or_default().odd = true,
+                        SlotEntry::Date => {
                             let hits = index.hits.entry(slot).or_default();
                             let at = hits.partition_point(|d| *d <= a.ts);
                             hits.insert(at, a.ts);
@@ -435,6 +465,9 @@ impl Lead {
         index.generation == fresh.generation
             && nonempty(&index.hits) == nonempty(&fresh.hits)
             && points(&index.points) == points(&fresh.points)
+            // an odd entry noted, never missed (one pruned since may leave it noted: the
+            // filter scans until the index is rebuilt)
+            && fresh.points.iter().all(|(s, f)| !f.odd || index.points.get(s).is_some_and(|p| p.odd))
             && index.points.values().all(DatedPoints::check)
     }
 
@@ -447,15 +480,22 @@ impl Lead {
             for &(slot, c, l) in slots {
                 if slot_ranged(plan, c, l).is_some() {
                     // seq: the entry's place in processing order (`drop_first` relies on it)
+                    let mut odd = false;
                     let held = entries
                         .iter()
                         .enumerate()
                         .filter_map(|(i, e)| match slot_entry(py, plan, (slot, c, l), e.primary.as_ref(), &e.attrs) {
-                            Some(Some(value)) => Some((e.ts, i as u64, value)),
+                            SlotEntry::Point(value) => Some((e.ts, i as u64, value)),
+                            SlotEntry::Odd => {
+                                odd = true;
+                                None
+                            }
                             _ => None,
                         })
                         .collect();
-                    points.insert(slot, DatedPoints::new(held, entries.len() as u64));
+                    let mut built = DatedPoints::new(held, entries.len() as u64);
+                    built.odd = odd;
+                    points.insert(slot, built);
                     continue;
                 }
                 let checks = slot_checks(plan, c, l);
@@ -524,7 +564,7 @@ impl Lead {
                             .iter()
                             .filter(|&&i| {
                                 let e = &entries[i];
-                                matches!(slot_entry(py, plan, (slot, c, l), e.primary.as_ref(), &e.attrs), Some(Some(_)))
+                                matches!(slot_entry(py, plan, (slot, c, l), e.primary.as_ref(), &e.attrs), SlotEntry::Point(_))
                             })
                             .count();
                         if let Some(points) = index.points.get_mut(&slot) {
