@@ -67,6 +67,7 @@ COMPILED_MODULES: Final = (
     "streams.engine.evaluator",
     "streams.engine.events",
     "streams.engine.history_index",
+    "streams.engine.intervals",
     "streams.engine.leadstate",
     "streams.engine.logic",
     "streams.engine.operators",

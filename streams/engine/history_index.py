@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from streams.engine.dated_points import DatedPoints
+from streams.engine.intervals import Intervals
 from streams.engine.operators import IN_PAST_TEMPLATE, Condition
 
 if TYPE_CHECKING:
@@ -68,7 +69,41 @@ class HistoryMatcher:
     match: Matcher
     key: str | None = None
     """A ranged slot's attribute (`""`: the primary), which `in past` bounds; `match` is then
-    the filter's other constraints. None: a slot of sorted dates."""
+    the filter's other constraints. None: a slot of sorted dates (or an interval slot)."""
+    stab: Stab | None = None
+    """An interval slot's shape (`match` the filter's other constraints)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Stab:
+    """The shape of an interval slot (`intervals.py`): the attributes `in past` bounds
+    (`""`: the primary) with their shortest durations, sorted, and the window (None: the
+    retention, `retention[0]`, the compiler's shared cell)."""
+
+    spans: tuple[tuple[str, int], ...]
+    window_us: int | None
+    retention: list[int]
+
+    def interval(self, ts: int, primary: Any, attributes: dict[str, Any]) -> tuple[int, int] | bool:
+        """The dates T at which an entry dated `ts` is counted, `[start, end]`; False when it
+        never is (an attribute empty, or the interval empty), True when an attribute is
+        neither empty nor an integer (the slot is then `odd`)."""
+        window = self.window_us
+        start = ts
+        end = ts + (window if window is not None else self.retention[0])
+        empty = False
+        for key, span in self.spans:
+            value = primary if key == "" else attributes.get(key)
+            if type(value) is not int:
+                if value is not None:
+                    return True
+                empty = True
+                continue
+            if value > start:
+                start = value
+            if value + span < end:
+                end = value + span
+        return not empty and start <= end and (start, end)
 
 
 def depends_on_t(conditions: Iterable[Condition]) -> bool:
@@ -79,14 +114,15 @@ Check = tuple[str, Condition, bool]
 """`compiler.Check`: (apiName or "" for the primary, condition, any-of-a-list)."""
 
 
-def in_past_bound(checks: Sequence[Check]) -> tuple[tuple[Check, ...], str, int] | None:
-    """(the checks that do not depend on T, the attribute, the shortest duration) when every
-    check that does is an `in past` on that one attribute, read as it is (no list, no
-    parsing): the filter then counts through a ranged slot. None otherwise (no such check,
-    or several attributes: the filter scans)."""
+def in_past_spans(
+    checks: Sequence[Check],
+) -> tuple[tuple[Check, ...], tuple[tuple[str, int], ...]] | None:
+    """(the checks that do not depend on T; each attribute they bound with its shortest
+    duration, sorted) when every check that does is an `in past` read as it is (no list, no
+    parsing): the filter then counts through a ranged slot (one attribute) or an interval
+    slot (several). None otherwise (no such check, or another: the filter scans)."""
     static: list[Check] = []
-    key: str | None = None
-    span: int | None = None
+    spans: dict[str, int] = {}
     for check in checks:
         name, cond, any_of = check
         if not depends_on_t([cond]):
@@ -94,16 +130,13 @@ def in_past_bound(checks: Sequence[Check]) -> tuple[tuple[Check, ...], str, int]
             continue
         if cond.template != IN_PAST_TEMPLATE or cond.parse is not None or any_of:
             return None
-        if key is not None and name != key:
-            return None
         duration = cond.constants[0]
         if type(duration) is not int:
             return None
-        key = name
-        span = duration if span is None else min(span, duration)
-    if key is None or span is None:
+        spans[name] = min(spans.get(name, duration), duration)
+    if not spans:
         return None
-    return tuple(static), key, span
+    return tuple(static), tuple(sorted(spans.items()))
 
 
 def _value(key: str, primary: Any, attributes: dict[str, Any]) -> Any:
@@ -140,14 +173,20 @@ class HistoryFilter:
         low = ts - (window if window is not None else self.retention[0])
         matcher = self.matcher
         if index is not None and matcher is not None:
-            if matcher.key is None:
+            if matcher.stab is not None:
+                intervals = index.stabs[matcher.slot]
+                if not intervals.odd:
+                    count = intervals.count(ts)
+                    return (count >= self.min_times) != self.negate
+            elif matcher.key is None:
                 hits = index.hits[matcher.slot]
                 count = bisect_right(hits, ts) - bisect_left(hits, low)
                 return (count >= self.min_times) != self.negate
-            points = index.points[matcher.slot]
-            if not points.odd:
-                count = points.count(low, ts, ts - self.span_us, ts)
-                return (count >= self.min_times) != self.negate
+            else:
+                points = index.points[matcher.slot]
+                if not points.odd:
+                    count = points.count(low, ts, ts - self.span_us, ts)
+                    return (count >= self.min_times) != self.negate
         entries = state.history.get(self.type_id)
         if entries:
             found = 0
@@ -184,7 +223,7 @@ class HistoryIndex:
     """The sorted dates of one lead's history, per type and per slot, and the points of the
     ranged slots (see module doc)."""
 
-    __slots__ = ("dates", "hits", "matchers", "plan", "points")
+    __slots__ = ("dates", "hits", "matchers", "plan", "points", "stabs")
 
     def __init__(
         self,
@@ -198,16 +237,19 @@ class HistoryIndex:
         self.dates: dict[int, list[int]] = {}
         self.hits: list[list[int]] = [[] for _ in range(slots)]
         self.points: dict[int, DatedPoints] = {}
+        self.stabs: dict[int, Intervals] = {}
         for type_id, entries in history.items():
             self.dates[type_id] = sorted(e[0] for e in entries)
             for m in matchers.get(type_id, ()):
                 match = m.match
-                if m.key is None:
+                if m.key is None and m.stab is None:
                     self.hits[m.slot] = sorted(e[0] for e in entries if match(e[1], e[2], 0))
         for type_matchers in matchers.values():
             for m in type_matchers:
                 if m.key is not None:
                     self.points[m.slot] = _points(m, history.get(m.type_id, []))
+                elif m.stab is not None:
+                    self.stabs[m.slot] = _intervals(m, m.stab, history.get(m.type_id, []))
 
     def add(self, type_id: int, ts: int, primary: Any, attributes: dict[str, Any]) -> None:
         """An entry appended to `history[type_id]`."""
@@ -221,6 +263,14 @@ class HistoryIndex:
         hits = self.hits
         for m in self.matchers.get(type_id, ()):
             if m.match(primary, attributes, 0):
+                stab = m.stab
+                if stab is not None:
+                    interval = stab.interval(ts, primary, attributes)
+                    if interval is True:
+                        self.stabs[m.slot].odd = True
+                    elif interval is not False:
+                        self.stabs[m.slot].add(*interval)
+                    continue
                 key = m.key
                 if key is not None:
                     value = primary if key == "" else attributes.get(key)
@@ -247,19 +297,31 @@ class HistoryIndex:
         if not k:
             return []
         del dates[:k]
-        for m in self.matchers.get(type_id, ()):
-            if m.key is not None:
-                self.points[m.slot].drop_before(horizon)
-                continue
-            slot = self.hits[m.slot]
-            del slot[: bisect_left(slot, horizon)]
         dropped = entries[:k]
         if all(e[0] < horizon for e in dropped):
             del entries[:k]
-            return dropped
-        dropped = [e for e in entries if e[0] < horizon]
-        entries[:] = [e for e in entries if e[0] >= horizon]
+        else:
+            dropped = [e for e in entries if e[0] < horizon]
+            entries[:] = [e for e in entries if e[0] >= horizon]
+        for m in self.matchers.get(type_id, ()):
+            if m.key is not None:
+                self.points[m.slot].drop_before(horizon)
+            elif m.stab is not None:
+                self._unstab(m, m.stab, dropped)
+            else:
+                slot = self.hits[m.slot]
+                del slot[: bisect_left(slot, horizon)]
         return dropped
+
+    def _unstab(self, matcher: HistoryMatcher, stab: Stab, gone: list[HistoryEntry]) -> None:
+        """The intervals of entries that leave the history go from their interval slot."""
+        intervals = self.stabs[matcher.slot]
+        match = matcher.match
+        for e in gone:
+            if match(e[1], e[2], 0):
+                interval = stab.interval(e[0], e[1], e[2])
+                if interval is not True and interval is not False:
+                    intervals.remove(*interval)
 
     def trim(self, cut: dict[int, list[HistoryEntry]]) -> bool:
         """Drop the entries the bounds cut (`bounds._trim_history`), by type. They are the
@@ -274,6 +336,9 @@ class HistoryIndex:
             for m in self.matchers.get(type_id, ()):
                 match = m.match
                 key = m.key
+                if m.stab is not None:
+                    self._unstab(m, m.stab, entries)
+                    continue
                 if key is not None:  # the points among them: the slot's first in (date, seq)
                     self.points[m.slot].drop_first(
                         sum(
@@ -304,6 +369,23 @@ def _points(matcher: HistoryMatcher, entries: list[HistoryEntry]) -> DatedPoints
         else:
             odd = True
     built = DatedPoints(points, len(entries))
+    built.odd = odd
+    return built
+
+
+def _intervals(matcher: HistoryMatcher, stab: Stab, entries: list[HistoryEntry]) -> Intervals:
+    """An interval slot's intervals of a type's entries."""
+    match = matcher.match
+    held: list[tuple[int, int]] = []
+    odd = False
+    for entry in entries:
+        if match(entry[1], entry[2], 0):
+            interval = stab.interval(entry[0], entry[1], entry[2])
+            if interval is True:
+                odd = True
+            elif interval is not False:
+                held.append(interval)
+    built = Intervals(held)
     built.odd = odd
     return built
 

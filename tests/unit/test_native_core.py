@@ -30,11 +30,11 @@ from streams.engine.compiler import load_plan
 from streams.engine.datatypes import MAX_US, MIN_US, datetime_to_us, format_us
 from streams.engine.evaluator import Engine
 from streams.engine.events import event_id
+from streams.engine.leadstate import LeadState
 from streams.engine.native import NativeLeads, Unsupported, describe_plan, load_module
 from streams.engine_select import ROOT, check_native
 from streams.pipeline import Processor, Record
 from streams.samples import sample_activities
-from streams.engine.leadstate import LeadState
 from streams.state.codec import decode_state, encode_state
 from streams.state.memory import MemoryStore
 from tests.unit.test_history_index import CAMPAIGNS, NOW_US, TYPE, load, record
