@@ -63,7 +63,6 @@ COMPILED_MODULES: Final = (
     "streams.engine.catalog",
     "streams.engine.compiler",
     "streams.engine.datatypes",
-    "streams.engine.dated_points",
     "streams.engine.evaluator",
     "streams.engine.events",
     "streams.engine.history_index",

@@ -5,16 +5,13 @@
 
 use crate::decode::{Activity, CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD};
 use crate::json;
-use crate::plan::{Campaign, Check, Leaf, Logic, Op, Plan, Qualification, Ranged, Stab};
+use crate::plan::{Campaign, Check, Leaf, Logic, Op, Plan, Qualification, Stab};
 use crate::value::{fold, py_cmp, py_eq, Arc, Attrs, IMap, V};
 use pyo3::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 // Declared here, not in lib.rs: the structure belongs to the history index.
-#[path = "dated_points.rs"]
-mod dated_points;
-use dated_points::DatedPoints;
 #[path = "intervals.rs"]
 mod intervals;
 use intervals::Intervals;
@@ -52,7 +49,7 @@ pub struct Lead {
     /// The batch that last touched the lead (its future repair runs once per batch).
     pub batch: u64,
     /// The history index (`history_index.py`'s, natively): per slot, the sorted dates of
-    /// the entries its constraints accept (a ranged slot: their points, `dated_points.rs`);
+    /// the entries its constraints accept (an interval slot: their intervals, `intervals.rs`);
     /// None until a type holds `index_from` entries.
     pub index: Option<Box<Index>>,
 }
@@ -60,8 +57,6 @@ pub struct Lead {
 pub struct Index {
     generation: u64,
     hits: crate::value::Map<usize, Vec<i64>>,
-    /// The ranged slots' points (date, attribute) (`history_index.py`'s `points`).
-    points: crate::value::Map<usize, DatedPoints>,
     /// The interval slots' intervals (`history_index.py`'s `stabs`).
     stabs: crate::value::Map<usize, Intervals>,
 }
@@ -70,13 +65,6 @@ fn slot_checks(plan: &Plan, campaign: usize, leaf: usize) -> &[Check] {
     match &plan.campaigns[campaign].leaves[leaf] {
         Leaf::History { checks, .. } => checks,
         Leaf::Field { .. } => &[],
-    }
-}
-
-fn slot_ranged(plan: &Plan, campaign: usize, leaf: usize) -> Option<&Ranged> {
-    match &plan.campaigns[campaign].leaves[leaf] {
-        Leaf::History { ranged, .. } => ranged.as_ref(),
-        Leaf::Field { .. } => None,
     }
 }
 
@@ -117,20 +105,18 @@ fn stab_interval(stab: &Stab, ts: i64, primary: Option<&V>, attrs: &[(Arc<str>, 
 
 /// What an entry is to a slot (`slot_entry`).
 enum SlotEntry {
-    /// Not the slot's: a check fails (or a ranged slot's attribute is empty).
+    /// Not the slot's: a check fails (or an interval slot never counts it).
     No,
     /// A slot of sorted dates accepts it.
     Date,
-    /// A ranged slot's point: the checks other than `in past` hold, the attribute an integer.
-    Point(i64),
     /// An interval slot's entry: the dates at which its filter counts it.
     Interval(i64, i64),
-    /// A ranged or interval slot's entry whose attribute is neither empty nor an integer
-    /// (stored under another dataType): the slot cannot count it, its filters scan (`odd`).
+    /// An interval slot's entry whose attribute is neither empty nor an integer (stored
+    /// under another dataType): the slot cannot count it, its filters scan (`odd`).
     Odd,
 }
 
-/// Whether an entry belongs to a slot, and for a ranged slot its point's value.
+/// Whether an entry belongs to a slot, and for an interval slot its interval.
 fn slot_entry(py: Python<'_>, plan: &Plan, slot: (usize, usize, usize), ts: i64, primary: Option<&V>, attrs: &[(Arc<str>, V)]) -> SlotEntry {
     let (_, c, l) = slot;
     let checks = slot_checks(plan, c, l);
@@ -141,18 +127,10 @@ fn slot_entry(py: Python<'_>, plan: &Plan, slot: (usize, usize, usize), ts: i64,
             SlotEntry::No
         };
     }
-    match slot_ranged(plan, c, l) {
-        None => if matches(py, checks, primary, attrs, 0) { SlotEntry::Date } else { SlotEntry::No },
-        Some(ranged) => {
-            let Some(value) = attribute(&ranged.key, primary, attrs) else { return SlotEntry::No };
-            if !matches_where(py, checks.iter().filter(|c| !matches!(c.op, Op::InPast(_))), primary, attrs, 0) {
-                return SlotEntry::No;
-            }
-            match value {
-                V::Int(x) => SlotEntry::Point(*x),
-                _ => SlotEntry::Odd,
-            }
-        }
+    if matches(py, checks, primary, attrs, 0) {
+        SlotEntry::Date
+    } else {
+        SlotEntry::No
     }
 }
 
@@ -300,23 +278,19 @@ fn leaf_holds(py: Python<'_>, plan: &Plan, leaf: &Leaf, lead: &Lead, ts: i64) ->
             };
             op_holds(py, op, parsed.as_ref(), ts)
         }
-        Leaf::History { type_id, window_us, min_times, negate, checks, slot, ranged, stab } => {
+        Leaf::History { type_id, window_us, min_times, negate, checks, slot, stab } => {
             let low = ts - window_us.unwrap_or(plan.retention_us);
             if let (Some(slot), Some(index)) = (slot, &lead.index) {
-                let count = match ranged {
-                    None if stab.is_some() => match index.stabs.get(slot) {
+                let count = if stab.is_some() {
+                    match index.stabs.get(slot) {
                         Some(i) if i.odd => usize::MAX, // scanned below, as the reference does
                         Some(i) => i.count(ts),
                         None => 0,
-                    },
-                    None => index.hits.get(slot).map_or(0, |hits| {
+                    }
+                } else {
+                    index.hits.get(slot).map_or(0, |hits| {
                         hits.partition_point(|d| *d <= ts) - hits.partition_point(|d| *d < low)
-                    }),
-                    Some(r) => match index.points.get(slot) {
-                        Some(p) if p.odd => usize::MAX, // scanned below, as the reference does
-                        Some(p) => p.count(low, ts, ts.saturating_sub(r.span), ts),
-                        None => 0,
-                    },
+                    })
                 };
                 if count != usize::MAX {
                     return (count as i64 >= *min_times) != *negate;
@@ -418,10 +392,8 @@ impl Lead {
                 for &(slot, c, l) in plan.slots.get(&a.type_id).map_or(&[][..], |v| &v[..]) {
                     match slot_entry(py, plan, (slot, c, l), a.ts, a.primary.as_ref(), &a.attrs) {
                         SlotEntry::No => {}
-                        SlotEntry::Point(value) => index.points.entry(slot).or_default().add(a.ts, value),
                         SlotEntry::Interval(start, end) => index.stabs.entry(slot).or_default().add(start, end),
-                        SlotEntry::Odd if slot_stab(plan, c, l).is_some() => index.stabs.entry(slot).or_default().odd = true,
-                        SlotEntry::Odd => index.points.entry(slot).or_default().odd = true,
+                        SlotEntry::Odd => index.stabs.entry(slot).or_default().odd = true,
                         SlotEntry::Date => {
                             let hits = index.hits.entry(slot).or_default();
                             let at = hits.partition_point(|d| *d <= a.ts);
@@ -468,9 +440,6 @@ impl Lead {
                         if let Some(hits) = index.hits.get_mut(&slot) {
                             let cut = hits.partition_point(|d| *d < horizon);
                             hits.drain(..cut);
-                        }
-                        if let Some(points) = index.points.get_mut(&slot) {
-                            points.drop_before(horizon);
                         }
                     }
                 }
@@ -520,11 +489,6 @@ impl Lead {
             v.sort();
             v
         };
-        let points = |m: &crate::value::Map<usize, DatedPoints>| -> Vec<(usize, Vec<(i64, i64)>)> {
-            let mut v: Vec<_> = m.iter().map(|(s, p)| (*s, p.points())).filter(|(_, p)| !p.is_empty()).collect();
-            v.sort();
-            v
-        };
         let stabs = |m: &crate::value::Map<usize, Intervals>| -> Vec<(usize, (Vec<i64>, Vec<i64>))> {
             let mut v: Vec<_> = m.iter().map(|(s, i)| (*s, i.bounds())).filter(|(_, b)| !b.0.is_empty()).collect();
             v.sort();
@@ -532,20 +496,16 @@ impl Lead {
         };
         index.generation == fresh.generation
             && nonempty(&index.hits) == nonempty(&fresh.hits)
-            && points(&index.points) == points(&fresh.points)
             && stabs(&index.stabs) == stabs(&fresh.stabs)
             && index.stabs.values().all(Intervals::check)
-            && fresh.stabs.iter().all(|(s, f)| !f.odd || index.stabs.get(s).is_some_and(|i| i.odd))
             // an odd entry noted, never missed (one pruned since may leave it noted: the
             // filter scans until the index is rebuilt)
-            && fresh.points.iter().all(|(s, f)| !f.odd || index.points.get(s).is_some_and(|p| p.odd))
-            && index.points.values().all(DatedPoints::check)
+            && fresh.stabs.iter().all(|(s, f)| !f.odd || index.stabs.get(s).is_some_and(|i| i.odd))
     }
 
     /// The index of the whole history for `plan` (`Plan.history_index`).
     fn build_index(&mut self, py: Python<'_>, plan: &Plan) {
         let mut hits = crate::value::Map::default();
-        let mut points = crate::value::Map::default();
         let mut stabs = crate::value::Map::default();
         for (type_id, slots) in &plan.slots {
             let Some(entries) = self.history.get(type_id) else { continue };
@@ -568,26 +528,6 @@ impl Lead {
                     stabs.insert(slot, built);
                     continue;
                 }
-                if slot_ranged(plan, c, l).is_some() {
-                    // seq: the entry's place in processing order (`drop_first` relies on it)
-                    let mut odd = false;
-                    let held = entries
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, e)| match slot_entry(py, plan, (slot, c, l), e.ts, e.primary.as_ref(), &e.attrs) {
-                            SlotEntry::Point(value) => Some((e.ts, i as u64, value)),
-                            SlotEntry::Odd => {
-                                odd = true;
-                                None
-                            }
-                            _ => None,
-                        })
-                        .collect();
-                    let mut built = DatedPoints::new(held, entries.len() as u64);
-                    built.odd = odd;
-                    points.insert(slot, built);
-                    continue;
-                }
                 let checks = slot_checks(plan, c, l);
                 let mut dates: Vec<i64> = entries
                     .iter()
@@ -598,7 +538,7 @@ impl Lead {
                 hits.insert(slot, dates);
             }
         }
-        self.index = Some(Box::new(Index { generation: plan.generation, hits, points, stabs }));
+        self.index = Some(Box::new(Index { generation: plan.generation, hits, stabs }));
     }
 
     /// `bounds.enforce` after an activity.
@@ -657,20 +597,6 @@ impl Lead {
                                     held.remove(start, end);
                                 }
                             }
-                        }
-                        continue;
-                    }
-                    if slot_ranged(plan, c, l).is_some() {
-                        // the points among them: the slot's first in (date, seq) order
-                        let k = indexes
-                            .iter()
-                            .filter(|&&i| {
-                                let e = &entries[i];
-                                matches!(slot_entry(py, plan, (slot, c, l), e.ts, e.primary.as_ref(), &e.attrs), SlotEntry::Point(_))
-                            })
-                            .count();
-                        if let Some(points) = index.points.get_mut(&slot) {
-                            points.drop_first(k);
                         }
                         continue;
                     }

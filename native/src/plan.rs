@@ -47,19 +47,10 @@ pub struct Trigger {
     pub checks: Vec<Check>,
 }
 
-/// A ranged slot (`history_index.in_past_spans`, one attribute): every `in past` of the
-/// filter bounds this attribute (None: the primary), the shortest duration `span`; the
-/// slot's entries are those its other checks accept, counted as points (date, attribute)
-/// (`dated_points.rs`).
-pub struct Ranged {
-    pub key: Option<String>,
-    pub span: i64,
-}
-
-/// An interval slot (`history_index.Stab`, several attributes): each attribute the filter's
-/// `in past`s bound (None: the primary) with its shortest duration, and the window (or the
-/// retention) `width`; each entry its other checks accept is held as the interval of dates
-/// at which the filter counts it (`intervals.rs`).
+/// An interval slot (`history_index.Stab`): each attribute the filter's `in past`s bound
+/// (None: the primary) with its shortest duration, and the window (or the retention)
+/// `width`; each entry its other checks accept is held as the interval of dates at which
+/// the filter counts it (`intervals.rs`).
 pub struct Stab {
     pub spans: Vec<(Option<String>, i64)>,
     pub width: i64,
@@ -67,9 +58,8 @@ pub struct Stab {
 
 pub enum Leaf {
     /// `slot`: its place in a lead's history index (None: its constraints depend on T in a
-    /// way the index cannot count); `ranged`: the slot counts points (date, attribute);
-    /// `stab`: the slot counts intervals.
-    History { type_id: i64, window_us: Option<i64>, min_times: i64, negate: bool, checks: Vec<Check>, slot: Option<usize>, ranged: Option<Ranged>, stab: Option<Stab> },
+    /// way the index cannot count); `stab`: the slot counts intervals (its `in past`s).
+    History { type_id: i64, window_us: Option<i64>, min_times: i64, negate: bool, checks: Vec<Check>, slot: Option<usize>, stab: Option<Stab> },
     /// `parse`: the field's text is read first (`operators.parsed`): 0 a number, 1 a moment.
     Field { key: String, op: Op, parse: Option<u8> },
 }
@@ -127,7 +117,7 @@ pub struct Plan {
     pub by_id: HashMap<i64, usize>,
     pub by_type: HashMap<i64, Vec<usize>>,
     /// The history index's slots by type: (slot, campaign, leaf) of each history leaf whose
-    /// constraints do not depend on T, or whose `in past`s bound one attribute (ranged).
+    /// constraints do not depend on T, or depend on it by `in past`s alone (an interval slot).
     pub slots: HashMap<i64, Vec<(usize, usize, usize)>>,
     /// Which plan a lead's index was built for (a new plan rebuilds it).
     pub generation: u64,
@@ -267,7 +257,6 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
                     negate: l["negate"].as_bool().unwrap_or(false),
                     checks: checks(&l["checks"])?,
                     slot: None,
-                    ranged: None,
                     stab: None,
                 }
             } else {
@@ -324,7 +313,7 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
     let retention_us = int(&j["retention_us"], "retention_us")?;
     for (c, campaign) in campaigns.iter_mut().enumerate() {
         for (l, leaf) in campaign.leaves.iter_mut().enumerate() {
-            if let Leaf::History { type_id, window_us, checks, slot, ranged, stab, .. } = leaf {
+            if let Leaf::History { type_id, window_us, checks, slot, stab, .. } = leaf {
                 let timed: Vec<&Check> = checks.iter().filter(|c| matches!(c.op, Op::InPast(_))).collect();
                 if timed.iter().any(|c| c.any_of) {
                     continue; // type 13's list: scanned (no `in past` reaches it: its names are text)
@@ -339,10 +328,7 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
                     }
                 }
                 spans.sort();
-                if spans.len() == 1 {
-                    let (key, span) = spans.pop().expect("one");
-                    *ranged = Some(Ranged { key, span });
-                } else if !spans.is_empty() {
+                if !spans.is_empty() {
                     *stab = Some(Stab { spans, width: window_us.unwrap_or(retention_us) });
                 }
                 *slot = Some(next);

@@ -107,15 +107,12 @@ class HistorySlots:
         type_id: int,
         checks: tuple[Check, ...],
         match: Matcher,
-        ranged: str | None = None,
         stab: Stab | None = None,
     ) -> HistoryMatcher:
-        """`ranged`: the attribute an `in past` bounds (a ranged slot; `checks` the others);
-        `stab`: the shape of an interval slot (`checks` the others)."""
+        """`stab`: the shape of an interval slot (`checks` the filter's other checks)."""
         key: object = (
             type_id,
             tuple((k, c.template, c.constants, c.parse, a) for k, c, a in checks),
-            ranged,
             None if stab is None else (stab.spans, stab.window_us),
         )
         try:
@@ -123,9 +120,7 @@ class HistorySlots:
         except TypeError:  # a constant that is not hashable: a slot of its own
             found, key = None, object()
         if found is None:
-            found = self._by_key[key] = HistoryMatcher(
-                len(self.matchers), type_id, match, ranged, stab
-            )
+            found = self._by_key[key] = HistoryMatcher(len(self.matchers), type_id, match, stab)
             self.matchers.append(found)
         return found
 
@@ -431,20 +426,14 @@ class _Compiler:
             return None
         match = build_matcher(checks)
         matcher = None
-        span_us = 0
         if not depends_on_t(c for _, c, _ in checks):
             matcher = self.slots.slot(activity_type.id, checks, match)
         else:
             bound = in_past_spans(checks)
-            if bound is not None and len(bound[1]) == 1:  # points (date, attribute)
-                static, ((key, span_us),) = bound
-                matcher = self.slots.slot(activity_type.id, static, build_matcher(static), key)
-            elif bound is not None:  # each entry the interval of T counting it: `intervals`
+            if bound is not None:  # each entry the interval of T counting it: `intervals`
                 static, spans = bound
                 stab = Stab(spans, window_us, retention)
-                matcher = self.slots.slot(
-                    activity_type.id, static, build_matcher(static), stab=stab
-                )
+                matcher = self.slots.slot(activity_type.id, static, build_matcher(static), stab)
         if matcher is not None:
             self.used.append(matcher)
         evaluate = HistoryFilter(
@@ -455,7 +444,6 @@ class _Compiler:
             bool(item.negate),
             retention,
             matcher,
-            span_us,
         )
         return HistoryLeaf(
             _item_text(item),

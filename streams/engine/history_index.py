@@ -15,27 +15,25 @@ cost more with each activity. Instead:
 
 Invariants (checked by `tests/unit/test_history_index.py` against the scanning evaluator):
 - `dates[X]` is the multiset of the dates of `state.history[X]`, sorted; `hits[s]` the sorted
-  dates of those entries of the slot's type that its constraints accept; for a ranged slot,
-  `points[s]` the (date, attribute) of those its other constraints accept whose attribute is
-  an integer, each with its place in processing order (`seq`), and `odd` set if another
-  was neither empty nor an integer. The engine updates them with the history, in `_apply`,
-  and prunes them with it (the same entries go; a trim's are the slot's first in (date,
-  processing order), `DatedPoints.drop_first`);
+  dates of those entries of the slot's type that its constraints accept; for an interval
+  slot, `stabs[s]` the intervals of those its other constraints accept whose attributes are
+  integers, and `odd` set if one was neither empty nor an integer. The engine updates them
+  with the history, in `_apply`, and prunes them with it (the same entries go);
 - an index belongs to one plan (`plan`): one missing or built for another plan (a state
   loaded from Redis, a hot reload) is rebuilt from the history, which stays the source of
   truth and the only thing serialized.
 
 A constraint that depends on T (`in past` on an attribute of the history entry) cannot be
-folded into a slot's sorted dates: the count is over two ranges at once, the entry's date in
-the window and the attribute in `[T - D, T]`. When every such constraint of a filter is an
-`in past` on one attribute (`in_past_bound`), the filter's other constraints make a *ranged
-slot* (`HistoryMatcher.key`: the attribute) whose entries the index keeps as points (date,
-attribute) in a `DatedPoints` (`points[slot]`), counted in that rectangle in polylogarithmic
-time (`dated_points.py`); the shortest duration bounds the attribute (`HistoryFilter.span_us`).
-Entries whose attribute is empty are not points (the constraint fails on them); one whose
-attribute is not an integer (stored under an older catalog) sets `odd`, and the filter scans,
-as the reference does, until the index is rebuilt. A filter with `in past` on two attributes,
-or on type 13's list of names, gets no slot and scans.
+folded into a slot's sorted dates: the count is over several ranges at once, the entry's
+date in the window and each bounded attribute in `[T - D, T]`. When every such constraint of
+a filter is an `in past` (`in_past_spans`), on one attribute or several, the filter's other
+constraints with its window and durations make an *interval slot* (`HistoryMatcher.stab`):
+each entry is counted at the dates T of one interval (`Stab.interval`), and the count at T
+is two bisections (`intervals.py`). Entries with a bounded attribute empty are never counted
+(the constraint fails on them) and are not held; one whose attribute is not an integer
+(stored under an older catalog) sets `odd`, and the filter scans, as the reference does,
+until the index is rebuilt. `in past` on type 13's list of names cannot be written (its
+names are text, `in past` takes a date): the index leaves such a check (a list) to the scan.
 """
 
 from __future__ import annotations
@@ -46,7 +44,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from streams.engine.dated_points import DatedPoints
 from streams.engine.intervals import Intervals
 from streams.engine.operators import IN_PAST_TEMPLATE, Condition
 
@@ -67,11 +64,9 @@ class HistoryMatcher:
     slot: int
     type_id: int
     match: Matcher
-    key: str | None = None
-    """A ranged slot's attribute (`""`: the primary), which `in past` bounds; `match` is then
-    the filter's other constraints. None: a slot of sorted dates (or an interval slot)."""
     stab: Stab | None = None
-    """An interval slot's shape (`match` the filter's other constraints)."""
+    """An interval slot's shape (`match` is then the filter's other constraints). None: a
+    slot of sorted dates."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -139,11 +134,6 @@ def in_past_spans(
     return tuple(static), tuple(sorted(spans.items()))
 
 
-def _value(key: str, primary: Any, attributes: dict[str, Any]) -> Any:
-    """The attribute a ranged slot bounds (`""`: the primary)."""
-    return primary if key == "" else attributes.get(key)
-
-
 @dataclass(eq=False)
 class HistoryFilter:
     """One history filter item, callable on a `FilterContext`.
@@ -159,8 +149,6 @@ class HistoryFilter:
     retention: list[int]
     """The compiler's shared cell: `retention[0]` is the plan's retention once compiled."""
     matcher: HistoryMatcher | None
-    span_us: int = 0
-    """With a ranged slot (`matcher.key`): the shortest `in past` duration of its attribute."""
 
     def __call__(self, ctx: Any) -> bool:
         return self.test(ctx.state, ctx.ts, ctx.index)
@@ -178,15 +166,10 @@ class HistoryFilter:
                 if not intervals.odd:
                     count = intervals.count(ts)
                     return (count >= self.min_times) != self.negate
-            elif matcher.key is None:
+            else:
                 hits = index.hits[matcher.slot]
                 count = bisect_right(hits, ts) - bisect_left(hits, low)
                 return (count >= self.min_times) != self.negate
-            else:
-                points = index.points[matcher.slot]
-                if not points.odd:
-                    count = points.count(low, ts, ts - self.span_us, ts)
-                    return (count >= self.min_times) != self.negate
         entries = state.history.get(self.type_id)
         if entries:
             found = 0
@@ -220,10 +203,10 @@ class HistoryFilter:
 
 
 class HistoryIndex:
-    """The sorted dates of one lead's history, per type and per slot, and the points of the
-    ranged slots (see module doc)."""
+    """The sorted dates of one lead's history, per type and per slot, and the intervals of
+    the interval slots (see module doc)."""
 
-    __slots__ = ("dates", "hits", "matchers", "plan", "points", "stabs")
+    __slots__ = ("dates", "hits", "matchers", "plan", "stabs")
 
     def __init__(
         self,
@@ -236,19 +219,16 @@ class HistoryIndex:
         self.matchers = matchers
         self.dates: dict[int, list[int]] = {}
         self.hits: list[list[int]] = [[] for _ in range(slots)]
-        self.points: dict[int, DatedPoints] = {}
         self.stabs: dict[int, Intervals] = {}
         for type_id, entries in history.items():
             self.dates[type_id] = sorted(e[0] for e in entries)
             for m in matchers.get(type_id, ()):
                 match = m.match
-                if m.key is None and m.stab is None:
+                if m.stab is None:
                     self.hits[m.slot] = sorted(e[0] for e in entries if match(e[1], e[2], 0))
         for type_matchers in matchers.values():
             for m in type_matchers:
-                if m.key is not None:
-                    self.points[m.slot] = _points(m, history.get(m.type_id, []))
-                elif m.stab is not None:
+                if m.stab is not None:
                     self.stabs[m.slot] = _intervals(m, m.stab, history.get(m.type_id, []))
 
     def add(self, type_id: int, ts: int, primary: Any, attributes: dict[str, Any]) -> None:
@@ -270,16 +250,6 @@ class HistoryIndex:
                         self.stabs[m.slot].odd = True
                     elif interval is not False:
                         self.stabs[m.slot].add(*interval)
-                    continue
-                key = m.key
-                if key is not None:
-                    value = primary if key == "" else attributes.get(key)
-                    if value is not None:
-                        points = self.points[m.slot]
-                        if type(value) is int:
-                            points.add(ts, value)
-                        else:
-                            points.odd = True
                     continue
                 slot = hits[m.slot]
                 if not slot or slot[-1] <= ts:
@@ -304,9 +274,7 @@ class HistoryIndex:
             dropped = [e for e in entries if e[0] < horizon]
             entries[:] = [e for e in entries if e[0] >= horizon]
         for m in self.matchers.get(type_id, ()):
-            if m.key is not None:
-                self.points[m.slot].drop_before(horizon)
-            elif m.stab is not None:
+            if m.stab is not None:
                 self._unstab(m, m.stab, dropped)
             else:
                 slot = self.hits[m.slot]
@@ -335,42 +303,12 @@ class HistoryIndex:
             del dates[: len(entries)]
             for m in self.matchers.get(type_id, ()):
                 match = m.match
-                key = m.key
                 if m.stab is not None:
                     self._unstab(m, m.stab, entries)
-                    continue
-                if key is not None:  # the points among them: the slot's first in (date, seq)
-                    self.points[m.slot].drop_first(
-                        sum(
-                            1
-                            for e in entries
-                            if type(_value(key, e[1], e[2])) is int and match(e[1], e[2], 0)
-                        )
-                    )
                     continue
                 matched = sum(1 for e in entries if match(e[1], e[2], 0))
                 del self.hits[m.slot][:matched]
         return True
-
-
-def _points(matcher: HistoryMatcher, entries: list[HistoryEntry]) -> DatedPoints:
-    """A ranged slot's points of a type's entries (in processing order: `seq` is the place)."""
-    key = matcher.key
-    assert key is not None
-    match = matcher.match
-    points: list[tuple[int, int, int]] = []
-    odd = False
-    for seq, entry in enumerate(entries):
-        value = _value(key, entry[1], entry[2])
-        if value is None or not match(entry[1], entry[2], 0):
-            continue
-        if type(value) is int:
-            points.append((entry[0], seq, value))
-        else:
-            odd = True
-    built = DatedPoints(points, len(entries))
-    built.odd = odd
-    return built
 
 
 def _intervals(matcher: HistoryMatcher, stab: Stab, entries: list[HistoryEntry]) -> Intervals:
