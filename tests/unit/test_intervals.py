@@ -3,13 +3,17 @@ entry's interval contains T exactly when the scanning evaluator counts the entry
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.engine.compiler import load_plan
 from streams.engine.history_index import Stab
 from streams.engine.intervals import Intervals
+from streams.engine.problems import RulesError
 
 small = st.integers(-20, 60)  # few distinct values: ties everywhere
 operations = st.lists(
@@ -92,3 +96,17 @@ def test_an_attribute_of_another_type_makes_the_entry_odd() -> None:
     assert stab.interval(5, None, {"x": None, "y": 5}) is False  # empty: never counted
     assert stab.interval(5, None, {"x": 0, "y": 20}) is False  # [20, 10]: never
     assert stab.interval(5, None, {"x": 0, "y": 3}) == (5, 10)
+
+
+def test_in_past_on_type_13s_names_cannot_be_written(tmp_path: Path) -> None:
+    """The index leaves an `in past` on a list (type 13's changed fields' names) to the
+    scan; no rule reaches that: the names are text, which `in past` does not take."""
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "campaigns" / "a.yaml").write_text(
+        "id: 1\nname: A\nqualification: every time\n"
+        "triggers:\n  - trigger: Data Value Changes\n"
+        "filters:\n  items:\n    - filter: Data Value Was Changed\n"
+        "      constraints:\n        - operator: in past\n          value: 7 days\n"
+    )
+    with pytest.raises(RulesError, match="'in past' is not an operator for dataType string"):
+        load_plan(tmp_path)
