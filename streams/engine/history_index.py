@@ -7,7 +7,7 @@ cost more with each activity. Instead:
 
 - the compiler gives every distinct (type, constraints) of the active campaigns' history
   filters a *slot*: filters that share their constraints share a slot, whatever their
-  windows and minTimes;
+  windows and minTimes (an interval slot's, below, also needs their window and durations);
 - `HistoryIndex` holds, per type, the sorted dates of the lead's history entries and, per
   slot, the sorted dates of the entries its constraints accept; a filter's count is then two
   bisections, `O(log n)`, and adding an entry is a match per slot and an insertion (at the
