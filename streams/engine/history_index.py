@@ -114,8 +114,8 @@ def in_past_spans(
 ) -> tuple[tuple[Check, ...], tuple[tuple[str, int], ...]] | None:
     """(the checks that do not depend on T; each attribute they bound with its shortest
     duration, sorted) when every check that does is an `in past` read as it is (no list, no
-    parsing): the filter then counts through a ranged slot (one attribute) or an interval
-    slot (several). None otherwise (no such check, or another: the filter scans)."""
+    parsing): the filter then counts through an interval slot. None otherwise (no such
+    check, or another: the filter scans)."""
     static: list[Check] = []
     spans: dict[str, int] = {}
     for check in checks:
