@@ -469,7 +469,12 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         # A batch's sends are all appended before the producer's sender runs, so they go
         # out together without lingering; a linger would only delay each batch's events.
         producer_linger_ms=0,
-        **service_options(settings.web_host, settings.web_port, settings.session_timeout),
+        **service_options(
+            settings.web_host,
+            settings.web_port,
+            settings.session_timeout,
+            settings.heartbeat_interval,
+        ),
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
     metrics = WorkerMetrics(
