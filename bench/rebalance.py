@@ -12,9 +12,12 @@ spawned at `--kill-join` and SIGKILLed at `--kill-at`. Printed:
 
 - per second of sending: activities sent, p50/p99/max of send -> first membership read;
 - per event (spawned, ready, SIGTERM, exited, SIGKILL): its time, and the stall around it:
-  the worst latency of activities sent from 2 s before it to 10 s after, and how long
-  after it the per-second p99 stayed above twice the steady p99 (the seconds before the
-  first event);
+  the worst latency of activities sent from 2 s before it to the next event (at most 10 s
+  after), and the seconds of sending in that span whose p99 was above twice the steady p99
+  (the seconds before the first event);
+- the group's pauses, from the workers' logs: from each trigger (B's or C's JoinGroup,
+  B's LeaveGroup, C's SIGKILL) to A's rebalance start (A learns of it at its next
+  heartbeat; for a kill, once the session timeout expired) and to A's "Worker ready";
 - duplicates (membership records delivered more than once: at-least-once, redelivered
   batches) and losses (expected eventIds, from the backtest of the same stream in send
   order, never read: must be 0), and unexpected eventIds (must be 0);
@@ -111,6 +114,45 @@ def expected_events(lines: list[bytes]) -> set[str]:
     records = [Record(line, "file", 0, i) for i, line in enumerate(lines)]
     result = asyncio.run(processor.process(records, time.time_ns() // 1000))
     return {e["eventId"] for e in result.events}
+
+
+_LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[\d+\] \[\w+\] (.*)$")
+
+
+def log_times(path: Path, marker: str) -> list[float]:
+    """Unix times of the worker's log lines holding `marker` (its log's local clock)."""
+    times = []
+    for line in path.read_text(errors="replace").splitlines():
+        found = _LOG_LINE.match(line)
+        if found and marker in found.group(2):
+            stamp = time.strptime(found.group(1).split(",")[0], "%Y-%m-%d %H:%M:%S")
+            times.append(time.mktime(stamp) + int(found.group(1).split(",")[1]) / 1000)
+    return times
+
+
+def group_pauses(members: dict[str, Member]) -> list[tuple[str, float, float]]:
+    """Per group change, from the workers' logs: (what, seconds from the trigger to worker
+    A's rebalance start, to A's "Worker ready"): B's and C's JoinGroup, B's LeaveGroup, C's
+    SIGKILL. A member learns of a rebalance at its next heartbeat."""
+    a = members["A"].process.log_path
+    starts = log_times(a, "Revoking previously assigned partitions")
+    readies = log_times(a, "Worker ready")
+    triggers: list[tuple[str, float]] = []
+    for name in ("B", "C"):
+        if name not in members:
+            continue
+        path = members[name].process.log_path
+        triggers += [(f"{name} joins", t) for t in log_times(path, "(Re-)joining group")[:1]]
+        triggers += [(f"{name} leaves", t) for t in log_times(path, "LeaveGroup request")[:1]]
+        if "SIGKILL" in members[name].events:
+            triggers.append((f"{name} killed", members[name].events["SIGKILL"]))
+    pauses = []
+    for what, at in sorted(triggers, key=lambda t: t[1]):
+        start = next((t for t in starts if t >= at), None)
+        ready = next((t for t in readies if t >= at), None)
+        if start is not None and ready is not None:
+            pauses.append((what, start - at, ready - at))
+    return pauses
 
 
 def cut(values: list[float], q: int) -> float:
@@ -288,14 +330,18 @@ def report(
         print(row + ("  " + ", ".join(marks[second]) if marks[second] else ""))
     print(
         "events (seconds from the first send): worst latency of activities sent from "
-        f"{STALL_BEFORE:.0f} s before to {STALL_AFTER:.0f} s after; seconds after it with "
-        "p99 above twice the steady p99"
+        f"{STALL_BEFORE:.0f} s before to the next event (at most {STALL_AFTER:.0f} s after); "
+        "seconds of sending in that span with p99 above twice the steady p99"
     )
-    for at, what in events:
-        near = [lat for sent, lat in latencies if at - STALL_BEFORE <= sent <= at + STALL_AFTER]
+    for n, (at, what) in enumerate(events):
+        # Up to the next event that changes the group (a process's exit is not one: its
+        # leave was at the signal), at most STALL_AFTER.
+        later = [t for t, w in events[n + 1 :] if not w.endswith("exited") and t > at]
+        until = min([at + STALL_AFTER, *later[:1]])
+        near = [lat for sent, lat in latencies if at - STALL_BEFORE <= sent <= until]
         slow = [
             s
-            for s in range(int(at), int(at + STALL_AFTER) + 1)
+            for s in range(int(at), int(until) + 1)
             if per_second.get(s) and cut(per_second[s], 99) > 2 * steady_p99
         ]
         worst = max(near) * 1000 if near else float("nan")
@@ -310,6 +356,9 @@ def report(
         if "SIGTERM" in member.events and "exited" in member.events:
             line += f"; SIGTERM -> exit {member.events['exited'] - member.events['SIGTERM']:.2f} s"
         print(line)
+    print("group pauses, from the workers' logs (trigger -> A's rebalance starts -> A resumes):")
+    for what, start, ready in group_pauses(members):
+        print(f"  {what:<10} {start:>6.2f} s -> {ready:>6.2f} s")
     got = set(event_ids)
     duplicates = sum(count - 1 for count in event_ids.values())
     lost = expected - got

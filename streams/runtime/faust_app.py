@@ -61,8 +61,8 @@ from typing import Any, NoReturn
 import faust
 from faust.tables import TableManager
 
-from streams.runtime.batch_drain import BatchDrainTransport
 from streams.runtime.fast_drain import FastDrainTransport
+from streams.runtime.revocation import RevocationCommitTransport
 
 # `noack_take` batch: large enough to amortise per-batch work (one Redis round trip, one
 # wait for delivery), small enough to stay well under a second of processing.
@@ -224,7 +224,8 @@ def create_app(
     if fast_drain:
         app.transport = FastDrainTransport(app.conf.broker_consumer, app)
     if batch_drain:
-        app.transport = BatchDrainTransport(app.conf.broker_consumer, app)
+        # The batch drain, committing acked offsets before a revocation (revocation.py).
+        app.transport = RevocationCommitTransport(app.conf.broker_consumer, app)
     return app
 
 

@@ -22,7 +22,7 @@ def test_the_heartbeat_is_at_most_a_third_of_the_session_timeout() -> None:
         == 1
     )
     with pytest.raises(
-        ValidationError, match="STREAMS_HEARTBEAT_INTERVAL .* STREAMS_SESSION_TIMEOUT"
+        ValidationError, match=r"STREAMS_HEARTBEAT_INTERVAL .* STREAMS_SESSION_TIMEOUT"
     ):
         WorkerSettings(rules_dir=RULES, session_timeout=6, heartbeat_interval=2.5)
 
