@@ -22,8 +22,9 @@
 #   auto-create them with its own count): `await topic.maybe_declare()` at the top of the
 #   agent, before its `async for`. An existing topic is used as is, count unchecked.
 # * Offsets. Per partition, Faust commits the offset after the highest contiguous *acked*
-#   one, every `broker_commit_interval` s and every `broker_commit_every` acks, on
-#   rebalance and at stop, each time after `producer.flush()` (delivery of all sends).
+#   one, every `broker_commit_interval` s and every `broker_commit_every` acks, and at
+#   stop, each time after `producer.flush()` (delivery of all sends). Not on a revocation:
+#   it forgets the revoked partitions' acked offsets (revocation.py commits them first).
 #   A per-event `async for` acks an event once the body returns for it. `take_events`
 #   acks the batch in a `finally` when the generator resumes *or is closed*, so a body
 #   interrupted by SIGTERM/cancel gets its batch committed: measured, lost. At-least-once:
