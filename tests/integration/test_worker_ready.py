@@ -113,7 +113,7 @@ def test_a_ready_worker_stays_ready_while_another_joins_and_leaves_the_group(
     half of them given back); the first's probe must not fail meanwhile (readiness probes
     would take every member out of service at each rebalance). Its gauge follows its
     assignment: all partitions, then half, then all again once the second left (SIGTERM,
-    a graceful leave)."""
+    a graceful leave), sooner than the session timeout."""
     settings = isolated_settings(kafka_bootstrap, redis_url, RULES)
     with WorkerProcess(settings, tmp_path / "first.log") as first:
         first_ready(first, 90)
@@ -136,6 +136,12 @@ def test_a_ready_worker_stays_ready_while_another_joins_and_leaves_the_group(
             assert assigned_gauge(second) == PARTITIONS // 2, second.log_tail()
             watch_until(lambda: gauges[-1] == PARTITIONS // 2, 60)
             os.killpg(second.pid, signal.SIGTERM)
+            left = time.monotonic()
             watch_until(lambda: gauges[-1] == PARTITIONS, 60)
+            taken_back = time.monotonic() - left
     assert failures == [], failures[:5]
     assert PARTITIONS // 2 in gauges and gauges[-1] == PARTITIONS
+    # A graceful stop leaves the group (LeaveGroup): the first worker takes the partitions
+    # back at its next heartbeat, not after the session timeout a silent exit would cost.
+    session = float(settings["STREAMS_SESSION_TIMEOUT"])
+    assert taken_back < session, (taken_back, session)
