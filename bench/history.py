@@ -5,6 +5,7 @@
     .venv/bin/python bench/history.py --in-past [--sizes 10,16000]  # a filter bounding valueDate
     .venv/bin/python bench/history.py --worker --in-past [--sizes 10,16000]
     .venv/bin/python bench/history.py ... --rounds 5   # alternated rounds, each size's best
+                                                       # (--worker: each size's median)
 
 For each size n, the same number of activities (`--total`) goes through the backtest
 pipeline (`Processor` on `MemoryStore`, decoding included) as `total / n` leads of n cheque
@@ -22,9 +23,11 @@ item (a country the bench never sets) never holds, so the campaign fires for no 
 the history filter is evaluated on every deposit of every size.
 
 With `--worker`, the same streams go through `python -m streams worker` on a local Apache
-Kafka broker and redis-server (bench/stream.py's throughput phase: the records are written
-first, the rate is read off the worker's metrics), and the bytes Redis received and sent
-during each run are printed per activity: they must not grow with the lead's history.
+Kafka broker and redis-server (`worker_run`: the records are written first, then a worker
+started on them is timed from its /ready to its last processed activity, read off its
+/metrics every 10 ms), and each run prints the bytes Redis received and sent per activity
+(they must not grow with the lead's history), the longest time the processed count stood
+still and the worker's stage breakdown per batch; with `--rounds`, each size's median.
 `--in-past` applies there too (the worker's rules directory is then the copy with
 `IN_PAST_CAMPAIGN`).
 """
@@ -33,11 +36,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import os
 import random
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -159,16 +165,22 @@ def rate(lines: list[bytes], batch: int, indexed: bool, rules: Path) -> tuple[fl
 
 
 def worker_rates(
-    sizes: list[int], total: int, seed: int, timeout: float, rules: Path, lag: int
+    sizes: list[int],
+    total: int,
+    seed: int,
+    timeout: float,
+    env: dict[str, str],
+    lag: int,
+    rounds: int,
 ) -> None:
-    """Each size's rate through the worker on `rules` (`STREAMS_RULES_DIR`), value dates
-    lagging by up to `lag` days (`deposits`)."""
+    """Each size's rate through the worker with `env` (its rules directory, its batch size),
+    value dates lagging by up to `lag` days (`deposits`), `rounds` times alternated: every
+    run's rate, its longest stall and its stage breakdown, then each size's median."""
     import contextlib
-    import tempfile
+    import statistics
 
     import redis
 
-    from bench.stream import throughput
     from streams.devstack.kafka import KafkaBroker
     from streams.devstack.redis import RedisServer
 
@@ -177,23 +189,105 @@ def worker_rates(
         broker = stack.enter_context(KafkaBroker())
         redis_url = stack.enter_context(RedisServer()).url
         admin = redis.Redis.from_url(redis_url)
-        rates: dict[int, float] = {}
-        for n in sizes:
-            lines = deposits(max(1, total // n), n, random.Random(seed), lag)
-            before = admin.info("stats")
-            rates[n], _ = throughput(
-                broker.bootstrap, redis_url, lines, logs, timeout, {"STREAMS_RULES_DIR": str(rules)}
-            )
-            after = admin.info("stats")
-            received = after["total_net_input_bytes"] - before["total_net_input_bytes"]
-            sent = after["total_net_output_bytes"] - before["total_net_output_bytes"]
-            print(
-                f"  worker n = {n:>6,}  {total // n:>5,} lead(s)  {rates[n]:>7,.0f} activities/s"
-                f"  ratio to n = {sizes[0]}: {rates[n] / rates[sizes[0]]:.2f}  Redis: "
-                f"{received / len(lines):,.0f} B in, {sent / len(lines):,.0f} B out per activity",
-                flush=True,
-            )
+        streams = {n: deposits(max(1, total // n), n, random.Random(seed), lag) for n in sizes}
+        runs: dict[int, list[float]] = {n: [] for n in sizes}
+        for round_ in range(rounds):
+            for n in sizes:
+                lines = streams[n]
+                before = admin.info("stats")
+                run = worker_run(broker.bootstrap, redis_url, lines, logs, timeout, env)
+                after = admin.info("stats")
+                received = after["total_net_input_bytes"] - before["total_net_input_bytes"]
+                sent = after["total_net_output_bytes"] - before["total_net_output_bytes"]
+                runs[n].append(run.rate)
+                print(
+                    f"  worker n = {n:>6,}  {total // n:>5,} lead(s)  {run.rate:>7,.0f} "
+                    f"activities/s  ratio to n = {sizes[0]}: {run.rate / runs[sizes[0]][-1]:.2f}"
+                    f"  longest stall {run.stall * 1000:,.0f} ms  Redis: "
+                    f"{received / len(lines):,.0f} B in, {sent / len(lines):,.0f} B out per "
+                    f"activity  load {os.getloadavg()[0]:.1f}"
+                    + (f"  (round {round_ + 1})" if rounds > 1 else ""),
+                    flush=True,
+                )
+                print(f"    {run.stages}", flush=True)
         admin.close()
+    if rounds > 1:
+        medians = {n: statistics.median(runs[n]) for n in sizes}
+        print(
+            "  median of each: "
+            + ", ".join(
+                f"n = {n:,} {medians[n]:,.0f}/s ({medians[n] / medians[sizes[0]]:.2f})"
+                for n in sizes
+            )
+        )
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    rate: float
+    """Activities/s from the worker's /ready to its last processed activity."""
+    stall: float
+    """The longest time (s) the processed count stood still in that span."""
+    stages: str
+    """Mean ms per batch of each stage of the worker's path, batches and records/batch."""
+
+
+POLL = 0.01
+"""Seconds between two readings of the worker's /ready, then of its processed count. A
+busy lead's 16,000 activities take a few batches, a few tenths of a second in all: timed
+from the first processed batch seen (bench/stream.py's `throughput`, every 50 ms), one or
+two batches were left to time, or none when the first reading came after the last."""
+
+
+def worker_run(
+    bootstrap: str,
+    redis_url: str,
+    lines: list[bytes],
+    logs: Path,
+    timeout: float,
+    env: dict[str, str],
+) -> WorkerRun:
+    """`lines` written to a fresh topic first, then one worker started on them, timed from
+    its /ready (group joined, assignment in force, warm-up done: its first fetch is under
+    way) to its last processed activity, reading it every `POLL`."""
+    import urllib.request
+
+    from bench.stream import STAGES, fresh_settings, preload, processed, worker_stages
+    from streams.devstack.worker import WorkerProcess
+
+    settings = fresh_settings(bootstrap, redis_url) | env
+    preload(bootstrap, settings["STREAMS_TOPIC_ACTIVITIES"], lines)
+    log = logs / "history-worker.log"
+    with WorkerProcess(settings, log) as worker:
+        deadline = time.monotonic() + timeout
+        ready = f"http://127.0.0.1:{worker.web_port}/ready"
+        started = None
+        while started is None and time.monotonic() < deadline and worker.alive():
+            try:
+                with urllib.request.urlopen(ready, timeout=1) as response:
+                    if response.status == 200:
+                        started = time.monotonic()
+            except OSError:
+                time.sleep(POLL)
+        steps: list[tuple[float, int]] = [(started or 0.0, 0)]  # (when, count) as it moved
+        while steps[-1][1] < len(lines) and time.monotonic() < deadline and worker.alive():
+            count = processed(worker)
+            if count != steps[-1][1]:
+                steps.append((time.monotonic(), count))
+            time.sleep(POLL)
+        sums, counts = worker_stages(worker)
+    if started is None or steps[-1][1] < len(lines):
+        raise SystemExit(
+            f"history: the worker processed {steps[-1][1]} of {len(lines)} (log: {log})"
+        )
+    stall = max(b[0] - a[0] for a, b in itertools.pairwise(steps))
+    batches = counts.get("evaluate", 0.0)
+    stages = "  ".join(
+        f"{stage} {1000 * sums[stage] / counts[stage]:.1f}" for stage in STAGES if counts.get(stage)
+    )
+    stages += f" ms/batch; {batches:.0f} batches, {sums.get('records', 0) / max(batches, 1):,.0f}"
+    stages += " records/batch"
+    return WorkerRun(len(lines) / (steps[-1][0] - started), stall, stages)
 
 
 def main() -> None:
@@ -217,6 +311,12 @@ def main() -> None:
         default=1,
         help="measure the sizes this many times, alternated, and keep each size's best rate",
     )
+    parser.add_argument(
+        "--worker-batch",
+        type=int,
+        help="the worker's STREAMS_BATCH_SIZE (default its own): a batch well under a fetch "
+        "(2000) makes the busy lead's first fetch outlive aiokafka's 100 ms prefetch backoff",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -227,7 +327,10 @@ def main() -> None:
             print("the worker on a local Kafka broker and redis-server")
             if args.in_past:
                 print("with a history filter bounding valueDate by `in past 7 days`")
-            worker_rates(sizes, args.total, args.seed, args.timeout, rules, lag)
+            env = {"STREAMS_RULES_DIR": str(rules)}
+            if args.worker_batch:
+                env["STREAMS_BATCH_SIZE"] = str(args.worker_batch)
+            worker_rates(sizes, args.total, args.seed, args.timeout, env, lag, args.rounds)
             return
         tune_gc()
         from streams import ENGINE
