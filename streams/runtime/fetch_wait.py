@@ -19,7 +19,7 @@ does: streams/api/consumer_pool.py).
 with the wait replaced before the consumer starts: aiokafka passes its
 `_fetch_max_wait_ms` to the `Fetcher` it creates in `start()`. Both internals are checked
 by tests/unit/test_fetch_wait.py and tests/integration/test_fetch_wait.py (on the real broker),
-which fails loudly if an upgrade moves them.
+which fail loudly if an upgrade moves them.
 """
 
 from __future__ import annotations
