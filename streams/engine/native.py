@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from streams.engine.leadstate import LeadState
     from streams.pipeline import Processor, Record
 
-ABI: Final = 2
+ABI: Final = 3
 """The description's format: the core's `ABI` must be the same (a stale build is refused
 by the manifest already; this catches a description changed without the crate)."""
 
