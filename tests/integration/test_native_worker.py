@@ -883,3 +883,106 @@ def test_a_fault_making_the_payloads_redoes_the_batch_on_the_python_engine(
         same(redis_url, Plans(ROOT / "rules", None), sample_batches(11, 100), now_us=SAMPLE_NOW)
     assert wrapped and wrapped[0].calls > 2, "the core did not go on after the fault"
     assert "the Python engine redoes it" in caplog.text
+
+
+class _Panicky:
+    """The core, armed to panic inside its `at`th batch (`test_only_panic_in_batch`, the
+    core's test-only seam), recording the batches it evaluates and the leads of the one
+    that panicked."""
+
+    def __init__(self, core: Any, at: int) -> None:
+        self._core = core
+        core.test_only_panic_in_batch(at)
+        self.evaluated = 0
+        self.panics: list[BaseException] = []
+        self.batch_leads: list[int] = []
+        self.panicked_leads: list[int] = []
+
+    def decode(self, *args: Any) -> Any:
+        out = self._core.decode(*args)
+        self.batch_leads = list(out[0])
+        return out
+
+    def evaluate(self, decoded: Any, now_us: int, create: bool) -> Any:
+        self.evaluated += 1
+        try:
+            return self._core.evaluate(decoded, now_us, create)
+        except BaseException as exc:
+            self.panics.append(exc)
+            self.panicked_leads = self.batch_leads
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._core, name)
+
+    def __contains__(self, lead_id: object) -> bool:
+        return lead_id in self._core
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+
+@pytest.mark.parametrize("cache_leads", [1000, 0])
+def test_a_rust_panic_inside_a_batch_redoes_it_on_the_python_engine(
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    cache_leads: int,
+) -> None:
+    """A real Rust panic inside a batch (the core's test-only seam: after the batch's first
+    activity, its lead half-changed): PyO3 raises `PanicException`, the batch's leads are
+    evicted from the core, the Python engine redoes the batch, and the next batches run on
+    the core again: the same events, dead letters, counters and Redis contents as the
+    Python engine throughout (`same`)."""
+    module = native._module()
+    assert module is not None
+    wrapped: list[_Panicky] = []
+
+    class PanickyModule:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(module, name)
+
+        @staticmethod
+        def Core(*args: Any) -> _Panicky:
+            wrapped.append(_Panicky(module.Core(*args), at=3))
+            return wrapped[-1]
+
+    monkeypatch.setattr(native, "_module", lambda: PanickyModule())
+    redone: list[list[int]] = []  # per batch handed to the Python engine: its leads held
+    process_stored = native.NativeProcessor.process_stored
+
+    async def checked(self: native.NativeProcessor, records: Any, now_us: int) -> Any:
+        done = await process_stored(self, records, now_us)
+        if done is None:
+            redone.append([lead for lead in self.core.panicked_leads if lead in self.core])
+        return done
+
+    monkeypatch.setattr(native.NativeProcessor, "process_stored", checked)
+    with caplog.at_level("WARNING", logger="streams.engine.native"):
+        same(
+            redis_url,
+            Plans(ROOT / "rules", None),
+            sample_batches(12, 100, count=800, leads=30),
+            now_us=SAMPLE_NOW,
+            cache_leads=cache_leads,
+        )
+    (core,) = wrapped
+    assert [type(e).__name__ for e in core.panics] == ["PanicException"], core.panics
+    assert "test-only fault injection" in str(core.panics[0])
+    assert core.panicked_leads
+    assert redone == [[]], f"leads of the panicked batch left in the core: {redone}"
+    assert core.evaluated > 3, "the core did not go on after the panic"
+    assert caplog.text.count("the Python engine redoes it") == 1
+    assert "PanicException" in caplog.text
+
+
+def test_no_production_path_arms_the_panic_seam() -> None:
+    """The seam is a method of the core that only tests call: no module of `streams`
+    names it, so no setting, record or request reaches it."""
+    package = Path(native.__file__).parents[1]
+    callers = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "test_only_panic_in_batch" in path.read_text("utf-8")
+    ]
+    assert callers == []
