@@ -179,9 +179,11 @@ def run(
     limits: Limits | None = None,
     index_from: Any = "default",
     cluster: bool = False,
+    fallbacks: list[str] | None = None,
 ) -> tuple[list[Any], dict[int, tuple[bytes, bytes]], int]:
     """(per batch: events, dead letters, counters; Redis contents per lead; batches the
-    core ran)."""
+    core ran). `fallbacks` gets the reason of each batch the core hands to the Python
+    engine (`RedisStore.on_core_fallback`)."""
 
     async def go() -> tuple[list[Any], dict[int, tuple[bytes, bytes]], int]:
         app_id = f"nw-{uuid.uuid4().hex[:12]}"
@@ -189,7 +191,12 @@ def run(
             await _seed(url, app_id, seeds)
         client = redis_client(url, cluster=cluster)
         store = RedisStore(
-            client, app_id, TTL_MS, cache_leads=cache_leads, check_cached=check_cached
+            client,
+            app_id,
+            TTL_MS,
+            cache_leads=cache_leads,
+            check_cached=check_cached,
+            on_core_fallback=None if fallbacks is None else fallbacks.append,
         )
         timed = TimedStore(store)
         limit = limits or Limits()
@@ -459,11 +466,16 @@ def test_a_record_marked_as_faulted_is_the_same_dead_letter_again(
 
 
 def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
-    redis_url: str, index_rules: Path, caplog: pytest.LogCaptureFixture
+    redis_url: str,
+    index_rules: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A stored state with a value beyond the core's integers (an attribute of 2**63, which
     JSON and the Python engine take): its batches run on the Python engine, every time,
-    and the others on the core."""
+    and the others on the core; each such batch is counted (`on_core_fallback`), the lead
+    named in one WARNING, not one per batch."""
+    monkeypatch.setattr(native, "CANNOT_HOLD_LOG", native.CannotHoldLog())
     plans = Plans(index_rules, 3 * 3_600_000_000)
     stream = [(0, 1 + i % 3, 10 * i, "x", i, i) for i in range(30)]
     batches = index_batches(stream, [], 5, [1], 0)
@@ -477,9 +489,25 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
             "m": NOW_US - 10**9,
         }
     )
-    want = same(redis_url, plans, batches, now_us=NOW_US, seeds={2: ("v3", big, [])})
-    assert "the native core failed on a batch" in caplog.text
+    fallbacks: list[str] = []
+    with caplog.at_level("WARNING", logger="streams.engine.native"):
+        want = same(
+            redis_url,
+            plans,
+            batches,
+            now_us=NOW_US,
+            seeds={2: ("v3", big, [])},
+            fallbacks=fallbacks,
+        )
     assert sum(n for *_, n, _, _ in want) > 0
+    touching = sum(1 for b in batches if any(orjson.loads(r[0])["leadId"] == 2 for r in b))
+    assert touching > 2
+    assert fallbacks == ["cannot_hold"] * touching
+    lines = [r.getMessage() for r in caplog.records if r.name == "streams.engine.native"]
+    held = [line for line in lines if "hold a state the native core cannot" in line]
+    assert len(held) == 1 and held[0].startswith("engine: lead(s) 2 hold"), lines
+    assert "lead 2: a state the core cannot hold" in held[0]
+    assert not any("the native core failed on a batch" in line for line in lines)
 
 
 @pytest.mark.parametrize("check_cached", [False, True])
