@@ -31,6 +31,8 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams import ENGINE
 from streams.devstack.redis_cluster import RedisClusterStack
@@ -180,10 +182,13 @@ def run(
     index_from: Any = "default",
     cluster: bool = False,
     fallbacks: list[str] | None = None,
+    failing_saves: dict[int, str] | None = None,
 ) -> tuple[list[Any], dict[int, tuple[bytes, bytes]], int]:
     """(per batch: events, dead letters, counters; Redis contents per lead; batches the
     core ran). `fallbacks` gets the reason of each batch the core hands to the Python
-    engine (`RedisStore.on_core_fallback`)."""
+    engine (`RedisStore.on_core_fallback`). `failing_saves`: batch number -> how its save
+    fails (`_flaky_saves`); the batch is then evaluated again, as the worker's replay
+    would, and that outcome is the batch's."""
 
     async def go() -> tuple[list[Any], dict[int, tuple[bytes, bytes]], int]:
         app_id = f"nw-{uuid.uuid4().hex[:12]}"
@@ -200,6 +205,7 @@ def run(
         )
         timed = TimedStore(store)
         limit = limits or Limits()
+        failing = _flaky_saves(store)
 
         def processor(plan: Plan) -> Processor:
             made = Processor(plan, timed, limits=limit, native=use_core)
@@ -216,6 +222,11 @@ def run(
                 if switches and n in switches:
                     current = processor(plans.plan(switches[n]))
                 records = [Record(*r) for r in batch]
+                if failing_saves and n in failing_saves:
+                    failing.append(failing_saves[n])
+                    with pytest.raises((RedisConnectionError, RedisTimeoutError)):
+                        await current.process(records, now_us)
+                    assert not failing, "the save of the batch did not run"
                 got = await current.process(records, now_us)
                 if current.native is not None:
                     assert store.core is not None
@@ -242,6 +253,32 @@ def run(
         return outcomes, await _contents(url, app_id, leads, cluster), ran_core
 
     return asyncio.run(go())
+
+
+def _flaky_saves(store: RedisStore) -> list[str]:
+    """The store's saves, failing as the returned list asks (one mode per save, taken by
+    the save): "applied", the save is stored on the server and then its reply is lost (a
+    timeout); "one failed", every lead's call but one's is stored (the lead of the highest
+    id), that one's reply is an error (on a Redis Cluster: one master's call failed, the
+    others' not)."""
+    real_run = store._run
+    failing: list[str] = []
+
+    async def flaky(calls: list[Any]) -> list[Any]:
+        if not failing:
+            return await real_run(calls)
+        mode = failing.pop()
+        if mode == "applied":
+            await real_run(calls)
+            raise RedisTimeoutError("injected: the save was applied, its reply lost")
+        assert mode == "one failed"
+        lost = max(calls, key=lambda c: c.lead_id)  # the same lead on either engine
+        replies = iter(await real_run([c for c in calls if c is not lost]))
+        error = RedisConnectionError("injected: one call failed")
+        return [error if c is lost else next(replies) for c in calls]
+
+    store._run = flaky  # type: ignore[method-assign]
+    return failing
 
 
 def same(url: str, plans: Plans, batches: Batches, **options: Any) -> list[Any]:
@@ -1014,3 +1051,26 @@ def test_no_production_path_arms_the_panic_seam() -> None:
         if "test_only_panic_in_batch" in path.read_text("utf-8")
     ]
     assert callers == []
+
+
+@pytest.mark.parametrize("mode", ["applied", "one failed"])
+@pytest.mark.parametrize("cache_leads", [1000, 0])
+def test_a_save_that_fails_after_being_applied_leaves_no_checkpoint_behind(
+    redis_url: str, mode: str, cache_leads: int
+) -> None:
+    """The core's checkpoints move only when a save returns stored (`commit`). A save
+    stored on the server whose reply is lost (a timeout), or whose leads' calls fail for
+    one and succeed for the others (a Redis Cluster's masters), raises: the batch's leads
+    are evicted, and the batch evaluated again (the worker's replay) reads each as Redis
+    holds it: redelivered where the save was stored, processed where not. The same events,
+    counters and Redis contents as the Python engine under the same failures; a checkpoint
+    left behind would write a delta against a state Redis does not hold."""
+    batches = sample_batches(13, 60, count=600, leads=12)
+    same(
+        redis_url,
+        Plans(ROOT / "rules", None),
+        batches,
+        now_us=SAMPLE_NOW,
+        cache_leads=cache_leads,
+        failing_saves={2: mode, 5: mode, 6: mode},
+    )
