@@ -446,3 +446,26 @@ def test_any_spelling_is_read_as_python_reads_it_or_declined(
     core_factory: Any, spelling: bytes, place: int
 ) -> None:
     same_reading(core_factory(), *_places(spelling)[place])
+
+
+@pytest.mark.parametrize("spelling", [*NUMBERS, *STRINGS, b'1,"m":2', b"1}x"])
+def test_put_state_reads_a_snapshot_as_python_reads_it_or_refuses_it(
+    core_factory: Any, spelling: bytes
+) -> None:
+    """`put_state` (the bytes of a lead Python read) reads with the crate's one reader of
+    stored states: what it holds is what `decode_state` reads, else a ValueError. The lax
+    second reader it had read a high surrogate followed by another escape as a made-up
+    character, `01` and `+1` as 1, a member twice as both, and ignored what followed."""
+    core = core_factory()
+    for raw, journal in _places(spelling):
+        if journal:
+            continue
+        want = reference(raw, [])
+        try:
+            core.put_state(1, raw, 0, 0)
+        except ValueError:
+            assert 1 not in core
+            continue
+        assert isinstance(want, LeadState), f"put_state took {raw!r}; Python: {want!r}"
+        assert core.encode_state(1) == encode_state(want), raw
+        core.evict([1])
