@@ -50,6 +50,7 @@ from streams.state.redis_client import redis_client
 from streams.state.redis_store import RedisStore
 from tests.unit.test_compiled_engine import mutate, mutations
 from tests.unit.test_history_index import CAMPAIGNS, NOW_US, TYPE, ops, record
+from tests.unit.test_native_core import LIMITS
 
 pytestmark = pytest.mark.integration
 
@@ -324,7 +325,7 @@ def index_batches(
     redeliver=st.integers(0, 5),
     cache=st.sampled_from([(1000, False), (1000, True), (0, False), (2, False)]),
     switch=st.sampled_from([{}, {2: "short"}, {1: "refused", 3: "default"}, {2: "default"}]),
-    max_history=st.sampled_from([20_000, 4]),
+    limits=st.just(Limits()) | st.just(Limits(max_history=4)) | LIMITS,
     index_from=st.sampled_from(["default", None, 3]),
     seeded=st.booleans(),
 )
@@ -338,7 +339,7 @@ def test_the_core_beneath_the_redis_store_matches_the_python_engine(
     redeliver: int,
     cache: tuple[int, bool],
     switch: dict[int, str],
-    max_history: int,
+    limits: Limits,
     index_from: Any,
     seeded: bool,
 ) -> None:
@@ -356,7 +357,7 @@ def test_the_core_beneath_the_redis_store_matches_the_python_engine(
         check_cached=cache[1],
         switches=switch,
         seeds=seeds,
-        limits=Limits(max_history=max_history),
+        limits=limits,
         index_from=index_from,
     )
 
@@ -1073,4 +1074,31 @@ def test_a_save_that_fails_after_being_applied_leaves_no_checkpoint_behind(
         now_us=SAMPLE_NOW,
         cache_leads=cache_leads,
         failing_saves={2: mode, 5: mode, 6: mode},
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    limits=LIMITS,
+    batch=st.sampled_from([9, 40]),
+    cache=st.sampled_from([(1000, False), (0, False), (3, True)]),
+)
+def test_bounds_drawn_small_through_the_redis_store(
+    redis_url: str, limits: Limits, batch: int, cache: tuple[int, bool]
+) -> None:
+    """The sample stream, then its first records again (redeliveries, duplicates past a
+    trimmed `seen`), under per-lead bounds drawn small: every drop the bounds make (from
+    the head of a history type, of `seen`, fields) goes through the core's deltas and
+    checkpoints; the same outcome and Redis contents as the Python engine."""
+    batches = sample_batches(19, batch, count=300, leads=10)
+    again = [r for b in batches for r in b][:80]
+    batches += [again[i : i + batch] for i in range(0, len(again), batch)]
+    same(
+        redis_url,
+        Plans(ROOT / "rules", None),
+        batches,
+        now_us=SAMPLE_NOW,
+        limits=limits,
+        cache_leads=cache[0],
+        check_cached=cache[1],
     )
