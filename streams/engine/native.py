@@ -34,7 +34,12 @@ panic) never stops the partition: over a `RedisStore` the batch's leads are evic
 the core (Redis holds them as before the batch: nothing was saved) and the Python engine
 redoes the batch with its per-record isolation (`Processor._isolate`); over a
 `MemoryStore`, which has no copy of the states before the batch, it is
-`StatesNotIsolated`, and the backtest runs again with copies on the Python engine.
+`StatesNotIsolated`, and the backtest runs again with copies on the Python engine. Over a
+`RedisStore` each batch handed over is counted by its reason (`FALLBACK_REASONS`,
+`RedisStore.on_core_fallback`: the worker's `streams_native_fallbacks_total`); a lead
+whose state the core cannot hold is named in the log once per `CANNOT_HOLD_LOG_EVERY_S`,
+a fault in one WARNING per batch. `Core.test_only_panic_in_batch` is the core's
+fault-injection seam for the tests (a Rust panic inside a batch); nothing here calls it.
 
 The subset (a plan or store outside it runs on the compiled or pure modules, said once in
 a log line at the `Processor`'s first batch, `unsupported`; the line saying the core runs

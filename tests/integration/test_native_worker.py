@@ -1044,12 +1044,12 @@ def test_a_rust_panic_inside_a_batch_redoes_it_on_the_python_engine(
 
 def test_no_production_path_arms_the_panic_seam() -> None:
     """The seam is a method of the core that only tests call: no module of `streams`
-    names it, so no setting, record or request reaches it."""
+    calls it, so no setting, record or request reaches it."""
     package = Path(native.__file__).parents[1]
     callers = [
         str(path.relative_to(package))
         for path in package.rglob("*.py")
-        if "test_only_panic_in_batch" in path.read_text("utf-8")
+        if "test_only_panic_in_batch(" in path.read_text("utf-8")
     ]
     assert callers == []
 
