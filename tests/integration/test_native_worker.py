@@ -1102,3 +1102,72 @@ def test_bounds_drawn_small_through_the_redis_store(
         cache_leads=cache[0],
         check_cached=cache[1],
     )
+
+
+def test_a_save_failing_for_one_master_of_a_redis_cluster_moves_no_checkpoint(
+    redis_cluster: RedisClusterStack,
+) -> None:
+    """On a Redis Cluster (one script call per lead): one lead's call fails while the
+    others' are stored; the same outcome and contents as the Python engine."""
+    same(
+        redis_cluster.url,
+        Plans(ROOT / "rules", None),
+        sample_batches(14, 80, count=400, leads=16),
+        now_us=SAMPLE_NOW,
+        cluster=True,
+        failing_saves={1: "one failed", 3: "applied"},
+    )
+
+
+def test_the_backtest_survives_a_rust_panic_in_the_core(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a `MemoryStore` a real Rust panic inside a batch (the test-only seam) makes the
+    backtest run again with copies on the Python engine (`StatesNotIsolated`): the same
+    output as without it."""
+    from streams.backtest import backtest_to_lists
+    from streams.engine.evaluator import DEFAULT_DEDUP_HORIZON_US
+
+    source = tmp_path / "in.jsonl"
+    lines = [orjson.dumps(a) for a in sample_activities(400, leads=20, seed=4)]
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    plan = load_plan(ROOT / "rules")
+    want = backtest_to_lists(plan, source, DEFAULT_DEDUP_HORIZON_US, 50)
+    module = native._module()
+    assert module is not None
+    panics: list[str] = []
+
+    class Armed:
+        def __init__(self, core: Any) -> None:
+            self._core = core
+            core.test_only_panic_in_batch(3)
+
+        def process(self, *args: Any) -> Any:
+            try:
+                return self._core.process(*args)
+            except BaseException as exc:
+                panics.append(type(exc).__name__)
+                raise
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._core, name)
+
+        def __contains__(self, lead_id: object) -> bool:
+            return lead_id in self._core
+
+        def __len__(self) -> int:
+            return len(self._core)
+
+    class PanickyModule:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(module, name)
+
+        @staticmethod
+        def Core(*args: Any) -> Armed:
+            return Armed(module.Core(*args))
+
+    monkeypatch.setattr(native, "_module", lambda: PanickyModule())
+    got = backtest_to_lists(plan, source, DEFAULT_DEDUP_HORIZON_US, 50)
+    assert panics == ["PanicException"]
+    assert got[0] == want[0] and got[1] == want[1]
+    assert want[0], "no events to compare"
