@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.engine.activity import DEAD_LETTER_RECORD_MAX_BYTES
@@ -231,12 +231,33 @@ class WorkerSettings(KafkaSettings):
         description="Seconds without a heartbeat before a worker's partitions go to another "
         "(how soon a killed worker's work resumes elsewhere).",
     )
+    heartbeat_interval: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between a worker's heartbeats to its group's coordinator, at "
+        "most a third of the session timeout. A worker learns that its group is "
+        "rebalancing (another worker joined or left) at its next heartbeat, and every "
+        "partition waits for the slowest member to rejoin: this bounds that part of the "
+        "pause.",
+    )
     state_cache_leads: int = Field(
         10_000,
         ge=0,
         description="Lead states a worker keeps in memory after saving them; loading a cached "
         "lead costs a check of its generation, not a read of its state (0: no cache).",
     )
+
+    @field_validator("heartbeat_interval")
+    @classmethod
+    def _heartbeat_within_session(cls, value: float, info: ValidationInfo) -> float:
+        session = info.data.get("session_timeout")
+        if session is not None and value * 3 > session:
+            raise ValueError(
+                f"STREAMS_HEARTBEAT_INTERVAL ({value}) must be at most a third of "
+                f"STREAMS_SESSION_TIMEOUT ({session}): the coordinator would otherwise "
+                "evict a healthy worker after one late heartbeat"
+            )
+        return value
 
 
 class ApiSettings(KafkaSettings):

@@ -28,7 +28,8 @@ class WorkerProcess(ManagedProcess):
         super().__init__("worker", [sys.executable, "-m", "streams", "worker"], log_path, env)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until `/ready` answers 200 (the agent runs with its state store)."""
+        """Until `/ready` answers 200: the worker joined its group, holds its assignment and
+        is warmed up (streams/runtime/readiness.py)."""
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.web_port}/ready"
         while time.monotonic() < deadline:

@@ -32,6 +32,10 @@ without asking Redis while it owns their partitions; the cache is emptied when i
 partitions are revoked (Faust's `app.on_partitions_revoked` signal, sent by its rebalance
 callback after the flow stopped: checked by tests/unit/test_faust_internals.py), and a
 stale entry (a zombie's) fails the save's compare-and-set.
+
+`/ready` answers 200 once the group is joined, the assignment in force and the warm-up
+done, and stays so through later rebalances (streams/runtime/readiness.py); `/health` is
+liveness.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ from streams.runtime.hot_reload import (
 )
 from streams.runtime.in_flight import InFlight, Issue
 from streams.runtime.metrics import CONTENT_TYPE, ConsumerLag, WorkerMetrics
+from streams.runtime.readiness import Readiness
 from streams.settings import WorkerSettings
 from streams.state.redis_client import redis_client
 from streams.state.redis_store import SAVE_LEADS_LUA, RedisStore, StateConflict
@@ -464,7 +469,12 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         # A batch's sends are all appended before the producer's sender runs, so they go
         # out together without lingering; a linger would only delay each batch's events.
         producer_linger_ms=0,
-        **service_options(settings.web_host, settings.web_port, settings.session_timeout),
+        **service_options(
+            settings.web_host,
+            settings.web_port,
+            settings.session_timeout,
+            settings.heartbeat_interval,
+        ),
     )
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
     metrics = WorkerMetrics(
@@ -476,7 +486,8 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         settings.rules_reload_interval,
         ReloadMetrics(metrics.registry, metrics.rules_info),
     )
-    status = {"ready": False}
+    readiness = Readiness(settings.topic_activities, metrics.registry)
+    readiness.connect(app)
 
     @app.agent(activities, name="evaluate")
     async def evaluate(stream: Any) -> None:
@@ -496,7 +507,6 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         handler = BatchHandler(app, settings, processor, metrics)
         switches = SwitchLog(store.client, settings.app_id)
         revoked_from.append(store)
-        status["ready"] = True
         log.info(
             "evaluating %s with rules %s (%d campaigns); delivery overlap %s, %d batch(es) "
             "ahead, save overlap %s",
@@ -509,6 +519,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         )
         subscribe(stream)
         await warm_up(store, handler.sender, [settings.topic_memberships, settings.topic_dlq])
+        readiness.warmed()
         consumer = batch_consumer(app)
         in_flight: InFlight[Batch] = InFlight(
             consumer.ack_batch,
@@ -567,12 +578,14 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        if status["ready"]:
-            return web.json({"ready": True})
-        return web.json({"ready": False}, status=503)
+        # Ready once the group is joined, the assignment in force and the warm-up done;
+        # it stays so through later rebalances (streams/runtime/readiness.py).
+        body, status = readiness.view(app.rebalancing, app.should_stop)
+        return web.json(body, status=status)
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
+        readiness.waiting(app.rebalancing, app.should_stop)  # latches `streams_ready`
         return web.bytes(await metrics.render_async(), content_type=CONTENT_TYPE)
 
     return app
