@@ -14,8 +14,10 @@ the small hot members (`fields`, `runs`, `max_ts`) whole:
 
 where "dropped" is a count from the head or, when entries went from further in (a late
 activity's entry past the retention, an identity seen again and moved to the end), the list
-of their positions. `Stored` remembers what the store holds for a lead (copies of its lists
-as of the last load or save, and the sizes of snapshot and journal); `write` compares the
+of their positions. An identity processed again when it is already the last one keeps its
+place with a new entry: it is dropped and appended again, as a moved one is. `Stored`
+remembers what the store holds for a lead (copies of its lists and of the `seen` entries as
+of the last load or save, and the sizes of snapshot and journal); `write` compares the
 state with it (list slices compared in C, identical objects short-circuit; a walk over the
 list when something went from the middle) and returns the delta, or a full snapshot
 (`codec.encode_state`) when the journal would outgrow the snapshot: the journal is then
@@ -37,7 +39,7 @@ from typing import Any, Final
 
 import orjson
 
-from streams.engine.leadstate import HistoryEntry, LeadState
+from streams.engine.leadstate import HistoryEntry, LeadState, SeenEntry
 from streams.state.codec import UnreadableState, encode_state, is_seen_entry
 
 DELTA_VERSION: Final = 1
@@ -51,6 +53,10 @@ class Stored:
     """Copies of the history lists (the entries themselves are shared, never mutated)."""
     seen: list[str]
     """The identities of `seen`, in order."""
+    seen_entries: list[SeenEntry]
+    """Their entries (shared, never mutated): an identity processed again when it is already
+    the last one (or is followed only by others processed again) keeps its place in the
+    list of identities, only its entry says it changed."""
     snapshot_bytes: int
     """0: nothing stored, or a snapshot of an earlier format; the next save writes one."""
     journal_bytes: int
@@ -60,6 +66,7 @@ def remember(state: LeadState, snapshot_bytes: int, journal_bytes: int) -> Store
     return Stored(
         {t: list(entries) for t, entries in state.history.items()},
         list(state.seen),
+        list(state.seen.values()),
         snapshot_bytes,
         journal_bytes,
     )
@@ -68,7 +75,15 @@ def remember(state: LeadState, snapshot_bytes: int, journal_bytes: int) -> Store
 def _diff(old: list[Any], new: list[Any]) -> tuple[int | list[int], int]:
     """(what was dropped from `old`, how many of `new` are kept from it): `new` is `old`
     without the dropped items, in the same order, followed by `new[kept:]`. The drop is a
-    count from the head when it is only that (found in C), else the dropped positions."""
+    count from the head when it is only that (found in C), else the dropped positions.
+
+    Sound for any two lists, as a sequence of equal items: identity only chooses what is
+    kept (an item equal to a dropped one but another object is dropped and appended again,
+    which costs bytes, not correctness), and the fast path checks the kept part with `==`.
+    What it cannot see is a change inside an item it keeps as equal: history entries are
+    never mutated, but a `seen` entry is replaced under an identity that keeps its place
+    when it is processed again as the last one, so `_delta` compares the kept entries too
+    (in C: identical entries short-circuit) and rewrites from the first that changed."""
     if not new:
         return len(old), 0
     first = new[0]
@@ -91,6 +106,28 @@ def _diff(old: list[Any], new: list[Any]) -> tuple[int | list[int], int]:
         else:
             dropped.append(i)
     return dropped, j
+
+
+def _without(items: list[Any], positions: list[int]) -> list[Any]:
+    gone = set(positions)
+    return [item for i, item in enumerate(items) if i not in gone]
+
+
+def _rewrite_from(
+    size: int, drop: int | list[int], kept: int, new: list[Any], old_kept: list[Any]
+) -> tuple[int | list[int], int]:
+    """`_diff`'s (drop, kept) when some of the `kept` items changed inside (`new[:kept]` is
+    not `old_kept`): kept up to the first that changed, the rest dropped and appended
+    again, in order. A delta then never replaces an entry in place (the strict reader of
+    the native core, `cold.rs`, declines an appended identity that is still held)."""
+    pairs = enumerate(zip(new[:kept], old_kept, strict=True))
+    first = next(i for i, (a, b) in pairs if a is not b and a != b)
+    held = range(drop, size) if isinstance(drop, int) else _without(list(range(size)), drop)
+    keep = set(held[:first])
+    dropped = [i for i in range(size) if i not in keep]
+    if dropped == list(range(len(dropped))):
+        return len(dropped), first
+    return dropped, first
 
 
 def encode_delta(stored: Stored, state: LeadState) -> bytes:
@@ -122,7 +159,12 @@ def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
             history[type_id] = None
     seen = state.seen
     seen_keys = list(seen)
+    seen_entries = list(seen.values())
     drop, kept = _diff(stored.seen, seen_keys)
+    old = stored.seen_entries
+    old_kept = old[drop:] if isinstance(drop, int) else _without(old, drop)
+    if seen_entries[:kept] != old_kept:  # in C, identical entries short-circuit
+        drop, kept = _rewrite_from(len(old), drop, kept, seen_entries, old_kept)
     delta = orjson.dumps(
         {
             "d": DELTA_VERSION,
@@ -134,7 +176,9 @@ def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
         },
         option=orjson.OPT_NON_STR_KEYS,  # the int keys of `h` and `r` as JSON strings
     )
-    return delta, Stored(copies, seen_keys, stored.snapshot_bytes, stored.journal_bytes)
+    return delta, Stored(
+        copies, seen_keys, seen_entries, stored.snapshot_bytes, stored.journal_bytes
+    )
 
 
 def write(stored: Stored | None, state: LeadState) -> tuple[bool, bytes, Stored]:

@@ -79,7 +79,7 @@ TYPES = st.integers(-3, 12) | INT64
 def stored_leads(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
     """A v3 snapshot and its journal, as `journal.write` writes them for a lead whose
     batches append, drop (from the head, from further in), remove types and move `seen`
-    identities."""
+    identities (or process them again: a new entry, which for the last one is in place)."""
     state = LeadState(
         history={
             t: [draw(entries()) for _ in range(draw(st.integers(0, 4)))]
@@ -120,10 +120,12 @@ def stored_leads(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
                 keys = list(state.seen)
                 if keys and draw(st.booleans()):
                     key = draw(st.sampled_from(keys))
-                    moved = draw(st.sampled_from(["drop", "move"]))
+                    moved = draw(st.sampled_from(["drop", "move", "again"]))
                     entry = state.seen.pop(key)
                     if moved == "move":
                         state.seen[key] = list(entry)
+                    elif moved == "again":  # processed again: a new entry, placed last
+                        state.seen[key] = draw(seen_entries())
                 else:
                     state.seen.setdefault(draw(TEXT), draw(seen_entries()))
             elif step == "hot":
