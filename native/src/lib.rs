@@ -115,6 +115,9 @@ struct Core {
     checkpoints: value::Map<i64, stored::Checkpoint>,
     /// TEST ONLY: the `evaluate` (by `batch`) that panics (`test_only_panic_in_batch`).
     panic_at: Option<u64>,
+    /// TEST ONLY: how many `commit` calls are left before the one that panics
+    /// (`test_only_panic_in_commit`; 0: none).
+    commit_panic_in: u64,
 }
 
 /// The activities of one batch `Core.decode` read, for `Core.evaluate`.
@@ -197,6 +200,7 @@ impl Core {
             batch: 0,
             checkpoints: value::Map::default(),
             panic_at: None,
+            commit_panic_in: 0,
         })
     }
 
@@ -427,7 +431,12 @@ impl Core {
     /// The payloads `payloads` handed out for these leads are stored: their checkpoints
     /// move to the states held now. A lead no longer held is skipped.
     fn commit(&mut self, lead_ids: Vec<i64>) {
-        for lead_id in lead_ids {
+        let panics = self.commit_panic_in == 1;
+        self.commit_panic_in = self.commit_panic_in.saturating_sub(1);
+        for (n, lead_id) in lead_ids.into_iter().enumerate() {
+            if panics && n == 1 {
+                panic!("test-only fault injection: a panic inside commit (test_only_panic_in_commit)");
+            }
             let (Some(lead), Some(ck)) = (self.leads.get(&lead_id), self.checkpoints.get(&lead_id)) else {
                 continue;
             };
@@ -441,6 +450,9 @@ impl Core {
                 }
             }
         }
+        if panics {
+            panic!("test-only fault injection: a panic inside commit (test_only_panic_in_commit)");
+        }
     }
 
     /// TEST ONLY (fault injection; no production path calls it, and nothing a record holds
@@ -449,6 +461,13 @@ impl Core {
     /// PyO3 raises as `PanicException` (`native.core_fault`). 0 disarms.
     fn test_only_panic_in_batch(&mut self, after: u64) {
         self.panic_at = (after > 0).then(|| self.batch + after);
+    }
+
+    /// TEST ONLY (fault injection, as `test_only_panic_in_batch`): the `after`-th `commit`
+    /// from now (1: the next) panics once its first lead's checkpoint has moved (or at once
+    /// with one lead or none): a Rust panic after a save that Redis holds. 0 disarms.
+    fn test_only_panic_in_commit(&mut self, after: u64) {
+        self.commit_panic_in = after;
     }
 
     /// Forgets these leads (their states and checkpoints).

@@ -21,8 +21,8 @@ decoder (`Decoder.decode`), so every rejection and its message is the reference'
 evaluates with the reference's semantics; history filters count through a native history
 index once a type holds the engine's `index_from` entries (`history_index.py`'s: per
 filter slot, the sorted dates of the entries it accepts, or for a filter whose `in past`s
-bound one attribute of the entry its points (date, attribute), `dated_points.rs`), else
-scan, as the reference.
+bound attributes of the entry the interval of dates at which it counts each one,
+`intervals.rs` after `intervals.py`), else scan, as the reference.
 `tests/unit/test_compiled_engine.py` holds it to the pure engine: the same events, dead
 letters, counters and stored bytes; `tests/integration/test_native_worker.py` holds it,
 beneath a `RedisStore`, to the Python engine on the same store: the same outcomes and the
@@ -38,8 +38,11 @@ redoes the batch with its per-record isolation (`Processor._isolate`); over a
 `RedisStore` each batch handed over is counted by its reason (`FALLBACK_REASONS`,
 `RedisStore.on_core_fallback`: the worker's `streams_native_fallbacks_total`); a lead
 whose state the core cannot hold is named in the log once per `CANNOT_HOLD_LOG_EVERY_S`,
-a fault in one WARNING per batch. `Core.test_only_panic_in_batch` is the core's
-fault-injection seam for the tests (a Rust panic inside a batch); nothing here calls it.
+a fault in one WARNING per batch. A failure of the core after a save Redis answered
+(`commit`, `evict`: `RedisStore.save_core`) leaves the batch as saved and evicts its
+leads, counted as a `fault` too. `Core.test_only_panic_in_batch` and
+`Core.test_only_panic_in_commit` are the core's fault-injection seams for the tests (a
+Rust panic inside a batch, after a save); nothing here calls them.
 
 The subset (a plan or store outside it runs on the compiled or pure modules, said once in
 a log line at the `Processor`'s first batch, `unsupported`; the line saying the core runs
@@ -403,7 +406,9 @@ class NativeProcessor:
 FALLBACK_REASONS: Final = ("cannot_hold", "fault")
 """Why the core handed a batch to the Python engine (`RedisStore.on_core_fallback`): a
 lead's stored state holds a value the core does not (`CannotHold`), or the core failed on
-the batch (`core_fault`: an exception, a Python callback's, or a Rust panic)."""
+the batch (`core_fault`: an exception, a Python callback's, or a Rust panic); `fault` also
+counts a failure after the batch's save, which is not redone, its leads evicted
+(`RedisStore.save_core`)."""
 
 CANNOT_HOLD_LOG_EVERY_S: Final = 600.0
 """A lead whose state the core cannot hold is named in the log at most once per this many

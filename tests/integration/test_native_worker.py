@@ -1043,15 +1043,107 @@ def test_a_rust_panic_inside_a_batch_redoes_it_on_the_python_engine(
 
 
 def test_no_production_path_arms_the_panic_seam() -> None:
-    """The seam is a method of the core that only tests call: no module of `streams`
-    calls it, so no setting, record or request reaches it."""
+    """The seams are methods of the core that only tests call: no module of `streams`
+    calls them, so no setting, record or request reaches them."""
     package = Path(native.__file__).parents[1]
     callers = [
         str(path.relative_to(package))
         for path in package.rglob("*.py")
-        if "test_only_panic_in_batch(" in path.read_text("utf-8")
+        for seam in ("test_only_panic_in_batch(", "test_only_panic_in_commit(")
+        if seam in path.read_text("utf-8")
     ]
     assert callers == []
+
+
+class _CommitPanicky:
+    """The core, armed to panic inside its `at`th `commit` (`test_only_panic_in_commit`:
+    after the first lead's checkpoint moved), recording the leads of that commit and how
+    many batches it evaluates."""
+
+    def __init__(self, core: Any, at: int) -> None:
+        self._core = core
+        core.test_only_panic_in_commit(at)
+        self.evaluated = 0
+        self.panics: list[BaseException] = []
+        self.panicked_leads: list[int] = []
+
+    def evaluate(self, *args: Any) -> Any:
+        self.evaluated += 1
+        return self._core.evaluate(*args)
+
+    def commit(self, lead_ids: list[int]) -> None:
+        try:
+            self._core.commit(lead_ids)
+        except BaseException as exc:
+            self.panics.append(exc)
+            self.panicked_leads = list(lead_ids)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._core, name)
+
+    def __contains__(self, lead_id: object) -> bool:
+        return lead_id in self._core
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+
+@pytest.mark.parametrize("cache_leads", [1000, 0])
+def test_a_rust_panic_after_a_save_evicts_its_leads_and_goes_on(
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    cache_leads: int,
+) -> None:
+    """A real Rust panic in the core's `commit` (the test-only seam: once the first lead's
+    checkpoint moved), after Redis stored the batch: the batch stands (its events are
+    those of the states saved), the batch's leads are evicted from the core (a checkpoint
+    half moved would make the next delta wrong), it counts as a `fault` fallback, and the
+    next batches run on the core: the same events, dead letters, counters and Redis
+    contents as the Python engine throughout (`same`)."""
+    module = native._module()
+    assert module is not None
+    wrapped: list[_CommitPanicky] = []
+
+    class PanickyModule:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(module, name)
+
+        @staticmethod
+        def Core(*args: Any) -> _CommitPanicky:
+            wrapped.append(_CommitPanicky(module.Core(*args), at=3))
+            return wrapped[-1]
+
+    monkeypatch.setattr(native, "_module", lambda: PanickyModule())
+    left: list[list[int]] = []  # per save whose commit panicked: its leads still held
+    save_core = RedisStore.save_core
+
+    async def checked(self: RedisStore, lead_ids: list[int], payloads: Any) -> None:
+        await save_core(self, lead_ids, payloads)
+        core = self.core
+        if core.panics and len(left) < len(core.panics):
+            left.append([lead for lead in core.panicked_leads if lead in core])
+
+    monkeypatch.setattr(RedisStore, "save_core", checked)
+    fallbacks: list[str] = []
+    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+        same(
+            redis_url,
+            Plans(ROOT / "rules", None),
+            sample_batches(13, 100, count=800, leads=30),
+            now_us=SAMPLE_NOW,
+            cache_leads=cache_leads,
+            fallbacks=fallbacks,
+        )
+    (core,) = wrapped
+    assert [type(e).__name__ for e in core.panics] == ["PanicException"], core.panics
+    assert "test-only fault injection" in str(core.panics[0])
+    assert len(core.panicked_leads) > 1, "the panic did not come half way through"
+    assert left == [[]], f"leads of the panicked commit left in the core: {left}"
+    assert fallbacks == ["fault"]
+    assert core.evaluated > 3, "the core did not go on after the panic"
+    assert caplog.text.count("the native core failed after a save") == 1
 
 
 @pytest.mark.parametrize("mode", ["applied", "one failed"])
