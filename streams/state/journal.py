@@ -16,10 +16,11 @@ where "dropped" is a count from the head or, when entries went from further in (
 activity's entry past the retention, an identity seen again and moved to the end), the list
 of their positions. An identity processed again when it is already the last one keeps its
 place with a new entry: it is dropped and appended again, as a moved one is. `Stored`
-remembers what the store holds for a lead (copies of its lists and of the `seen` entries as
-of the last load or save, and the sizes of snapshot and journal); `write` compares the
+remembers what the store holds for a lead (copies of its lists and the last `seen` entries
+as of the last load or save, and the sizes of snapshot and journal); `write` compares the
 state with it (list slices compared in C, identical objects short-circuit; a walk over the
-list when something went from the middle) and returns the delta, or a full snapshot
+list when something went from the middle; for `seen` entries replaced in place a walk back
+from the tail, `_changed_in_place`) and returns the delta, or a full snapshot
 (`codec.encode_state`) when the journal would outgrow the snapshot: the journal is then
 emptied, so the bytes written stay within about twice what the batches changed, and a cold
 load reads at most about twice the state.
@@ -43,6 +44,8 @@ from streams.engine.leadstate import HistoryEntry, LeadState, SeenEntry
 from streams.state.codec import UnreadableState, encode_state, is_seen_entry
 
 DELTA_VERSION: Final = 1
+SEEN_TAIL: Final = 64
+"""How many of the last `seen` entries `Stored` keeps, to find those replaced in place."""
 
 
 @dataclass(slots=True)
@@ -53,10 +56,10 @@ class Stored:
     """Copies of the history lists (the entries themselves are shared, never mutated)."""
     seen: list[str]
     """The identities of `seen`, in order."""
-    seen_entries: list[SeenEntry]
-    """Their entries (shared, never mutated): an identity processed again when it is already
-    the last one (or is followed only by others processed again) keeps its place in the
-    list of identities, only its entry says it changed."""
+    seen_tail: list[SeenEntry]
+    """The last `SEEN_TAIL` of their entries (shared, never mutated): an identity processed
+    again when it is already the last one (or is followed only by others processed again)
+    keeps its place among the identities, only its entry says it changed."""
     snapshot_bytes: int
     """0: nothing stored, or a snapshot of an earlier format; the next save writes one."""
     journal_bytes: int
@@ -66,7 +69,7 @@ def remember(state: LeadState, snapshot_bytes: int, journal_bytes: int) -> Store
     return Stored(
         {t: list(entries) for t, entries in state.history.items()},
         list(state.seen),
-        list(state.seen.values()),
+        _tail(state.seen),
         snapshot_bytes,
         journal_bytes,
     )
@@ -82,8 +85,8 @@ def _diff(old: list[Any], new: list[Any]) -> tuple[int | list[int], int]:
     which costs bytes, not correctness), and the fast path checks the kept part with `==`.
     What it cannot see is a change inside an item it keeps as equal: history entries are
     never mutated, but a `seen` entry is replaced under an identity that keeps its place
-    when it is processed again as the last one, so `_delta` compares the kept entries too
-    (in C: identical entries short-circuit) and rewrites from the first that changed."""
+    when it is processed again as the last one, so `_delta` looks for such entries too
+    (`_changed_in_place`) and rewrites from the first that changed."""
     if not new:
         return len(old), 0
     first = new[0]
@@ -113,21 +116,48 @@ def _without(items: list[Any], positions: list[int]) -> list[Any]:
     return [item for i, item in enumerate(items) if i not in gone]
 
 
-def _rewrite_from(
-    size: int, drop: int | list[int], kept: int, new: list[Any], old_kept: list[Any]
-) -> tuple[int | list[int], int]:
-    """`_diff`'s (drop, kept) when some of the `kept` items changed inside (`new[:kept]` is
-    not `old_kept`): kept up to the first that changed, the rest dropped and appended
-    again, in order. A delta then never replaces an entry in place (the strict reader of
-    the native core, `cold.rs`, declines an appended identity that is still held)."""
-    pairs = enumerate(zip(new[:kept], old_kept, strict=True))
-    first = next(i for i, (a, b) in pairs if a is not b and a != b)
+def _tail(seen: dict[str, SeenEntry]) -> list[SeenEntry]:
+    return list(islice(reversed(seen.values()), SEEN_TAIL))[::-1]
+
+
+def _changed_in_place(
+    seen: dict[str, SeenEntry], kept: int, size: int, drop: int | list[int], tail: list[Any]
+) -> int | None:
+    """The first of the `kept` identities of `seen` (`size` were stored, the last entries
+    of which are `tail`) whose entry is not the one stored (an equal one counts as the
+    same), or None. Entries are never mutated, and an identity gets a new entry only by
+    being inserted again, last: so one whose entry is the very object stored follows no
+    identity inserted since. The walk goes back from the last kept identity to the first
+    such entry (usually at once: flat in `seen`'s length); with none within `tail`, 0 (it
+    would take more identities processed again in one batch than `SEEN_TAIL`)."""
+    base = size - len(tail)  # the stored position of tail[0]
     held = range(drop, size) if isinstance(drop, int) else _without(list(range(size)), drop)
-    keep = set(held[:first])
-    dropped = [i for i in range(size) if i not in keep]
-    if dropped == list(range(len(dropped))):
-        return len(dropped), first
-    return dropped, first
+    i = kept
+    walked: list[tuple[int, SeenEntry]] = []
+    for entry in islice(reversed(seen.values()), len(seen) - kept, None):
+        if not i:
+            break
+        at = held[i - 1]
+        if at < base:
+            return 0
+        if entry is tail[at - base]:
+            break
+        i -= 1
+        walked.append((i, entry))
+    return next((j for j, e in reversed(walked) if e != tail[held[j] - base]), None)
+
+
+def _rewrite_from(size: int, drop: int | list[int], first: int) -> tuple[int | list[int], int]:
+    """`_diff`'s (drop, kept) when the kept item `first` changed inside: kept up to it, it
+    and the rest dropped and appended again, in order. A delta then never replaces an
+    entry in place (the strict reader of the native core, `cold.rs`, declines an appended
+    identity that is still held)."""
+    if first == 0:
+        return size, 0
+    if isinstance(drop, int):
+        return [*range(drop), *range(drop + first, size)], first
+    keep = set(_without(list(range(size)), drop)[:first])
+    return [i for i in range(size) if i not in keep], first
 
 
 def encode_delta(stored: Stored, state: LeadState) -> bytes:
@@ -159,12 +189,10 @@ def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
             history[type_id] = None
     seen = state.seen
     seen_keys = list(seen)
-    seen_entries = list(seen.values())
     drop, kept = _diff(stored.seen, seen_keys)
-    old = stored.seen_entries
-    old_kept = old[drop:] if isinstance(drop, int) else _without(old, drop)
-    if seen_entries[:kept] != old_kept:  # in C, identical entries short-circuit
-        drop, kept = _rewrite_from(len(old), drop, kept, seen_entries, old_kept)
+    first = _changed_in_place(seen, kept, len(stored.seen), drop, stored.seen_tail)
+    if first is not None:
+        drop, kept = _rewrite_from(len(stored.seen), drop, first)
     delta = orjson.dumps(
         {
             "d": DELTA_VERSION,
@@ -177,7 +205,7 @@ def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
         option=orjson.OPT_NON_STR_KEYS,  # the int keys of `h` and `r` as JSON strings
     )
     return delta, Stored(
-        copies, seen_keys, seen_entries, stored.snapshot_bytes, stored.journal_bytes
+        copies, seen_keys, _tail(seen), stored.snapshot_bytes, stored.journal_bytes
     )
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.engine.leadstate import LeadState
+from streams.state import journal
 from streams.state.codec import decode_state, encode_state
 from streams.state.journal import Stored, apply_delta, remember, write
 
@@ -90,9 +92,16 @@ def mutate(state: LeadState, op: str, a: Any, b: int, clock: int) -> None:
     state.fields[f"f{clock % 3}"] = str(clock)
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(step, max_size=40))
-def test_replaying_what_write_wrote_yields_the_state(steps: list[tuple[str, Any, int]]) -> None:
+@pytest.mark.parametrize("tail", [journal.SEEN_TAIL, 1, 3])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(step, max_size=40))
+def test_replaying_what_write_wrote_yields_the_state(
+    monkeypatch: pytest.MonkeyPatch, tail: int, steps: list[tuple[str, Any, int]]
+) -> None:
+    """With `SEEN_TAIL` as it is, and so short that the walk runs out of it."""
+    monkeypatch.setattr(journal, "SEEN_TAIL", tail)
     layout = Layout()
     state = LeadState()
     layout.save(state)
@@ -120,3 +129,22 @@ def test_an_identity_processed_again_as_the_last_one_keeps_its_new_entry() -> No
     layout.save(state)
     assert layout.journal, "a delta, not a new snapshot"
     assert layout.load().seen["b"] == [9, "t/0/9", [7]]
+
+
+@pytest.mark.parametrize("tail", [journal.SEEN_TAIL, 1])
+def test_identities_processed_again_in_their_order_keep_their_new_entries(
+    monkeypatch: pytest.MonkeyPatch, tail: int
+) -> None:
+    """The last two processed again in the order they were: the keys are as stored, both
+    entries are new (with a `SEEN_TAIL` of 1 the second is beyond the tail)."""
+    monkeypatch.setattr(journal, "SEEN_TAIL", tail)
+    layout = Layout()
+    state = LeadState(seen={k: [n, f"t/0/{n}", []] for n, k in enumerate("abc")})
+    layout.save(state)
+    for n, key in ((7, "b"), (8, "c")):
+        del state.seen[key]
+        state.seen[fresh(key)] = [n, f"t/0/{n}", [n]]
+    layout.save(state)
+    if tail > 1:  # else all of `seen` is written again: as many bytes as a snapshot
+        assert layout.journal, "a delta, not a new snapshot"
+    assert layout.load().seen == state.seen
