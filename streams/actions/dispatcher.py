@@ -132,6 +132,9 @@ def build_app(
         settings.bootstrap_servers,
         datadir=datadir,
         topic_partitions=settings.partitions,
+        # Its acks are in each partition's order, of handled memberships only: commit them
+        # before a rebalance revokes the partitions (revocation.py).
+        revocation_commit=True,
         **service_options(settings.web_host, settings.dispatcher_port, settings.session_timeout),
     )
     memberships = app.topic(settings.topic_memberships, partitions=settings.partitions)
