@@ -25,11 +25,13 @@ what was acked: the rest is redelivered to the next dispatcher.
 
 `/ready` is the worker's (streams/runtime/readiness.py): 200 once the dispatcher has joined
 its group (`STREAMS_APP_ID-dispatcher`), the assignment is in force and its warm-up is
-done; then it stays 200 through later rebalances, and answers 503 `"waiting": "stop"` once
-stopping. Its warm-up is what a first membership needs before a call can go out: the
-action plan (compiled and its secrets resolved before the app is built: a bad one refuses
-the start) and the agent's HTTP session, caller and handler built on it. A dead letter's
-topic metadata is not part of it: the producer fetches it at the first dead letter.
+done; then it stays 200 through later rebalances, and answers 503 `"waiting": "stop"` from
+the SIGTERM on (`Stopping.drain`'s grace included, before Faust's own stop begins). Its
+warm-up is what a first membership needs before a call can go out: the action plan
+(compiled and its secrets resolved before the app is built: a bad one refuses the start)
+and the agent's HTTP session, caller and handler built on it. A dead letter's topic
+metadata is not part of it: the producer fetches it at the first dead letter. A rebalance
+commits the acked memberships first (`revocation_commit`, streams/runtime/revocation.py).
 Group timing is `service_options`'s default heartbeat (1 s, at most a third of
 `STREAMS_SESSION_TIMEOUT`), as the worker's default `STREAMS_HEARTBEAT_INTERVAL`.
 """
@@ -209,12 +211,13 @@ def build_app(
     async def ready(web: Any, request: Any) -> Any:
         # Ready once the group is joined, the assignment in force and the warm-up done;
         # it stays so through later rebalances (streams/runtime/readiness.py).
-        body, status = readiness.view(app.rebalancing, app.should_stop)
+        body, status = readiness.view(app.rebalancing, app.should_stop or stopping.closed)
         return web.json(body, status=status)
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
-        readiness.waiting(app.rebalancing, app.should_stop)  # latches `streams_ready`
+        # Latches `streams_ready`; stopping from the SIGTERM on, the grace included.
+        readiness.waiting(app.rebalancing, app.should_stop or stopping.closed)
         return web.bytes(metrics.render(), content_type=CONTENT_TYPE)
 
     return app

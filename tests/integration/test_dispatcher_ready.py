@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from streams.actions.payload import idempotency_key
-from tests.actions_server import Server, status
+from tests.actions_server import Server, delayed, status
 from tests.integration.streaming import PARTITIONS, lead_key, produce
 from tests.integration.test_dispatcher import Dispatcher, http_server, membership, send, setup
 from tests.integration.test_worker_ready import (
@@ -158,3 +158,34 @@ def test_a_rebalance_makes_again_only_the_calls_under_way(
         idempotency_key(membership(n)["eventId"], "notifyCrm") for n in range(1, total + 1)
     }
     assert repeated <= 60, repeated
+
+
+def test_a_stopping_dispatcher_is_not_ready_during_its_grace(
+    tmp_path: Path, kafka_bootstrap: str, http_server: Server
+) -> None:
+    """From the SIGTERM on, while a call under way gets STREAMS_DISPATCHER_STOP_GRACE (30 s)
+    to end, before Faust's own stop begins, `/ready` answers 503 "stop" (before, it answered
+    200 until the grace was over)."""
+    env = setup(tmp_path, kafka_bootstrap, http_server, timeout="10 minutes")
+    env["STREAMS_DISPATCHER_STOP_GRACE"] = "30"
+    http_server.default = delayed(120)
+    with ProbedDispatcher(env, tmp_path / "dispatcher.log").start() as dispatcher:
+        first_ready(dispatcher, 90)
+        send(kafka_bootstrap, env["STREAMS_TOPIC_MEMBERSHIPS"], [membership(1)])
+        deadline = time.monotonic() + 30
+        while not http_server.seen:
+            assert time.monotonic() < deadline and dispatcher.alive(), dispatcher.log_tail()
+            time.sleep(0.05)
+        os.killpg(dispatcher.pid, signal.SIGTERM)
+        answers: list[tuple[int, dict[str, Any]]] = []
+        deadline = time.monotonic() + 10  # well within the grace
+        while time.monotonic() < deadline and (not answers or answers[-1][0] == 200):
+            assert dispatcher.alive(), dispatcher.log_tail()
+            answer = probe(dispatcher)
+            if answer[0]:
+                answers.append(answer)
+            time.sleep(0.05)
+        log = dispatcher.log_tail(50)
+        dispatcher.kill()
+    assert answers and answers[-1] == (503, {"ready": False, "waiting": "stop"}), answers[-3:]
+    assert "waiting up to 30s" in log, log
