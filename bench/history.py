@@ -3,6 +3,7 @@
     .venv/bin/python bench/history.py [--sizes 10,1000,4000,16000] [--total 16000]
     .venv/bin/python bench/history.py --worker [--sizes 10,16000]   # the local stack
     .venv/bin/python bench/history.py --in-past [--sizes 10,16000]  # a filter bounding valueDate
+    .venv/bin/python bench/history.py --worker --in-past [--sizes 10,16000]
     .venv/bin/python bench/history.py ... --rounds 5   # alternated rounds, each size's best
 
 For each size n, the same number of activities (`--total`) goes through the backtest
@@ -24,6 +25,8 @@ With `--worker`, the same streams go through `python -m streams worker` on a loc
 Kafka broker and redis-server (bench/stream.py's throughput phase: the records are written
 first, the rate is read off the worker's metrics), and the bytes Redis received and sent
 during each run are printed per activity: they must not grow with the lead's history.
+`--in-past` applies there too (the worker's rules directory is then the copy with
+`IN_PAST_CAMPAIGN`).
 """
 
 from __future__ import annotations
@@ -155,7 +158,11 @@ def rate(lines: list[bytes], batch: int, indexed: bool, rules: Path) -> tuple[fl
     return len(records) / (time.process_time() - started), events
 
 
-def worker_rates(sizes: list[int], total: int, seed: int, timeout: float) -> None:
+def worker_rates(
+    sizes: list[int], total: int, seed: int, timeout: float, rules: Path, lag: int
+) -> None:
+    """Each size's rate through the worker on `rules` (`STREAMS_RULES_DIR`), value dates
+    lagging by up to `lag` days (`deposits`)."""
     import contextlib
     import tempfile
 
@@ -172,9 +179,11 @@ def worker_rates(sizes: list[int], total: int, seed: int, timeout: float) -> Non
         admin = redis.Redis.from_url(redis_url)
         rates: dict[int, float] = {}
         for n in sizes:
-            lines = deposits(max(1, total // n), n, random.Random(seed))
+            lines = deposits(max(1, total // n), n, random.Random(seed), lag)
             before = admin.info("stats")
-            rates[n], _ = throughput(broker.bootstrap, redis_url, lines, logs, timeout, {})
+            rates[n], _ = throughput(
+                broker.bootstrap, redis_url, lines, logs, timeout, {"STREAMS_RULES_DIR": str(rules)}
+            )
             after = admin.info("stats")
             received = after["total_net_input_bytes"] - before["total_net_input_bytes"]
             sent = after["total_net_output_bytes"] - before["total_net_output_bytes"]
@@ -211,17 +220,19 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    if args.worker:
-        print("the worker on a local Kafka broker and redis-server")
-        worker_rates(sizes, args.total, args.seed, args.timeout)
-        return
-    tune_gc()
-    from streams import ENGINE
-
-    print(ENGINE.describe())
     with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
         rules = in_past_rules(Path(tmp)) if args.in_past else ROOT / "rules"
         lag = 10 if args.in_past else 0
+        if args.worker:
+            print("the worker on a local Kafka broker and redis-server")
+            if args.in_past:
+                print("with a history filter bounding valueDate by `in past 7 days`")
+            worker_rates(sizes, args.total, args.seed, args.timeout, rules, lag)
+            return
+        tune_gc()
+        from streams import ENGINE
+
+        print(ENGINE.describe())
         if args.in_past:
             print("with a history filter bounding valueDate by `in past 7 days`")
         for indexed in [True, False] if args.reference else [True]:

@@ -5,16 +5,16 @@
 
 use crate::decode::{Activity, CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD};
 use crate::json;
-use crate::plan::{Campaign, Check, Leaf, Logic, Op, Plan, Qualification, Ranged};
+use crate::plan::{Campaign, Check, Leaf, Logic, Op, Plan, Qualification, Stab};
 use crate::value::{fold, py_cmp, py_eq, Arc, Attrs, IMap, V};
 use pyo3::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 // Declared here, not in lib.rs: the structure belongs to the history index.
-#[path = "dated_points.rs"]
-mod dated_points;
-use dated_points::DatedPoints;
+#[path = "intervals.rs"]
+mod intervals;
+use intervals::Intervals;
 
 pub struct Entry {
     pub ts: i64,
@@ -49,7 +49,7 @@ pub struct Lead {
     /// The batch that last touched the lead (its future repair runs once per batch).
     pub batch: u64,
     /// The history index (`history_index.py`'s, natively): per slot, the sorted dates of
-    /// the entries its constraints accept (a ranged slot: their points, `dated_points.rs`);
+    /// the entries its constraints accept (an interval slot: their intervals, `intervals.rs`);
     /// None until a type holds `index_from` entries.
     pub index: Option<Box<Index>>,
 }
@@ -57,8 +57,8 @@ pub struct Lead {
 pub struct Index {
     generation: u64,
     hits: crate::value::Map<usize, Vec<i64>>,
-    /// The ranged slots' points (date, attribute) (`history_index.py`'s `points`).
-    points: crate::value::Map<usize, DatedPoints>,
+    /// The interval slots' intervals (`history_index.py`'s `stabs`).
+    stabs: crate::value::Map<usize, Intervals>,
 }
 
 fn slot_checks(plan: &Plan, campaign: usize, leaf: usize) -> &[Check] {
@@ -68,28 +68,69 @@ fn slot_checks(plan: &Plan, campaign: usize, leaf: usize) -> &[Check] {
     }
 }
 
-fn slot_ranged(plan: &Plan, campaign: usize, leaf: usize) -> Option<&Ranged> {
+fn slot_stab(plan: &Plan, campaign: usize, leaf: usize) -> Option<&Stab> {
     match &plan.campaigns[campaign].leaves[leaf] {
-        Leaf::History { ranged, .. } => ranged.as_ref(),
+        Leaf::History { stab, .. } => stab.as_ref(),
         Leaf::Field { .. } => None,
     }
 }
 
-/// Whether an entry belongs to a slot, and for a ranged slot its point's value: the checks
-/// other than `in past` hold and the attribute is an integer (`in past` holds on no other).
-fn slot_entry(py: Python<'_>, plan: &Plan, slot: (usize, usize, usize), primary: Option<&V>, attrs: &[(Arc<str>, V)]) -> Option<Option<i64>> {
+fn attribute<'a>(key: &Option<String>, primary: Option<&'a V>, attrs: &'a [(Arc<str>, V)]) -> Option<&'a V> {
+    match key {
+        None => primary,
+        Some(k) => attrs.iter().find(|(name, _)| **name == **k).map(|(_, v)| v),
+    }
+}
+
+/// `Stab.interval`: the dates T at which an entry dated `ts` is counted (`intervals.rs`).
+fn stab_interval(stab: &Stab, ts: i64, primary: Option<&V>, attrs: &[(Arc<str>, V)]) -> SlotEntry {
+    let (mut start, mut end) = (ts, ts.saturating_add(stab.width));
+    let mut empty = false;
+    for (key, span) in &stab.spans {
+        match attribute(key, primary, attrs) {
+            None => empty = true,
+            Some(V::Int(x)) => {
+                start = start.max(*x);
+                end = end.min(x.saturating_add(*span));
+            }
+            Some(_) => return SlotEntry::Odd,
+        }
+    }
+    if empty || start > end {
+        SlotEntry::No
+    } else {
+        SlotEntry::Interval(start, end)
+    }
+}
+
+/// What an entry is to a slot (`slot_entry`).
+enum SlotEntry {
+    /// Not the slot's: a check fails (or an interval slot never counts it).
+    No,
+    /// A slot of sorted dates accepts it.
+    Date,
+    /// An interval slot's entry: the dates at which its filter counts it.
+    Interval(i64, i64),
+    /// An interval slot's entry whose attribute is neither empty nor an integer (stored
+    /// under another dataType): the slot cannot count it, its filters scan (`odd`).
+    Odd,
+}
+
+/// Whether an entry belongs to a slot, and for an interval slot its interval.
+fn slot_entry(py: Python<'_>, plan: &Plan, slot: (usize, usize, usize), ts: i64, primary: Option<&V>, attrs: &[(Arc<str>, V)]) -> SlotEntry {
     let (_, c, l) = slot;
     let checks = slot_checks(plan, c, l);
-    match slot_ranged(plan, c, l) {
-        None => matches(py, checks, primary, attrs, 0).then_some(None),
-        Some(ranged) => {
-            let value = match &ranged.key {
-                None => primary,
-                Some(k) => attrs.iter().find(|(name, _)| **name == **k).map(|(_, v)| v),
-            };
-            let Some(V::Int(x)) = value else { return None };
-            matches_where(py, checks.iter().filter(|c| !matches!(c.op, Op::InPast(_))), primary, attrs, 0).then_some(Some(*x))
-        }
+    if let Some(stab) = slot_stab(plan, c, l) {
+        return if matches_where(py, checks.iter().filter(|c| !matches!(c.op, Op::InPast(_))), primary, attrs, 0) {
+            stab_interval(stab, ts, primary, attrs)
+        } else {
+            SlotEntry::No
+        };
+    }
+    if matches(py, checks, primary, attrs, 0) {
+        SlotEntry::Date
+    } else {
+        SlotEntry::No
     }
 }
 
@@ -160,9 +201,14 @@ fn op_holds(py: Python<'_>, op: &Op, v: Option<&V>, t: i64) -> bool {
         Op::Lt(c) => v.is_some_and(|v| py_cmp(v, c) == Some(Ordering::Less)),
         Op::Ge(c) => v.is_some_and(|v| matches!(py_cmp(v, c), Some(Ordering::Greater | Ordering::Equal))),
         Op::Le(c) => v.is_some_and(|v| matches!(py_cmp(v, c), Some(Ordering::Less | Ordering::Equal))),
+        // Python's `t - d <= v <= t`: a float or a bool (an attribute stored under another
+        // dataType) compares as a number, exactly, as `Between` does
         Op::InPast(d) => v.is_some_and(|v| match v {
             V::Int(x) => t - d <= *x && *x <= t,
-            _ => false,
+            v => {
+                matches!(py_cmp(&V::Int(t - d), v), Some(Ordering::Less | Ordering::Equal))
+                    && matches!(py_cmp(v, &V::Int(t)), Some(Ordering::Less | Ordering::Equal))
+            }
         }),
     }
 }
@@ -232,16 +278,23 @@ fn leaf_holds(py: Python<'_>, plan: &Plan, leaf: &Leaf, lead: &Lead, ts: i64) ->
             };
             op_holds(py, op, parsed.as_ref(), ts)
         }
-        Leaf::History { type_id, window_us, min_times, negate, checks, slot, ranged } => {
+        Leaf::History { type_id, window_us, min_times, negate, checks, slot, stab } => {
             let low = ts - window_us.unwrap_or(plan.retention_us);
             if let (Some(slot), Some(index)) = (slot, &lead.index) {
-                let count = match ranged {
-                    None => index.hits.get(slot).map_or(0, |hits| {
+                let count = if stab.is_some() {
+                    match index.stabs.get(slot) {
+                        Some(i) if i.odd => usize::MAX, // scanned below, as the reference does
+                        Some(i) => i.count(ts),
+                        None => 0,
+                    }
+                } else {
+                    index.hits.get(slot).map_or(0, |hits| {
                         hits.partition_point(|d| *d <= ts) - hits.partition_point(|d| *d < low)
-                    }),
-                    Some(r) => index.points.get(slot).map_or(0, |p| p.count(low, ts, ts.saturating_sub(r.span), ts)),
+                    })
                 };
-                return (count as i64 >= *min_times) != *negate;
+                if count != usize::MAX {
+                    return (count as i64 >= *min_times) != *negate;
+                }
             }
             if let Some(entries) = lead.history.get(type_id) {
                 let mut found = 0;
@@ -337,10 +390,11 @@ impl Lead {
             let bytes = entry_bytes(a.ts, a.primary.as_ref(), &a.attrs);
             if let Some(index) = self.index.as_mut() {
                 for &(slot, c, l) in plan.slots.get(&a.type_id).map_or(&[][..], |v| &v[..]) {
-                    match slot_entry(py, plan, (slot, c, l), a.primary.as_ref(), &a.attrs) {
-                        None => {}
-                        Some(Some(value)) => index.points.entry(slot).or_default().add(a.ts, value),
-                        Some(None) => {
+                    match slot_entry(py, plan, (slot, c, l), a.ts, a.primary.as_ref(), &a.attrs) {
+                        SlotEntry::No => {}
+                        SlotEntry::Interval(start, end) => index.stabs.entry(slot).or_default().add(start, end),
+                        SlotEntry::Odd => index.stabs.entry(slot).or_default().odd = true,
+                        SlotEntry::Date => {
                             let hits = index.hits.entry(slot).or_default();
                             let at = hits.partition_point(|d| *d <= a.ts);
                             hits.insert(at, a.ts);
@@ -355,6 +409,17 @@ impl Lead {
             let earliest = self.min_ts.entry(a.type_id).or_insert(a.ts);
             *earliest = (*earliest).min(a.ts);
             if *earliest < horizon {
+                if let Some(index) = self.index.as_mut() {
+                    // the intervals of the entries that go, from the interval slots
+                    for &(slot, c, l) in plan.slots.get(&a.type_id).map_or(&[][..], |v| &v[..]) {
+                        let Some(held) = index.stabs.get_mut(&slot) else { continue };
+                        for e in entries.iter().filter(|e| e.ts < horizon) {
+                            if let SlotEntry::Interval(start, end) = slot_entry(py, plan, (slot, c, l), e.ts, e.primary.as_ref(), &e.attrs) {
+                                held.remove(start, end);
+                            }
+                        }
+                    }
+                }
                 let mut gone_count = 0;
                 let mut gone_bytes = 0;
                 entries.retain(|e| {
@@ -375,9 +440,6 @@ impl Lead {
                         if let Some(hits) = index.hits.get_mut(&slot) {
                             let cut = hits.partition_point(|d| *d < horizon);
                             hits.drain(..cut);
-                        }
-                        if let Some(points) = index.points.get_mut(&slot) {
-                            points.drop_before(horizon);
                         }
                     }
                 }
@@ -427,35 +489,43 @@ impl Lead {
             v.sort();
             v
         };
-        let points = |m: &crate::value::Map<usize, DatedPoints>| -> Vec<(usize, Vec<(i64, i64)>)> {
-            let mut v: Vec<_> = m.iter().map(|(s, p)| (*s, p.points())).filter(|(_, p)| !p.is_empty()).collect();
+        let stabs = |m: &crate::value::Map<usize, Intervals>| -> Vec<(usize, (Vec<i64>, Vec<i64>))> {
+            let mut v: Vec<_> = m.iter().map(|(s, i)| (*s, i.bounds())).filter(|(_, b)| !b.0.is_empty()).collect();
             v.sort();
             v
         };
         index.generation == fresh.generation
             && nonempty(&index.hits) == nonempty(&fresh.hits)
-            && points(&index.points) == points(&fresh.points)
-            && index.points.values().all(DatedPoints::check)
+            && stabs(&index.stabs) == stabs(&fresh.stabs)
+            && index.stabs.values().all(Intervals::check)
+            // an odd entry noted, never missed (one pruned since may leave it noted: the
+            // filter scans until the index is rebuilt)
+            && fresh.stabs.iter().all(|(s, f)| !f.odd || index.stabs.get(s).is_some_and(|i| i.odd))
     }
 
     /// The index of the whole history for `plan` (`Plan.history_index`).
     fn build_index(&mut self, py: Python<'_>, plan: &Plan) {
         let mut hits = crate::value::Map::default();
-        let mut points = crate::value::Map::default();
+        let mut stabs = crate::value::Map::default();
         for (type_id, slots) in &plan.slots {
             let Some(entries) = self.history.get(type_id) else { continue };
             for &(slot, c, l) in slots {
-                if slot_ranged(plan, c, l).is_some() {
-                    // seq: the entry's place in processing order (`drop_first` relies on it)
-                    let held = entries
+                if slot_stab(plan, c, l).is_some() {
+                    let mut odd = false;
+                    let held: Vec<(i64, i64)> = entries
                         .iter()
-                        .enumerate()
-                        .filter_map(|(i, e)| match slot_entry(py, plan, (slot, c, l), e.primary.as_ref(), &e.attrs) {
-                            Some(Some(value)) => Some((e.ts, i as u64, value)),
+                        .filter_map(|e| match slot_entry(py, plan, (slot, c, l), e.ts, e.primary.as_ref(), &e.attrs) {
+                            SlotEntry::Interval(start, end) => Some((start, end)),
+                            SlotEntry::Odd => {
+                                odd = true;
+                                None
+                            }
                             _ => None,
                         })
                         .collect();
-                    points.insert(slot, DatedPoints::new(held, entries.len() as u64));
+                    let mut built = Intervals::new(&held);
+                    built.odd = odd;
+                    stabs.insert(slot, built);
                     continue;
                 }
                 let checks = slot_checks(plan, c, l);
@@ -468,7 +538,7 @@ impl Lead {
                 hits.insert(slot, dates);
             }
         }
-        self.index = Some(Box::new(Index { generation: plan.generation, hits, points }));
+        self.index = Some(Box::new(Index { generation: plan.generation, hits, stabs }));
     }
 
     /// `bounds.enforce` after an activity.
@@ -518,17 +588,15 @@ impl Lead {
             if let Some(index) = self.index.as_mut() {
                 // the dropped entries' dates go from the slots that accepted them
                 for &(slot, c, l) in plan.slots.get(&type_id).map_or(&[][..], |v| &v[..]) {
-                    if slot_ranged(plan, c, l).is_some() {
-                        // the points among them: the slot's first in (date, seq) order
-                        let k = indexes
-                            .iter()
-                            .filter(|&&i| {
+                    if slot_stab(plan, c, l).is_some() {
+                        // the intervals among them
+                        if let Some(held) = index.stabs.get_mut(&slot) {
+                            for &i in &indexes {
                                 let e = &entries[i];
-                                matches!(slot_entry(py, plan, (slot, c, l), e.primary.as_ref(), &e.attrs), Some(Some(_)))
-                            })
-                            .count();
-                        if let Some(points) = index.points.get_mut(&slot) {
-                            points.drop_first(k);
+                                if let SlotEntry::Interval(start, end) = slot_entry(py, plan, (slot, c, l), e.ts, e.primary.as_ref(), &e.attrs) {
+                                    held.remove(start, end);
+                                }
+                            }
                         }
                         continue;
                     }

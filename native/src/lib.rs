@@ -113,6 +113,8 @@ struct Core {
     batch: u64,
     /// What the store holds for each lead read through `put_state` (`stored.rs`).
     checkpoints: value::Map<i64, stored::Checkpoint>,
+    /// TEST ONLY: the `evaluate` (by `batch`) that panics (`test_only_panic_in_batch`).
+    panic_at: Option<u64>,
 }
 
 /// The activities of one batch `Core.decode` read, for `Core.evaluate`.
@@ -194,6 +196,7 @@ impl Core {
             leads: value::Map::default(),
             batch: 0,
             checkpoints: value::Map::default(),
+            panic_at: None,
         })
     }
 
@@ -323,6 +326,10 @@ impl Core {
             if let Some(err) = stored::take_fault() {
                 return Err(err);
             }
+            if self.panic_at == Some(self.batch) {
+                self.panic_at = None;
+                panic!("test-only fault injection: a panic inside batch {} (test_only_panic_in_batch)", self.batch);
+            }
             let fired = match outcome {
                 Outcome::Duplicate => {
                     duplicates += 1;
@@ -364,9 +371,16 @@ impl Core {
 
     /// Holds `lead_id`'s state read from `raw` (`codec.encode_state`'s bytes), with what the
     /// store holds (`journal.Stored`'s sizes: `snapshot_bytes` 0 makes its next save a
-    /// snapshot). Replaces a state held before.
+    /// snapshot). Replaces a state held before. Read by the one reader of stored states
+    /// (`cold.rs`, a snapshot without journal): a ValueError for what it declines, which
+    /// in `encode_state`'s bytes is a value the core does not hold.
     fn put_state(&mut self, lead_id: i64, raw: &[u8], snapshot_bytes: usize, journal_bytes: usize) -> PyResult<()> {
-        let lead = stored::read_lead(raw).map_err(|e| PyValueError::new_err(format!("lead {lead_id}: {e}")))?;
+        let lead = cold::read(raw, &[]).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "lead {lead_id}: a state the core cannot hold (a value other than text, a 64-bit \
+                 integer, a finite float, a boolean or a list of text; a null attribute)"
+            ))
+        })?;
         self.checkpoints.insert(lead_id, stored::Checkpoint::of(&lead, snapshot_bytes, journal_bytes));
         self.leads.insert(lead_id, lead);
         Ok(())
@@ -427,6 +441,14 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// TEST ONLY (fault injection; no production path calls it, and nothing a record holds
+    /// reaches it): the `after`-th `evaluate` from now (1: the next) panics once its first
+    /// activity is evaluated, its lead half-changed: a Rust panic inside a batch, which
+    /// PyO3 raises as `PanicException` (`native.core_fault`). 0 disarms.
+    fn test_only_panic_in_batch(&mut self, after: u64) {
+        self.panic_at = (after > 0).then(|| self.batch + after);
     }
 
     /// Forgets these leads (their states and checkpoints).
@@ -508,6 +530,6 @@ fn streams_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(format_us, m)?)?;
     m.add_function(wrap_pyfunction!(py_event_id, m)?)?;
     m.add_function(wrap_pyfunction!(content_hash, m)?)?;
-    m.add("ABI", 2)?;
+    m.add("ABI", 3)?;
     Ok(())
 }

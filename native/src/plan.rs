@@ -47,18 +47,19 @@ pub struct Trigger {
     pub checks: Vec<Check>,
 }
 
-/// A ranged slot (`history_index.in_past_bound`): every `in past` of the filter bounds this
-/// attribute (None: the primary), the shortest duration `span`; the slot's entries are those
-/// its other checks accept, counted as points (date, attribute) (`dated_points.rs`).
-pub struct Ranged {
-    pub key: Option<String>,
-    pub span: i64,
+/// An interval slot (`history_index.Stab`): each attribute the filter's `in past`s bound
+/// (None: the primary) with its shortest duration, and the window (or the retention)
+/// `width`; each entry its other checks accept is held as the interval of dates at which
+/// the filter counts it (`intervals.rs`).
+pub struct Stab {
+    pub spans: Vec<(Option<String>, i64)>,
+    pub width: i64,
 }
 
 pub enum Leaf {
     /// `slot`: its place in a lead's history index (None: its constraints depend on T in a
-    /// way the index cannot count); `ranged`: the slot counts points (date, attribute).
-    History { type_id: i64, window_us: Option<i64>, min_times: i64, negate: bool, checks: Vec<Check>, slot: Option<usize>, ranged: Option<Ranged> },
+    /// way the index cannot count); `stab`: the slot counts intervals (its `in past`s).
+    History { type_id: i64, window_us: Option<i64>, min_times: i64, negate: bool, checks: Vec<Check>, slot: Option<usize>, stab: Option<Stab> },
     /// `parse`: the field's text is read first (`operators.parsed`): 0 a number, 1 a moment.
     Field { key: String, op: Op, parse: Option<u8> },
 }
@@ -116,7 +117,7 @@ pub struct Plan {
     pub by_id: HashMap<i64, usize>,
     pub by_type: HashMap<i64, Vec<usize>>,
     /// The history index's slots by type: (slot, campaign, leaf) of each history leaf whose
-    /// constraints do not depend on T, or whose `in past`s bound one attribute (ranged).
+    /// constraints do not depend on T, or depend on it by `in past`s alone (an interval slot).
     pub slots: HashMap<i64, Vec<(usize, usize, usize)>>,
     /// Which plan a lead's index was built for (a new plan rebuilds it).
     pub generation: u64,
@@ -256,7 +257,7 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
                     negate: l["negate"].as_bool().unwrap_or(false),
                     checks: checks(&l["checks"])?,
                     slot: None,
-                    ranged: None,
+                    stab: None,
                 }
             } else {
                 Leaf::Field {
@@ -309,17 +310,26 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
     }
     let mut slots: HashMap<i64, Vec<(usize, usize, usize)>> = HashMap::default();
     let mut next = 0;
+    let retention_us = int(&j["retention_us"], "retention_us")?;
     for (c, campaign) in campaigns.iter_mut().enumerate() {
         for (l, leaf) in campaign.leaves.iter_mut().enumerate() {
-            if let Leaf::History { type_id, checks, slot, ranged, .. } = leaf {
+            if let Leaf::History { type_id, window_us, checks, slot, stab, .. } = leaf {
                 let timed: Vec<&Check> = checks.iter().filter(|c| matches!(c.op, Op::InPast(_))).collect();
-                if !timed.is_empty() {
-                    let key = &timed[0].key;
-                    if timed.iter().any(|c| c.any_of || c.key != *key) {
-                        continue; // two attributes, or type 13's list: scanned
+                if timed.iter().any(|c| c.any_of) {
+                    continue; // type 13's list: scanned (no `in past` reaches it: its names are text)
+                }
+                // each attribute's shortest duration, sorted (`in_past_spans`)
+                let mut spans: Vec<(Option<String>, i64)> = Vec::new();
+                for check in &timed {
+                    let Op::InPast(d) = check.op else { continue };
+                    match spans.iter_mut().find(|(k, _)| *k == check.key) {
+                        Some((_, span)) => *span = (*span).min(d),
+                        None => spans.push((check.key.clone(), d)),
                     }
-                    let span = timed.iter().map(|c| if let Op::InPast(d) = c.op { d } else { 0 }).min();
-                    *ranged = Some(Ranged { key: key.clone(), span: span.unwrap_or(0) });
+                }
+                spans.sort();
+                if !spans.is_empty() {
+                    *stab = Some(Stab { spans, width: window_us.unwrap_or(retention_us) });
                 }
                 *slot = Some(next);
                 slots.entry(*type_id).or_default().push((next, c, l));
@@ -333,7 +343,7 @@ pub fn parse(raw: &[u8]) -> R<Plan> {
         parse: None,
         event_types,
         rules_version: text(&j["rules_version"], "rules_version")?,
-        retention_us: int(&j["retention_us"], "retention_us")?,
+        retention_us,
         recorded: j["recorded"].as_array().ok_or("recorded")?.iter().filter_map(J::as_i64).collect(),
         types,
         campaigns,

@@ -29,8 +29,9 @@ from streams.engine.history_index import (
     HistoryFilter,
     HistoryIndex,
     HistoryMatcher,
+    Stab,
     depends_on_t,
-    in_past_bound,
+    in_past_spans,
     matchers_by_type,
 )
 from streams.engine.leadstate import LeadState
@@ -102,20 +103,24 @@ class HistorySlots:
         self._by_key: dict[object, HistoryMatcher] = {}
 
     def slot(
-        self, type_id: int, checks: tuple[Check, ...], match: Matcher, ranged: str | None = None
+        self,
+        type_id: int,
+        checks: tuple[Check, ...],
+        match: Matcher,
+        stab: Stab | None = None,
     ) -> HistoryMatcher:
-        """`ranged`: the attribute an `in past` bounds (a ranged slot; `checks` the others)."""
+        """`stab`: the shape of an interval slot (`checks` the filter's other checks)."""
         key: object = (
             type_id,
             tuple((k, c.template, c.constants, c.parse, a) for k, c, a in checks),
-            ranged,
+            None if stab is None else (stab.spans, stab.window_us),
         )
         try:
             found = self._by_key.get(key)
         except TypeError:  # a constant that is not hashable: a slot of its own
             found, key = None, object()
         if found is None:
-            found = self._by_key[key] = HistoryMatcher(len(self.matchers), type_id, match, ranged)
+            found = self._by_key[key] = HistoryMatcher(len(self.matchers), type_id, match, stab)
             self.matchers.append(found)
         return found
 
@@ -421,14 +426,14 @@ class _Compiler:
             return None
         match = build_matcher(checks)
         matcher = None
-        span_us = 0
         if not depends_on_t(c for _, c, _ in checks):
             matcher = self.slots.slot(activity_type.id, checks, match)
         else:
-            bound = in_past_bound(checks)
-            if bound is not None:  # counted as points (date, attribute): `dated_points`
-                static, key, span_us = bound
-                matcher = self.slots.slot(activity_type.id, static, build_matcher(static), key)
+            bound = in_past_spans(checks)
+            if bound is not None:  # each entry the interval of T counting it: `intervals`
+                static, spans = bound
+                stab = Stab(spans, window_us, retention)
+                matcher = self.slots.slot(activity_type.id, static, build_matcher(static), stab)
         if matcher is not None:
             self.used.append(matcher)
         evaluate = HistoryFilter(
@@ -439,7 +444,6 @@ class _Compiler:
             bool(item.negate),
             retention,
             matcher,
-            span_us,
         )
         return HistoryLeaf(
             _item_text(item),

@@ -7,7 +7,7 @@ cost more with each activity. Instead:
 
 - the compiler gives every distinct (type, constraints) of the active campaigns' history
   filters a *slot*: filters that share their constraints share a slot, whatever their
-  windows and minTimes;
+  windows and minTimes (an interval slot's, below, also needs their window and durations);
 - `HistoryIndex` holds, per type, the sorted dates of the lead's history entries and, per
   slot, the sorted dates of the entries its constraints accept; a filter's count is then two
   bisections, `O(log n)`, and adding an entry is a match per slot and an insertion (at the
@@ -15,27 +15,25 @@ cost more with each activity. Instead:
 
 Invariants (checked by `tests/unit/test_history_index.py` against the scanning evaluator):
 - `dates[X]` is the multiset of the dates of `state.history[X]`, sorted; `hits[s]` the sorted
-  dates of those entries of the slot's type that its constraints accept; for a ranged slot,
-  `points[s]` the (date, attribute) of those its other constraints accept whose attribute is
-  an integer, each with its place in processing order (`seq`), and `odd` set if another
-  was neither empty nor an integer. The engine updates them with the history, in `_apply`,
-  and prunes them with it (the same entries go; a trim's are the slot's first in (date,
-  processing order), `DatedPoints.drop_first`);
+  dates of those entries of the slot's type that its constraints accept; for an interval
+  slot, `stabs[s]` the intervals of those its other constraints accept whose attributes are
+  integers, and `odd` set if one was neither empty nor an integer. The engine updates them
+  with the history, in `_apply`, and prunes them with it (the same entries go);
 - an index belongs to one plan (`plan`): one missing or built for another plan (a state
   loaded from Redis, a hot reload) is rebuilt from the history, which stays the source of
   truth and the only thing serialized.
 
 A constraint that depends on T (`in past` on an attribute of the history entry) cannot be
-folded into a slot's sorted dates: the count is over two ranges at once, the entry's date in
-the window and the attribute in `[T - D, T]`. When every such constraint of a filter is an
-`in past` on one attribute (`in_past_bound`), the filter's other constraints make a *ranged
-slot* (`HistoryMatcher.key`: the attribute) whose entries the index keeps as points (date,
-attribute) in a `DatedPoints` (`points[slot]`), counted in that rectangle in polylogarithmic
-time (`dated_points.py`); the shortest duration bounds the attribute (`HistoryFilter.span_us`).
-Entries whose attribute is empty are not points (the constraint fails on them); one whose
-attribute is not an integer (stored under an older catalog) sets `odd`, and the filter scans,
-as the reference does, until the index is rebuilt. A filter with `in past` on two attributes,
-or on type 13's list of names, gets no slot and scans.
+folded into a slot's sorted dates: the count is over several ranges at once, the entry's
+date in the window and each bounded attribute in `[T - D, T]`. When every such constraint of
+a filter is an `in past` (`in_past_spans`), on one attribute or several, the filter's other
+constraints with its window and durations make an *interval slot* (`HistoryMatcher.stab`):
+each entry is counted at the dates T of one interval (`Stab.interval`), and the count at T
+is two bisections (`intervals.py`). Entries with a bounded attribute empty are never counted
+(the constraint fails on them) and are not held; one whose attribute is not an integer
+(stored under an older catalog) sets `odd`, and the filter scans, as the reference does,
+until the index is rebuilt. `in past` on type 13's list of names cannot be written (its
+names are text, `in past` takes a date): the index leaves such a check (a list) to the scan.
 """
 
 from __future__ import annotations
@@ -46,7 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from streams.engine.dated_points import DatedPoints
+from streams.engine.intervals import Intervals
 from streams.engine.operators import IN_PAST_TEMPLATE, Condition
 
 if TYPE_CHECKING:
@@ -66,9 +64,41 @@ class HistoryMatcher:
     slot: int
     type_id: int
     match: Matcher
-    key: str | None = None
-    """A ranged slot's attribute (`""`: the primary), which `in past` bounds; `match` is then
-    the filter's other constraints. None: a slot of sorted dates."""
+    stab: Stab | None = None
+    """An interval slot's shape (`match` is then the filter's other constraints). None: a
+    slot of sorted dates."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Stab:
+    """The shape of an interval slot (`intervals.py`): the attributes `in past` bounds
+    (`""`: the primary) with their shortest durations, sorted, and the window (None: the
+    retention, `retention[0]`, the compiler's shared cell)."""
+
+    spans: tuple[tuple[str, int], ...]
+    window_us: int | None
+    retention: list[int]
+
+    def interval(self, ts: int, primary: Any, attributes: dict[str, Any]) -> tuple[int, int] | bool:
+        """The dates T at which an entry dated `ts` is counted, `[start, end]`; False when it
+        never is (an attribute empty, or the interval empty), True when an attribute is
+        neither empty nor an integer (the slot is then `odd`)."""
+        window = self.window_us
+        start = ts
+        end = ts + (window if window is not None else self.retention[0])
+        empty = False
+        for key, span in self.spans:
+            value = primary if key == "" else attributes.get(key)
+            if type(value) is not int:
+                if value is not None:
+                    return True
+                empty = True
+                continue
+            if value > start:
+                start = value
+            if value + span < end:
+                end = value + span
+        return not empty and start <= end and (start, end)
 
 
 def depends_on_t(conditions: Iterable[Condition]) -> bool:
@@ -79,14 +109,15 @@ Check = tuple[str, Condition, bool]
 """`compiler.Check`: (apiName or "" for the primary, condition, any-of-a-list)."""
 
 
-def in_past_bound(checks: Sequence[Check]) -> tuple[tuple[Check, ...], str, int] | None:
-    """(the checks that do not depend on T, the attribute, the shortest duration) when every
-    check that does is an `in past` on that one attribute, read as it is (no list, no
-    parsing): the filter then counts through a ranged slot. None otherwise (no such check,
-    or several attributes: the filter scans)."""
+def in_past_spans(
+    checks: Sequence[Check],
+) -> tuple[tuple[Check, ...], tuple[tuple[str, int], ...]] | None:
+    """(the checks that do not depend on T; each attribute they bound with its shortest
+    duration, sorted) when every check that does is an `in past` read as it is (no list, no
+    parsing): the filter then counts through an interval slot. None otherwise (no such
+    check, or another: the filter scans)."""
     static: list[Check] = []
-    key: str | None = None
-    span: int | None = None
+    spans: dict[str, int] = {}
     for check in checks:
         name, cond, any_of = check
         if not depends_on_t([cond]):
@@ -94,21 +125,13 @@ def in_past_bound(checks: Sequence[Check]) -> tuple[tuple[Check, ...], str, int]
             continue
         if cond.template != IN_PAST_TEMPLATE or cond.parse is not None or any_of:
             return None
-        if key is not None and name != key:
-            return None
         duration = cond.constants[0]
         if type(duration) is not int:
             return None
-        key = name
-        span = duration if span is None else min(span, duration)
-    if key is None or span is None:
+        spans[name] = min(spans.get(name, duration), duration)
+    if not spans:
         return None
-    return tuple(static), key, span
-
-
-def _value(key: str, primary: Any, attributes: dict[str, Any]) -> Any:
-    """The attribute a ranged slot bounds (`""`: the primary)."""
-    return primary if key == "" else attributes.get(key)
+    return tuple(static), tuple(sorted(spans.items()))
 
 
 @dataclass(eq=False)
@@ -126,8 +149,6 @@ class HistoryFilter:
     retention: list[int]
     """The compiler's shared cell: `retention[0]` is the plan's retention once compiled."""
     matcher: HistoryMatcher | None
-    span_us: int = 0
-    """With a ranged slot (`matcher.key`): the shortest `in past` duration of its attribute."""
 
     def __call__(self, ctx: Any) -> bool:
         return self.test(ctx.state, ctx.ts, ctx.index)
@@ -140,13 +161,14 @@ class HistoryFilter:
         low = ts - (window if window is not None else self.retention[0])
         matcher = self.matcher
         if index is not None and matcher is not None:
-            if matcher.key is None:
+            if matcher.stab is not None:
+                intervals = index.stabs[matcher.slot]
+                if not intervals.odd:
+                    count = intervals.count(ts)
+                    return (count >= self.min_times) != self.negate
+            else:
                 hits = index.hits[matcher.slot]
                 count = bisect_right(hits, ts) - bisect_left(hits, low)
-                return (count >= self.min_times) != self.negate
-            points = index.points[matcher.slot]
-            if not points.odd:
-                count = points.count(low, ts, ts - self.span_us, ts)
                 return (count >= self.min_times) != self.negate
         entries = state.history.get(self.type_id)
         if entries:
@@ -181,10 +203,10 @@ class HistoryFilter:
 
 
 class HistoryIndex:
-    """The sorted dates of one lead's history, per type and per slot, and the points of the
-    ranged slots (see module doc)."""
+    """The sorted dates of one lead's history, per type and per slot, and the intervals of
+    the interval slots (see module doc)."""
 
-    __slots__ = ("dates", "hits", "matchers", "plan", "points")
+    __slots__ = ("dates", "hits", "matchers", "plan", "stabs")
 
     def __init__(
         self,
@@ -197,17 +219,17 @@ class HistoryIndex:
         self.matchers = matchers
         self.dates: dict[int, list[int]] = {}
         self.hits: list[list[int]] = [[] for _ in range(slots)]
-        self.points: dict[int, DatedPoints] = {}
+        self.stabs: dict[int, Intervals] = {}
         for type_id, entries in history.items():
             self.dates[type_id] = sorted(e[0] for e in entries)
             for m in matchers.get(type_id, ()):
                 match = m.match
-                if m.key is None:
+                if m.stab is None:
                     self.hits[m.slot] = sorted(e[0] for e in entries if match(e[1], e[2], 0))
         for type_matchers in matchers.values():
             for m in type_matchers:
-                if m.key is not None:
-                    self.points[m.slot] = _points(m, history.get(m.type_id, []))
+                if m.stab is not None:
+                    self.stabs[m.slot] = _intervals(m, m.stab, history.get(m.type_id, []))
 
     def add(self, type_id: int, ts: int, primary: Any, attributes: dict[str, Any]) -> None:
         """An entry appended to `history[type_id]`."""
@@ -221,15 +243,13 @@ class HistoryIndex:
         hits = self.hits
         for m in self.matchers.get(type_id, ()):
             if m.match(primary, attributes, 0):
-                key = m.key
-                if key is not None:
-                    value = primary if key == "" else attributes.get(key)
-                    if value is not None:
-                        points = self.points[m.slot]
-                        if type(value) is int:
-                            points.add(ts, value)
-                        else:
-                            points.odd = True
+                stab = m.stab
+                if stab is not None:
+                    interval = stab.interval(ts, primary, attributes)
+                    if interval is True:
+                        self.stabs[m.slot].odd = True
+                    elif interval is not False:
+                        self.stabs[m.slot].add(*interval)
                     continue
                 slot = hits[m.slot]
                 if not slot or slot[-1] <= ts:
@@ -247,19 +267,29 @@ class HistoryIndex:
         if not k:
             return []
         del dates[:k]
-        for m in self.matchers.get(type_id, ()):
-            if m.key is not None:
-                self.points[m.slot].drop_before(horizon)
-                continue
-            slot = self.hits[m.slot]
-            del slot[: bisect_left(slot, horizon)]
         dropped = entries[:k]
         if all(e[0] < horizon for e in dropped):
             del entries[:k]
-            return dropped
-        dropped = [e for e in entries if e[0] < horizon]
-        entries[:] = [e for e in entries if e[0] >= horizon]
+        else:
+            dropped = [e for e in entries if e[0] < horizon]
+            entries[:] = [e for e in entries if e[0] >= horizon]
+        for m in self.matchers.get(type_id, ()):
+            if m.stab is not None:
+                self._unstab(m, m.stab, dropped)
+            else:
+                slot = self.hits[m.slot]
+                del slot[: bisect_left(slot, horizon)]
         return dropped
+
+    def _unstab(self, matcher: HistoryMatcher, stab: Stab, gone: list[HistoryEntry]) -> None:
+        """The intervals of entries that leave the history go from their interval slot."""
+        intervals = self.stabs[matcher.slot]
+        match = matcher.match
+        for e in gone:
+            if match(e[1], e[2], 0):
+                interval = stab.interval(e[0], e[1], e[2])
+                if interval is not True and interval is not False:
+                    intervals.remove(*interval)
 
     def trim(self, cut: dict[int, list[HistoryEntry]]) -> bool:
         """Drop the entries the bounds cut (`bounds._trim_history`), by type. They are the
@@ -273,37 +303,27 @@ class HistoryIndex:
             del dates[: len(entries)]
             for m in self.matchers.get(type_id, ()):
                 match = m.match
-                key = m.key
-                if key is not None:  # the points among them: the slot's first in (date, seq)
-                    self.points[m.slot].drop_first(
-                        sum(
-                            1
-                            for e in entries
-                            if type(_value(key, e[1], e[2])) is int and match(e[1], e[2], 0)
-                        )
-                    )
+                if m.stab is not None:
+                    self._unstab(m, m.stab, entries)
                     continue
                 matched = sum(1 for e in entries if match(e[1], e[2], 0))
                 del self.hits[m.slot][:matched]
         return True
 
 
-def _points(matcher: HistoryMatcher, entries: list[HistoryEntry]) -> DatedPoints:
-    """A ranged slot's points of a type's entries (in processing order: `seq` is the place)."""
-    key = matcher.key
-    assert key is not None
+def _intervals(matcher: HistoryMatcher, stab: Stab, entries: list[HistoryEntry]) -> Intervals:
+    """An interval slot's intervals of a type's entries."""
     match = matcher.match
-    points: list[tuple[int, int, int]] = []
+    held: list[tuple[int, int]] = []
     odd = False
-    for seq, entry in enumerate(entries):
-        value = _value(key, entry[1], entry[2])
-        if value is None or not match(entry[1], entry[2], 0):
-            continue
-        if type(value) is int:
-            points.append((entry[0], seq, value))
-        else:
-            odd = True
-    built = DatedPoints(points, len(entries))
+    for entry in entries:
+        if match(entry[1], entry[2], 0):
+            interval = stab.interval(entry[0], entry[1], entry[2])
+            if interval is True:
+                odd = True
+            elif interval is not False:
+                held.append(interval)
+    built = Intervals(held)
     built.odd = odd
     return built
 

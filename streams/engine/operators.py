@@ -59,7 +59,7 @@ TEXT_IS_TEMPLATE: Final = "v is not None and v.casefold() in {0}"
 """`is` on text: the compiler recognises it to index triggers by their primary value."""
 IN_PAST_TEMPLATE: Final = "v is not None and t - {0} <= v <= t"
 """`in past`: the history index recognises it to count a filter's entries by the attribute
-(`history_index.in_past_bound`)."""
+(`history_index.in_past_spans`)."""
 
 _COMPARISONS: Final = {
     "greater than": ">", "after": ">",

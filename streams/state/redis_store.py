@@ -127,6 +127,10 @@ class CannotHold(Exception):
     """A lead's state holds something the native core does not (`load_core`): the batch
     runs on the Python engine."""
 
+    def __init__(self, reasons: Mapping[int, str]) -> None:
+        self.lead_ids: tuple[int, ...] = tuple(sorted(reasons))
+        super().__init__("; ".join(reasons.values())[:300])
+
 
 class StateConflict(Exception):
     """Some leads were saved by someone else since this store loaded them; their stored
@@ -171,6 +175,7 @@ class RedisStore:
         on_quarantine: OnQuarantine | None = None,
         cache_leads: int = 0,
         check_cached: bool = True,
+        on_core_fallback: Callable[[str], None] | None = None,
     ) -> None:
         if not app_id or "{" in app_id or "}" in app_id:
             raise ValueError(f"app id {app_id!r} must be non-empty, without '{{' or '}}'")
@@ -191,6 +196,9 @@ class RedisStore:
         self.cache_leads = cache_leads
         self.check_cached = check_cached
         """False: a cached lead is used without asking Redis (module doc, 1.)."""
+        self.on_core_fallback = on_core_fallback
+        """Called with the reason (`native.FALLBACK_REASONS`) of each batch the native core
+        beneath this store hands to the Python engine (the worker counts them)."""
         self._loaded: dict[int, tuple[int, Stored | None]] = {}
         """Lead id -> (generation loaded, 0: not found; what is stored), from `load` until
         `save`."""
@@ -340,7 +348,7 @@ class RedisStore:
                 slow, slow_replies = self._read_native(core, cold, replies)
                 states: dict[int, LeadState] = {}
                 await self._read_full(slow, slow_replies, states)
-                refused: list[str] = []
+                refused: dict[int, str] = {}
                 for lead_id, state in states.items():
                     stored = loaded[lead_id][1]
                     try:
@@ -351,9 +359,9 @@ class RedisStore:
                             0 if stored is None else stored.journal_bytes,
                         )
                     except ValueError as exc:
-                        refused.append(str(exc))
+                        refused[lead_id] = str(exc)
                 if refused:
-                    raise CannotHold("; ".join(refused)[:300])
+                    raise CannotHold(refused)
             if self._revocations != revocations:  # revoked while they were being read
                 self._revoked.update(lead_ids)
             if all(i in core for i in lead_ids):  # none evicted meanwhile (a revocation)

@@ -147,7 +147,7 @@ filters:
       minTimes: 6
 """,
     # `in past` with a window, other constraints, two durations on one attribute (the
-    # shortest bounds it), negation; and on two attributes (item 3: scanned).
+    # shortest bounds it), negation; and on two attributes (item 3: an interval slot).
     "f": """\
 id: 6
 name: F
@@ -285,7 +285,7 @@ def iso(date_us: int) -> str:
 def record(op: tuple[int, int, int, str, int, int]) -> bytes:
     """An activity; a purchase's `at` lies from 200 minutes before its date to 60 after it
     (or is empty) and `due` up to 200 minutes before: both apart from the date, so the
-    `in past` filters count over two ranges."""
+    `in past` filters count over two ranges, or three."""
     kind, lead, minutes, item, qty, guid = op
     date_us = BASE_US + minutes * MINUTE_US
     at_us = date_us - ((qty * 37 + guid * 11) % 260 - 60) * MINUTE_US
@@ -446,17 +446,22 @@ def test_a_busy_lead_fires_as_the_reference_does(
 
 
 def assert_points_fresh(plan: Plan, state: LeadState, busy: bool = True) -> None:
-    """The ranged slots' points kept up (appends, late entries, pruning, trims) are those a
-    fresh index holds, and satisfy their invariants; `busy`: some are held."""
+    """The interval slots' intervals kept up (appends, late entries, pruning, trims) are
+    those a fresh index holds, and satisfy their invariants; `busy`: some are held."""
     index = state.index
     assert index is not None and index.plan is plan
     fresh = plan.history_index(state)
-    assert index.points.keys() == fresh.points.keys() and len(index.points) == 2
-    for slot, points in index.points.items():
-        points.check()
-        assert points.points() == fresh.points[slot].points()
-        assert not points.odd
-    assert not busy or any(len(p) for p in index.points.values()), "no points held"
+    # C's filter, F's three (the third bounds two attributes): four (window, durations)
+    assert index.stabs.keys() == fresh.stabs.keys() and len(index.stabs) == 4
+    for slot, intervals in index.stabs.items():
+        intervals.check()
+        assert (intervals.starts, intervals.ends) == (
+            fresh.stabs[slot].starts,
+            fresh.stabs[slot].ends,
+        )
+        assert not intervals.odd
+    many = len(state.history.get(100001, ())) > 100  # the busy lead's
+    assert not (busy and many) or all(len(i) for i in index.stabs.values()), "none held"
 
 
 def test_history_trimmed_by_the_bounds_is_counted_as_the_reference_does(rules: Path) -> None:
@@ -518,4 +523,4 @@ def test_an_attribute_stored_as_another_type_is_scanned_as_the_reference_does(
     got, index = asyncio.run(run(0))
     assert 6 in {e["campaignId"] for e in want}  # the floats counted
     assert got == want
-    assert index is not None and all(p.odd for p in index.points.values())
+    assert index is not None and index.stabs and all(s.odd for s in index.stabs.values())

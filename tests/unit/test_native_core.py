@@ -30,11 +30,12 @@ from streams.engine.compiler import load_plan
 from streams.engine.datatypes import MAX_US, MIN_US, datetime_to_us, format_us
 from streams.engine.evaluator import Engine
 from streams.engine.events import event_id
+from streams.engine.leadstate import LeadState
 from streams.engine.native import NativeLeads, Unsupported, describe_plan, load_module
 from streams.engine_select import ROOT, check_native
 from streams.pipeline import Processor, Record
 from streams.samples import sample_activities
-from streams.state.codec import encode_state
+from streams.state.codec import decode_state, encode_state
 from streams.state.memory import MemoryStore
 from tests.unit.test_history_index import CAMPAIGNS, NOW_US, TYPE, load, record
 
@@ -358,4 +359,101 @@ def test_a_busy_lead_through_the_core_is_the_reference(
     want = asyncio.run(run(False))
     assert len({e["campaignId"] for e in want[0]}) >= 2
     assert any(e["campaignId"] == 6 for e in want[0])  # the `in past` filters' campaign
+    assert asyncio.run(run(True)) == want
+
+
+LIMITS = st.builds(
+    Limits,
+    future_horizon_us=st.sampled_from([Limits().future_horizon_us, 0, 3_600_000_000]),
+    max_history=st.integers(1, 30) | st.just(100),
+    max_history_bytes=st.integers(40, 20_000) | st.just(100_000),
+    max_seen=st.integers(1, 30) | st.just(100),
+    max_fields=st.integers(1, 12),
+    max_fields_chars=st.integers(1, 400) | st.just(10_000),
+)
+"""The per-lead bounds (`settings.limits`), down to where every one of them bites on a
+stream of a few hundred records (the settings' floors included)."""
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["sample", "bench"]), limits=LIMITS, batch=st.sampled_from([7, 50]))
+def test_the_native_core_bounds_a_lead_as_the_python_engine_does(
+    native: Any, kind: str, limits: Limits, batch: int
+) -> None:
+    """The core against the Python engine under bounds drawn small (history entries and
+    bytes, `seen`, fields and their characters, the future horizon): the same events,
+    dead letters, counters and stored bytes, batch by batch."""
+    if ENGINE.native is None:
+        pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
+    plan, values = _plan_and_values(kind)
+    records = [Record(v, "t", 0, i) for i, v in enumerate(values)]
+    records += records[::5]  # redeliveries, some past a trimmed `seen`
+    now_us = datetime_to_us(datetime(2026, 9, 1, tzinfo=UTC))
+
+    async def run(native_core: bool) -> tuple[list[Any], dict[int, bytes]]:
+        store = MemoryStore()
+        processor = Processor(plan, store, limits=limits, native=native_core)
+        outcomes = []
+        for i in range(0, len(records), batch):
+            got = await processor.process(records[i : i + batch], now_us)
+            outcomes.append(
+                (got.events, got.dead_letters, got.accepted, got.duplicates, got.redelivered)
+            )
+        assert (processor.native is not None) == native_core
+        return outcomes, _encoded(store)
+
+    want = asyncio.run(run(False))
+    got = asyncio.run(run(True))
+    for n, (g, w) in enumerate(zip(got[0], want[0], strict=True)):
+        assert g == w, f"batch {n}"
+    assert got[1] == want[1]
+
+
+@pytest.mark.parametrize("stored_as", ["float", "bool", "some floats", "extreme ints"])
+@pytest.mark.parametrize("index_from", [0, None])
+def test_a_date_stored_as_another_type_is_compared_as_python_compares_it(
+    native: Any, tmp_path: Path, stored_as: str, index_from: int | None
+) -> None:
+    """A state read from the store whose `at` (a datetime now) was written while it had
+    another dataType: Python's `in past` compares a float (or a bool) with T as numbers,
+    so the core must too, scanning or through its interval slots (which then scan, `odd`),
+    on that state and on the activities that follow it; and integers at 64 bits' ends."""
+    if ENGINE.native is None:
+        pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
+    (tmp_path / "activity-types").mkdir()
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "activity-types" / "buy.yaml").write_text(TYPE)
+    for name, text in CAMPAIGNS.items():
+        (tmp_path / "campaigns" / f"{name}.yaml").write_text(text)
+    plan = load(tmp_path)
+    minute = 60_000_000
+    base = NOW_US - 3 * 86_400_000_000
+
+    def at(m: int) -> Any:
+        date = base + m * minute
+        if stored_as == "float" or (stored_as == "some floats" and m % 3 == 0):
+            return float(date)
+        if stored_as == "extreme ints" and m % 3 != 0:  # 64 bits' ends: the bounds saturate
+            return 2**63 - 1 if m % 3 == 1 else -(2**63)
+        return date if stored_as in ("some floats", "extreme ints") else bool(m % 2)
+
+    entries: list[Any] = [[base + m * minute, "x", {"qty": 1, "at": at(m)}] for m in range(100)]
+    raw = encode_state(LeadState({100001: entries}, max_ts=entries[-1][0]))
+    records = [Record(record((0, 1, 100 + i * 7, "xy"[i % 2], i, i)), "t", 0, i) for i in range(12)]
+
+    async def run(native_core: bool) -> list[Any]:
+        store = MemoryStore()
+        processor = Processor(plan, store, native=native_core)
+        processor.engine = Engine(plan, index_from=index_from if native_core else None)
+        if native_core:
+            await processor.process([], NOW_US)
+            assert processor.native is not None
+            processor.native.core.put_state(1, raw, 0, 0)
+        else:
+            store.leads[1] = decode_state(raw)
+        return [(await processor.process([r], NOW_US)).events for r in records]
+
+    want = asyncio.run(run(False))
+    if stored_as in ("float", "some floats"):  # the first activity's filters count old ones
+        assert 6 in {e["campaignId"] for e in want[0]}
     assert asyncio.run(run(True)) == want
