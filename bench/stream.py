@@ -14,11 +14,21 @@ per-lead state, pass-through variants) and the ratios.
    first to N-th; then the worker's ratio to each;
 3. latency: a fresh worker, activities sent at a fixed rate (half, a quarter and a tenth of
    the sustained rate by default) for --seconds; for each membership event, the time from
-   its activity's send to the event's arrival at a consumer: p50 and p99. The sender runs in
-   a process of its own, the timing consumer in this one, on the same cores as the worker
-   and the broker. Then, in each phase, the same for the peers (`--latency-peers`: each
-   re-produces every activity, so every activity is timed) at the same offered rate, with
-   the same sender and timing consumer, and the worker's p50 and p99 ratios to theirs.
+   its activity's send to the event's arrival at a consumer (`--timing consumed`, the
+   default) or to its append (`--timing appended`, its broker LogAppendTime, read after
+   the phase: no consumer runs during it): p50 and p99. The load generator runs in a
+   process of its own (librdkafka by default, `--harness`; what is due sent at each
+   millisecond tick, with a 1 ms linger above 2,000/s, `--sender-linger`), the timing
+   consumer in this one (the output topic only, raw bytes, decoded after the phase; the
+   input records' append times are read after it), on the same cores as the worker, the
+   broker and Redis. Each phase prints the CPU time per activity of the contestant, the
+   broker, Redis, the load generator and the timing consumer, and their sum in cores at
+   the offered rate, so that a phase that fell behind says whether the machine could
+   have kept up at all. Then, in each phase, the same for the peers (`--latency-peers`:
+   each re-produces every activity, so every activity is timed) at the same offered
+   rate, with the same harness, and the worker's p50 and p99 ratios to theirs;
+   `--compare NAME=STREAMS_X=V` times a worker with other settings in each phase too,
+   alternating which goes first (interleaved pairs in one sitting).
    Each phase's worker starts cold (a new process, group, topics and Redis keys): the
    phase prints its cold start (spawn -> /ready, and the first record's latency, sent once
    /ready answers, split into its append and the worker's part) and the latencies per
@@ -165,6 +175,14 @@ TIMINGS = {
 """What a latency phase times (`--timing`); the input records' append times (the "append"
 segment) are read after the phase either way."""
 
+LINGER_ABOVE: Final = 2000.0
+AUTO_LINGER_MS: Final = 1.0
+"""The load generator's default linger: none up to LINGER_ABOVE activities/s, this many ms
+above. With none, librdkafka sends a produce request as soon as it can, most holding a
+record or two: at 22,000/s the broker spent 26-37 µs of CPU per record on them alone (a
+scratch measurement, the broker and the load generator only, load average 7-8), 17 µs
+with 1 ms (which at most adds 1 ms to each record's latency, in its "append" segment)."""
+
 TICK: Final = 0.001
 """The load generator's shortest sleep: at rates above 1/TICK it sends what is due each
 tick in one go, rather than sleeping between records (a sleep per record cost more CPU
@@ -180,14 +198,21 @@ class Harness:
     """A `HARNESSES` name."""
     timing: str = "consumed"
     """A `TIMINGS` name."""
-    linger_ms: float = 0.0
-    """The load generator's producer linger."""
+    linger_ms: float | None = None
+    """The load generator's producer linger (None: `linger_for` the offered rate)."""
     services: dict[str, int] = field(default_factory=dict)
     """Name -> pid of the broker and Redis, for their CPU time per activity."""
 
 
+def linger_for(harness: Harness, rate: float) -> float:
+    """The load generator's linger (ms) at `rate` activities/s."""
+    if harness.linger_ms is not None:
+        return harness.linger_ms
+    return AUTO_LINGER_MS if rate > LINGER_ABOVE else 0.0
+
+
 def paced_sender(
-    harness: Harness, bootstrap: str
+    harness: Harness, bootstrap: str, linger_ms: float
 ) -> tuple[Callable[[str, bytes, bytes], None], Callable[[], None], Callable[[], None]]:
     """The load generator's client: (send(topic, key, value), serve, finish), acks=1;
     `serve` is called once per tick (delivery reports, the client's queue)."""
@@ -209,7 +234,7 @@ def paced_sender(
             fast.flush(30)
 
         return send, lambda: fast.poll(0), flush
-    slow = producer(bootstrap, int(harness.linger_ms))
+    slow = producer(bootstrap, round(linger_ms))
 
     def send_slow(topic: str, key: bytes, value: bytes) -> None:
         slow.send(topic, key=key, value=value)
@@ -243,7 +268,7 @@ def send_paced(
     time.time() at send} (the wall clock: the record timestamps the breakdown compares
     with are on it too), then the CPU time it spent sending and how late (s) its latest
     wake-up was against the schedule."""
-    send, serve, finish = paced_sender(harness, bootstrap)
+    send, serve, finish = paced_sender(harness, bootstrap, linger_for(harness, rate))
     cpu = time.process_time()
     sent: dict[str, float] = {}
     total = len(items)
@@ -443,6 +468,8 @@ class Timed:
         the warm-up's end to the last output seen."""
         self.sender_cpu = 0.0
         """CPU time of the load generator's process while it sent."""
+        self.sender_linger = 0.0
+        """The load generator's linger (ms)."""
         self.sender_behind = 0.0
         """How late (s) the load generator's latest wake-up was against its schedule."""
         self.reader_cpu = 0.0
@@ -473,7 +500,8 @@ def latency(
 ) -> Timed:
     """A latency phase at `rate` activities/s for `seconds`, of the worker or of a peer
     (a `PEERS` name: it re-produces each activity, so every activity is timed);
-    `scrape_first`: the worker's /metrics read once before the warm-up record."""
+    `scrape_first`: the worker's /metrics read before the warm-up record (and not again
+    until the phase's end), not once the warm-up's output arrived."""
     if contestant == "worker":
         settings = fresh_settings(bootstrap, redis_url) | worker_env
         topic_in, topic_out = (
@@ -490,12 +518,12 @@ def latency(
         identity = "marketoGUID"
     log_append_time(bootstrap, [topic_in, topic_out])
     activities = list(sample_activities(int(rate * seconds), 2000, seed=5))
-    readings = []
+    readings: list[tuple[dict[str, float], dict[str, float]]] = []
     spying: list[subprocess.Popen[bytes]] = []
     harness = harness or Harness()
 
     def warmed() -> None:
-        if contestant == "worker":
+        if contestant == "worker" and not readings:
             readings.append(worker_stages(process))
         if spy is not None:
             spying.append(py_spy(process.pid, spy / f"{contestant}-{rate:.0f}.txt", seconds))
@@ -507,8 +535,11 @@ def latency(
             if scrape_first:
                 # The first scrape creates the worker's consumer-lag reader (kafka-python, in
                 # a thread: its client loop holds the interpreter for a second or so); left
-                # to the phase's first reading, it stalled the phase's first seconds.
-                process.metrics()
+                # to the phase's first reading, it stalled the phase's first seconds. Every
+                # scrape reads the lag (a few requests to the broker from that thread), so
+                # the stage readings are taken here and after the phase, none while records
+                # are sent; the means then include the warm-up record's batch.
+                readings.append(worker_stages(process))
         ready = time.monotonic() - spawned
         timed = time_phase(
             bootstrap,
@@ -562,6 +593,7 @@ def time_phase(
     output seen."""
     timed = Timed()
     timed.timing = harness.timing
+    timed.sender_linger = linger_for(harness, rate)
     consumer = TimingReader(harness.client, bootstrap, [topic_in, topic_out])
     warm = producer(bootstrap, 0)
     probe = next(a for a in activities if a["activityTypeId"] == 12)
@@ -731,6 +763,8 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
         print(f"latency: {who}: only {len(timed.latencies)} outputs timed at {offered:,.0f}/s")
         return False
     label = "latency:" if who == "worker" else f"  {who}:"
+    if who.startswith("worker "):  # a --compare variant
+        label = f"latency {who.removeprefix('worker ')}:"
     per = 1e6 / timed.sent if timed.sent else 0.0
     print(
         f"{label:<14}{percentiles(timed.latencies)}"
@@ -750,7 +784,8 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
         + f"; in all {total:,.0f} µs, {total * offered / 1e6:.2f} cores at the offered rate"
         f" of {os.cpu_count()} (from the warm-up's end to the last output, idle time "
         f"included); the load generator at most {timed.sender_behind * 1000:,.1f} ms "
-        f"behind its schedule; load average {os.getloadavg()[0]:.1f}",
+        f"behind its schedule (linger {timed.sender_linger:g} ms); load average "
+        f"{os.getloadavg()[0]:.1f}",
         flush=True,
     )
     print(
@@ -769,7 +804,7 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
         ),
         flush=True,
     )
-    if who == "worker" and {"ready", "probe", "first"} <= timed.start.keys():
+    if who.startswith("worker") and {"ready", "probe", "first"} <= timed.start.keys():
         start = timed.start
         print(
             f"  cold start: ready {start['ready']:.2f} s after its spawn, first membership "
@@ -856,6 +891,15 @@ def warm_broker(
             f"{percentiles(timed.segments['append'])}",
             flush=True,
         )
+
+
+def compare_variant(text: str) -> tuple[str, dict[str, str]]:
+    """`NAME=STREAMS_X=V,STREAMS_Y=W` -> (NAME, {STREAMS_X: V, STREAMS_Y: W})."""
+    name, _, settings = text.partition("=")
+    env = dict(item.split("=", 1) for item in settings.split(",") if item)
+    if not name or not env:
+        raise SystemExit(f"--compare {text!r}: NAME=STREAMS_X=V[,STREAMS_Y=W] expected")
+    return name, env
 
 
 def main() -> int:
@@ -945,11 +989,21 @@ def main() -> int:
     parser.add_argument(
         "--sender-linger",
         type=float,
-        default=0.0,
+        default=None,
         metavar="MS",
-        help="the load generator's producer linger (default 0: each record is sent as soon "
-        "as the client can; more: fewer, larger produce requests for the broker, and each "
-        "record waits up to that long, counted in its latency)",
+        help="the load generator's producer linger: each record waits up to this long in the "
+        "client (counted in its latency) so that the broker gets fewer, larger produce "
+        f"requests (default: 0 up to {LINGER_ABOVE:,.0f} activities/s, "
+        f"{AUTO_LINGER_MS:g} ms above)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=STREAMS_X=V[,STREAMS_Y=W]",
+        help="in each latency phase, also time a worker with these settings (on top of "
+        "--set), named NAME; repeatable; the variants alternate, the first one first in "
+        "odd phases and last in even ones, so that pairs are taken minutes apart at most",
     )
     args = parser.parse_args()
     unknown = (set(args.latency_peers) | set(args.peers)) - set(PEERS)
@@ -970,7 +1024,13 @@ def main() -> int:
         print(
             f"broker: Apache Kafka at {broker.bootstrap}; {len(lines):,} sample activities "
             f"over {args.leads:,} leads; load generator and timing consumer: {args.harness}, "
-            f"the load generator's linger {args.sender_linger:g} ms; end to end: produce -> "
+            "the load generator's linger "
+            + (
+                f"{args.sender_linger:g} ms"
+                if args.sender_linger is not None
+                else f"0 up to {LINGER_ABOVE:,.0f}/s, {AUTO_LINGER_MS:g} ms above"
+            )
+            + "; end to end: produce -> "
             f"{args.timing} ({TIMINGS[args.timing]}); {os.cpu_count()} cores, load average "
             f"{os.getloadavg()[0]:.1f}",
             flush=True,
@@ -983,19 +1043,27 @@ def main() -> int:
             warm_broker(broker.bootstrap, redis_url, args, logs, worker_env, harness)
         phases = [(rate * f, f"{f:.0%} of sustained") for f in args.latency_at if rate]
         phases += [(r, "fixed") for r in args.latency_rates]
-        for offered, what in phases:
-            timed = latency(
-                broker.bootstrap,
-                redis_url,
-                offered,
-                args.seconds,
-                logs,
-                worker_env,
-                spy=args.spy,
-                harness=harness,
-                scrape_first=args.scrape_first,
-            )
-            if not report_latency("worker", timed, offered, what):
+        variants: list[tuple[str, dict[str, str]]] = [("", {})]
+        variants += [compare_variant(text) for text in args.compare]
+        for number, (offered, what) in enumerate(phases):
+            order = variants if number % 2 == 0 else variants[::-1]
+            timings: dict[str, Timed] = {}
+            for name, env in order:
+                timings[name] = latency(
+                    broker.bootstrap,
+                    redis_url,
+                    offered,
+                    args.seconds,
+                    logs,
+                    worker_env | env,
+                    spy=args.spy,
+                    harness=harness,
+                    scrape_first=args.scrape_first,
+                )
+                label = f"worker {name} ({','.join(f'{k}={v}' for k, v in env.items())})"
+                report_latency(label if name else "worker", timings[name], offered, what)
+            timed = timings[""]
+            if len(timed.latencies) < 20:
                 continue
             for peer in args.latency_peers:
                 peer_timed = latency(
