@@ -219,7 +219,7 @@ def paced_sender(
     if harness.client == "confluent":
         from confluent_kafka import Producer  # type: ignore[import-untyped]
 
-        fast = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": harness.linger_ms})
+        fast = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": linger_ms})
         produce = fast.produce
 
         def send(topic: str, key: bytes, value: bytes) -> None:
