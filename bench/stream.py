@@ -185,8 +185,10 @@ with 1 ms (which at most adds 1 ms to each record's latency, in its "append" seg
 
 TICK: Final = 0.001
 """The load generator's shortest sleep: at rates above 1/TICK it sends what is due each
-tick in one go, rather than sleeping between records (a sleep per record cost more CPU
-than the send, and woke late anyway)."""
+tick in one go, rather than sleeping between records (a sleep of tens of microseconds
+wakes late on a busy machine; measured against a sleep per record, 05:55 UTC, the load
+generator's CPU per record was 7-16 µs either way: no saving that the noise would not
+hide)."""
 
 
 @dataclass(frozen=True)
