@@ -14,11 +14,21 @@ per-lead state, pass-through variants) and the ratios.
    first to N-th; then the worker's ratio to each;
 3. latency: a fresh worker, activities sent at a fixed rate (half, a quarter and a tenth of
    the sustained rate by default) for --seconds; for each membership event, the time from
-   its activity's send to the event's arrival at a consumer: p50 and p99. The sender runs in
-   a process of its own, the timing consumer in this one, on the same cores as the worker
-   and the broker. Then, in each phase, the same for the peers (`--latency-peers`: each
-   re-produces every activity, so every activity is timed) at the same offered rate, with
-   the same sender and timing consumer, and the worker's p50 and p99 ratios to theirs.
+   its activity's send to the event's arrival at a consumer (`--timing consumed`, the
+   default) or to its append (`--timing appended`, its broker LogAppendTime, read after
+   the phase: no consumer runs during it): p50 and p99. The load generator runs in a
+   process of its own (librdkafka by default, `--harness`; what is due sent at each
+   millisecond tick, with a 1 ms linger above 2,000/s, `--sender-linger`), the timing
+   consumer in this one (the output topic only, raw bytes, decoded after the phase; the
+   input records' append times are read after it), on the same cores as the worker, the
+   broker and Redis. Each phase prints the CPU time per activity of the contestant, the
+   broker, Redis, the load generator and the timing consumer, and their sum in cores at
+   the offered rate, so that a phase that fell behind says whether the machine could
+   have kept up at all. Then, in each phase, the same for the peers (`--latency-peers`:
+   each re-produces every activity, so every activity is timed) at the same offered
+   rate, with the same harness, and the worker's p50 and p99 ratios to theirs;
+   `--compare NAME=STREAMS_X=V` times a worker with other settings in each phase too,
+   alternating which goes first (interleaved pairs in one sitting).
    Each phase's worker starts cold (a new process, group, topics and Redis keys): the
    phase prints its cold start (spawn -> /ready, and the first record's latency, sent once
    /ready answers, split into its append and the worker's part) and the latencies per
@@ -42,8 +52,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import redis
@@ -155,30 +166,77 @@ HARNESSES = {
 }
 """Clients of the load generator and the timing consumer (`--harness`)."""
 
+TIMINGS = {
+    "consumed": "each output record is read by the timing consumer as it is appended (the "
+    "output topic only, kept as raw bytes, decoded after the phase): produce -> consumed",
+    "appended": "no consumer during the phase: the output records are read after it, and "
+    "each timed at its broker append time (LogAppendTime): produce -> appended",
+}
+"""What a latency phase times (`--timing`); the input records' append times (the "append"
+segment) are read after the phase either way."""
+
+LINGER_ABOVE: Final = 2000.0
+AUTO_LINGER_MS: Final = 1.0
+"""The load generator's default linger: none up to LINGER_ABOVE activities/s, this many ms
+above. With none, librdkafka sends a produce request as soon as it can, most holding a
+record or two: at 22,000/s the broker spent 26-37 µs of CPU per record on them alone (a
+scratch measurement, the broker and the load generator only, load average 7-8), 17 µs
+with 1 ms (which at most adds 1 ms to each record's latency, in its "append" segment)."""
+
+TICK: Final = 0.001
+"""The load generator's shortest sleep: at rates above 1/TICK it sends what is due each
+tick in one go, rather than sleeping between records (a sleep of tens of microseconds
+wakes late on a busy machine; measured against a sleep per record, 05:55 UTC, the load
+generator's CPU per record was 7-16 µs either way: no saving that the noise would not
+hide)."""
+
+
+@dataclass(frozen=True)
+class Harness:
+    """The load generator and the timing consumer of the latency phases, and the
+    processes whose CPU time each phase accounts besides the contestant's."""
+
+    client: str = "confluent"
+    """A `HARNESSES` name."""
+    timing: str = "consumed"
+    """A `TIMINGS` name."""
+    linger_ms: float | None = None
+    """The load generator's producer linger (None: `linger_for` the offered rate)."""
+    services: dict[str, int] = field(default_factory=dict)
+    """Name -> pid of the broker and Redis, for their CPU time per activity."""
+
+
+def linger_for(harness: Harness, rate: float) -> float:
+    """The load generator's linger (ms) at `rate` activities/s."""
+    if harness.linger_ms is not None:
+        return harness.linger_ms
+    return AUTO_LINGER_MS if rate > LINGER_ABOVE else 0.0
+
 
 def paced_sender(
-    harness: str, bootstrap: str
-) -> tuple[Callable[[str, bytes, bytes], None], Callable[[], None]]:
-    """The load generator's client: (send(topic, key, value), finish), acks=1, no linger."""
-    if harness == "confluent":
+    harness: Harness, bootstrap: str, linger_ms: float
+) -> tuple[Callable[[str, bytes, bytes], None], Callable[[], None], Callable[[], None]]:
+    """The load generator's client: (send(topic, key, value), serve, finish), acks=1;
+    `serve` is called once per tick (delivery reports, the client's queue)."""
+    if harness.client == "confluent":
         from confluent_kafka import Producer  # type: ignore[import-untyped]
 
-        fast = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 0})
+        fast = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": linger_ms})
+        produce = fast.produce
 
         def send(topic: str, key: bytes, value: bytes) -> None:
             while True:
                 try:
-                    fast.produce(topic, value, key)
-                    break
+                    produce(topic, value, key)
+                    return
                 except BufferError:  # the client's queue is full: the broker is behind
                     fast.poll(0.01)
-            fast.poll(0)
 
         def flush() -> None:
             fast.flush(30)
 
-        return send, flush
-    slow = producer(bootstrap, 0)
+        return send, lambda: fast.poll(0), flush
+    slow = producer(bootstrap, round(linger_ms))
 
     def send_slow(topic: str, key: bytes, value: bytes) -> None:
         slow.send(topic, key=key, value=value)
@@ -187,19 +245,69 @@ def paced_sender(
         slow.flush()
         slow.close()
 
-    return send_slow, finish
+    return send_slow, lambda: None, finish
+
+
+def due(start: float, rate: float, now: float, total: int) -> int:
+    """How many records of a paced send are due `now` (monotonic) when the first is due
+    at `start`: the first at once, then one every 1/rate seconds."""
+    if now < start:
+        return 0
+    return min(total, int((now - start) * rate) + 1)
+
+
+def send_paced(
+    harness: Harness,
+    bootstrap: str,
+    topic: str,
+    items: list[tuple[str, bytes, bytes]],
+    rate: float,
+    out: Any,
+) -> None:
+    """The load generator (in its own process): (identity, key, value) at `rate` per second,
+    what is due sent at each wake-up, at most one wake-up per `TICK` (all of a wake-up's
+    records are stamped with its time). Sends back through `out` at the end {identity:
+    time.time() at send} (the wall clock: the record timestamps the breakdown compares
+    with are on it too), then the CPU time it spent sending and how late (s) its latest
+    wake-up was against the schedule."""
+    send, serve, finish = paced_sender(harness, bootstrap, linger_for(harness, rate))
+    cpu = time.process_time()
+    sent: dict[str, float] = {}
+    total = len(items)
+    least = TICK if rate > 1 / TICK else 0.0
+    start = time.monotonic()
+    done = 0
+    behind = 0.0
+    while done < total:
+        now = time.monotonic()
+        upto = due(start, rate, now, total)
+        if upto > done:
+            behind = max(behind, now - (start + done / rate))
+            stamp = time.time()
+            for identity, key, value in items[done:upto]:
+                sent[identity] = stamp
+                send(topic, key, value)
+            done = upto
+            serve()
+        pause = max(start + done / rate - time.monotonic(), least)
+        if pause > 0 and done < total:
+            time.sleep(pause)
+    finish()
+    out.send(sent)
+    out.send(time.process_time() - cpu)
+    out.send(behind)
 
 
 class TimingReader:
     """The timing consumer: every partition of `topics` from the beginning, no group;
-    `poll` returns (topic, value, the record's timestamp in Unix seconds)."""
+    `poll` returns (topic, value, the record's timestamp in Unix seconds), values as the
+    raw bytes (nothing is decoded while a phase runs)."""
 
-    def __init__(self, harness: str, bootstrap: str, topics: list[str]) -> None:
-        self.harness = harness
+    def __init__(self, client: str, bootstrap: str, topics: list[str]) -> None:
+        self.kind = client
         self.client: Any
-        if harness == "confluent":
+        if client == "confluent":
             from confluent_kafka import OFFSET_BEGINNING, Consumer
-            from confluent_kafka import TopicPartition as Partition
 
             self.client = Consumer(
                 {
@@ -209,18 +317,24 @@ class TimingReader:
                     "fetch.wait.max.ms": 5,
                 }
             )
-            self.client.assign(
-                [Partition(t, p, OFFSET_BEGINNING) for t in topics for p in range(PARTITIONS)]
-            )
+            self.client.assign([self._tp(t, p, OFFSET_BEGINNING) for t, p in _parts(topics)])
             return
         from kafka import KafkaConsumer, TopicPartition
 
         self.client = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
-        self.client.assign([TopicPartition(t, p) for t in topics for p in range(PARTITIONS)])
+        self.client.assign([TopicPartition(t, p) for t, p in _parts(topics)])
         self.client.seek_to_beginning()
 
+    @staticmethod
+    def _tp(topic: str, partition: int, offset: int | None = None) -> Any:
+        from confluent_kafka import TopicPartition as Partition
+
+        return (
+            Partition(topic, partition) if offset is None else Partition(topic, partition, offset)
+        )
+
     def poll(self, timeout: float) -> list[tuple[str, bytes, float]]:
-        if self.harness == "confluent":
+        if self.kind == "confluent":
             # `consume(n, timeout)` waits for n records or the timeout: the first record
             # with `poll`, then whatever else is already here.
             first = self.client.poll(timeout)
@@ -237,35 +351,48 @@ class TimingReader:
             for record in records
         ]
 
+    def drop(self, topic: str) -> None:
+        """Stop reading `topic`; the other topics go on from where they are."""
+        if self.kind == "confluent":
+            self.client.incremental_unassign([self._tp(topic, p) for p in range(PARTITIONS)])
+            return
+        keep = [tp for tp in self.client.assignment() if tp.topic != topic]
+        positions = {tp: self.client.position(tp) for tp in keep}
+        self.client.assign(keep)
+        for tp, offset in positions.items():
+            self.client.seek(tp, offset)
+
+    def end_offsets(self, topics: list[str]) -> dict[tuple[str, int], int]:
+        """Each partition's high watermark (the offset its next record will get)."""
+        if self.kind == "confluent":
+            return {
+                (t, p): self.client.get_watermark_offsets(self._tp(t, p), timeout=10)[1]
+                for t, p in _parts(topics)
+            }
+        from kafka import TopicPartition
+
+        ends = self.client.end_offsets([TopicPartition(t, p) for t, p in _parts(topics)])
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    def read_to_end(
+        self, topics: list[str], timeout: float = 120
+    ) -> list[tuple[str, bytes, float]]:
+        """Every record of `topics` (this reader's, from the beginning) up to their high
+        watermarks as of now."""
+        ends = {tp: end for tp, end in self.end_offsets(topics).items() if end > 0}
+        got: list[tuple[str, bytes, float]] = []
+        want = sum(ends.values())
+        deadline = time.monotonic() + timeout
+        while len(got) < want and time.monotonic() < deadline:
+            got.extend(self.poll(0.5))
+        return got
+
     def close(self) -> None:
         self.client.close()
 
 
-def send_paced(
-    harness: str,
-    bootstrap: str,
-    topic: str,
-    items: list[tuple[str, bytes, bytes]],
-    rate: float,
-    out: Any,
-) -> None:
-    """The load generator (in its own process): (identity, key, value) at `rate` per second;
-    sends {identity: time.time() at send} back through `out` at the end (the wall clock:
-    record timestamps, which the breakdown compares with, are on it too), then the CPU
-    time it spent sending."""
-    send, finish = paced_sender(harness, bootstrap)
-    cpu = time.process_time()
-    sent: dict[str, float] = {}
-    start = time.monotonic()
-    for n, (identity, key, value) in enumerate(items, 1):
-        wait = start + n / rate - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        sent[identity] = time.time()
-        send(topic, key, value)
-    finish()
-    out.send(sent)
-    out.send(time.process_time() - cpu)
+def _parts(topics: list[str]) -> list[tuple[str, int]]:
+    return [(t, p) for t in topics for p in range(PARTITIONS)]
 
 
 STAGES = ("queued", "load", "evaluate", "save", "settle", "deliver")
@@ -334,12 +461,19 @@ class Timed:
         """Per timed activity: (its send, seconds after the phase's first send; end to
         end; append; worker; read), the last three -1 where unknown."""
         self.stages: dict[str, float] = {}
+        self.timing = "consumed"
+        """What end to end means: produce -> "consumed" or -> "appended" (`TIMINGS`)."""
         self.sent = 0
-        self.cpu_seconds = 0.0
-        """CPU time (user and system, every thread) the contestant's process spent from
-        the warm-up's end to the phase's end."""
+        self.cpu: dict[str, float] = {}
+        """CPU time (user and system, every thread) of the contestant's process
+        ("contestant") and of the services (`Harness.services`: the broker, Redis) from
+        the warm-up's end to the last output seen."""
         self.sender_cpu = 0.0
         """CPU time of the load generator's process while it sent."""
+        self.sender_linger = 0.0
+        """The load generator's linger (ms)."""
+        self.sender_behind = 0.0
+        """How late (s) the load generator's latest wake-up was against its schedule."""
         self.reader_cpu = 0.0
         """CPU time of the timing consumer (this process) over the phase."""
         self.start: dict[str, float] = {}
@@ -363,12 +497,13 @@ def latency(
     worker_env: dict[str, str],
     contestant: str = "worker",
     spy: Path | None = None,
-    harness: str = "kafka-python",
+    harness: Harness | None = None,
     scrape_first: bool = True,
 ) -> Timed:
     """A latency phase at `rate` activities/s for `seconds`, of the worker or of a peer
     (a `PEERS` name: it re-produces each activity, so every activity is timed);
-    `scrape_first`: the worker's /metrics read once before the warm-up record."""
+    `scrape_first`: the worker's /metrics read before the warm-up record (and not again
+    until the phase's end), not once the warm-up's output arrived."""
     if contestant == "worker":
         settings = fresh_settings(bootstrap, redis_url) | worker_env
         topic_in, topic_out = (
@@ -385,14 +520,13 @@ def latency(
         identity = "marketoGUID"
     log_append_time(bootstrap, [topic_in, topic_out])
     activities = list(sample_activities(int(rate * seconds), 2000, seed=5))
-    readings = []
-    cpu: list[float] = []
+    readings: list[tuple[dict[str, float], dict[str, float]]] = []
     spying: list[subprocess.Popen[bytes]] = []
+    harness = harness or Harness()
 
     def warmed() -> None:
-        if contestant == "worker":
+        if contestant == "worker" and not readings:
             readings.append(worker_stages(process))
-        cpu.append(cpu_seconds(process.pid))
         if spy is not None:
             spying.append(py_spy(process.pid, spy / f"{contestant}-{rate:.0f}.txt", seconds))
 
@@ -403,8 +537,11 @@ def latency(
             if scrape_first:
                 # The first scrape creates the worker's consumer-lag reader (kafka-python, in
                 # a thread: its client loop holds the interpreter for a second or so); left
-                # to the phase's first reading, it stalled the phase's first seconds.
-                process.metrics()
+                # to the phase's first reading, it stalled the phase's first seconds. Every
+                # scrape reads the lag (a few requests to the broker from that thread), so
+                # the stage readings are taken here and after the phase, none while records
+                # are sent; the means then include the warm-up record's batch.
+                readings.append(worker_stages(process))
         ready = time.monotonic() - spawned
         timed = time_phase(
             bootstrap,
@@ -416,12 +553,11 @@ def latency(
             process.alive,
             warmed,
             harness,
+            {"contestant": process.pid, **harness.services},
         )
         timed.start = {"ready": ready} | {
             k: v - spawned if k in ("probe", "first") else v for k, v in timed.start.items()
         }
-        if cpu:
-            timed.cpu_seconds = cpu_seconds(process.pid) - cpu[0]
         if readings:  # the warm-up's group join left out
             timed.stages = stage_means(readings[0], worker_stages(process))
         for spied in spying:
@@ -448,15 +584,19 @@ def time_phase(
     identity: str,
     alive: Callable[[], bool],
     warmed: Callable[[], None],
-    harness: str = "kafka-python",
+    harness: Harness,
+    pids: dict[str, int],
 ) -> Timed:
     """Warm up (the first activity, until its output arrives: the contestant's group join
     happens before the clock starts), then send the rest at `rate` and time each output
-    record (matched to its activity by its `identity` field) from send to arrival here;
-    `warmed` is called once the warm-up's output arrived."""
+    record (matched to its activity by its `identity` field) from send to its arrival here
+    or its append (`harness.timing`); `warmed` is called once the warm-up's output arrived.
+    The CPU time of the processes in `pids` (name -> pid) is taken from then to the last
+    output seen."""
     timed = Timed()
-    sent_at: dict[str, float] = {}
-    consumer = TimingReader(harness, bootstrap, [topic_in, topic_out])
+    timed.timing = harness.timing
+    timed.sender_linger = linger_for(harness, rate)
+    consumer = TimingReader(harness.client, bootstrap, [topic_in, topic_out])
     warm = producer(bootstrap, 0)
     probe = next(a for a in activities if a["activityTypeId"] == 12)
     timed.start["probe"] = time.monotonic()
@@ -476,8 +616,15 @@ def time_phase(
     if "in" in stamps:
         timed.start["probe append"] = stamps["in"] - probe_sent
         timed.start["probe worker"] = stamps["out"] - stamps["in"]
+    consumed = harness.timing == "consumed"
+    # During the phase the timing consumer reads the output topic only (or nothing); the
+    # input records' append times are read after it.
+    consumer.drop(topic_in)
+    if not consumed:
+        consumer.drop(topic_out)
     warmed()
-    reader_cpu = time.process_time()
+    cpu_from = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    reader_from = time.process_time()
 
     # The load generator runs in a process of its own (spawned: no inherited threads),
     # so that its pacing does not share this process's interpreter with the timing
@@ -494,44 +641,69 @@ def time_phase(
         daemon=True,
     )
     sender.start()
-    arrived: dict[str, tuple[float, float]] = {}
-    appended: dict[str, float] = {}
+    sent_at: dict[str, float] = {}
+    read: list[tuple[bytes, float, float]] = []
+    """(output value, its append time, when it was read here), as read."""
+    last_out = -1
     quiet_since = time.monotonic()
+    cpu_to = dict(cpu_from)
+    reader_to = reader_from
+    sampled = 0.0
     while not sent_at or time.monotonic() - quiet_since < 3:
         if not sent_at and receive.poll():
             sent_at.update(receive.recv())
             timed.sender_cpu = receive.recv()
-        records = consumer.poll(0.1)
-        if records:
+            timed.sender_behind = receive.recv()
+        if consumed:
+            records = consumer.poll(0.1)
             now = time.time()
+            read.extend((raw, timestamp, now) for _, raw, timestamp in records)
+            progressed = bool(records)
+        else:
+            receive.poll(0.5)
+            out = sum(consumer.end_offsets([topic_out]).values())
+            progressed, last_out = out != last_out, out
+        if progressed:
             quiet_since = time.monotonic()
-        for topic, raw, timestamp in records:
-            value = orjson.loads(raw)
-            if topic == topic_in:
-                appended[value["marketoGUID"]] = timestamp
-            else:
-                arrived.setdefault(value[identity], (timestamp, now))
+            if quiet_since - sampled > 0.1:  # the CPU times up to the last output
+                sampled = quiet_since
+                cpu_to = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                reader_to = time.process_time()
         if not sender.is_alive() and not sent_at and not receive.poll():
             raise SystemExit(f"latency: the load generator exited ({sender.exitcode})")
-    timed.reader_cpu = time.process_time() - reader_cpu
+    timed.cpu = {name: cpu_to[name] - cpu_from[name] for name in pids}
+    timed.reader_cpu = reader_to - reader_from
     sender.join(30)
     consumer.close()
+    afterwards = [topic_in] if consumed else [topic_in, topic_out]
+    after = TimingReader(harness.client, bootstrap, afterwards)
+    appended: dict[str, float] = {}
+    for topic, raw, timestamp in after.read_to_end(afterwards):
+        if topic == topic_in:
+            appended[orjson.loads(raw)["marketoGUID"]] = timestamp
+        else:
+            read.append((raw, timestamp, -1.0))
+    after.close()
+    arrived: dict[str, tuple[float, float]] = {}
+    for raw, out_at, now in read:  # an activity's first output: read first, appended first
+        activity = orjson.loads(raw)[identity]
+        seen = arrived.get(activity)
+        if seen is None or (not consumed and out_at < seen[0]):
+            arrived[activity] = (out_at, now)
     first_send = min(sent_at.values(), default=0.0)
     for activity, (out_at, now) in arrived.items():
         if activity not in sent_at:
             continue
-        timed.latencies.append(now - sent_at[activity])
-        parts = (-1.0, -1.0, -1.0)
+        sent = sent_at[activity]
+        timed.latencies.append((now if consumed else out_at) - sent)
+        parts = (-1.0, -1.0, now - out_at if consumed else -1.0)
         if activity in appended:
-            parts = (
-                appended[activity] - sent_at[activity],
-                out_at - appended[activity],
-                now - out_at,
-            )
+            parts = (appended[activity] - sent, out_at - appended[activity], parts[2])
             timed.segments["append"].append(parts[0])
             timed.segments["worker"].append(parts[1])
+        if consumed:
             timed.segments["read"].append(parts[2])
-        timed.timeline.append((sent_at[activity] - first_send, now - sent_at[activity], *parts))
+        timed.timeline.append((sent - first_send, timed.latencies[-1], *parts))
     timed.timeline.sort()
     timed.sent = len(sent_at)
     return timed
@@ -593,17 +765,29 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
         print(f"latency: {who}: only {len(timed.latencies)} outputs timed at {offered:,.0f}/s")
         return False
     label = "latency:" if who == "worker" else f"  {who}:"
+    if who.startswith("worker "):  # a --compare variant
+        label = f"latency {who.removeprefix('worker ')}:"
     per = 1e6 / timed.sent if timed.sent else 0.0
     print(
         f"{label:<14}{percentiles(timed.latencies)}"
         f" at {offered:>6,.0f} activities/s offered ({what}; "
-        f"{timed.sent:,} sent, {len(timed.latencies):,} outputs timed)",
+        f"{timed.sent:,} sent, {len(timed.latencies):,} outputs timed; produce -> "
+        f"{timed.timing})",
         flush=True,
     )
+    cpu = {who: timed.cpu.get("contestant", 0.0)} | {
+        name: seconds for name, seconds in timed.cpu.items() if name != "contestant"
+    }
+    cpu |= {"load generator": timed.sender_cpu, "timing consumer": timed.reader_cpu}
+    total = sum(cpu.values()) * per
     print(
-        f"  CPU per activity sent: {who} {timed.cpu_seconds * per:,.0f} µs, load generator "
-        f"{timed.sender_cpu * per:,.0f} µs, timing consumer {timed.reader_cpu * per:,.0f} µs"
-        " (from the warm-up's end to the phase's end, idle time included)",
+        "  CPU per activity sent: "
+        + ", ".join(f"{name} {seconds * per:,.1f} µs" for name, seconds in cpu.items())
+        + f"; in all {total:,.0f} µs, {total * offered / 1e6:.2f} cores at the offered rate"
+        f" of {os.cpu_count()} (from the warm-up's end to the last output, idle time "
+        f"included); the load generator at most {timed.sender_behind * 1000:,.1f} ms "
+        f"behind its schedule (linger {timed.sender_linger:g} ms); load average "
+        f"{os.getloadavg()[0]:.1f}",
         flush=True,
     )
     print(
@@ -614,10 +798,15 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
             if len(values) >= 20
         )
         + "  (append: sent -> appended to the input topic; worker: -> its "
-        "output appended; read: -> read by the timing consumer)",
+        "output appended; "
+        + (
+            "read: -> read by the timing consumer)"
+            if timed.timing == "consumed"
+            else "no timing consumer during the phase: end to end is sent -> appended)"
+        ),
         flush=True,
     )
-    if who == "worker" and {"ready", "probe", "first"} <= timed.start.keys():
+    if who.startswith("worker") and {"ready", "probe", "first"} <= timed.start.keys():
         start = timed.start
         print(
             f"  cold start: ready {start['ready']:.2f} s after its spawn, first membership "
@@ -680,7 +869,12 @@ def print_timeline(timed: Timed) -> None:
 
 
 def warm_broker(
-    bootstrap: str, redis_url: str, args: argparse.Namespace, logs: Path, worker_env: dict[str, str]
+    bootstrap: str,
+    redis_url: str,
+    args: argparse.Namespace,
+    logs: Path,
+    worker_env: dict[str, str],
+    harness: Harness,
 ) -> None:
     """A fresh broker's JVM runs its produce and fetch paths slowly until it has compiled
     them: in its first ~30 s at 1,000/s, records took up to a second to be appended (the
@@ -690,7 +884,7 @@ def warm_broker(
     starts cold), so that they time the worker, not the broker's warm-up."""
     offered = args.latency_rates[0] if args.latency_rates else 1000.0
     timed = latency(
-        bootstrap, redis_url, offered, args.broker_warmup, logs, worker_env, harness=args.harness
+        bootstrap, redis_url, offered, args.broker_warmup, logs, worker_env, harness=harness
     )
     if timed.latencies:
         print(
@@ -699,6 +893,15 @@ def warm_broker(
             f"{percentiles(timed.segments['append'])}",
             flush=True,
         )
+
+
+def compare_variant(text: str) -> tuple[str, dict[str, str]]:
+    """`NAME=STREAMS_X=V,STREAMS_Y=W` -> (NAME, {STREAMS_X: V, STREAMS_Y: W})."""
+    name, _, settings = text.partition("=")
+    env = dict(item.split("=", 1) for item in settings.split(",") if item)
+    if not name or not env:
+        raise SystemExit(f"--compare {text!r}: NAME=STREAMS_X=V[,STREAMS_Y=W] expected")
+    return name, env
 
 
 def main() -> int:
@@ -778,6 +981,32 @@ def main() -> int:
         help="the load generator's and the timing consumer's Kafka client: "
         + "; ".join(f"{k}: {v}" for k, v in HARNESSES.items()),
     )
+    parser.add_argument(
+        "--timing",
+        choices=list(TIMINGS),
+        default="consumed",
+        help="what the latency phases time, end to end: "
+        + "; ".join(f"{k}: {v}" for k, v in TIMINGS.items()),
+    )
+    parser.add_argument(
+        "--sender-linger",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="the load generator's producer linger: each record waits up to this long in the "
+        "client (counted in its latency) so that the broker gets fewer, larger produce "
+        f"requests (default: 0 up to {LINGER_ABOVE:,.0f} activities/s, "
+        f"{AUTO_LINGER_MS:g} ms above)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=STREAMS_X=V[,STREAMS_Y=W]",
+        help="in each latency phase, also time a worker with these settings (on top of "
+        "--set), named NAME; repeatable; the variants alternate, the first one first in "
+        "odd phases and last in even ones, so that pairs are taken minutes apart at most",
+    )
     args = parser.parse_args()
     unknown = (set(args.latency_peers) | set(args.peers)) - set(PEERS)
     if unknown:
@@ -788,10 +1017,24 @@ def main() -> int:
             stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-stream-"))
         )
         broker = stack.enter_context(KafkaBroker())
-        redis_url = stack.enter_context(RedisServer()).url
+        redis_server = stack.enter_context(RedisServer())
+        redis_url = redis_server.url
+        services = {}
+        if broker.process is not None and redis_server.process is not None:
+            services = {"broker": broker.process.pid, "redis": redis_server.process.pid}
+        harness = Harness(args.harness, args.timing, args.sender_linger, services)
         print(
             f"broker: Apache Kafka at {broker.bootstrap}; {len(lines):,} sample activities "
-            f"over {args.leads:,} leads; load generator and timing consumer: {args.harness}",
+            f"over {args.leads:,} leads; load generator and timing consumer: {args.harness}, "
+            "the load generator's linger "
+            + (
+                f"{args.sender_linger:g} ms"
+                if args.sender_linger is not None
+                else f"0 up to {LINGER_ABOVE:,.0f}/s, {AUTO_LINGER_MS:g} ms above"
+            )
+            + "; end to end: produce -> "
+            f"{args.timing} ({TIMINGS[args.timing]}); {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f}",
             flush=True,
         )
         worker_env = dict(item.split("=", 1) for item in args.set)
@@ -799,22 +1042,30 @@ def main() -> int:
         if not args.no_throughput:
             rate = measure_throughput(args, broker.bootstrap, redis_url, lines, logs, worker_env)
         elif args.broker_warmup > 0:
-            warm_broker(broker.bootstrap, redis_url, args, logs, worker_env)
+            warm_broker(broker.bootstrap, redis_url, args, logs, worker_env, harness)
         phases = [(rate * f, f"{f:.0%} of sustained") for f in args.latency_at if rate]
         phases += [(r, "fixed") for r in args.latency_rates]
-        for offered, what in phases:
-            timed = latency(
-                broker.bootstrap,
-                redis_url,
-                offered,
-                args.seconds,
-                logs,
-                worker_env,
-                spy=args.spy,
-                harness=args.harness,
-                scrape_first=args.scrape_first,
-            )
-            if not report_latency("worker", timed, offered, what):
+        variants: list[tuple[str, dict[str, str]]] = [("", {})]
+        variants += [compare_variant(text) for text in args.compare]
+        for number, (offered, what) in enumerate(phases):
+            order = variants if number % 2 == 0 else variants[::-1]
+            timings: dict[str, Timed] = {}
+            for name, env in order:
+                timings[name] = latency(
+                    broker.bootstrap,
+                    redis_url,
+                    offered,
+                    args.seconds,
+                    logs,
+                    worker_env | env,
+                    spy=args.spy,
+                    harness=harness,
+                    scrape_first=args.scrape_first,
+                )
+                label = f"worker {name} ({','.join(f'{k}={v}' for k, v in env.items())})"
+                report_latency(label if name else "worker", timings[name], offered, what)
+            timed = timings[""]
+            if len(timed.latencies) < 20:
                 continue
             for peer in args.latency_peers:
                 peer_timed = latency(
@@ -826,7 +1077,7 @@ def main() -> int:
                     {},
                     peer,
                     args.spy,
-                    args.harness,
+                    harness,
                 )
                 if report_latency(peer, peer_timed, offered, what):
                     worker_cuts = statistics.quantiles(timed.latencies, n=100)

@@ -246,6 +246,14 @@ class WorkerSettings(KafkaSettings):
         description="Lead states a worker keeps in memory after saving them; loading a cached "
         "lead costs a check of its generation, not a read of its state (0: no cache).",
     )
+    switch_interval: float = Field(
+        0.0005,
+        gt=0,
+        le=0.1,
+        description="Seconds a thread of the worker keeps the Python interpreter while "
+        "another thread waits for it (sys.setswitchinterval; Python's default is 0.005): "
+        "the event loop and Faust's consumer thread wait up to this long for each other.",
+    )
 
     @field_validator("heartbeat_interval")
     @classmethod

@@ -252,12 +252,26 @@ def panels() -> list[Any]:
                 "A",
             ),
         ),
-        row("HTTP API", 46),
+        series(
+            "Native core fallbacks/s by reason",
+            "Batches the native core (STREAMS_ENGINE auto, when built, or native) handed to "
+            "the Python engine: cannot_hold, a lead's stored state holds a value the core "
+            "does not (the worker's log names the lead); fault, the core failed on a batch "
+            "or after its save (the log has the exception). Should be 0.",
+            "ops",
+            (0, 46, 24, 8),
+            target(
+                f"sum by (reason) (rate(streams_native_fallbacks_total{{{W}}}{RATE}))",
+                "{{reason}}",
+                "A",
+            ),
+        ),
+        row("HTTP API", 54),
         series(
             "API calls/s by route",
             "Calls answered by the API processes, by route template.",
             "reqps",
-            (0, 47, 12, 8),
+            (0, 55, 12, 8),
             target(
                 f"sum by (route) (rate(streams_api_requests_total{{{A}}}{RATE}))",
                 "{{route}}",
@@ -268,7 +282,7 @@ def panels() -> list[Any]:
             "API latency p50 / p99",
             "Time from a call's arrival to the end of its answer, all routes.",
             "s",
-            (12, 47, 12, 8),
+            (12, 55, 12, 8),
             *quantiles("streams_api_request_seconds", A),
         ),
         series(
@@ -276,20 +290,20 @@ def panels() -> list[Any]:
             "Calls answered with a Marketo error code (601 token, 606 rate limit, 611 system "
             "error, ...), with their HTTP status.",
             "reqps",
-            (0, 55, 24, 8),
+            (0, 63, 24, 8),
             target(
                 f'sum by (code, status) (rate(streams_api_requests_total{{{A}, code!=""}}{RATE}))',
                 "{{code}} (HTTP {{status}})",
                 "A",
             ),
         ),
-        row("Custom actions", 63),
+        row("Custom actions", 71),
         series(
             "Action calls/s by endpoint and outcome",
             "Calls of custom actions that ended, by endpoint and outcome "
             "(streams_action_calls_total of the dispatcher).",
             "reqps",
-            (0, 64, 24, 8),
+            (0, 72, 24, 8),
             target(
                 f"sum by (endpoint, outcome) (rate(streams_action_calls_total{{{D}}}{RATE}))",
                 "{{endpoint}}: {{outcome}}",

@@ -1,7 +1,9 @@
 //! A cold lead read natively: its current-format (v3) snapshot and its journal's deltas,
 //! straight from the Redis replies, into the state `codec.decode_state` then
 //! `journal.apply_delta` would yield (the lead the core would hold after `put_state` of
-//! `codec.encode_state` of it).
+//! `codec.encode_state` of it). The crate's one reader of stored states: `put_state` reads
+//! the `codec.encode_state` bytes of a lead Python read (an earlier format, or one declined
+//! here) with it too, as a snapshot without journal, and refuses what it declines there.
 //!
 //! The rule (the native record decoder's): accept only what is certain to be well formed
 //! in the shape the core knows; on anything else return None (a decline), and the store

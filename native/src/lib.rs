@@ -113,6 +113,11 @@ struct Core {
     batch: u64,
     /// What the store holds for each lead read through `put_state` (`stored.rs`).
     checkpoints: value::Map<i64, stored::Checkpoint>,
+    /// TEST ONLY: the `evaluate` (by `batch`) that panics (`test_only_panic_in_batch`).
+    panic_at: Option<u64>,
+    /// TEST ONLY: how many `commit` calls are left before the one that panics
+    /// (`test_only_panic_in_commit`; 0: none).
+    commit_panic_in: u64,
 }
 
 /// The activities of one batch `Core.decode` read, for `Core.evaluate`.
@@ -194,6 +199,8 @@ impl Core {
             leads: value::Map::default(),
             batch: 0,
             checkpoints: value::Map::default(),
+            panic_at: None,
+            commit_panic_in: 0,
         })
     }
 
@@ -323,6 +330,10 @@ impl Core {
             if let Some(err) = stored::take_fault() {
                 return Err(err);
             }
+            if self.panic_at == Some(self.batch) {
+                self.panic_at = None;
+                panic!("test-only fault injection: a panic inside batch {} (test_only_panic_in_batch)", self.batch);
+            }
             let fired = match outcome {
                 Outcome::Duplicate => {
                     duplicates += 1;
@@ -364,9 +375,16 @@ impl Core {
 
     /// Holds `lead_id`'s state read from `raw` (`codec.encode_state`'s bytes), with what the
     /// store holds (`journal.Stored`'s sizes: `snapshot_bytes` 0 makes its next save a
-    /// snapshot). Replaces a state held before.
+    /// snapshot). Replaces a state held before. Read by the one reader of stored states
+    /// (`cold.rs`, a snapshot without journal): a ValueError for what it declines, which
+    /// in `encode_state`'s bytes is a value the core does not hold.
     fn put_state(&mut self, lead_id: i64, raw: &[u8], snapshot_bytes: usize, journal_bytes: usize) -> PyResult<()> {
-        let lead = stored::read_lead(raw).map_err(|e| PyValueError::new_err(format!("lead {lead_id}: {e}")))?;
+        let lead = cold::read(raw, &[]).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "lead {lead_id}: a state the core cannot hold (a value other than text, a 64-bit \
+                 integer, a finite float, a boolean or a list of text; a null attribute)"
+            ))
+        })?;
         self.checkpoints.insert(lead_id, stored::Checkpoint::of(&lead, snapshot_bytes, journal_bytes));
         self.leads.insert(lead_id, lead);
         Ok(())
@@ -413,7 +431,12 @@ impl Core {
     /// The payloads `payloads` handed out for these leads are stored: their checkpoints
     /// move to the states held now. A lead no longer held is skipped.
     fn commit(&mut self, lead_ids: Vec<i64>) {
-        for lead_id in lead_ids {
+        let panics = self.commit_panic_in == 1;
+        self.commit_panic_in = self.commit_panic_in.saturating_sub(1);
+        for (n, lead_id) in lead_ids.into_iter().enumerate() {
+            if panics && n == 1 {
+                panic!("test-only fault injection: a panic inside commit (test_only_panic_in_commit)");
+            }
             let (Some(lead), Some(ck)) = (self.leads.get(&lead_id), self.checkpoints.get(&lead_id)) else {
                 continue;
             };
@@ -427,6 +450,24 @@ impl Core {
                 }
             }
         }
+        if panics {
+            panic!("test-only fault injection: a panic inside commit (test_only_panic_in_commit)");
+        }
+    }
+
+    /// TEST ONLY (fault injection; no production path calls it, and nothing a record holds
+    /// reaches it): the `after`-th `evaluate` from now (1: the next) panics once its first
+    /// activity is evaluated, its lead half-changed: a Rust panic inside a batch, which
+    /// PyO3 raises as `PanicException` (`native.core_fault`). 0 disarms.
+    fn test_only_panic_in_batch(&mut self, after: u64) {
+        self.panic_at = (after > 0).then(|| self.batch + after);
+    }
+
+    /// TEST ONLY (fault injection, as `test_only_panic_in_batch`): the `after`-th `commit`
+    /// from now (1: the next) panics once its first lead's checkpoint has moved (or at once
+    /// with one lead or none): a Rust panic after a save that Redis holds. 0 disarms.
+    fn test_only_panic_in_commit(&mut self, after: u64) {
+        self.commit_panic_in = after;
     }
 
     /// Forgets these leads (their states and checkpoints).
@@ -508,6 +549,6 @@ fn streams_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(format_us, m)?)?;
     m.add_function(wrap_pyfunction!(py_event_id, m)?)?;
     m.add_function(wrap_pyfunction!(content_hash, m)?)?;
-    m.add("ABI", 2)?;
+    m.add("ABI", 3)?;
     Ok(())
 }

@@ -22,6 +22,18 @@ Faust stops: the agent is cancelled, the stream stops acking by itself (closing
 `noack_take` hands acking back to it, which would ack records never handed to us:
 `stop_stream_acks`), what is still under way is cancelled, never acked, and Faust commits
 what was acked: the rest is redelivered to the next dispatcher.
+
+`/ready` is the worker's (streams/runtime/readiness.py): 200 once the dispatcher has joined
+its group (`STREAMS_APP_ID-dispatcher`), the assignment is in force and its warm-up is
+done; then it stays 200 through later rebalances, and answers 503 `"waiting": "stop"` from
+the SIGTERM on (`Stopping.drain`'s grace included, before Faust's own stop begins). Its
+warm-up is what a first membership needs before a call can go out: the action plan
+(compiled and its secrets resolved before the app is built: a bad one refuses the start)
+and the agent's HTTP session, caller and handler built on it. A dead letter's topic
+metadata is not part of it: the producer fetches it at the first dead letter. A rebalance
+commits the acked memberships first (`revocation_commit`, streams/runtime/revocation.py).
+Group timing is `service_options`'s default heartbeat (1 s, at most a third of
+`STREAMS_SESSION_TIMEOUT`), as the worker's default `STREAMS_HEARTBEAT_INTERVAL`.
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ from streams.actions.secrets import Secrets
 from streams.engine.compiler import Plan
 from streams.runtime.faust_app import create_app, send_all, service_options
 from streams.runtime.metrics import CONTENT_TYPE
+from streams.runtime.readiness import Readiness
 from streams.runtime.worker import crash_now
 from streams.settings import DispatcherSettings
 
@@ -121,12 +134,16 @@ def build_app(
         settings.bootstrap_servers,
         datadir=datadir,
         topic_partitions=settings.partitions,
+        # Its acks are in each partition's order, of handled memberships only: commit them
+        # before a rebalance revokes the partitions (revocation.py).
+        revocation_commit=True,
         **service_options(settings.web_host, settings.dispatcher_port, settings.session_timeout),
     )
     memberships = app.topic(settings.topic_memberships, partitions=settings.partitions)
     metrics = ActionMetrics()
     metrics.rules_info.labels(plan.rules_version).set(1)
-    status = {"ready": False}
+    readiness = Readiness(settings.topic_memberships, metrics.registry)
+    readiness.connect(app)
 
     @app.agent(memberships, name="dispatch")
     async def dispatch(stream: Any) -> None:
@@ -160,7 +177,7 @@ def build_app(
                 slots.release()
                 metrics.in_flight.dec()
 
-        status["ready"] = True
+        readiness.warmed()
         log.info(
             "dispatching %s with rules %s: %d actions, %d campaigns using them",
             settings.topic_memberships,
@@ -192,12 +209,15 @@ def build_app(
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        if status["ready"]:
-            return web.json({"ready": True})
-        return web.json({"ready": False}, status=503)
+        # Ready once the group is joined, the assignment in force and the warm-up done;
+        # it stays so through later rebalances (streams/runtime/readiness.py).
+        body, status = readiness.view(app.rebalancing, app.should_stop or stopping.closed)
+        return web.json(body, status=status)
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
+        # Latches `streams_ready`; stopping from the SIGTERM on, the grace included.
+        readiness.waiting(app.rebalancing, app.should_stop or stopping.closed)
         return web.bytes(metrics.render(), content_type=CONTENT_TYPE)
 
     return app

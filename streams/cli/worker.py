@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from streams import ENGINE
 from streams.cli.common import (
@@ -70,4 +71,5 @@ def run_worker(args: argparse.Namespace) -> int:
 
     app = build_app(settings, plan, faust_datadir())
     tune_gc(young=WORKER_YOUNG)
+    sys.setswitchinterval(settings.switch_interval)
     run_worker(app, loglevel=args.log_level.upper())  # until SIGTERM/SIGINT; exits the process

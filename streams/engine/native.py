@@ -21,8 +21,8 @@ decoder (`Decoder.decode`), so every rejection and its message is the reference'
 evaluates with the reference's semantics; history filters count through a native history
 index once a type holds the engine's `index_from` entries (`history_index.py`'s: per
 filter slot, the sorted dates of the entries it accepts, or for a filter whose `in past`s
-bound one attribute of the entry its points (date, attribute), `dated_points.rs`), else
-scan, as the reference.
+bound attributes of the entry the interval of dates at which it counts each one,
+`intervals.rs` after `intervals.py`), else scan, as the reference.
 `tests/unit/test_compiled_engine.py` holds it to the pure engine: the same events, dead
 letters, counters and stored bytes; `tests/integration/test_native_worker.py` holds it,
 beneath a `RedisStore`, to the Python engine on the same store: the same outcomes and the
@@ -34,7 +34,15 @@ panic) never stops the partition: over a `RedisStore` the batch's leads are evic
 the core (Redis holds them as before the batch: nothing was saved) and the Python engine
 redoes the batch with its per-record isolation (`Processor._isolate`); over a
 `MemoryStore`, which has no copy of the states before the batch, it is
-`StatesNotIsolated`, and the backtest runs again with copies on the Python engine.
+`StatesNotIsolated`, and the backtest runs again with copies on the Python engine. Over a
+`RedisStore` each batch handed over is counted by its reason (`FALLBACK_REASONS`,
+`RedisStore.on_core_fallback`: the worker's `streams_native_fallbacks_total`); a lead
+whose state the core cannot hold is named in the log once per `CANNOT_HOLD_LOG_EVERY_S`,
+a fault in one WARNING per batch. A failure of the core after a save Redis answered
+(`commit`, `evict`: `RedisStore.save_core`) leaves the batch as saved and evicts its
+leads, counted as a `fault` too. `Core.test_only_panic_in_batch` and
+`Core.test_only_panic_in_commit` are the core's fault-injection seams for the tests (a
+Rust panic inside a batch, after a save); nothing here calls them.
 
 The subset (a plan or store outside it runs on the compiled or pure modules, said once in
 a log line at the `Processor`'s first batch, `unsupported`; the line saying the core runs
@@ -51,6 +59,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import logging
+import time
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +82,7 @@ if TYPE_CHECKING:
     from streams.engine.leadstate import LeadState
     from streams.pipeline import Processor, Record
 
-ABI: Final = 2
+ABI: Final = 3
 """The description's format: the core's `ABI` must be the same (a stale build is refused
 by the manifest already; this catches a description changed without the crate)."""
 
@@ -359,12 +368,20 @@ class NativeProcessor:
             core.evict(leads)  # nothing of them was saved: Redis holds them as before
             if not core_fault(exc) or _of_the_store(exc):
                 raise
-            log.warning(
-                "engine: the native core failed on a batch of %d records (%s); the Python "
-                "engine redoes it",
-                len(records),
-                f"{type(exc).__name__}: {exc}"[:300],
-            )
+            from streams.state.redis_store import CannotHold
+
+            if isinstance(exc, CannotHold):
+                CANNOT_HOLD_LOG.note(exc)
+            else:
+                log.warning(
+                    "engine: the native core failed on a batch of %d records (%s); the "
+                    "Python engine redoes it",
+                    len(records),
+                    f"{type(exc).__name__}: {exc}"[:300],
+                )
+            counted = getattr(_holding_store(store), "on_core_fallback", None)
+            if counted is not None:
+                counted("cannot_hold" if isinstance(exc, CannotHold) else "fault")
             return None
         await store.save_core(leads, payloads)
         return (events, letters, accepted, duplicates, redelivered)
@@ -384,6 +401,76 @@ class NativeProcessor:
             return decode_one(record, now_us)
 
         return fallback
+
+
+FALLBACK_REASONS: Final = ("cannot_hold", "fault")
+"""Why the core handed a batch to the Python engine (`RedisStore.on_core_fallback`): a
+lead's stored state holds a value the core does not (`CannotHold`), or the core failed on
+the batch (`core_fault`: an exception, a Python callback's, or a Rust panic); `fault` also
+counts a failure after the batch's save, which is not redone, its leads evicted
+(`RedisStore.save_core`)."""
+
+CANNOT_HOLD_LOG_EVERY_S: Final = 600.0
+"""A lead whose state the core cannot hold is named in the log at most once per this many
+seconds: each of its batches goes to the Python engine, and is counted, but a busy lead
+would otherwise log a WARNING per batch."""
+
+
+class CannotHoldLog:
+    """The WARNING for leads whose state the core cannot hold (`CannotHold`): a lead is
+    named at most once per `every_s`, the line saying how many batches went to the
+    Python engine since the last one; batches whose leads were all named within `every_s`
+    log nothing (the worker counts every batch: `streams_native_fallbacks_total`). At most
+    `bound` leads are remembered, the longest named first forgotten."""
+
+    def __init__(
+        self,
+        every_s: float = CANNOT_HOLD_LOG_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+        bound: int = 10_000,
+    ) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self.bound = bound
+        self.named: dict[int, float] = {}
+        """Lead id -> when it was last named, the longest named first."""
+        self.unsaid = 0
+        """Batches handed over since the last line."""
+
+    def note(self, exc: BaseException) -> bool:
+        """One batch handed over for `exc` (a `CannotHold`); whether a line was logged."""
+        self.unsaid += 1
+        now = self.clock()
+        named = self.named
+        fresh = [
+            lead
+            for lead in getattr(exc, "lead_ids", ())
+            if lead not in named or now - named[lead] >= self.every_s
+        ]
+        if not fresh:
+            return False
+        for lead in fresh:
+            named.pop(lead, None)
+            named[lead] = now
+        while len(named) > self.bound:
+            del named[next(iter(named))]
+        log.warning(
+            "engine: lead(s) %s hold a state the native core cannot (%s); the batches that "
+            "touch them run on the Python engine (%d batch(es) since the last such line; "
+            "each lead named at most once per %d s; every batch is counted in "
+            'streams_native_fallbacks_total{reason="cannot_hold"})',
+            ", ".join(map(str, fresh[:20]))
+            + (f" and {len(fresh) - 20} more" if len(fresh) > 20 else ""),
+            str(exc)[:300],
+            self.unsaid,
+            self.every_s,
+        )
+        self.unsaid = 0
+        return True
+
+
+CANNOT_HOLD_LOG: Final = CannotHoldLog()
+"""The process's (a worker's leads are its own)."""
 
 
 def _of_the_store(exc: BaseException) -> bool:

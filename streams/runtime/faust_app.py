@@ -63,7 +63,7 @@ import faust
 from faust.tables import TableManager
 
 from streams.runtime.fast_drain import FastDrainTransport
-from streams.runtime.revocation import RevocationCommitTransport
+from streams.runtime.revocation import RevocationCommitStreamTransport, RevocationCommitTransport
 
 # `noack_take` batch: large enough to amortise per-batch work (one Redis round trip, one
 # wait for delivery), small enough to stay well under a second of processing.
@@ -206,15 +206,20 @@ def create_app(
     datadir: str | Path,
     fast_drain: bool = False,
     batch_drain: bool = False,
+    revocation_commit: bool = False,
     **overrides: Any,
 ) -> faust.App:
     """A new `faust.App` (the id is also the consumer group) with `fast_app_settings`
     and `overrides`; no I/O until a worker starts it. Define topics and agents on the
     returned app. `fast_drain` swaps in `FastDrainConsumer` (per-event Stream, delivered
     inline); `batch_drain` swaps in `BatchDrainConsumer` (whole fetches to the agent via
-    `batch_consumer(app).next_batch`, the Stream never fed)."""
+    `batch_consumer(app).next_batch`, the Stream never fed) and commits acked offsets
+    before a revocation; `revocation_commit` does the latter on Faust's own consumer (the
+    Stream fed per record: the dispatcher's), revocation.py."""
     if fast_drain and batch_drain:
         raise ValueError("fast_drain and batch_drain are two consumption paths: choose one")
+    if fast_drain and revocation_commit:
+        raise ValueError("revocation_commit is for Faust's own consumer, not fast_drain's")
     settings = {
         **fast_app_settings(bootstrap, datadir=datadir),
         "TableManager": PromptTableManager,
@@ -227,6 +232,8 @@ def create_app(
     if batch_drain:
         # The batch drain, committing acked offsets before a revocation (revocation.py).
         app.transport = RevocationCommitTransport(app.conf.broker_consumer, app)
+    elif revocation_commit:
+        app.transport = RevocationCommitStreamTransport(app.conf.broker_consumer, app)
     return app
 
 

@@ -29,6 +29,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from streams.engine.native import FALLBACK_REASONS
 from streams.pipeline import DEAD_LETTER_CODES
 
 if TYPE_CHECKING:
@@ -221,6 +222,16 @@ class WorkerMetrics:
             "(<app_id>:quarantine:{lead}:<ms>); the lead went on from an empty state.",
             registry=self.registry,
         )
+        self.native_fallbacks = Counter(
+            "streams_native_fallbacks",
+            "Batches the native core handed to the Python engine, by reason: cannot_hold (a "
+            "lead's stored state holds a value the core does not), fault (the core failed on "
+            "the batch: an exception, a Python callback's, or a Rust panic).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in FALLBACK_REASONS:
+            self.native_fallbacks.labels(reason)
         self.minimal_dead_letters = Counter(
             "streams_dead_letters_minimal",
             "Dead letters the broker refused, replaced by a minimal one (position, error, "

@@ -1,4 +1,6 @@
-"""When a worker is ready (`/ready`), and what it says of its group membership (/metrics).
+"""When a worker or the dispatcher is ready (`/ready`), and what it says of its group
+membership (/metrics). Written of the worker; the dispatcher (streams/actions/dispatcher.py)
+is the same with its own topic, registry and warm-up (its HTTP session and handler).
 
 Ready means the worker can consume: its rules are loaded (the plan is compiled before the
 app is built), its warm-up is done (`worker.warm_up`: the save script and the producer's
@@ -39,14 +41,14 @@ REBALANCE_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class Readiness:
-    """A worker's readiness (module doc) and its membership metrics, fed by Faust's
-    rebalance signals (`connect`) and the agent (`warmed`)."""
+    """A worker's (or the dispatcher's) readiness (module doc) and its membership metrics
+    in `registry`, fed by Faust's rebalance signals (`connect`) and the agent (`warmed`)."""
 
     def __init__(self, topic: str, registry: CollectorRegistry) -> None:
         self.topic = topic
         self.assigned: frozenset[int] | None = None
-        """The partitions of `topic` assigned to this worker; None before its first
-        assignment."""
+        """The partitions of `topic` (the one consumed) assigned to this process; None
+        before its first assignment."""
         self.completed = 0
         """Rebalances finished (`on_rebalance_complete`), the first join's included."""
         self.warm = False
@@ -55,30 +57,31 @@ class Readiness:
         self._revoked_at: float | None = None
         self.assigned_gauge = Gauge(
             "streams_assigned_partitions",
-            "Partitions of the activities topic assigned to this worker (0 before it joined "
-            "its group, and when the group has more workers than partitions).",
+            "Partitions of the consumed topic (activities; memberships for the dispatcher) "
+            "assigned to this process (0 before it joined its group, and when the group has "
+            "more members than partitions).",
             registry=registry,
         )
         self.ready_gauge = Gauge(
             "streams_ready",
-            "1 once the worker is ready (/ready answers 200): group joined, assignment "
+            "1 once the process is ready (/ready answers 200): group joined, assignment "
             "received, warm-up done; it stays 1 through later rebalances.",
             registry=registry,
         )
         self.rebalancing_gauge = Gauge(
             "streams_rebalancing",
-            "1 while the worker is in a rebalance (its partitions revoked, the new "
+            "1 while the process is in a rebalance (its partitions revoked, the new "
             "assignment not yet in force).",
             registry=registry,
         )
         self.rebalances = Counter(
             "streams_rebalances",
-            "Rebalances this worker went through, its first join included.",
+            "Rebalances this process went through, its first join included.",
             registry=registry,
         )
         self.rebalance_seconds = Histogram(
             "streams_rebalance_seconds",
-            "Per rebalance, time from the revocation of this worker's partitions to the "
+            "Per rebalance, time from the revocation of this process's partitions to the "
             "new assignment's completion (its consumption paused meanwhile).",
             buckets=REBALANCE_BUCKETS,
             registry=registry,
@@ -118,7 +121,8 @@ class Readiness:
             self._revoked_at = None
 
     def warmed(self) -> None:
-        """The agent's warm-up is done (`worker.warm_up`)."""
+        """The agent's warm-up is done (the worker's `warm_up`; the dispatcher's session
+        and handler)."""
         self.warm = True
 
     def waiting(self, rebalancing: bool, stopping: bool) -> str | None:

@@ -17,6 +17,14 @@ is redelivered as before. A commit that fails because the group already moved on
 False in Faust's driver ("already rebalanced"), and those records are redelivered as
 before: nothing is committed that was not delivered (acks follow deliveries, batch_drain).
 
+The dispatcher (streams/actions/dispatcher.py) has the same defect on Faust's own
+consumer (a rebalance called the actions of up to a commit interval of handled memberships
+again, with the same keys), and the same cure (`RevocationCommitStreamConsumer`): it acks a
+membership only once its calls ended and its dead letters were delivered, and in each
+partition's order (`InOrderAcks`), so its acked offsets are a prefix of what it received
+and committing them commits nothing unhandled; memberships still calling are not acked
+and are redelivered as before.
+
 Relies on (checked by tests/unit/test_revocation.py): Faust's `Consumer.on_partitions_revoked`
 dropping the acked offsets of `revoked` and calling the app's handler; `Consumer.commit`
 taking TPs.
@@ -27,13 +35,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from faust.transport.drivers import aiokafka as aiokafka_driver
+
 from streams.runtime.batch_drain import BatchDrainConsumer, BatchDrainTransport
 
 log = logging.getLogger(__name__)
 
 
-class RevocationCommitConsumer(BatchDrainConsumer):
-    """The batch-drain consumer, committing acked offsets before a revocation (module doc)."""
+class CommitsBeforeRevocation(aiokafka_driver.Consumer):
+    """Commits acked offsets before a revocation (module doc); mixed into a consumer."""
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         if revoked and not self.app.should_stop:
@@ -44,5 +54,19 @@ class RevocationCommitConsumer(BatchDrainConsumer):
         await super().on_partitions_revoked(revoked)
 
 
+class RevocationCommitConsumer(CommitsBeforeRevocation, BatchDrainConsumer):
+    """The batch-drain consumer (the worker's), committing acked offsets before a
+    revocation."""
+
+
 class RevocationCommitTransport(BatchDrainTransport):
     Consumer = RevocationCommitConsumer
+
+
+class RevocationCommitStreamConsumer(CommitsBeforeRevocation):
+    """Faust's consumer feeding the Stream (the dispatcher's), committing acked offsets
+    before a revocation."""
+
+
+class RevocationCommitStreamTransport(aiokafka_driver.Transport):
+    Consumer = RevocationCommitStreamConsumer

@@ -497,6 +497,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             ttl_ms=0,
             wait_replicas=settings.redis_wait_replicas,
             on_quarantine=lambda *_: metrics.quarantined.inc(),
+            on_core_fallback=lambda reason: metrics.native_fallbacks.labels(reason).inc(),
             cache_leads=settings.state_cache_leads,
             # Trusted while this worker owns the partitions: emptied on revocation
             # (`forget_cached_states`); a stale one fails the save's compare-and-set.

@@ -14,10 +14,13 @@ the small hot members (`fields`, `runs`, `max_ts`) whole:
 
 where "dropped" is a count from the head or, when entries went from further in (a late
 activity's entry past the retention, an identity seen again and moved to the end), the list
-of their positions. `Stored` remembers what the store holds for a lead (copies of its lists
+of their positions. An identity processed again when it is already the last one keeps its
+place with a new entry: it is dropped and appended again, as a moved one is. `Stored`
+remembers what the store holds for a lead (copies of its lists and the last `seen` entries
 as of the last load or save, and the sizes of snapshot and journal); `write` compares the
 state with it (list slices compared in C, identical objects short-circuit; a walk over the
-list when something went from the middle) and returns the delta, or a full snapshot
+list when something went from the middle; for `seen` entries replaced in place a walk back
+from the tail, `_changed_in_place`) and returns the delta, or a full snapshot
 (`codec.encode_state`) when the journal would outgrow the snapshot: the journal is then
 emptied, so the bytes written stay within about twice what the batches changed, and a cold
 load reads at most about twice the state.
@@ -37,10 +40,12 @@ from typing import Any, Final
 
 import orjson
 
-from streams.engine.leadstate import HistoryEntry, LeadState
+from streams.engine.leadstate import HistoryEntry, LeadState, SeenEntry
 from streams.state.codec import UnreadableState, encode_state, is_seen_entry
 
 DELTA_VERSION: Final = 1
+SEEN_TAIL: Final = 64
+"""How many of the last `seen` entries `Stored` keeps, to find those replaced in place."""
 
 
 @dataclass(slots=True)
@@ -51,6 +56,10 @@ class Stored:
     """Copies of the history lists (the entries themselves are shared, never mutated)."""
     seen: list[str]
     """The identities of `seen`, in order."""
+    seen_tail: list[SeenEntry]
+    """The last `SEEN_TAIL` of their entries (shared, never mutated): an identity processed
+    again when it is already the last one (or is followed only by others processed again)
+    keeps its place among the identities, only its entry says it changed."""
     snapshot_bytes: int
     """0: nothing stored, or a snapshot of an earlier format; the next save writes one."""
     journal_bytes: int
@@ -60,6 +69,7 @@ def remember(state: LeadState, snapshot_bytes: int, journal_bytes: int) -> Store
     return Stored(
         {t: list(entries) for t, entries in state.history.items()},
         list(state.seen),
+        _tail(state.seen),
         snapshot_bytes,
         journal_bytes,
     )
@@ -68,7 +78,15 @@ def remember(state: LeadState, snapshot_bytes: int, journal_bytes: int) -> Store
 def _diff(old: list[Any], new: list[Any]) -> tuple[int | list[int], int]:
     """(what was dropped from `old`, how many of `new` are kept from it): `new` is `old`
     without the dropped items, in the same order, followed by `new[kept:]`. The drop is a
-    count from the head when it is only that (found in C), else the dropped positions."""
+    count from the head when it is only that (found in C), else the dropped positions.
+
+    Sound for any two lists, as a sequence of equal items: identity only chooses what is
+    kept (an item equal to a dropped one but another object is dropped and appended again,
+    which costs bytes, not correctness), and the fast path checks the kept part with `==`.
+    What it cannot see is a change inside an item it keeps as equal: history entries are
+    never mutated, but a `seen` entry is replaced under an identity that keeps its place
+    when it is processed again as the last one, so `_delta` looks for such entries too
+    (`_changed_in_place`) and rewrites from the first that changed."""
     if not new:
         return len(old), 0
     first = new[0]
@@ -91,6 +109,55 @@ def _diff(old: list[Any], new: list[Any]) -> tuple[int | list[int], int]:
         else:
             dropped.append(i)
     return dropped, j
+
+
+def _without(items: list[Any], positions: list[int]) -> list[Any]:
+    gone = set(positions)
+    return [item for i, item in enumerate(items) if i not in gone]
+
+
+def _tail(seen: dict[str, SeenEntry]) -> list[SeenEntry]:
+    return list(islice(reversed(seen.values()), SEEN_TAIL))[::-1]
+
+
+def _changed_in_place(
+    seen: dict[str, SeenEntry], kept: int, size: int, drop: int | list[int], tail: list[Any]
+) -> int | None:
+    """The first of the `kept` identities of `seen` (`size` were stored, the last entries
+    of which are `tail`) whose entry is not the one stored (an equal one counts as the
+    same), or None. Entries are never mutated, and an identity gets a new entry only by
+    being inserted again, last: so one whose entry is the very object stored follows no
+    identity inserted since. The walk goes back from the last kept identity to the first
+    such entry (usually at once: flat in `seen`'s length); with none within `tail`, 0 (it
+    would take more identities processed again in one batch than `SEEN_TAIL`)."""
+    base = size - len(tail)  # the stored position of tail[0]
+    held = range(drop, size) if isinstance(drop, int) else _without(list(range(size)), drop)
+    i = kept
+    walked: list[tuple[int, SeenEntry]] = []
+    for entry in islice(reversed(seen.values()), len(seen) - kept, None):
+        if not i:
+            break
+        at = held[i - 1]
+        if at < base:
+            return 0
+        if entry is tail[at - base]:
+            break
+        i -= 1
+        walked.append((i, entry))
+    return next((j for j, e in reversed(walked) if e != tail[held[j] - base]), None)
+
+
+def _rewrite_from(size: int, drop: int | list[int], first: int) -> tuple[int | list[int], int]:
+    """`_diff`'s (drop, kept) when the kept item `first` changed inside: kept up to it, it
+    and the rest dropped and appended again, in order. A delta then never replaces an
+    entry in place (the strict reader of the native core, `cold.rs`, declines an appended
+    identity that is still held)."""
+    if first == 0:
+        return size, 0
+    if isinstance(drop, int):
+        return [*range(drop), *range(drop + first, size)], first
+    keep = set(_without(list(range(size)), drop)[:first])
+    return [i for i in range(size) if i not in keep], first
 
 
 def encode_delta(stored: Stored, state: LeadState) -> bytes:
@@ -123,6 +190,9 @@ def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
     seen = state.seen
     seen_keys = list(seen)
     drop, kept = _diff(stored.seen, seen_keys)
+    first = _changed_in_place(seen, kept, len(stored.seen), drop, stored.seen_tail)
+    if first is not None:
+        drop, kept = _rewrite_from(len(stored.seen), drop, first)
     delta = orjson.dumps(
         {
             "d": DELTA_VERSION,
@@ -134,7 +204,9 @@ def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
         },
         option=orjson.OPT_NON_STR_KEYS,  # the int keys of `h` and `r` as JSON strings
     )
-    return delta, Stored(copies, seen_keys, stored.snapshot_bytes, stored.journal_bytes)
+    return delta, Stored(
+        copies, seen_keys, _tail(seen), stored.snapshot_bytes, stored.journal_bytes
+    )
 
 
 def write(stored: Stored | None, state: LeadState) -> tuple[bool, bytes, Stored]:

@@ -127,6 +127,10 @@ class CannotHold(Exception):
     """A lead's state holds something the native core does not (`load_core`): the batch
     runs on the Python engine."""
 
+    def __init__(self, reasons: Mapping[int, str]) -> None:
+        self.lead_ids: tuple[int, ...] = tuple(sorted(reasons))
+        super().__init__("; ".join(reasons.values())[:300])
+
 
 class StateConflict(Exception):
     """Some leads were saved by someone else since this store loaded them; their stored
@@ -171,6 +175,7 @@ class RedisStore:
         on_quarantine: OnQuarantine | None = None,
         cache_leads: int = 0,
         check_cached: bool = True,
+        on_core_fallback: Callable[[str], None] | None = None,
     ) -> None:
         if not app_id or "{" in app_id or "}" in app_id:
             raise ValueError(f"app id {app_id!r} must be non-empty, without '{{' or '}}'")
@@ -191,6 +196,9 @@ class RedisStore:
         self.cache_leads = cache_leads
         self.check_cached = check_cached
         """False: a cached lead is used without asking Redis (module doc, 1.)."""
+        self.on_core_fallback = on_core_fallback
+        """Called with the reason (`native.FALLBACK_REASONS`) of each batch the native core
+        beneath this store hands to the Python engine (the worker counts them)."""
         self._loaded: dict[int, tuple[int, Stored | None]] = {}
         """Lead id -> (generation loaded, 0: not found; what is stored), from `load` until
         `save`."""
@@ -340,7 +348,7 @@ class RedisStore:
                 slow, slow_replies = self._read_native(core, cold, replies)
                 states: dict[int, LeadState] = {}
                 await self._read_full(slow, slow_replies, states)
-                refused: list[str] = []
+                refused: dict[int, str] = {}
                 for lead_id, state in states.items():
                     stored = loaded[lead_id][1]
                     try:
@@ -351,9 +359,9 @@ class RedisStore:
                             0 if stored is None else stored.journal_bytes,
                         )
                     except ValueError as exc:
-                        refused.append(str(exc))
+                        refused[lead_id] = str(exc)
                 if refused:
-                    raise CannotHold("; ".join(refused)[:300])
+                    raise CannotHold(refused)
             if self._revocations != revocations:  # revoked while they were being read
                 self._revoked.update(lead_ids)
             if all(i in core for i in lead_ids):  # none evicted meanwhile (a revocation)
@@ -392,7 +400,8 @@ class RedisStore:
         delta, and what `journal.write` would store), the same script stores it; a lead
         stored moves the core's checkpoint (`commit`) and is held, up to `cache_leads`; a
         lead not stored (a conflict, an error) is evicted from the core, read again cold
-        next time."""
+        next time. A failure of the core once Redis answered is not the save's
+        (`_core_failed_after_save`)."""
         core = self.core
         if not lead_ids:
             return
@@ -411,12 +420,34 @@ class RedisStore:
             loaded.pop(lead_id, None)
         stored = [c.lead_id for c, r in zip(calls, replies, strict=True) if r[0] == 1]
         conflicts = [c.lead_id for c, r in zip(calls, replies, strict=True) if r[0] != 1]
-        core.commit(stored)
-        core.evict(conflicts)
-        held = self._held
         revoked = [i for i in stored if i in self._revoked]
         self._revoked.difference_update(lead_ids)
+        try:
+            self._settle_core(core, calls, replies, stored, conflicts, revoked)
+        except BaseException as exc:
+            from streams.engine.native import core_fault
+
+            if not core_fault(exc):
+                raise
+            self._core_failed_after_save(core, lead_ids, exc)
+        if conflicts:
+            raise StateConflict(conflicts)
+
+    def _settle_core(
+        self,
+        core: Any,
+        calls: list[_Save],
+        replies: list[Any],
+        stored: list[int],
+        conflicts: list[int],
+        revoked: list[int],
+    ) -> None:
+        """The core's side of a save Redis answered: checkpoints of the leads stored move,
+        the others are evicted, the stored ones held up to `cache_leads`."""
+        core.commit(stored)
+        core.evict(conflicts)
         core.evict(revoked)
+        held = self._held
         if self.core is core and self.cache_leads:
             for call, reply in zip(calls, replies, strict=True):
                 if reply[0] == 1 and call.lead_id in core:  # not evicted meanwhile
@@ -428,8 +459,34 @@ class RedisStore:
                 core.evict(gone)
         else:
             core.evict(stored)
-        if conflicts:
-            raise StateConflict(conflicts)
+
+    def _core_failed_after_save(self, core: Any, lead_ids: list[int], exc: BaseException) -> None:
+        """The core failed (`native.core_fault`: a Rust panic included) in `_settle_core`,
+        after Redis answered: what Redis stored stays stored and the batch goes on (its
+        events are those of the states saved), but the core's checkpoints of these leads
+        may be half moved, so they are evicted (read again cold next time: a delta from a
+        stale checkpoint would corrupt the journal); if evicting fails too, every lead
+        goes (`clear`), and a failure of that is raised. Counted as a `fault` fallback."""
+        from streams.engine.native import core_fault
+
+        log.warning(
+            "state: the native core failed after a save of %d leads (%s); they are read "
+            "again from Redis",
+            len(lead_ids),
+            f"{type(exc).__name__}: {exc}"[:300],
+        )
+        held = self._held
+        for lead_id in lead_ids:
+            held.pop(lead_id, None)
+        try:
+            core.evict(lead_ids)
+        except BaseException as again:
+            if not core_fault(again):
+                raise
+            held.clear()
+            core.clear()
+        if self.on_core_fallback is not None:
+            self.on_core_fallback("fault")
 
     def _queue_full_reads(self, pipe: Any, lead_ids: list[int]) -> None:
         for lead_id in lead_ids:

@@ -31,6 +31,8 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams import ENGINE
 from streams.devstack.redis_cluster import RedisClusterStack
@@ -48,6 +50,7 @@ from streams.state.redis_client import redis_client
 from streams.state.redis_store import RedisStore
 from tests.unit.test_compiled_engine import mutate, mutations
 from tests.unit.test_history_index import CAMPAIGNS, NOW_US, TYPE, ops, record
+from tests.unit.test_native_core import LIMITS
 
 pytestmark = pytest.mark.integration
 
@@ -179,9 +182,14 @@ def run(
     limits: Limits | None = None,
     index_from: Any = "default",
     cluster: bool = False,
+    fallbacks: list[str] | None = None,
+    failing_saves: dict[int, str] | None = None,
 ) -> tuple[list[Any], dict[int, tuple[bytes, bytes]], int]:
     """(per batch: events, dead letters, counters; Redis contents per lead; batches the
-    core ran)."""
+    core ran). `fallbacks` gets the reason of each batch the core hands to the Python
+    engine (`RedisStore.on_core_fallback`). `failing_saves`: batch number -> how its save
+    fails (`_flaky_saves`); the batch is then evaluated again, as the worker's replay
+    would, and that outcome is the batch's."""
 
     async def go() -> tuple[list[Any], dict[int, tuple[bytes, bytes]], int]:
         app_id = f"nw-{uuid.uuid4().hex[:12]}"
@@ -189,10 +197,16 @@ def run(
             await _seed(url, app_id, seeds)
         client = redis_client(url, cluster=cluster)
         store = RedisStore(
-            client, app_id, TTL_MS, cache_leads=cache_leads, check_cached=check_cached
+            client,
+            app_id,
+            TTL_MS,
+            cache_leads=cache_leads,
+            check_cached=check_cached,
+            on_core_fallback=None if fallbacks is None else fallbacks.append,
         )
         timed = TimedStore(store)
         limit = limits or Limits()
+        failing = _flaky_saves(store)
 
         def processor(plan: Plan) -> Processor:
             made = Processor(plan, timed, limits=limit, native=use_core)
@@ -209,6 +223,11 @@ def run(
                 if switches and n in switches:
                     current = processor(plans.plan(switches[n]))
                 records = [Record(*r) for r in batch]
+                if failing_saves and n in failing_saves:
+                    failing.append(failing_saves[n])
+                    with pytest.raises((RedisConnectionError, RedisTimeoutError)):
+                        await current.process(records, now_us)
+                    assert not failing, "the save of the batch did not run"
                 got = await current.process(records, now_us)
                 if current.native is not None:
                     assert store.core is not None
@@ -235,6 +254,32 @@ def run(
         return outcomes, await _contents(url, app_id, leads, cluster), ran_core
 
     return asyncio.run(go())
+
+
+def _flaky_saves(store: RedisStore) -> list[str]:
+    """The store's saves, failing as the returned list asks (one mode per save, taken by
+    the save): "applied", the save is stored on the server and then its reply is lost (a
+    timeout); "one failed", every lead's call but one's is stored (the lead of the highest
+    id), that one's reply is an error (on a Redis Cluster: one master's call failed, the
+    others' not)."""
+    real_run = store._run
+    failing: list[str] = []
+
+    async def flaky(calls: list[Any]) -> list[Any]:
+        if not failing:
+            return await real_run(calls)
+        mode = failing.pop()
+        if mode == "applied":
+            await real_run(calls)
+            raise RedisTimeoutError("injected: the save was applied, its reply lost")
+        assert mode == "one failed"
+        lost = max(calls, key=lambda c: c.lead_id)  # the same lead on either engine
+        replies = iter(await real_run([c for c in calls if c is not lost]))
+        error = RedisConnectionError("injected: one call failed")
+        return [error if c is lost else next(replies) for c in calls]
+
+    store._run = flaky  # type: ignore[method-assign]
+    return failing
 
 
 def same(url: str, plans: Plans, batches: Batches, **options: Any) -> list[Any]:
@@ -280,7 +325,7 @@ def index_batches(
     redeliver=st.integers(0, 5),
     cache=st.sampled_from([(1000, False), (1000, True), (0, False), (2, False)]),
     switch=st.sampled_from([{}, {2: "short"}, {1: "refused", 3: "default"}, {2: "default"}]),
-    max_history=st.sampled_from([20_000, 4]),
+    limits=st.just(Limits()) | st.just(Limits(max_history=4)) | LIMITS,
     index_from=st.sampled_from(["default", None, 3]),
     seeded=st.booleans(),
 )
@@ -294,7 +339,7 @@ def test_the_core_beneath_the_redis_store_matches_the_python_engine(
     redeliver: int,
     cache: tuple[int, bool],
     switch: dict[int, str],
-    max_history: int,
+    limits: Limits,
     index_from: Any,
     seeded: bool,
 ) -> None:
@@ -312,7 +357,7 @@ def test_the_core_beneath_the_redis_store_matches_the_python_engine(
         check_cached=cache[1],
         switches=switch,
         seeds=seeds,
-        limits=Limits(max_history=max_history),
+        limits=limits,
         index_from=index_from,
     )
 
@@ -459,11 +504,16 @@ def test_a_record_marked_as_faulted_is_the_same_dead_letter_again(
 
 
 def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
-    redis_url: str, index_rules: Path, caplog: pytest.LogCaptureFixture
+    redis_url: str,
+    index_rules: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A stored state with a value beyond the core's integers (an attribute of 2**63, which
     JSON and the Python engine take): its batches run on the Python engine, every time,
-    and the others on the core."""
+    and the others on the core; each such batch is counted (`on_core_fallback`), the lead
+    named in one WARNING, not one per batch."""
+    monkeypatch.setattr(native, "CANNOT_HOLD_LOG", native.CannotHoldLog())
     plans = Plans(index_rules, 3 * 3_600_000_000)
     stream = [(0, 1 + i % 3, 10 * i, "x", i, i) for i in range(30)]
     batches = index_batches(stream, [], 5, [1], 0)
@@ -477,9 +527,25 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
             "m": NOW_US - 10**9,
         }
     )
-    want = same(redis_url, plans, batches, now_us=NOW_US, seeds={2: ("v3", big, [])})
-    assert "the native core failed on a batch" in caplog.text
+    fallbacks: list[str] = []
+    with caplog.at_level("WARNING", logger="streams.engine.native"):
+        want = same(
+            redis_url,
+            plans,
+            batches,
+            now_us=NOW_US,
+            seeds={2: ("v3", big, [])},
+            fallbacks=fallbacks,
+        )
     assert sum(n for *_, n, _, _ in want) > 0
+    touching = sum(1 for b in batches if any(orjson.loads(r[0])["leadId"] == 2 for r in b))
+    assert touching > 2
+    assert fallbacks == ["cannot_hold"] * touching
+    lines = [r.getMessage() for r in caplog.records if r.name == "streams.engine.native"]
+    held = [line for line in lines if "hold a state the native core cannot" in line]
+    assert len(held) == 1 and held[0].startswith("engine: lead(s) 2 hold"), lines
+    assert "lead 2: a state the core cannot hold" in held[0]
+    assert not any("the native core failed on a batch" in line for line in lines)
 
 
 @pytest.mark.parametrize("check_cached", [False, True])
@@ -883,3 +949,317 @@ def test_a_fault_making_the_payloads_redoes_the_batch_on_the_python_engine(
         same(redis_url, Plans(ROOT / "rules", None), sample_batches(11, 100), now_us=SAMPLE_NOW)
     assert wrapped and wrapped[0].calls > 2, "the core did not go on after the fault"
     assert "the Python engine redoes it" in caplog.text
+
+
+class _Panicky:
+    """The core, armed to panic inside its `at`th batch (`test_only_panic_in_batch`, the
+    core's test-only seam), recording the batches it evaluates and the leads of the one
+    that panicked."""
+
+    def __init__(self, core: Any, at: int) -> None:
+        self._core = core
+        core.test_only_panic_in_batch(at)
+        self.evaluated = 0
+        self.panics: list[BaseException] = []
+        self.batch_leads: list[int] = []
+        self.panicked_leads: list[int] = []
+
+    def decode(self, *args: Any) -> Any:
+        out = self._core.decode(*args)
+        self.batch_leads = list(out[0])
+        return out
+
+    def evaluate(self, decoded: Any, now_us: int, create: bool) -> Any:
+        self.evaluated += 1
+        try:
+            return self._core.evaluate(decoded, now_us, create)
+        except BaseException as exc:
+            self.panics.append(exc)
+            self.panicked_leads = self.batch_leads
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._core, name)
+
+    def __contains__(self, lead_id: object) -> bool:
+        return lead_id in self._core
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+
+@pytest.mark.parametrize("cache_leads", [1000, 0])
+def test_a_rust_panic_inside_a_batch_redoes_it_on_the_python_engine(
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    cache_leads: int,
+) -> None:
+    """A real Rust panic inside a batch (the core's test-only seam: after the batch's first
+    activity, its lead half-changed): PyO3 raises `PanicException`, the batch's leads are
+    evicted from the core, the Python engine redoes the batch, and the next batches run on
+    the core again: the same events, dead letters, counters and Redis contents as the
+    Python engine throughout (`same`)."""
+    module = native._module()
+    assert module is not None
+    wrapped: list[_Panicky] = []
+
+    class PanickyModule:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(module, name)
+
+        @staticmethod
+        def Core(*args: Any) -> _Panicky:
+            wrapped.append(_Panicky(module.Core(*args), at=3))
+            return wrapped[-1]
+
+    monkeypatch.setattr(native, "_module", lambda: PanickyModule())
+    redone: list[list[int]] = []  # per batch handed to the Python engine: its leads held
+    process_stored = native.NativeProcessor.process_stored
+
+    async def checked(self: native.NativeProcessor, records: Any, now_us: int) -> Any:
+        done = await process_stored(self, records, now_us)
+        if done is None:
+            redone.append([lead for lead in self.core.panicked_leads if lead in self.core])
+        return done
+
+    monkeypatch.setattr(native.NativeProcessor, "process_stored", checked)
+    with caplog.at_level("WARNING", logger="streams.engine.native"):
+        same(
+            redis_url,
+            Plans(ROOT / "rules", None),
+            sample_batches(12, 100, count=800, leads=30),
+            now_us=SAMPLE_NOW,
+            cache_leads=cache_leads,
+        )
+    (core,) = wrapped
+    assert [type(e).__name__ for e in core.panics] == ["PanicException"], core.panics
+    assert "test-only fault injection" in str(core.panics[0])
+    assert core.panicked_leads
+    assert redone == [[]], f"leads of the panicked batch left in the core: {redone}"
+    assert core.evaluated > 3, "the core did not go on after the panic"
+    assert caplog.text.count("the Python engine redoes it") == 1
+    assert "PanicException" in caplog.text
+
+
+def test_no_production_path_arms_the_panic_seam() -> None:
+    """The seams are methods of the core that only tests call: no module of `streams`
+    calls them, so no setting, record or request reaches them."""
+    package = Path(native.__file__).parents[1]
+    callers = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        for seam in ("test_only_panic_in_batch(", "test_only_panic_in_commit(")
+        if seam in path.read_text("utf-8")
+    ]
+    assert callers == []
+
+
+class _CommitPanicky:
+    """The core, armed to panic inside its `at`th `commit` (`test_only_panic_in_commit`:
+    after the first lead's checkpoint moved), recording the leads of that commit and how
+    many batches it evaluates."""
+
+    def __init__(self, core: Any, at: int) -> None:
+        self._core = core
+        core.test_only_panic_in_commit(at)
+        self.evaluated = 0
+        self.panics: list[BaseException] = []
+        self.panicked_leads: list[int] = []
+
+    def evaluate(self, *args: Any) -> Any:
+        self.evaluated += 1
+        return self._core.evaluate(*args)
+
+    def commit(self, lead_ids: list[int]) -> None:
+        try:
+            self._core.commit(lead_ids)
+        except BaseException as exc:
+            self.panics.append(exc)
+            self.panicked_leads = list(lead_ids)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._core, name)
+
+    def __contains__(self, lead_id: object) -> bool:
+        return lead_id in self._core
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+
+@pytest.mark.parametrize("cache_leads", [1000, 0])
+def test_a_rust_panic_after_a_save_evicts_its_leads_and_goes_on(
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    cache_leads: int,
+) -> None:
+    """A real Rust panic in the core's `commit` (the test-only seam: once the first lead's
+    checkpoint moved), after Redis stored the batch: the batch stands (its events are
+    those of the states saved), the batch's leads are evicted from the core (a checkpoint
+    half moved would make the next delta wrong), it counts as a `fault` fallback, and the
+    next batches run on the core: the same events, dead letters, counters and Redis
+    contents as the Python engine throughout (`same`)."""
+    module = native._module()
+    assert module is not None
+    wrapped: list[_CommitPanicky] = []
+
+    class PanickyModule:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(module, name)
+
+        @staticmethod
+        def Core(*args: Any) -> _CommitPanicky:
+            wrapped.append(_CommitPanicky(module.Core(*args), at=3))
+            return wrapped[-1]
+
+    monkeypatch.setattr(native, "_module", lambda: PanickyModule())
+    left: list[list[int]] = []  # per save whose commit panicked: its leads still held
+    save_core = RedisStore.save_core
+
+    async def checked(self: RedisStore, lead_ids: list[int], payloads: Any) -> None:
+        await save_core(self, lead_ids, payloads)
+        core = self.core
+        if core.panics and len(left) < len(core.panics):
+            left.append([lead for lead in core.panicked_leads if lead in core])
+
+    monkeypatch.setattr(RedisStore, "save_core", checked)
+    fallbacks: list[str] = []
+    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+        same(
+            redis_url,
+            Plans(ROOT / "rules", None),
+            sample_batches(13, 100, count=800, leads=30),
+            now_us=SAMPLE_NOW,
+            cache_leads=cache_leads,
+            fallbacks=fallbacks,
+        )
+    (core,) = wrapped
+    assert [type(e).__name__ for e in core.panics] == ["PanicException"], core.panics
+    assert "test-only fault injection" in str(core.panics[0])
+    assert len(core.panicked_leads) > 1, "the panic did not come half way through"
+    assert left == [[]], f"leads of the panicked commit left in the core: {left}"
+    assert fallbacks == ["fault"]
+    assert core.evaluated > 3, "the core did not go on after the panic"
+    assert caplog.text.count("the native core failed after a save") == 1
+
+
+@pytest.mark.parametrize("mode", ["applied", "one failed"])
+@pytest.mark.parametrize("cache_leads", [1000, 0])
+def test_a_save_that_fails_after_being_applied_leaves_no_checkpoint_behind(
+    redis_url: str, mode: str, cache_leads: int
+) -> None:
+    """The core's checkpoints move only when a save returns stored (`commit`). A save
+    stored on the server whose reply is lost (a timeout), or whose leads' calls fail for
+    one and succeed for the others (a Redis Cluster's masters), raises: the batch's leads
+    are evicted, and the batch evaluated again (the worker's replay) reads each as Redis
+    holds it: redelivered where the save was stored, processed where not. The same events,
+    counters and Redis contents as the Python engine under the same failures; a checkpoint
+    left behind would write a delta against a state Redis does not hold."""
+    batches = sample_batches(13, 60, count=600, leads=12)
+    same(
+        redis_url,
+        Plans(ROOT / "rules", None),
+        batches,
+        now_us=SAMPLE_NOW,
+        cache_leads=cache_leads,
+        failing_saves={2: mode, 5: mode, 6: mode},
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    limits=LIMITS,
+    batch=st.sampled_from([9, 40]),
+    cache=st.sampled_from([(1000, False), (0, False), (3, True)]),
+)
+def test_bounds_drawn_small_through_the_redis_store(
+    redis_url: str, limits: Limits, batch: int, cache: tuple[int, bool]
+) -> None:
+    """The sample stream, then its first records again (redeliveries, duplicates past a
+    trimmed `seen`), under per-lead bounds drawn small: every drop the bounds make (from
+    the head of a history type, of `seen`, fields) goes through the core's deltas and
+    checkpoints; the same outcome and Redis contents as the Python engine."""
+    batches = sample_batches(19, batch, count=300, leads=10)
+    again = [r for b in batches for r in b][:80]
+    batches += [again[i : i + batch] for i in range(0, len(again), batch)]
+    same(
+        redis_url,
+        Plans(ROOT / "rules", None),
+        batches,
+        now_us=SAMPLE_NOW,
+        limits=limits,
+        cache_leads=cache[0],
+        check_cached=cache[1],
+    )
+
+
+def test_a_save_failing_for_one_master_of_a_redis_cluster_moves_no_checkpoint(
+    redis_cluster: RedisClusterStack,
+) -> None:
+    """On a Redis Cluster (one script call per lead): one lead's call fails while the
+    others' are stored; the same outcome and contents as the Python engine."""
+    same(
+        redis_cluster.url,
+        Plans(ROOT / "rules", None),
+        sample_batches(14, 80, count=400, leads=16),
+        now_us=SAMPLE_NOW,
+        cluster=True,
+        failing_saves={1: "one failed", 3: "applied"},
+    )
+
+
+def test_the_backtest_survives_a_rust_panic_in_the_core(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a `MemoryStore` a real Rust panic inside a batch (the test-only seam) makes the
+    backtest run again with copies on the Python engine (`StatesNotIsolated`): the same
+    output as without it."""
+    from streams.backtest import backtest_to_lists
+    from streams.engine.evaluator import DEFAULT_DEDUP_HORIZON_US
+
+    source = tmp_path / "in.jsonl"
+    lines = [orjson.dumps(a) for a in sample_activities(400, leads=20, seed=4)]
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    plan = load_plan(ROOT / "rules")
+    want = backtest_to_lists(plan, source, DEFAULT_DEDUP_HORIZON_US, 50)
+    module = native._module()
+    assert module is not None
+    panics: list[str] = []
+
+    class Armed:
+        def __init__(self, core: Any) -> None:
+            self._core = core
+            core.test_only_panic_in_batch(3)
+
+        def process(self, *args: Any) -> Any:
+            try:
+                return self._core.process(*args)
+            except BaseException as exc:
+                panics.append(type(exc).__name__)
+                raise
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._core, name)
+
+        def __contains__(self, lead_id: object) -> bool:
+            return lead_id in self._core
+
+        def __len__(self) -> int:
+            return len(self._core)
+
+    class PanickyModule:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(module, name)
+
+        @staticmethod
+        def Core(*args: Any) -> Armed:
+            return Armed(module.Core(*args))
+
+    monkeypatch.setattr(native, "_module", lambda: PanickyModule())
+    got = backtest_to_lists(plan, source, DEFAULT_DEDUP_HORIZON_US, 50)
+    assert panics == ["PanicException"]
+    assert got[0] == want[0] and got[1] == want[1]
+    assert want[0], "no events to compare"

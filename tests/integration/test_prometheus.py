@@ -43,6 +43,7 @@ from kafka import KafkaProducer
 from streams.devstack.api import ApiProcess
 from streams.devstack.process import ManagedProcess, ServiceError, cache_dir, free_port
 from streams.devstack.worker import WorkerProcess
+from streams.engine.native import FALLBACK_REASONS
 from streams.pipeline import DEAD_LETTER_CODES
 from streams.samples import sample_activities
 from tests.integration.streaming import PARTITIONS, isolated_settings, lead_key
@@ -366,6 +367,9 @@ def test_every_panel_returns_plausible_series(scraped: tuple[Prometheus, float, 
     assert _values(results["Records per batch/A"])[0] >= 1
     assert _values(results["Batches/s/A"])[0] > 0
     assert _values(results["State conflicts/s/A"]) == [0.0]
+    fallbacks = results["Native core fallbacks/s by reason/A"]  # every reason, from 0 up
+    assert sorted(f["metric"]["reason"] for f in fallbacks) == sorted(FALLBACK_REASONS)
+    assert _values(fallbacks) == [0.0] * len(FALLBACK_REASONS), fallbacks
     actions = {
         (s["metric"]["endpoint"], s["metric"]["outcome"]): v
         for s, v in zip(

@@ -362,6 +362,53 @@ def test_a_busy_lead_through_the_core_is_the_reference(
     assert asyncio.run(run(True)) == want
 
 
+LIMITS = st.builds(
+    Limits,
+    future_horizon_us=st.sampled_from([Limits().future_horizon_us, 0, 3_600_000_000]),
+    max_history=st.integers(1, 30) | st.just(100),
+    max_history_bytes=st.integers(40, 20_000) | st.just(100_000),
+    max_seen=st.integers(1, 30) | st.just(100),
+    max_fields=st.integers(1, 12),
+    max_fields_chars=st.integers(1, 400) | st.just(10_000),
+)
+"""The per-lead bounds (`settings.limits`), down to where every one of them bites on a
+stream of a few hundred records (the settings' floors included)."""
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["sample", "bench"]), limits=LIMITS, batch=st.sampled_from([7, 50]))
+def test_the_native_core_bounds_a_lead_as_the_python_engine_does(
+    native: Any, kind: str, limits: Limits, batch: int
+) -> None:
+    """The core against the Python engine under bounds drawn small (history entries and
+    bytes, `seen`, fields and their characters, the future horizon): the same events,
+    dead letters, counters and stored bytes, batch by batch."""
+    if ENGINE.native is None:
+        pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
+    plan, values = _plan_and_values(kind)
+    records = [Record(v, "t", 0, i) for i, v in enumerate(values)]
+    records += records[::5]  # redeliveries, some past a trimmed `seen`
+    now_us = datetime_to_us(datetime(2026, 9, 1, tzinfo=UTC))
+
+    async def run(native_core: bool) -> tuple[list[Any], dict[int, bytes]]:
+        store = MemoryStore()
+        processor = Processor(plan, store, limits=limits, native=native_core)
+        outcomes = []
+        for i in range(0, len(records), batch):
+            got = await processor.process(records[i : i + batch], now_us)
+            outcomes.append(
+                (got.events, got.dead_letters, got.accepted, got.duplicates, got.redelivered)
+            )
+        assert (processor.native is not None) == native_core
+        return outcomes, _encoded(store)
+
+    want = asyncio.run(run(False))
+    got = asyncio.run(run(True))
+    for n, (g, w) in enumerate(zip(got[0], want[0], strict=True)):
+        assert g == w, f"batch {n}"
+    assert got[1] == want[1]
+
+
 @pytest.mark.parametrize("stored_as", ["float", "bool", "some floats", "extreme ints"])
 @pytest.mark.parametrize("index_from", [0, None])
 def test_a_date_stored_as_another_type_is_compared_as_python_compares_it(

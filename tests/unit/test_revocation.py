@@ -8,11 +8,26 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+import pytest
 from faust.transport import consumer as faust_consumer
 from faust.types import TP
 
 from streams.runtime.faust_app import create_app
-from streams.runtime.revocation import RevocationCommitConsumer
+from streams.runtime.revocation import (
+    CommitsBeforeRevocation,
+    RevocationCommitConsumer,
+    RevocationCommitStreamConsumer,
+)
+
+# The worker's consumer (the batch drain) and the dispatcher's (Faust's own, feeding the
+# Stream): both commit before a revocation.
+CONSUMERS = pytest.mark.parametrize(
+    ("options", "kind"),
+    [
+        ({"batch_drain": True}, RevocationCommitConsumer),
+        ({"revocation_commit": True}, RevocationCommitStreamConsumer),
+    ],
+)
 
 
 def test_faust_forgets_the_acked_offsets_of_revoked_partitions_without_committing() -> None:
@@ -26,10 +41,13 @@ def test_faust_forgets_the_acked_offsets_of_revoked_partitions_without_committin
     assert list(commit.parameters)[:2] == ["self", "topics"]
 
 
-def test_the_acked_offsets_are_committed_before_faust_forgets_them(tmp_path: Path) -> None:
-    app = create_app("t", "localhost:1", datadir=tmp_path, batch_drain=True)
+@CONSUMERS
+def test_the_acked_offsets_are_committed_before_faust_forgets_them(
+    tmp_path: Path, options: dict[str, bool], kind: type[CommitsBeforeRevocation]
+) -> None:
+    app = create_app("t", "localhost:1", datadir=tmp_path, **options)
     consumer = app.consumer
-    assert isinstance(consumer, RevocationCommitConsumer)
+    assert type(consumer) is kind
     tp = TP("activities", 0)
     consumer._acked[tp] = [5, 6]
     seen: list[Any] = []
@@ -47,8 +65,12 @@ def test_the_acked_offsets_are_committed_before_faust_forgets_them(tmp_path: Pat
     assert seen == [("commit", {tp}, [5, 6]), ("app", {tp}, [])]
 
 
-def test_no_commit_for_an_empty_revocation_or_while_stopping(tmp_path: Path) -> None:
-    app = create_app("t", "localhost:1", datadir=tmp_path, batch_drain=True)
+@CONSUMERS
+def test_no_commit_for_an_empty_revocation_or_while_stopping(
+    tmp_path: Path, options: dict[str, bool], kind: type[CommitsBeforeRevocation]
+) -> None:
+    app = create_app("t", "localhost:1", datadir=tmp_path, **options)
+    assert type(app.consumer) is kind
     consumer = app.consumer
     commits: list[Any] = []
 

@@ -1,0 +1,34 @@
+"""The dispatcher's consumer group, as its Faust app gets it: the heartbeat
+(`service_options`'s default: 1 s, at most a third of STREAMS_SESSION_TIMEOUT; the
+dispatcher has no STREAMS_HEARTBEAT_INTERVAL of its own), and a consumer that commits
+acked offsets before a revocation (streams/runtime/revocation.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.actions.dispatcher import build_app
+from streams.actions.secrets import Secrets
+from streams.engine.compiler import load_plan
+from streams.runtime.revocation import RevocationCommitStreamConsumer
+from streams.settings import DispatcherSettings
+
+RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+@pytest.mark.parametrize(("session", "heartbeat"), [(10.0, 1.0), (6.0, 1.0), (1.5, 0.5)])
+def test_the_dispatchers_heartbeat_is_a_second_within_a_third_of_its_session(
+    tmp_path: Path, session: float, heartbeat: float
+) -> None:
+    settings = DispatcherSettings(rules_dir=RULES, broker="localhost:1", session_timeout=session)
+    app = build_app(settings, load_plan(RULES), Secrets(), tmp_path)
+    assert app.conf.broker_session_timeout == session
+    assert app.conf.broker_heartbeat_interval == heartbeat
+
+
+def test_the_dispatcher_commits_its_acked_offsets_before_a_revocation(tmp_path: Path) -> None:
+    settings = DispatcherSettings(rules_dir=RULES, broker="localhost:1")
+    app = build_app(settings, load_plan(RULES), Secrets(), tmp_path)
+    assert type(app.consumer) is RevocationCommitStreamConsumer
