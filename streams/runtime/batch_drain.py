@@ -60,7 +60,7 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-from streams.runtime.fetch_wait import ShortFetchWaitThread
+from streams.runtime.fetch_wait import ShortFetchWaitConsumer
 
 # Fetched batches waiting for the agent: one being evaluated, this many queued behind it
 # (each is at most `broker_max_poll_records` records). Small: records waiting here are
@@ -82,7 +82,7 @@ class Batch:
     fetched_at: float = 0.0
 
 
-class BatchDrainConsumer(aiokafka_driver.Consumer):
+class BatchDrainConsumer(ShortFetchWaitConsumer):
     """The aiokafka-driver consumer with a drain loop that queues whole fetches (module
     doc)."""
 
@@ -92,10 +92,6 @@ class BatchDrainConsumer(aiokafka_driver.Consumer):
         """(epoch, messages, Unix time the fetch returned), in fetch order."""
         self.epoch = 0
         self._held: Fetched | None = None
-
-    def _new_consumer_thread(self) -> ShortFetchWaitThread:
-        # Faust's thread, with a fetch long poll of 100 ms instead of 1.5 s (fetch_wait.py).
-        return ShortFetchWaitThread(self, loop=self.loop, beacon=self.beacon)
 
     def stop_flow(self) -> None:
         """Faust's, then drop every queued batch: its partitions may be revoked."""

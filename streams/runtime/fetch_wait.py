@@ -15,7 +15,8 @@ busy partition joined depended on timing, so the rate was bimodal (3,600-7,300/s
 sends more empty fetches (ten a second per broker at 100 ms, as the API's consumer pool
 does: streams/api/consumer_pool.py).
 
-`ShortFetchWaitThread` is Faust's consumer thread whose worker consumer is Faust's,
+`ShortFetchWaitConsumer` (the worker's and the dispatcher's consumers derive from it)
+runs `ShortFetchWaitThread`: Faust's consumer thread whose worker consumer is Faust's,
 with the wait replaced before the consumer starts: aiokafka passes its
 `_fetch_max_wait_ms` to the `Fetcher` it creates in `start()`. Both internals are checked
 by tests/unit/test_fetch_wait.py and tests/integration/test_fetch_wait.py (on the real broker),
@@ -41,3 +42,10 @@ class ShortFetchWaitThread(aiokafka_driver.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         return consumer
+
+
+class ShortFetchWaitConsumer(aiokafka_driver.Consumer):
+    """Faust's aiokafka-driver consumer, on `ShortFetchWaitThread`."""
+
+    def _new_consumer_thread(self) -> ShortFetchWaitThread:
+        return ShortFetchWaitThread(self, loop=self.loop, beacon=self.beacon)

@@ -38,6 +38,7 @@ from typing import Any
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
 from streams.runtime.batch_drain import BatchDrainConsumer, BatchDrainTransport
+from streams.runtime.fetch_wait import ShortFetchWaitConsumer
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,10 @@ class RevocationCommitTransport(BatchDrainTransport):
     Consumer = RevocationCommitConsumer
 
 
-class RevocationCommitStreamConsumer(CommitsBeforeRevocation):
+class RevocationCommitStreamConsumer(CommitsBeforeRevocation, ShortFetchWaitConsumer):
     """Faust's consumer feeding the Stream (the dispatcher's), committing acked offsets
-    before a revocation."""
+    before a revocation, with the short fetch wait (fetch_wait.py: a busy partition's
+    memberships must not wait for a fetch of idle ones)."""
 
 
 class RevocationCommitStreamTransport(aiokafka_driver.Transport):

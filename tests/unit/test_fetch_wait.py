@@ -7,6 +7,7 @@ import asyncio
 import inspect
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
@@ -23,9 +24,14 @@ def test_aiokafka_hands_the_consumers_wait_to_the_fetcher_it_starts() -> None:
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
 
 
-def test_the_worker_consumer_waits_at_most_the_short_poll(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "options", [{"batch_drain": True}, {"revocation_commit": True}], ids=["worker", "dispatcher"]
+)
+def test_the_consumer_waits_at_most_the_short_poll(
+    tmp_path: Path, options: dict[str, bool]
+) -> None:
     async def created() -> int:
-        app = create_app("t", "localhost:1", datadir=tmp_path, batch_drain=True)
+        app = create_app("t", "localhost:1", datadir=tmp_path, **options)
         thread = app.consumer._thread
         assert isinstance(thread, ShortFetchWaitThread)
         consumer = thread._create_worker_consumer(app.transport)
