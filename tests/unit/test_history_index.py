@@ -108,7 +108,7 @@ filters:
       operator: is
       value: France
 """,
-    # `in past` on the entry's own date attribute depends on T: counted as points (date, at).
+    # `in past` on the entry's own date attribute depends on T: counted through an interval slot.
     "c": """\
 id: 3
 name: C
