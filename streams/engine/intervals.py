@@ -59,9 +59,10 @@ class Intervals:
             insort(ends, end)
 
     def remove(self, start: int, end: int) -> None:
-        """An interval added before (one of them if several are equal)."""
-        del self.starts[bisect_left(self.starts, start)]
-        del self.ends[bisect_left(self.ends, end)]
+        """An interval added before (one of them if several are equal); a bound not held
+        changes nothing, as in the core's `intervals.rs` (never a neighbour's deleted)."""
+        _discard(self.starts, start)
+        _discard(self.ends, end)
 
     def count(self, ts: int) -> int:
         """How many intervals contain `ts`."""
@@ -76,3 +77,10 @@ class Intervals:
         assert len(self.starts) == len(self.ends)
         # non-empty intervals: the i-th smallest start is at most the i-th smallest end
         assert all(s <= e for s, e in zip(self.starts, self.ends, strict=True))
+
+
+def _discard(values: list[int], value: int) -> None:
+    """One `value` out of the sorted `values`, if it holds one."""
+    at = bisect_left(values, value)
+    if at < len(values) and values[at] == value:
+        del values[at]

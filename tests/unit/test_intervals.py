@@ -50,6 +50,15 @@ def test_counts_match_brute_force(ops: list[Any], start: list[tuple[int, int]]) 
 value = st.one_of(st.none(), st.integers(-(2**62), 2**62), st.integers(-50, 150))
 
 
+def test_removing_an_interval_not_held_changes_nothing() -> None:
+    """As the core's `remove`: a neighbour is never taken out instead."""
+    intervals = Intervals([(1, 5), (3, 9)])
+    for start, end in [(2, 7), (0, 0), (10, 12)]:
+        intervals.remove(start, end)
+        intervals.check()
+    assert (intervals.starts, intervals.ends) == ([1, 3], [5, 9])
+
+
 @settings(max_examples=2000, deadline=None)
 @given(
     date=st.integers(-50, 150),
