@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import re
 import signal
@@ -58,7 +57,7 @@ from bench.stream import (
     fresh_settings,
     log_append_time,
     producer,
-    send_paced,
+    start_paced_sender,
     warm_broker,
 )
 from streams.devstack.kafka import KafkaBroker
@@ -211,18 +210,9 @@ def run(args: argparse.Namespace, bootstrap: str, redis_url: str, logs: Path) ->
                     event_ids[orjson.loads(raw)["eventId"]] += 1
             if time.monotonic() > deadline or not a.process.alive():
                 raise SystemExit(f"no membership for the warm-up record; {a.process.log_tail()}")
-        items = [
-            (a["marketoGUID"], str(a["leadId"]).encode(), orjson.dumps(a))
-            for a in activities
-            if a is not probe
-        ]
-        receive, give = multiprocessing.get_context("spawn").Pipe(duplex=False)
-        sender = multiprocessing.get_context("spawn").Process(
-            target=send_paced,
-            args=(args.harness, bootstrap, topic_in, items, args.rate, give),
-            daemon=True,
+        receive, sender = start_paced_sender(
+            args.harness, bootstrap, topic_in, activities, probe, args.rate
         )
-        sender.start()
         sent_at: dict[str, float] = {}
         arrived: dict[str, float] = {}
         first_append: float | None = None

@@ -391,6 +391,31 @@ class TimingReader:
         self.client.close()
 
 
+def start_paced_sender(
+    harness: Harness,
+    bootstrap: str,
+    topic: str,
+    activities: list[dict[str, Any]],
+    probe: dict[str, Any],
+    rate: float,
+) -> tuple[Any, Any]:
+    """Start `send_paced` in a spawned process (no inherited threads, so that its pacing
+    does not share the caller's interpreter with the timing consumer; time.time() is the
+    same clock in both) on `activities` but the warm-up `probe`, keyed by lead and
+    identified by `marketoGUID`. Returns (the pipe end its report arrives on, the process)."""
+    items = [
+        (a["marketoGUID"], str(a["leadId"]).encode(), orjson.dumps(a))
+        for a in activities
+        if a is not probe
+    ]
+    receive, give = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    sender = multiprocessing.get_context("spawn").Process(
+        target=send_paced, args=(harness, bootstrap, topic, items, rate, give), daemon=True
+    )
+    sender.start()
+    return receive, sender
+
+
 def _parts(topics: list[str]) -> list[tuple[str, int]]:
     return [(t, p) for t in topics for p in range(PARTITIONS)]
 
@@ -626,21 +651,7 @@ def time_phase(
     cpu_from = {name: cpu_seconds(pid) for name, pid in pids.items()}
     reader_from = time.process_time()
 
-    # The load generator runs in a process of its own (spawned: no inherited threads),
-    # so that its pacing does not share this process's interpreter with the timing
-    # consumer; time.time() is the same clock in both.
-    items = [
-        (a["marketoGUID"], str(a["leadId"]).encode(), orjson.dumps(a))
-        for a in activities
-        if a is not probe
-    ]
-    receive, give = multiprocessing.get_context("spawn").Pipe(duplex=False)
-    sender = multiprocessing.get_context("spawn").Process(
-        target=send_paced,
-        args=(harness, bootstrap, topic_in, items, rate, give),
-        daemon=True,
-    )
-    sender.start()
+    receive, sender = start_paced_sender(harness, bootstrap, topic_in, activities, probe, rate)
     sent_at: dict[str, float] = {}
     read: list[tuple[bytes, float, float]] = []
     """(output value, its append time, when it was read here), as read."""

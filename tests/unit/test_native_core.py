@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from bench.engine import generate, write_rules
 from streams import ENGINE
 from streams.engine.activity import Activity, _content_hash
-from streams.engine.bounds import Limits
+from streams.engine.bounds import DEFAULT_LIMITS, Limits
 from streams.engine.compiler import load_plan
 from streams.engine.datatypes import MAX_US, MIN_US, datetime_to_us, format_us
 from streams.engine.evaluator import Engine
@@ -119,6 +119,33 @@ def _encoded(store: MemoryStore) -> dict[int, bytes]:
     if isinstance(leads, NativeLeads):
         return {lead: leads.encoded(lead) or b"" for lead in leads}
     return {lead: encode_state(state) for lead, state in leads.items()}
+
+
+def _assert_the_core_answers_as_python(
+    plan: Any, records: list[Record], batch: int, limits: Limits = DEFAULT_LIMITS
+) -> None:
+    """`records` through a `Processor` without the core and one with it, `batch` at a time
+    at the same clock: the same events, dead letters and counters batch by batch, and the
+    same stored bytes at the end."""
+    now_us = datetime_to_us(datetime(2026, 9, 1, tzinfo=UTC))
+
+    async def run(native_core: bool) -> tuple[list[Any], dict[int, bytes]]:
+        store = MemoryStore()
+        processor = Processor(plan, store, limits=limits, native=native_core)
+        outcomes = []
+        for i in range(0, len(records), batch):
+            got = await processor.process(records[i : i + batch], now_us)
+            outcomes.append(
+                (got.events, got.dead_letters, got.accepted, got.duplicates, got.redelivered)
+            )
+        assert (processor.native is not None) == native_core
+        return outcomes, _encoded(store)
+
+    want = asyncio.run(run(False))
+    got = asyncio.run(run(True))
+    for n, (g, w) in enumerate(zip(got[0], want[0], strict=True)):
+        assert g == w, f"batch {n}"
+    assert got[1] == want[1]
 
 
 @pytest.mark.parametrize("supported", [True, False])
@@ -282,25 +309,7 @@ def test_the_native_core_answers_as_the_python_engine_on_hostile_records(
             continue  # an earlier mutation left no object to mutate
         values[index] = mutated
     records = [Record(v, "t", 0, i) for i, v in enumerate(values)]
-    now_us = datetime_to_us(datetime(2026, 9, 1, tzinfo=UTC))
-
-    async def run(native_core: bool) -> tuple[list[Any], dict[int, bytes]]:
-        store = MemoryStore()
-        processor = Processor(plan, store, native=native_core)
-        outcomes = []
-        for i in range(0, len(records), 50):
-            got = await processor.process(records[i : i + 50], now_us)
-            outcomes.append(
-                (got.events, got.dead_letters, got.accepted, got.duplicates, got.redelivered)
-            )
-        assert (processor.native is not None) == native_core
-        return outcomes, _encoded(store)
-
-    want = asyncio.run(run(False))
-    got = asyncio.run(run(True))
-    for n, (g, w) in enumerate(zip(got[0], want[0], strict=True)):
-        assert g == w, f"batch {n}"
-    assert got[1] == want[1]
+    _assert_the_core_answers_as_python(plan, records, batch=50)
 
 
 @pytest.mark.parametrize(
@@ -388,25 +397,7 @@ def test_the_native_core_bounds_a_lead_as_the_python_engine_does(
     plan, values = _plan_and_values(kind)
     records = [Record(v, "t", 0, i) for i, v in enumerate(values)]
     records += records[::5]  # redeliveries, some past a trimmed `seen`
-    now_us = datetime_to_us(datetime(2026, 9, 1, tzinfo=UTC))
-
-    async def run(native_core: bool) -> tuple[list[Any], dict[int, bytes]]:
-        store = MemoryStore()
-        processor = Processor(plan, store, limits=limits, native=native_core)
-        outcomes = []
-        for i in range(0, len(records), batch):
-            got = await processor.process(records[i : i + batch], now_us)
-            outcomes.append(
-                (got.events, got.dead_letters, got.accepted, got.duplicates, got.redelivered)
-            )
-        assert (processor.native is not None) == native_core
-        return outcomes, _encoded(store)
-
-    want = asyncio.run(run(False))
-    got = asyncio.run(run(True))
-    for n, (g, w) in enumerate(zip(got[0], want[0], strict=True)):
-        assert g == w, f"batch {n}"
-    assert got[1] == want[1]
+    _assert_the_core_answers_as_python(plan, records, batch=batch, limits=limits)
 
 
 @pytest.mark.parametrize("stored_as", ["float", "bool", "some floats", "extreme ints"])
