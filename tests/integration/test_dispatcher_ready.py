@@ -17,15 +17,16 @@ import pytest
 
 from streams.actions.payload import idempotency_key
 from tests.actions_server import Server, delayed, status
-from tests.integration.streaming import PARTITIONS, lead_key, produce
-from tests.integration.test_dispatcher import Dispatcher, http_server, membership, send, setup
-from tests.integration.test_worker_ready import (
-    WAITING,
+from tests.integration.readiness import (
+    assert_first_ready_holds_every_partition,
+    assert_stays_ready_while_another_joins_and_leaves,
     assigned_gauge,
     first_ready,
     group_assignment,
     probe,
 )
+from tests.integration.streaming import lead_key, produce
+from tests.integration.test_dispatcher import Dispatcher, http_server, membership, send, setup
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ __all__ = ["http_server"]  # the fixture, used by name
 
 
 class ProbedDispatcher(Dispatcher):
-    """A dispatcher process with the `web_port` that test_worker_ready's probes read."""
+    """A dispatcher process with the `web_port` that the readiness probes read."""
 
     @property
     def web_port(self) -> int:
@@ -52,7 +53,7 @@ def test_dispatcher_ready_only_once_its_group_is_joined_and_its_partitions_assig
     group = f"{env['STREAMS_APP_ID']}-dispatcher"
     with ProbedDispatcher(env, tmp_path / "dispatcher.log").start() as dispatcher:
         seen = first_ready(dispatcher, 90)
-        state, members = group_assignment(kafka_bootstrap, group)
+        group_state = group_assignment(kafka_bootstrap, group)
         gauge = assigned_gauge(dispatcher)
         metrics = dispatcher.metrics()
         send(kafka_bootstrap, env["STREAMS_TOPIC_MEMBERSHIPS"], [membership(1)])
@@ -60,22 +61,8 @@ def test_dispatcher_ready_only_once_its_group_is_joined_and_its_partitions_assig
         while not http_server.seen:
             assert time.monotonic() < deadline and dispatcher.alive(), dispatcher.log_tail()
             time.sleep(0.05)
-    assert state == "Stable" and list(members.values()) == [list(range(PARTITIONS))], (
-        state,
-        members,
-        seen[-3:],
-    )
-    assert seen[-1][1] == {
-        "ready": True,
-        "rebalancing": False,
-        "partitions": list(range(PARTITIONS)),
-    }
-    assert gauge == PARTITIONS
+    assert_first_ready_holds_every_partition(seen, group_state, gauge)
     assert "streams_ready 1.0" in metrics and "streams_rebalances_total 1.0" in metrics
-    not_ready = [b for s, b in seen if s != 200]
-    assert not_ready, "no 503 before the first 200: the probe never saw the dispatcher waiting"
-    for answer in not_ready:
-        assert answer["ready"] is False and answer["waiting"] in WAITING, answer
 
 
 def test_a_ready_dispatcher_stays_ready_while_another_joins_and_leaves_the_group(
@@ -86,34 +73,10 @@ def test_a_ready_dispatcher_stays_ready_while_another_joins_and_leaves_the_group
     follows its assignment: all, half, all again, sooner than the session timeout."""
     env = setup(tmp_path, kafka_bootstrap, http_server)
     http_server.default = status(200)
-    with ProbedDispatcher(env, tmp_path / "first.log").start() as first:
-        first_ready(first, 90)
-        failures: list[tuple[int, dict[str, Any]]] = []
-        gauges: list[int | None] = []
-
-        def watch_until(done: Any, timeout: float) -> None:
-            deadline = time.monotonic() + timeout
-            while not done():
-                assert time.monotonic() < deadline, (gauges[-5:], first.log_tail())
-                assert first.alive(), first.log_tail()
-                status_, body = probe(first)
-                if status_ not in (0, 200):  # 0: no answer within 2 s (a loaded machine)
-                    failures.append((status_, body))
-                gauges.append(assigned_gauge(first))
-                time.sleep(0.02)
-
-        with ProbedDispatcher(env, tmp_path / "second.log").start() as second:
-            watch_until(lambda: probe(second)[0] == 200, 90)
-            assert assigned_gauge(second) == PARTITIONS // 2, second.log_tail()
-            watch_until(lambda: gauges[-1] == PARTITIONS // 2, 60)
-            os.killpg(second.pid, signal.SIGTERM)
-            left = time.monotonic()
-            watch_until(lambda: gauges[-1] == PARTITIONS, 60)
-            taken_back = time.monotonic() - left
-    assert failures == [], failures[:5]
-    assert PARTITIONS // 2 in gauges and gauges[-1] == PARTITIONS
-    session = float(env["STREAMS_SESSION_TIMEOUT"])
-    assert taken_back < session, (taken_back, session)
+    assert_stays_ready_while_another_joins_and_leaves(
+        lambda name: ProbedDispatcher(env, tmp_path / f"{name}.log").start(),
+        float(env["STREAMS_SESSION_TIMEOUT"]),
+    )
 
 
 def test_a_rebalance_makes_again_only_the_calls_under_way(
