@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import orjson
 import pytest
@@ -899,20 +899,11 @@ def test_a_batch_failing_on_redis_leaves_none_of_its_leads_in_the_core(redis_url
     assert after == 0, f"{after} leads left in the core, out of its cache"
 
 
-class _FailingPayloads:
-    """The core, except that `payloads` (what the store saves) raises on its `fail_at`th
-    call: the core failing after it evaluated a batch."""
+class _WrappedCore:
+    """A test's wrapper of a native core: what the wrapper does not define is the core's."""
 
-    def __init__(self, core: Any, fail_at: int) -> None:
+    def __init__(self, core: Any) -> None:
         self._core = core
-        self.fail_at = fail_at
-        self.calls = 0
-
-    def payloads(self, leads: list[int]) -> Any:
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise RuntimeError("injected: the core failed making the payloads")
-        return self._core.payloads(leads)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._core, name)
@@ -924,6 +915,45 @@ class _FailingPayloads:
         return len(self._core)
 
 
+_Wrapper = TypeVar("_Wrapper", bound=_WrappedCore)
+
+
+def _wrap_cores(monkeypatch: pytest.MonkeyPatch, wrap: Callable[[Any], _Wrapper]) -> list[_Wrapper]:
+    """From now on (in this test) every core the native module makes is `wrap(core)`; the
+    list of those wrappers, filled as they are made."""
+    module = native._module()
+    assert module is not None
+    wrapped: list[_Wrapper] = []
+
+    class WrappingModule:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(module, name)
+
+        @staticmethod
+        def Core(*args: Any) -> _Wrapper:
+            wrapped.append(wrap(module.Core(*args)))
+            return wrapped[-1]
+
+    monkeypatch.setattr(native, "_module", lambda: WrappingModule())
+    return wrapped
+
+
+class _FailingPayloads(_WrappedCore):
+    """The core, except that `payloads` (what the store saves) raises on its `fail_at`th
+    call: the core failing after it evaluated a batch."""
+
+    def __init__(self, core: Any, fail_at: int) -> None:
+        super().__init__(core)
+        self.fail_at = fail_at
+        self.calls = 0
+
+    def payloads(self, leads: list[int]) -> Any:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("injected: the core failed making the payloads")
+        return self._core.payloads(leads)
+
+
 def test_a_fault_making_the_payloads_redoes_the_batch_on_the_python_engine(
     redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -931,34 +961,26 @@ def test_a_fault_making_the_payloads_redoes_the_batch_on_the_python_engine(
     handling: a failure there evicts the batch's leads and the Python engine redoes the
     batch, rather than failing it (which, the fault being deterministic, would fail it
     again on every redelivery). The outcome is the Python engine's."""
-    module = native._module()
-    assert module is not None
-    wrapped: list[_FailingPayloads] = []
-
-    class FaultyModule:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(module, name)
-
-        @staticmethod
-        def Core(*args: Any) -> _FailingPayloads:
-            wrapped.append(_FailingPayloads(module.Core(*args), fail_at=2))
-            return wrapped[-1]
-
-    monkeypatch.setattr(native, "_module", lambda: FaultyModule())
+    wrapped = _wrap_cores(monkeypatch, lambda core: _FailingPayloads(core, fail_at=2))
     with caplog.at_level("WARNING", logger="streams.engine.native"):
         same(redis_url, Plans(ROOT / "rules", None), sample_batches(11, 100), now_us=SAMPLE_NOW)
     assert wrapped and wrapped[0].calls > 2, "the core did not go on after the fault"
     assert "the Python engine redoes it" in caplog.text
 
 
-class _Panicky:
-    """The core, armed to panic inside its `at`th batch (`test_only_panic_in_batch`, the
-    core's test-only seam), recording the batches it evaluates and the leads of the one
-    that panicked."""
+class _Panicky(_WrappedCore):
+    """The core, armed at one of its test-only seams to panic inside its `at`th batch
+    (`seam` "batch", `test_only_panic_in_batch`: in `evaluate`, after the batch's first
+    activity) or its `at`th `commit` ("commit", `test_only_panic_in_commit`: after the
+    first lead's checkpoint moved), recording how many batches it evaluates, what it
+    raised, and the leads of the batch or commit that raised."""
 
-    def __init__(self, core: Any, at: int) -> None:
-        self._core = core
-        core.test_only_panic_in_batch(at)
+    def __init__(self, core: Any, at: int, seam: Literal["batch", "commit"]) -> None:
+        super().__init__(core)
+        if seam == "batch":
+            core.test_only_panic_in_batch(at)
+        else:
+            core.test_only_panic_in_commit(at)
         self.evaluated = 0
         self.panics: list[BaseException] = []
         self.batch_leads: list[int] = []
@@ -969,23 +991,25 @@ class _Panicky:
         self.batch_leads = list(out[0])
         return out
 
-    def evaluate(self, decoded: Any, now_us: int, create: bool) -> Any:
+    def evaluate(self, *args: Any) -> Any:
         self.evaluated += 1
+        return self._recording(self.batch_leads, self._core.evaluate, *args)
+
+    def commit(self, lead_ids: list[int]) -> None:
+        self._recording(list(lead_ids), self._core.commit, lead_ids)
+
+    def _recording(self, leads: list[int], call: Callable[..., Any], *args: Any) -> Any:
         try:
-            return self._core.evaluate(decoded, now_us, create)
+            return call(*args)
         except BaseException as exc:
             self.panics.append(exc)
-            self.panicked_leads = self.batch_leads
+            self.panicked_leads = leads
             raise
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._core, name)
-
-    def __contains__(self, lead_id: object) -> bool:
-        return lead_id in self._core
-
-    def __len__(self) -> int:
-        return len(self._core)
+    def assert_panicked_once(self) -> None:
+        """One real Rust panic (PyO3's `PanicException`), the seam's."""
+        assert [type(e).__name__ for e in self.panics] == ["PanicException"], self.panics
+        assert "test-only fault injection" in str(self.panics[0])
 
 
 @pytest.mark.parametrize("cache_leads", [1000, 0])
@@ -1000,20 +1024,7 @@ def test_a_rust_panic_inside_a_batch_redoes_it_on_the_python_engine(
     evicted from the core, the Python engine redoes the batch, and the next batches run on
     the core again: the same events, dead letters, counters and Redis contents as the
     Python engine throughout (`same`)."""
-    module = native._module()
-    assert module is not None
-    wrapped: list[_Panicky] = []
-
-    class PanickyModule:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(module, name)
-
-        @staticmethod
-        def Core(*args: Any) -> _Panicky:
-            wrapped.append(_Panicky(module.Core(*args), at=3))
-            return wrapped[-1]
-
-    monkeypatch.setattr(native, "_module", lambda: PanickyModule())
+    wrapped = _wrap_cores(monkeypatch, lambda core: _Panicky(core, at=3, seam="batch"))
     redone: list[list[int]] = []  # per batch handed to the Python engine: its leads held
     process_stored = native.NativeProcessor.process_stored
 
@@ -1033,8 +1044,7 @@ def test_a_rust_panic_inside_a_batch_redoes_it_on_the_python_engine(
             cache_leads=cache_leads,
         )
     (core,) = wrapped
-    assert [type(e).__name__ for e in core.panics] == ["PanicException"], core.panics
-    assert "test-only fault injection" in str(core.panics[0])
+    core.assert_panicked_once()
     assert core.panicked_leads
     assert redone == [[]], f"leads of the panicked batch left in the core: {redone}"
     assert core.evaluated > 3, "the core did not go on after the panic"
@@ -1055,40 +1065,6 @@ def test_no_production_path_arms_the_panic_seam() -> None:
     assert callers == []
 
 
-class _CommitPanicky:
-    """The core, armed to panic inside its `at`th `commit` (`test_only_panic_in_commit`:
-    after the first lead's checkpoint moved), recording the leads of that commit and how
-    many batches it evaluates."""
-
-    def __init__(self, core: Any, at: int) -> None:
-        self._core = core
-        core.test_only_panic_in_commit(at)
-        self.evaluated = 0
-        self.panics: list[BaseException] = []
-        self.panicked_leads: list[int] = []
-
-    def evaluate(self, *args: Any) -> Any:
-        self.evaluated += 1
-        return self._core.evaluate(*args)
-
-    def commit(self, lead_ids: list[int]) -> None:
-        try:
-            self._core.commit(lead_ids)
-        except BaseException as exc:
-            self.panics.append(exc)
-            self.panicked_leads = list(lead_ids)
-            raise
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._core, name)
-
-    def __contains__(self, lead_id: object) -> bool:
-        return lead_id in self._core
-
-    def __len__(self) -> int:
-        return len(self._core)
-
-
 @pytest.mark.parametrize("cache_leads", [1000, 0])
 def test_a_rust_panic_after_a_save_evicts_its_leads_and_goes_on(
     redis_url: str,
@@ -1102,20 +1078,7 @@ def test_a_rust_panic_after_a_save_evicts_its_leads_and_goes_on(
     half moved would make the next delta wrong), it counts as a `fault` fallback, and the
     next batches run on the core: the same events, dead letters, counters and Redis
     contents as the Python engine throughout (`same`)."""
-    module = native._module()
-    assert module is not None
-    wrapped: list[_CommitPanicky] = []
-
-    class PanickyModule:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(module, name)
-
-        @staticmethod
-        def Core(*args: Any) -> _CommitPanicky:
-            wrapped.append(_CommitPanicky(module.Core(*args), at=3))
-            return wrapped[-1]
-
-    monkeypatch.setattr(native, "_module", lambda: PanickyModule())
+    wrapped = _wrap_cores(monkeypatch, lambda core: _Panicky(core, at=3, seam="commit"))
     left: list[list[int]] = []  # per save whose commit panicked: its leads still held
     save_core = RedisStore.save_core
 
@@ -1137,8 +1100,7 @@ def test_a_rust_panic_after_a_save_evicts_its_leads_and_goes_on(
             fallbacks=fallbacks,
         )
     (core,) = wrapped
-    assert [type(e).__name__ for e in core.panics] == ["PanicException"], core.panics
-    assert "test-only fault injection" in str(core.panics[0])
+    core.assert_panicked_once()
     assert len(core.panicked_leads) > 1, "the panic did not come half way through"
     assert left == [[]], f"leads of the panicked commit left in the core: {left}"
     assert fallbacks == ["fault"]
@@ -1225,13 +1187,11 @@ def test_the_backtest_survives_a_rust_panic_in_the_core(
     source.write_bytes(b"\n".join(lines) + b"\n")
     plan = load_plan(ROOT / "rules")
     want = backtest_to_lists(plan, source, DEFAULT_DEDUP_HORIZON_US, 50)
-    module = native._module()
-    assert module is not None
     panics: list[str] = []
 
-    class Armed:
+    class Armed(_WrappedCore):
         def __init__(self, core: Any) -> None:
-            self._core = core
+            super().__init__(core)
             core.test_only_panic_in_batch(3)
 
         def process(self, *args: Any) -> Any:
@@ -1241,24 +1201,7 @@ def test_the_backtest_survives_a_rust_panic_in_the_core(
                 panics.append(type(exc).__name__)
                 raise
 
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._core, name)
-
-        def __contains__(self, lead_id: object) -> bool:
-            return lead_id in self._core
-
-        def __len__(self) -> int:
-            return len(self._core)
-
-    class PanickyModule:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(module, name)
-
-        @staticmethod
-        def Core(*args: Any) -> Armed:
-            return Armed(module.Core(*args))
-
-    monkeypatch.setattr(native, "_module", lambda: PanickyModule())
+    _wrap_cores(monkeypatch, Armed)
     got = backtest_to_lists(plan, source, DEFAULT_DEDUP_HORIZON_US, 50)
     assert panics == ["PanicException"]
     assert got[0] == want[0] and got[1] == want[1]
