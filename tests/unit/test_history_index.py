@@ -207,15 +207,19 @@ filters:
 }
 
 
-@pytest.fixture(scope="module")
-def rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rules")
+def write_index_rules(root: Path) -> Path:
+    """`TYPE` and `CAMPAIGNS` as a rules directory at `root` (made empty beforehand)."""
     (root / "activity-types").mkdir()
     (root / "campaigns").mkdir()
     (root / "activity-types" / "buy.yaml").write_text(TYPE)
     for name, text in CAMPAIGNS.items():
         (root / "campaigns" / f"{name}.yaml").write_text(text)
     return root
+
+
+@pytest.fixture(scope="module")
+def rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_index_rules(tmp_path_factory.mktemp("rules"))
 
 
 def load(rules: Path, hours: int = 3) -> Plan:

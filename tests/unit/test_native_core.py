@@ -37,7 +37,7 @@ from streams.pipeline import Processor, Record
 from streams.samples import sample_activities
 from streams.state.codec import decode_state, encode_state
 from streams.state.memory import MemoryStore
-from tests.unit.test_history_index import CAMPAIGNS, NOW_US, TYPE, load, record
+from tests.unit.test_history_index import NOW_US, load, record, write_index_rules
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 TEXT = st.text(max_size=30)
@@ -339,12 +339,7 @@ def test_a_busy_lead_through_the_core_is_the_reference(
     64 entries) and scanning, against the scanning Python reference."""
     if ENGINE.native is None:
         pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
-    (tmp_path / "activity-types").mkdir()
-    (tmp_path / "campaigns").mkdir()
-    (tmp_path / "activity-types" / "buy.yaml").write_text(TYPE)
-    for name, text in CAMPAIGNS.items():
-        (tmp_path / "campaigns" / f"{name}.yaml").write_text(text)
-    plan = load(tmp_path, hours)
+    plan = load(write_index_rules(tmp_path), hours)
     shaped = [
         (0, 1, i - (late_by - i % 7 if i % late_every == 1 else 0), "xyz"[i % 3], i % 10, i)
         for i in range(2000)
@@ -411,12 +406,7 @@ def test_a_date_stored_as_another_type_is_compared_as_python_compares_it(
     on that state and on the activities that follow it; and integers at 64 bits' ends."""
     if ENGINE.native is None:
         pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
-    (tmp_path / "activity-types").mkdir()
-    (tmp_path / "campaigns").mkdir()
-    (tmp_path / "activity-types" / "buy.yaml").write_text(TYPE)
-    for name, text in CAMPAIGNS.items():
-        (tmp_path / "campaigns" / f"{name}.yaml").write_text(text)
-    plan = load(tmp_path)
+    plan = load(write_index_rules(tmp_path))
     minute = 60_000_000
     base = NOW_US - 3 * 86_400_000_000
 
