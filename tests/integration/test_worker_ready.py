@@ -1,10 +1,14 @@
 """A worker's `/ready` (streams/runtime/readiness.py) on the real broker: 200 only once the
 worker has joined its group and holds its assignment, and no flapping when another worker
-joins or leaves the group."""
+joins or leaves the group, and 503 "stop" once it is told to stop."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +19,7 @@ from tests.integration.readiness import (
     assigned_gauge,
     first_ready,
     group_assignment,
+    probe,
 )
 from tests.integration.streaming import isolated_settings
 
@@ -53,3 +58,28 @@ def test_a_ready_worker_stays_ready_while_another_joins_and_leaves_the_group(
         lambda name: WorkerProcess(settings, tmp_path / f"{name}.log"),
         float(settings["STREAMS_SESSION_TIMEOUT"]),
     )
+
+
+def test_a_stopping_worker_answers_stop_until_its_web_server_closes(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """From the SIGTERM on, while the worker leaves its group and stops, `/ready` answers
+    503 "stop" (never 200 again) until its web server closes: nothing new is routed to a
+    worker on its way out."""
+    settings = isolated_settings(kafka_bootstrap, redis_url, RULES)
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        first_ready(worker, 90)
+        os.killpg(worker.pid, signal.SIGTERM)
+        answers: list[tuple[int, dict[str, Any]]] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and worker.alive():
+            answer = probe(worker)
+            if answer[0] == 0 and answers:
+                break  # the web server closed
+            if answer[0]:
+                answers.append(answer)
+            time.sleep(0.005)
+    stopping = [a for a in answers if a[0] != 200]
+    assert stopping, answers[-3:]
+    assert set(map(str, stopping)) == {str((503, {"ready": False, "waiting": "stop"}))}, stopping
+    assert answers[answers.index(stopping[0]) :] == stopping, answers
