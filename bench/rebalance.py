@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.stream import (
     HARNESSES,
     ROOT,
+    Harness,
     TimingReader,
     fresh_settings,
     log_append_time,
@@ -211,7 +212,7 @@ def run(args: argparse.Namespace, bootstrap: str, redis_url: str, logs: Path) ->
             if time.monotonic() > deadline or not a.process.alive():
                 raise SystemExit(f"no membership for the warm-up record; {a.process.log_tail()}")
         receive, sender = start_paced_sender(
-            args.harness, bootstrap, topic_in, activities, probe, args.rate
+            Harness(args.harness), bootstrap, topic_in, activities, probe, args.rate
         )
         sent_at: dict[str, float] = {}
         arrived: dict[str, float] = {}
@@ -414,6 +415,7 @@ def main() -> int:
                 ),
                 logs,
                 dict(item.split("=", 1) for item in args.set),
+                Harness(args.harness),
             )
         for run_number in range(args.runs):
             if args.runs > 1:

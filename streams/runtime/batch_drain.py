@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -92,6 +93,12 @@ class BatchDrainConsumer(ShortFetchWaitConsumer):
         """(epoch, messages, Unix time the fetch returned), in fetch order."""
         self.epoch = 0
         self._held: Fetched | None = None
+        self._settling: int | None = None
+        """The epoch whose batches still count while a revocation waits for them
+        (`hold_batches` to `release_batches`), None otherwise."""
+        self._open: Counter[int] = Counter()
+        """Epoch -> batches handed out in it and not acked yet."""
+        self._batch_acked = asyncio.Event()
 
     def stop_flow(self) -> None:
         """Faust's, then drop every queued batch: its partitions may be revoked."""
@@ -100,6 +107,35 @@ class BatchDrainConsumer(ShortFetchWaitConsumer):
         self._held = None
         while not self.batches.empty():
             self.batches.get_nowait()
+        for epoch in [e for e in self._open if e not in (self.epoch, self._settling)]:
+            del self._open[epoch]
+
+    def counts(self, batch: Batch) -> bool:
+        """Whether the batch's ack would still count: it was handed out in the current
+        epoch, or in the one a revocation is waiting for (`hold_batches`). A batch that
+        does not count must not be sent either: its records are read again."""
+        return batch.epoch == self.epoch or batch.epoch == self._settling
+
+    def hold_batches(self) -> None:
+        """Before a revocation's commit (revocation.py): hand out no more batches (Faust's
+        `stop_flow`, as its revocation handler is about to do; queued batches are dropped,
+        never evaluated) while the batches already handed out still count, so that
+        `batches_settled` can wait for their acks."""
+        self._settling = self.epoch
+        self.stop_flow()
+
+    async def batches_settled(self) -> None:
+        """Until every batch handed out in the held epoch is acked (unbounded: the caller
+        bounds it)."""
+        while self._settling is not None and self._open[self._settling] > 0:
+            self._batch_acked.clear()
+            await self._batch_acked.wait()
+
+    def release_batches(self) -> None:
+        """After the revocation's commit: the held epoch's batches no longer count (an ack
+        is discarded, and their sends are not issued: `counts`)."""
+        self._settling = None
+        self._open = Counter({self.epoch: self._open[self.epoch]})
 
     async def next_batch(self, max_records: int, wait: float = 0.0) -> Batch:
         """The next fetched batch of the current epoch, joined with the batches queued
@@ -123,6 +159,7 @@ class BatchDrainConsumer(ShortFetchWaitConsumer):
                 break
             batch.extend(more)
         self._mark_inbound(batch)
+        self._open[epoch] += 1
         return Batch(batch, epoch, fetched_at)
 
     def _mark_inbound(self, batch: list[Any]) -> None:
@@ -141,10 +178,15 @@ class BatchDrainConsumer(ShortFetchWaitConsumer):
         unless a rebalance came since it was handed out: then Faust has seeked to the
         committed offsets and reads those records again, and an ack now would let Faust's
         commit (which takes the acked run from its lowest offset, not from the committed
-        one) skip records below it that are not yet evaluated again."""
-        if batch.epoch != self.epoch:
+        one) skip records below it that are not yet evaluated again. The batches of an
+        epoch held for a revocation (`hold_batches`) still count until its commit: Faust
+        has not forgotten their partitions' acked offsets nor seeked yet."""
+        if not self.counts(batch):
             return
         self._ack_all(batch.messages)
+        if self._open[batch.epoch] > 0:
+            self._open[batch.epoch] -= 1
+        self._batch_acked.set()
 
     def _ack_all(self, messages: list[Any]) -> None:
         """Faust's `ack` (faust.transport.consumer.Consumer.ack) for many messages, with

@@ -24,7 +24,9 @@ an undelivered event. The first failure, of a delivery or of issuing the sends, 
 everything for good: no later batch's sends are issued, `on_failure` is called with it (the
 worker exits there) and `settled`/`submit` raise it afterwards. `close` (the agent
 stopping) stops waiting: batches not acked stay unacked and are redelivered, and batches
-not issued never are.
+not issued never are. A batch that no longer `counts` when its turn to be issued comes (a
+rebalance revoked its partitions: its records are read again, by the new owner or after a
+seek) is skipped, neither issued nor acked: sending its events would only duplicate them.
 """
 
 from __future__ import annotations
@@ -50,10 +52,12 @@ class InFlight(Generic[T]):
         ack: Callable[[T], None],
         on_failure: Callable[[BaseException, T], None],
         ahead: int = 0,
+        counts: Callable[[T], bool] | None = None,
     ) -> None:
         if ahead < 0:
             raise ValueError(f"ahead must be >= 0, not {ahead}")
         self._ack = ack
+        self._counts = counts
         self._on_failure = on_failure
         self.ahead = ahead
         self._queue: asyncio.Queue[tuple[T, Issue]] = asyncio.Queue()
@@ -107,6 +111,9 @@ class InFlight(Generic[T]):
     async def _send(self) -> None:
         while True:
             batch, issue = await self._queue.get()
+            if self._counts is not None and not self._counts(batch):
+                self._skip()  # its records are read again: sending them would duplicate
+                continue
             try:
                 delivery = await issue()
                 self._unissued -= 1
@@ -125,3 +132,11 @@ class InFlight(Generic[T]):
             self._unacked -= 1
             if not self._unacked:
                 self._settled.set()
+
+    def _skip(self) -> None:
+        """A batch neither issued nor acked (`counts` is false)."""
+        self._unissued -= 1
+        self._issued.set()
+        self._unacked -= 1
+        if not self._unacked:
+            self._settled.set()

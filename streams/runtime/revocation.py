@@ -32,8 +32,10 @@ taking TPs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+import time
+from typing import Any, Final
 
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
@@ -43,21 +45,64 @@ from streams.runtime.fetch_wait import ShortFetchWaitConsumer
 log = logging.getLogger(__name__)
 
 
+SETTLE_SECONDS: Final = 2.0
+"""The longest a graceful revocation waits for the deliveries in flight before its commit.
+Every member's partitions wait for the slowest member to rejoin, so this is part of the
+group's pause at worst; well inside the session timeout (10 s) and the rebalance timeout
+(Faust's 60 s), so a stuck send cannot hold the group. Measured (README, "Rebalances"):
+the wait took tens of milliseconds."""
+
+
 class CommitsBeforeRevocation(aiokafka_driver.Consumer):
-    """Commits acked offsets before a revocation (module doc); mixed into a consumer."""
+    """Commits acked offsets before a revocation (module doc), once what is in flight
+    settled (`settle_before_revocation`, at most `settle_seconds`); mixed into a
+    consumer."""
+
+    settle_seconds: float = SETTLE_SECONDS
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         if revoked and not self.app.should_stop:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(self.settle_seconds):
+                    await self.settle_before_revocation()
+            except TimeoutError:
+                log.warning(
+                    "deliveries in flight not settled within %.1f s of a revocation: "
+                    "what is not acked is redelivered",
+                    self.settle_seconds,
+                )
             try:
                 await self.commit(revoked)
             except Exception:  # the records are redelivered, as without this commit
                 log.exception("commit before the revocation of %d partitions failed", len(revoked))
+            finally:
+                self.after_revocation_commit()
+            log.info(
+                "revocation of %d partitions: in-flight settled and committed in %.3f s",
+                len(revoked),
+                time.monotonic() - started,
+            )
         await super().on_partitions_revoked(revoked)
+
+    async def settle_before_revocation(self) -> None:
+        """What is in flight, finished and acked before the commit (unbounded: the caller
+        bounds it); nothing by default."""
+
+    def after_revocation_commit(self) -> None:
+        """After the commit (or its failure): what settles after this must not count."""
 
 
 class RevocationCommitConsumer(CommitsBeforeRevocation, BatchDrainConsumer):
     """The batch-drain consumer (the worker's), committing acked offsets before a
-    revocation."""
+    revocation, once the batches handed out have been delivered and acked."""
+
+    async def settle_before_revocation(self) -> None:
+        self.hold_batches()
+        await self.batches_settled()
+
+    def after_revocation_commit(self) -> None:
+        self.release_batches()
 
 
 class RevocationCommitTransport(BatchDrainTransport):

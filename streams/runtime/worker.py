@@ -525,6 +525,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             consumer.ack_batch,
             delivery_failed,
             settings.evaluate_ahead if settings.delivery_overlap else 0,
+            counts=consumer.counts,  # a batch of revoked partitions is not sent
         )
         try:
             while True:

@@ -12,7 +12,7 @@ import asyncio
 import importlib.metadata
 import inspect
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -287,6 +287,9 @@ def _batch_consumer() -> BatchDrainConsumer:
     consumer.batches = asyncio.Queue(QUEUED_BATCHES)
     consumer.epoch = 0
     consumer._held = None
+    consumer._settling = None
+    consumer._open = Counter()
+    consumer._batch_acked = asyncio.Event()
     consumer.flow_active = True
     consumer.can_resume_flow = asyncio.Event()
     consumer.suspend_flow = asyncio.Event()

@@ -200,3 +200,28 @@ def test_close_leaves_what_is_not_delivered_unacked_and_issues_nothing_more() ->
 def test_ahead_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="ahead"):
         InFlight(Recorder().ack, Recorder().on_failure, -1)
+
+
+def test_a_batch_that_no_longer_counts_is_neither_issued_nor_acked() -> None:
+    """A rebalance revoked batch 1's partitions while batch 0 was being delivered: when its
+    turn comes it is skipped (its records are read again: sending them would duplicate),
+    and the batches after it go on."""
+
+    async def main() -> None:
+        seen = Recorder()
+        revoked: set[int] = set()
+        out = InFlight(seen.ack, seen.on_failure, 8, counts=lambda n: n not in revoked)
+        for n in range(3):
+            await out.submit(n, seen.issuer(n))
+        await settle()
+        assert seen.issued == [0]
+        revoked.add(1)
+        seen.deliveries[0].set_result(None)
+        await settle()
+        assert seen.issued == [0, 2] and seen.acked == [0]
+        seen.deliveries[2].set_result(None)
+        await asyncio.wait_for(out.settled(), 1)
+        assert seen.acked == [0, 2] and seen.failed == []
+        await out.close()
+
+    run(main())

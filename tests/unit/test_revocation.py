@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.app import base as faust_app_base
 from faust.transport import consumer as faust_consumer
 from faust.types import TP
 
@@ -87,3 +89,111 @@ def test_no_commit_for_an_empty_revocation_or_while_stopping(
     app._stopped.set()  # mode's Service: `should_stop` is true
     asyncio.run(consumer.on_partitions_revoked({TP("activities", 1)}))
     assert commits == []
+
+
+def test_faust_stops_the_flow_in_the_revocation_handler_that_the_settle_anticipates() -> None:
+    """The worker's consumer stops the flow itself before the commit (`hold_batches`), as
+    Faust's revocation handler would right after it: the call must be Faust's, idempotent,
+    and the handler must run after the consumer's `on_partitions_revoked` pops the acked
+    offsets (so the settle and the commit see them)."""
+    source = inspect.getsource(faust_app_base.App._on_partitions_revoked)
+    assert "consumer.stop_flow" in source
+    stop_flow = inspect.getsource(faust_consumer.Consumer.stop_flow)
+    assert "self.flow_active = False" in stop_flow
+    revoked = inspect.getsource(faust_consumer.Consumer.on_partitions_revoked)
+    assert revoked.index("self._acked.pop(tp, None)") < revoked.index("self._on_partitions_revoked")
+
+
+def _message(offset: int) -> SimpleNamespace:
+    return SimpleNamespace(tp=TP("activities", 0), topic="activities", offset=offset, acked=False)
+
+
+def _revoking_worker_consumer(
+    tmp_path: Path, seen: list[Any]
+) -> tuple[RevocationCommitConsumer, TP]:
+    """The worker's consumer, never started, its commit, acks and the app's handler
+    recording into `seen`."""
+    app = create_app("t", "localhost:1", datadir=tmp_path, batch_drain=True)
+    consumer = app.consumer
+    assert isinstance(consumer, RevocationCommitConsumer)
+    tp = TP("activities", 0)
+
+    async def commit(topics: Any = None, start_new_transaction: bool = True) -> bool:
+        seen.append(("commit", set(topics)))
+        return True
+
+    async def app_handler(revoked: Any) -> None:
+        seen.append(("app", set(revoked)))
+
+    consumer.commit = commit  # type: ignore[method-assign]
+    consumer._on_partitions_revoked = app_handler
+    consumer._ack_all = lambda messages: seen.append(  # type: ignore[method-assign]
+        ("ack", [m.offset for m in messages])
+    )
+    return consumer, tp
+
+
+def test_a_revocation_waits_for_the_batches_in_flight_then_commits_their_acks(
+    tmp_path: Path,
+) -> None:
+    """A batch handed out before the revocation and being delivered: the revocation stops
+    handing out batches (a queued one is dropped), waits for the batch's ack, and only
+    then commits and lets Faust forget the partitions; the batch's ack counts."""
+    seen: list[Any] = []
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, seen)
+        consumer.batches.put_nowait((0, [_message(5), _message(6)], 0.0))
+        in_flight = await consumer.next_batch(2)
+        consumer.batches.put_nowait((0, [_message(7)], 0.0))  # fetched, never handed out
+        revoking = asyncio.ensure_future(consumer.on_partitions_revoked({tp}))
+        await asyncio.sleep(0.05)
+        assert not revoking.done() and seen == [], "the revocation must wait for the batch"
+        assert consumer.flow_active is False and consumer.batches.empty()
+        assert consumer.counts(in_flight)
+        consumer.ack_batch(in_flight)  # its delivery succeeded
+        await asyncio.wait_for(revoking, 1)
+        assert not consumer.counts(in_flight)
+
+    asyncio.run(main())
+    assert seen == [
+        ("ack", [5, 6]),
+        ("commit", {TP("activities", 0)}),
+        ("app", {TP("activities", 0)}),
+    ]
+
+
+def test_a_delivery_that_does_not_settle_in_time_is_neither_acked_nor_sent_later(
+    tmp_path: Path,
+) -> None:
+    """A stuck delivery holds the revocation only `settle_seconds`: then the commit goes
+    on without it, and its late ack is discarded (its records are read again), as is the
+    send of a batch whose turn comes after the revocation (`counts`)."""
+    seen: list[Any] = []
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, seen)
+        consumer.settle_seconds = 0.1
+        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        stuck = await consumer.next_batch(1)
+        await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 2)
+        assert not consumer.counts(stuck)
+        consumer.ack_batch(stuck)
+
+    asyncio.run(main())
+    assert seen == [("commit", {TP("activities", 0)}), ("app", {TP("activities", 0)})]
+
+
+def test_without_a_batch_in_flight_the_revocation_commits_at_once(tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, seen)
+        consumer.settle_seconds = 30.0
+        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        done = await consumer.next_batch(1)
+        consumer.ack_batch(done)
+        await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 1)
+
+    asyncio.run(main())
+    assert seen == [("ack", [5]), ("commit", {TP("activities", 0)}), ("app", {TP("activities", 0)})]
