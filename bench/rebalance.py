@@ -215,6 +215,7 @@ def run(args: argparse.Namespace, bootstrap: str, redis_url: str, logs: Path) ->
             Harness(args.harness), bootstrap, topic_in, activities, probe, args.rate
         )
         sent_at: dict[str, float] = {}
+        activity_of: dict[str, str] = {}  # eventId -> its activity's marketoGUID
         arrived: dict[str, float] = {}
         first_append: float | None = None
         done_at: float | None = None
@@ -245,6 +246,7 @@ def run(args: argparse.Namespace, bootstrap: str, redis_url: str, logs: Path) ->
                         first_append = timestamp
                     continue
                 event_ids[value["eventId"]] += 1
+                activity_of[value["eventId"]] = value["activityId"]
                 arrived.setdefault(value["activityId"], now)
             if done_at is not None and not pending:
                 missing = expected - set(event_ids)
@@ -263,7 +265,7 @@ def run(args: argparse.Namespace, bootstrap: str, redis_url: str, logs: Path) ->
         for member in members.values():
             member.process.stop()
     load_end = os.getloadavg()
-    report(args, sent_at, arrived, event_ids, expected, members, load_start, load_end)
+    report(args, sent_at, arrived, event_ids, activity_of, expected, members, load_start, load_end)
     return 0
 
 
@@ -272,6 +274,7 @@ def report(
     sent_at: dict[str, float],
     arrived: dict[str, float],
     event_ids: Counter[str],
+    activity_of: dict[str, str],
     expected: set[str],
     members: dict[str, Member],
     load_start: tuple[float, float, float],
@@ -360,6 +363,19 @@ def report(
         f"{len(unexpected):,} unexpected",
         flush=True,
     )
+    # Each duplicate counted at the group change nearest to its activity's send.
+    changes = [(at, what) for at, what in events if not what.endswith(("exited", "ready"))]
+    near: Counter[str] = Counter()
+    for event_id, count in event_ids.items():
+        sent = sent_at.get(activity_of.get(event_id, ""))
+        if count > 1 and sent is not None and changes:
+            near[min(changes, key=lambda c: abs(c[0] - (sent - t0)))[1]] += count - 1
+    if near:
+        print(
+            "duplicates by the group change nearest to their activity's send: "
+            + ", ".join(f"{what} {n:,}" for what, n in sorted(near.items())),
+            flush=True,
+        )
 
 
 def main() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from functools import partial
 
 from streams import ENGINE
 from streams.cli.common import (
@@ -67,9 +68,16 @@ def run_worker(args: argparse.Namespace) -> int:
 
     # Imported after the checks: importing Faust takes a second.
     from streams.runtime.faust_app import run_worker
+    from streams.runtime.revocation import settle_and_commit_before_stop
     from streams.runtime.worker import build_app
 
     app = build_app(settings, plan, faust_datadir())
     tune_gc(young=WORKER_YOUNG)
     sys.setswitchinterval(settings.switch_interval)
-    run_worker(app, loglevel=args.log_level.upper())  # until SIGTERM/SIGINT; exits the process
+    # Until SIGTERM/SIGINT; exits the process. The batches in flight are delivered, acked
+    # and committed first (revocation.py), so the next owner does not send them again.
+    run_worker(
+        app,
+        loglevel=args.log_level.upper(),
+        before_stop=partial(settle_and_commit_before_stop, app),
+    )

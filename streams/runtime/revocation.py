@@ -62,28 +62,35 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         if revoked and not self.app.should_stop:
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(self.settle_seconds):
-                    await self.settle_before_revocation()
-            except TimeoutError:
-                log.warning(
-                    "deliveries in flight not settled within %.1f s of a revocation: "
-                    "what is not acked is redelivered",
-                    self.settle_seconds,
-                )
-            try:
-                await self.commit(revoked)
-            except Exception:  # the records are redelivered, as without this commit
-                log.exception("commit before the revocation of %d partitions failed", len(revoked))
-            finally:
-                self.after_revocation_commit()
-            log.info(
-                "revocation of %d partitions: in-flight settled and committed in %.3f s",
-                len(revoked),
-                time.monotonic() - started,
-            )
+            await self.settle_and_commit(revoked, "a revocation")
         await super().on_partitions_revoked(revoked)
+
+    async def settle_and_commit(self, tps: set[Any] | None, why: str) -> None:
+        """Let what is in flight settle (at most `settle_seconds`), then commit the acked
+        offsets of `tps` (None: every assigned partition); what settles later does not
+        count. Never raises: what is not committed is redelivered."""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.settle_seconds):
+                await self.settle_before_revocation()
+        except TimeoutError:
+            log.warning(
+                "deliveries in flight not settled within %.1f s of %s: what is not acked "
+                "is redelivered",
+                self.settle_seconds,
+                why,
+            )
+        try:
+            await self.commit(tps)
+        except Exception:  # the records are redelivered, as without this commit
+            log.exception("commit before %s failed", why)
+        finally:
+            self.after_revocation_commit()
+        log.info(
+            "%s: deliveries in flight settled and committed in %.3f s",
+            why,
+            time.monotonic() - started,
+        )
 
     async def settle_before_revocation(self) -> None:
         """What is in flight, finished and acked before the commit (unbounded: the caller
@@ -103,6 +110,16 @@ class RevocationCommitConsumer(CommitsBeforeRevocation, BatchDrainConsumer):
 
     def after_revocation_commit(self) -> None:
         self.release_batches()
+
+
+async def settle_and_commit_before_stop(app: Any) -> None:
+    """The worker's `before_stop` (streams/runtime/faust_app.py `run_worker`): on SIGTERM,
+    before Faust's stop cancels the agent (which leaves the batches in flight unacked, so
+    the next owner sent their events again), the batches handed out settle and what is
+    acked is committed, as before a revocation; no batch is handed out after it."""
+    consumer = app.consumer
+    if isinstance(consumer, CommitsBeforeRevocation):
+        await consumer.settle_and_commit(None, "a graceful stop")
 
 
 class RevocationCommitTransport(BatchDrainTransport):
