@@ -26,6 +26,18 @@ def _duration(value: str) -> str:
     return value
 
 
+def _heartbeat_within_session(value: float, info: ValidationInfo) -> float:
+    """`heartbeat_interval` at most a third of `session_timeout` (declared before it)."""
+    session = info.data.get("session_timeout")
+    if session is not None and value * 3 > session:
+        raise ValueError(
+            f"STREAMS_HEARTBEAT_INTERVAL ({value}) must be at most a third of "
+            f"STREAMS_SESSION_TIMEOUT ({session}): the coordinator would otherwise "
+            "evict a healthy worker after one late heartbeat"
+        )
+    return value
+
+
 class EngineSettings(BaseSettings):
     """What every process that evaluates rules needs (backtest, workers, API)."""
 
@@ -156,7 +168,30 @@ class KafkaSettings(EngineSettings):
         return [s.strip().removeprefix("kafka://") for s in self.broker.split(",") if s.strip()]
 
 
-class WorkerSettings(KafkaSettings):
+class GroupMemberSettings(KafkaSettings):
+    """What a member of a consumer group (a worker, the dispatcher) needs: its group
+    timing."""
+
+    session_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds without a heartbeat before a worker's partitions go to another "
+        "(how soon a killed worker's work resumes elsewhere).",
+    )
+    heartbeat_interval: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between a worker's heartbeats to its group's coordinator, at "
+        "most a third of the session timeout. A worker learns that its group is "
+        "rebalancing (another worker joined or left) at its next heartbeat, and every "
+        "partition waits for the slowest member to rejoin: this bounds that part of the "
+        "pause.",
+    )
+
+    _check_heartbeat = field_validator("heartbeat_interval")(_heartbeat_within_session)
+
+
+class WorkerSettings(GroupMemberSettings):
     """A streaming worker: the runtime contract of the spec's README."""
 
     redis_url: str = Field(
@@ -225,21 +260,6 @@ class WorkerSettings(KafkaSettings):
         "issued). Sends stay in batch order, each batch's once the earlier ones are "
         "delivered.",
     )
-    session_timeout: float = Field(
-        10.0,
-        gt=0,
-        description="Seconds without a heartbeat before a worker's partitions go to another "
-        "(how soon a killed worker's work resumes elsewhere).",
-    )
-    heartbeat_interval: float = Field(
-        1.0,
-        gt=0,
-        description="Seconds between a worker's heartbeats to its group's coordinator, at "
-        "most a third of the session timeout. A worker learns that its group is "
-        "rebalancing (another worker joined or left) at its next heartbeat, and every "
-        "partition waits for the slowest member to rejoin: this bounds that part of the "
-        "pause.",
-    )
     state_cache_leads: int = Field(
         10_000,
         ge=0,
@@ -254,18 +274,6 @@ class WorkerSettings(KafkaSettings):
         "another thread waits for it (sys.setswitchinterval; Python's default is 0.005): "
         "the event loop and Faust's consumer thread wait up to this long for each other.",
     )
-
-    @field_validator("heartbeat_interval")
-    @classmethod
-    def _heartbeat_within_session(cls, value: float, info: ValidationInfo) -> float:
-        session = info.data.get("session_timeout")
-        if session is not None and value * 3 > session:
-            raise ValueError(
-                f"STREAMS_HEARTBEAT_INTERVAL ({value}) must be at most a third of "
-                f"STREAMS_SESSION_TIMEOUT ({session}): the coordinator would otherwise "
-                "evict a healthy worker after one late heartbeat"
-            )
-        return value
 
 
 class ApiSettings(KafkaSettings):
@@ -358,7 +366,7 @@ class ApiSettings(KafkaSettings):
     )
 
 
-class DispatcherSettings(KafkaSettings):
+class DispatcherSettings(GroupMemberSettings):
     """The dispatcher (`python -m streams dispatcher`): memberships in, calls of custom
     actions out (actions.md). Its consumer group is `STREAMS_APP_ID` + `-dispatcher`."""
 
@@ -372,12 +380,6 @@ class DispatcherSettings(KafkaSettings):
         "campaign-triggers",
         description="Consumer group and Redis key prefix: two deployments with different ids "
         "share nothing.",
-    )
-    session_timeout: float = Field(
-        10.0,
-        gt=0,
-        description="Seconds without a heartbeat before a worker's partitions go to another "
-        "(how soon a killed worker's work resumes elsewhere).",
     )
     web_host: str = Field(
         "0.0.0.0",

@@ -32,8 +32,8 @@ warm-up is what a first membership needs before a call can go out: the action pl
 and the agent's HTTP session, caller and handler built on it. A dead letter's topic
 metadata is not part of it: the producer fetches it at the first dead letter. A rebalance
 commits the acked memberships first (`revocation_commit`, streams/runtime/revocation.py).
-Group timing is `service_options`'s default heartbeat (1 s, at most a third of
-`STREAMS_SESSION_TIMEOUT`), as the worker's default `STREAMS_HEARTBEAT_INTERVAL`.
+Group timing is the worker's settings: `STREAMS_SESSION_TIMEOUT` and
+`STREAMS_HEARTBEAT_INTERVAL` (at most a third of it; `GroupMemberSettings`).
 """
 
 from __future__ import annotations
@@ -137,7 +137,12 @@ def build_app(
         # Its acks are in each partition's order, of handled memberships only: commit them
         # before a rebalance revokes the partitions (revocation.py).
         revocation_commit=True,
-        **service_options(settings.web_host, settings.dispatcher_port, settings.session_timeout),
+        **service_options(
+            settings.web_host,
+            settings.dispatcher_port,
+            settings.session_timeout,
+            settings.heartbeat_interval,
+        ),
     )
     memberships = app.topic(settings.topic_memberships, partitions=settings.partitions)
     metrics = ActionMetrics()

@@ -1,7 +1,7 @@
-"""The dispatcher's consumer group, as its Faust app gets it: the heartbeat
-(`service_options`'s default: 1 s, at most a third of STREAMS_SESSION_TIMEOUT; the
-dispatcher has no STREAMS_HEARTBEAT_INTERVAL of its own), and a consumer that commits
-acked offsets before a revocation (streams/runtime/revocation.py)."""
+"""The dispatcher's consumer group, as its Faust app gets it: its session timeout and
+heartbeat (STREAMS_SESSION_TIMEOUT, STREAMS_HEARTBEAT_INTERVAL, checked as the worker's:
+tests/unit/test_group_timing.py), and a consumer that commits acked offsets before a
+revocation (streams/runtime/revocation.py)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,15 @@ from streams.settings import DispatcherSettings
 RULES = Path(__file__).resolve().parents[2] / "rules"
 
 
-@pytest.mark.parametrize(("session", "heartbeat"), [(10.0, 1.0), (6.0, 1.0), (1.5, 0.5)])
-def test_the_dispatchers_heartbeat_is_a_second_within_a_third_of_its_session(
-    tmp_path: Path, session: float, heartbeat: float
+@pytest.mark.parametrize(("session", "heartbeat"), [(10.0, None), (6.0, 2.0), (1.5, 0.5)])
+def test_faust_gets_the_dispatchers_session_timeout_and_heartbeat(
+    tmp_path: Path, session: float, heartbeat: float | None
 ) -> None:
-    settings = DispatcherSettings(rules_dir=RULES, broker="localhost:1", session_timeout=session)
+    given = {} if heartbeat is None else {"heartbeat_interval": heartbeat}
+    settings = DispatcherSettings(
+        rules_dir=RULES, broker="localhost:1", session_timeout=session, **given
+    )
+    heartbeat = 1.0 if heartbeat is None else heartbeat  # the default
     app = build_app(settings, load_plan(RULES), Secrets(), tmp_path)
     assert app.conf.broker_session_timeout == session
     assert app.conf.broker_heartbeat_interval == heartbeat
