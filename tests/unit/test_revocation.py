@@ -197,3 +197,42 @@ def test_without_a_batch_in_flight_the_revocation_commits_at_once(tmp_path: Path
 
     asyncio.run(main())
     assert seen == [("ack", [5]), ("commit", {TP("activities", 0)}), ("app", {TP("activities", 0)})]
+
+
+def test_the_dispatchers_revocation_waits_for_its_settlers_then_commits(tmp_path: Path) -> None:
+    """The dispatcher's consumer: the flow stops, the revocation waits for what the app
+    registered (its calls under way) to end, bounded by `settle_seconds`, then commits."""
+    seen: list[Any] = []
+
+    async def main() -> None:
+        app = create_app("t", "localhost:1", datadir=tmp_path, revocation_commit=True)
+        consumer = app.consumer
+        assert isinstance(consumer, RevocationCommitStreamConsumer)
+        tp = TP("memberships", 0)
+        calls_ended = asyncio.Event()
+
+        async def commit(topics: Any = None, start_new_transaction: bool = True) -> bool:
+            seen.append("commit")
+            return True
+
+        async def app_handler(revoked: Any) -> None:
+            seen.append("app")
+
+        async def settler() -> None:
+            await calls_ended.wait()
+            seen.append("ended")
+
+        consumer.commit = commit  # type: ignore[method-assign]
+        consumer._on_partitions_revoked = app_handler
+        consumer.settlers.append(settler)
+        revoking = asyncio.ensure_future(consumer.on_partitions_revoked({tp}))
+        await asyncio.sleep(0.05)
+        assert not revoking.done() and seen == [] and consumer.flow_active is False
+        calls_ended.set()
+        await asyncio.wait_for(revoking, 1)
+        consumer.settle_seconds = 0.05
+        calls_ended.clear()
+        await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 1)  # a stuck call
+
+    asyncio.run(main())
+    assert seen == ["ended", "commit", "app", "commit", "app"]
