@@ -56,7 +56,6 @@ from streams.engine.compiler import Plan
 from streams.runtime.faust_app import create_app, send_all, service_options
 from streams.runtime.metrics import CONTENT_TYPE
 from streams.runtime.readiness import Readiness
-from streams.runtime.revocation import RevocationCommitStreamConsumer
 from streams.runtime.worker import crash_now
 from streams.settings import DispatcherSettings
 
@@ -102,11 +101,6 @@ class Stopping:
             )
             await asyncio.wait(set(self.running), timeout=self.grace)
 
-    async def ended(self) -> None:
-        """Until no membership is under way (unbounded: a revocation bounds it)."""
-        while self.running:
-            await asyncio.wait(set(self.running))
-
     async def cancel(self, acks: InOrderAcks) -> None:
         """Cancel what is still under way (never acked, so redelivered)."""
         left = set(self.running)
@@ -150,11 +144,6 @@ def build_app(
             settings.heartbeat_interval,
         ),
     )
-    # A graceful revocation waits (at most SETTLE_SECONDS) for the calls under way to
-    # end and be acked, then commits: their new owner does not call them again.
-    consumer = app.consumer
-    assert isinstance(consumer, RevocationCommitStreamConsumer)  # revocation_commit=True
-    consumer.settlers.append(stopping.ended)
     memberships = app.topic(settings.topic_memberships, partitions=settings.partitions)
     metrics = ActionMetrics()
     metrics.rules_info.labels(plan.rules_version).set(1)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -129,22 +128,8 @@ class RevocationCommitTransport(BatchDrainTransport):
 
 class RevocationCommitStreamConsumer(CommitsBeforeRevocation, ShortFetchWaitConsumer):
     """Faust's consumer feeding the Stream (the dispatcher's), committing acked offsets
-    before a revocation once what its app registered in `settlers` ended (the
-    dispatcher's calls under way), with the short fetch wait (fetch_wait.py: a busy
-    partition's memberships must not wait for a fetch of idle ones)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.settlers: list[Callable[[], Awaitable[None]]] = []
-        """What to wait for before a revocation's commit (each unbounded: the caller
-        bounds them together)."""
-
-    async def settle_before_revocation(self) -> None:
-        if self.settlers:
-            # Nothing more to the stream meanwhile, as Faust's revocation handler is about
-            # to do (what the stream already holds may still start: it is waited for too).
-            self.stop_flow()
-            await asyncio.gather(*(settle() for settle in self.settlers))
+    before a revocation, with the short fetch wait (fetch_wait.py: a busy partition's
+    memberships must not wait for a fetch of idle ones)."""
 
 
 class RevocationCommitStreamTransport(aiokafka_driver.Transport):
