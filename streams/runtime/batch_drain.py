@@ -30,9 +30,11 @@ Rebalance: Faust calls `stop_flow()` when partitions are revoked (and at stop); 
 consumer then drops every queued batch and bumps its epoch, so a batch fetched before the
 revocation, even one whose `put` completes later, is never handed out (as Faust clears the
 streams' queues there). Those records were never acked: the new owner (or this worker,
-after Faust's seek to the committed offsets) reads them again. A batch the agent is
-already evaluating finishes; its acks for a partition no longer assigned are discarded by
-Faust's commit, and the store's compare-and-set catches a write that races the new owner.
+after Faust's seek to the committed offsets) reads them again. The batches already handed
+out get to finish first: the revocation holds the epoch they were handed out in
+(`hold_batches`), waits for their acks (`batches_settled`, bounded by revocation.py) and
+commits; after that (`release_batches`) an ack of a batch of an older epoch is discarded
+(`counts`), and the store's compare-and-set catches a write that races the new owner.
 
 What this relies on, checked by tests/unit/test_faust_internals.py (which fails loudly when
 an upgrade changes them): the fetcher runs `_drain_messages(fetcher)`; `getmany(timeout)`

@@ -16,9 +16,10 @@ metadata (`warm_up`). Per batch, in this order:
    task issues (streams/runtime/in_flight.py), so sends stay in batch order and a batch's
    events are never delivered after an earlier batch's delivery failed;
 3. only then ack the batch's records (`BatchDrainConsumer.ack_batch`), in batch order,
-   whose offsets Faust commits on its next commit; a batch handed out before a rebalance
-   is not acked (Faust re-reads its records from the committed offsets, and the replay is
-   a no-op).
+   whose offsets Faust commits on its next commit; a graceful revocation first lets the
+   batches handed out settle and commits them (streams/runtime/revocation.py); a batch
+   that did not is not acked, nor sent if not yet issued (Faust re-reads its records from
+   the committed offsets, and the replay is a no-op).
 A crash anywhere before 3 redelivers the batch (and any later one, evaluated or not):
 each activity is found in its lead's `seen` at the same position, changes nothing, and
 its events are produced again with the same `eventId`s (at-least-once, idempotent). No
