@@ -173,7 +173,7 @@ class GroupMemberSettings(KafkaSettings):
     timing."""
 
     session_timeout: float = Field(
-        10.0,
+        6.0,
         gt=0,
         description="Seconds without a heartbeat before a worker's partitions go to another "
         "(how soon a killed worker's work resumes elsewhere).",

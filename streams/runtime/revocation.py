@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 SETTLE_SECONDS: Final = 2.0
 """The longest a graceful revocation waits for the deliveries in flight before its commit.
 Every member's partitions wait for the slowest member to rejoin, so this is part of the
-group's pause at worst; well inside the session timeout (10 s) and the rebalance timeout
+group's pause at worst; well inside the session timeout (6 s by default) and the rebalance timeout
 (Faust's 60 s), so a stuck send cannot hold the group. Measured (README, "Rebalances"):
 the wait took 7-255 ms on a loaded machine."""
 
