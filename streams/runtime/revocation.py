@@ -73,6 +73,8 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
     consumer."""
 
     settle_seconds: float = SETTLE_SECONDS
+    stopping = False
+    """Set by `settle_and_commit_before_stop`: the app stops once it returns."""
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         if revoked and not self.app.should_stop:
@@ -133,7 +135,14 @@ async def settle_and_commit_before_stop(app: Any) -> None:
     acked is committed, as before a revocation; no batch is handed out after it."""
     consumer = app.consumer
     if isinstance(consumer, CommitsBeforeRevocation):
+        consumer.stopping = True
         await consumer.settle_and_commit(None, "a graceful stop")
+
+
+def stopping(app: Any) -> bool:
+    """Whether the app is stopping: from the SIGTERM on, its settle before the stop
+    (`settle_and_commit_before_stop`) included, for readiness to answer "stop"."""
+    return bool(app.should_stop) or getattr(app.consumer, "stopping", False)
 
 
 class RevocationCommitTransport(BatchDrainTransport):

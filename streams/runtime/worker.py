@@ -76,6 +76,7 @@ from streams.runtime.hot_reload import (
 from streams.runtime.in_flight import InFlight, Issue
 from streams.runtime.metrics import CONTENT_TYPE, ConsumerLag, WorkerMetrics
 from streams.runtime.readiness import Readiness
+from streams.runtime.revocation import stopping
 from streams.settings import WorkerSettings
 from streams.state.redis_client import redis_client
 from streams.state.redis_store import SAVE_LEADS_LUA, RedisStore, StateConflict
@@ -582,12 +583,12 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
     async def ready(web: Any, request: Any) -> Any:
         # Ready once the group is joined, the assignment in force and the warm-up done;
         # it stays so through later rebalances (streams/runtime/readiness.py).
-        body, status = readiness.view(app.rebalancing, app.should_stop)
+        body, status = readiness.view(app.rebalancing, stopping(app))
         return web.json(body, status=status)
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
-        readiness.waiting(app.rebalancing, app.should_stop)  # latches `streams_ready`
+        readiness.waiting(app.rebalancing, stopping(app))  # latches `streams_ready`
         return web.bytes(await metrics.render_async(), content_type=CONTENT_TYPE)
 
     return app

@@ -19,6 +19,8 @@ from streams.runtime.revocation import (
     CommitsBeforeRevocation,
     RevocationCommitConsumer,
     RevocationCommitStreamConsumer,
+    settle_and_commit_before_stop,
+    stopping,
 )
 
 # The worker's consumer (the batch drain) and the dispatcher's (Faust's own, feeding the
@@ -119,7 +121,7 @@ def _revoking_worker_consumer(
     tp = TP("activities", 0)
 
     async def commit(topics: Any = None, start_new_transaction: bool = True) -> bool:
-        seen.append(("commit", set(topics)))
+        seen.append(("commit", None if topics is None else set(topics)))
         return True
 
     async def app_handler(revoked: Any) -> None:
@@ -197,3 +199,26 @@ def test_without_a_batch_in_flight_the_revocation_commits_at_once(tmp_path: Path
 
     asyncio.run(main())
     assert seen == [("ack", [5]), ("commit", {TP("activities", 0)}), ("app", {TP("activities", 0)})]
+
+
+def test_a_graceful_stop_settles_and_commits_and_reports_stop_from_its_start(
+    tmp_path: Path,
+) -> None:
+    """The worker's SIGTERM (`before_stop`): readiness answers "stop" from its start, the
+    batch in flight is waited for, then every assigned partition's acks are committed."""
+    seen: list[Any] = []
+
+    async def main() -> None:
+        consumer, _ = _revoking_worker_consumer(tmp_path, seen)
+        app = consumer.app
+        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        in_flight = await consumer.next_batch(1)
+        assert not stopping(app)
+        stop = asyncio.ensure_future(settle_and_commit_before_stop(app))
+        await asyncio.sleep(0.05)
+        assert stopping(app) and not stop.done() and seen == []
+        consumer.ack_batch(in_flight)
+        await asyncio.wait_for(stop, 1)
+
+    asyncio.run(main())
+    assert seen == [("ack", [5]), ("commit", None)]  # None: every assigned partition
