@@ -150,7 +150,7 @@ struct Decoded {
 /// Python engine's isolation decides what it is.
 fn refault(lead: &Lead, a: &Activity, now_us: i64, horizon_us: i64) -> bool {
     lead.seen.get(&a.id).is_some_and(|s| {
-        now_us - s.at <= horizon_us && s.carried.as_ref().is_some_and(|c| c.contains_key(""))
+        now_us.saturating_sub(s.at) <= horizon_us && s.carried.as_ref().is_some_and(|c| c.contains_key(""))
     })
 }
 

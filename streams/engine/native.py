@@ -40,9 +40,11 @@ redoes the batch with its per-record isolation (`Processor._isolate`); over a
 whose state the core cannot hold is named in the log once per `CANNOT_HOLD_LOG_EVERY_S`,
 a fault in one WARNING per batch. A failure of the core after a save Redis answered
 (`commit`, `evict`: `RedisStore.save_core`) leaves the batch as saved and evicts its
-leads, counted as a `fault` too. `Core.test_only_panic_in_batch` and
-`Core.test_only_panic_in_commit` are the core's fault-injection seams for the tests (a
-Rust panic inside a batch, after a save); nothing here calls them.
+leads, counted as a `fault` too. A failure while leads are evicted drops every lead of
+the core (`RedisStore.evict_core`). `Core.test_only_panic_in` (a site, a count) is the
+core's fault-injection seam for the tests (a Rust panic at any step: decoding, reading a
+stored state, evaluating, building events or payloads, committing, evicting); nothing
+here calls it.
 
 The subset (a plan or store outside it runs on the compiled or pure modules, said once in
 a log line at the `Processor`'s first batch, `unsupported`; the line saying the core runs
@@ -409,7 +411,9 @@ FALLBACK_REASONS: Final = ("cannot_hold", "fault")
 lead's stored state holds a value the core does not (`CannotHold`), or the core failed on
 the batch (`core_fault`: an exception, a Python callback's, or a Rust panic); `fault` also
 counts a failure after the batch's save, which is not redone, its leads evicted
-(`RedisStore.save_core`)."""
+(`RedisStore.save_core`), and a failure evicting the leads of a revocation
+(`RedisStore.forget_cached`: the core drops every lead). One fault is counted once, even
+when evicting its leads fails too."""
 
 CANNOT_HOLD_LOG_EVERY_S: Final = 600.0
 """A lead whose state the core cannot hold is named in the log at most once per this many

@@ -550,26 +550,42 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
     assert not any("the native core failed on a batch" in line for line in lines)
 
 
-@pytest.mark.parametrize("check_cached", [False, True])
-def test_a_lead_saved_by_another_worker_is_read_again(redis_url: str, check_cached: bool) -> None:
+@pytest.mark.parametrize(
+    ("check_cached", "evict_fails"), [(False, False), (True, False), (False, True)]
+)
+def test_a_lead_saved_by_another_worker_is_read_again(
+    redis_url: str, check_cached: bool, evict_fails: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     """Trusted cache: `forget_cached` (partition revoked) drops the core's leads; checked
     cache (`HGET ver`): a generation someone else wrote makes the lead cold. Either way
     the next batch reads the other worker's state: no conflict, and the outcome of the
-    Python engine reading it."""
+    Python engine reading it. `evict_fails`: the core panics half way through evicting
+    them (its test-only seam): it drops every lead (`RedisStore.evict_core`), counted as
+    a `fault`, said once, and the outcome is the same."""
     plans = Plans(ROOT / "rules", None)
     batches = sample_batches(3, 100, count=300, leads=5)
+    fallbacks: list[str] = []
 
     async def go(use_core: bool) -> tuple[list[Any], dict[int, tuple[bytes, bytes]]]:
         app_id = f"nw-{uuid.uuid4().hex[:12]}"
         client = redis_client(redis_url)
-        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=check_cached)
+        store = RedisStore(
+            client,
+            app_id,
+            TTL_MS,
+            cache_leads=100,
+            check_cached=check_cached,
+            on_core_fallback=fallbacks.append,
+        )
         processor = Processor(plans.plan("default"), TimedStore(store), native=use_core)
         outcomes = []
         try:
             result = await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
             outcomes.append(len(result.events))
             if use_core:
-                assert processor.native is not None and len(store.core) > 0
+                assert processor.native is not None and len(store.core) > 1
+                if evict_fails:
+                    store.core.test_only_panic_in("evict", 1)
             if not check_cached:
                 store.forget_cached()
                 if use_core:
@@ -585,9 +601,12 @@ def test_a_lead_saved_by_another_worker_is_read_again(redis_url: str, check_cach
             await client.aclose()
         return outcomes, await _contents(redis_url, app_id, set(range(1000, 1010)))
 
-    want = asyncio.run(go(False))
-    got = asyncio.run(go(True))
+    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+        want = asyncio.run(go(False))
+        got = asyncio.run(go(True))
     assert got == want
+    assert fallbacks == (["fault"] if evict_fails else [])
+    assert caplog.text.count("the native core failed evicting") == evict_fails
 
 
 def test_the_backtest_survives_a_fault_in_the_core(
@@ -1296,3 +1315,43 @@ def test_the_backtest_survives_a_rust_panic_in_the_core(
     assert panics == ["PanicException"]
     assert got[0] == want[0] and got[1] == want[1]
     assert want[0], "no events to compare"
+
+
+@pytest.mark.parametrize("end", [-(2**63), 2**63 - 1])
+def test_dates_at_the_ends_of_64_bits_in_a_stored_state_compare_as_python_does(
+    redis_url: str, end: int
+) -> None:
+    """A stored state whose `seen` times and membership dates (`runs`) are at either end of
+    64 bits (a corrupt or hostile state: the core reads any 64-bit integer, as Python
+    does): `now - processed_at` against the dedup horizon and `date - last run` against a
+    campaign's period overflow 64 bits; the core compares them as Python's integers do
+    (saturating), not wrapped around (which made every such identity a duplicate and
+    every such campaign never fire again). The stream is run, its states so rewritten,
+    then run again: the same outcome as the Python engine."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(15, 100, count=400, leads=10)
+
+    async def seeded() -> dict[int, tuple[str, bytes, list[bytes]]]:
+        app_id = f"seed-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS)
+            processor = Processor(plans.plan("default"), store, native=False)
+            for batch in batches:
+                await processor.process([Record(*r) for r in batch], SAMPLE_NOW)
+            leads = sorted(
+                int(k.split(b"{")[1].split(b"}")[0])
+                for k in await client.keys(f"{app_id}:lead:*".encode())
+            )
+            states = await store.load(leads)
+            for state in states.values():
+                state.runs = dict.fromkeys(state.runs, end)
+                state.seen = {k: [end, *v[1:]] for k, v in state.seen.items()}
+            return {lead: ("v3", encode_state(state), []) for lead, state in states.items()}
+        finally:
+            await client.aclose()
+
+    seeds = asyncio.run(seeded())
+    assert any(orjson.loads(s)["r"] for _, s, _ in seeds.values()), "no memberships to age"
+    want = same(redis_url, plans, batches, now_us=SAMPLE_NOW, seeds=seeds)
+    assert sum(len(events) for events, *_ in want) > 0
