@@ -1194,9 +1194,7 @@ def test_a_core_failing_to_evict_drops_every_lead_and_goes_on(
     out of the batch) and the core runs the next batches: the same events, dead letters,
     counters and Redis contents as the Python engine throughout (`same`, which also holds
     the core to holding exactly the leads the store's cache says after each batch)."""
-    wrapped = _wrap_cores(
-        monkeypatch, lambda core: _Panicky(core, at=3, seam=seam, evict_too=True)
-    )
+    wrapped = _wrap_cores(monkeypatch, lambda core: _Panicky(core, at=3, seam=seam, evict_too=True))
     fallbacks: list[str] = []
     with caplog.at_level("WARNING", logger="streams"):
         same(

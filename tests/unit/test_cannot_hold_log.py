@@ -79,7 +79,8 @@ def test_the_line_says_what_each_lead_named_holds_bounded(
     said = CannotHoldLog(every_s=600, clock=clock)
 
     def reason(lead: int) -> str:
-        return f'lead {lead}: a state the core cannot hold: the history of type 7, entry {lead}, attribute "a": null'
+        where = f'the history of type 7, entry {lead}, attribute "a": null'
+        return f"lead {lead}: a state the core cannot hold: {where}"
 
     with caplog.at_level(logging.WARNING, logger="streams.engine.native"):
         said.note(CannotHold({3: reason(3)}))
