@@ -412,8 +412,8 @@ lead's stored state holds a value the core does not (`CannotHold`), or the core 
 the batch (`core_fault`: an exception, a Python callback's, or a Rust panic); `fault` also
 counts a failure after the batch's save, which is not redone, its leads evicted
 (`RedisStore.save_core`), and a failure evicting the leads of a revocation
-(`RedisStore.forget_cached`: the core drops every lead). One fault is counted once, even
-when evicting its leads fails too."""
+(`RedisStore.forget_cached`) or of a save that failed: the core drops every lead. One
+fault is counted once, even when evicting its leads fails too."""
 
 CANNOT_HOLD_LOG_EVERY_S: Final = 600.0
 """A lead whose state the core cannot hold is named in the log at most once per this many

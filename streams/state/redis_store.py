@@ -448,7 +448,8 @@ class RedisStore:
             async with self._in_flight(lead_ids):
                 replies = await self._store(calls)
         except BaseException:
-            self.evict_core(core, lead_ids)  # the batch fails: its caller counts nothing
+            if self.evict_core(core, lead_ids):  # the batch fails, and the core too
+                self.count_core_fallback("fault")
             raise
         for lead_id in lead_ids:
             loaded.pop(lead_id, None)

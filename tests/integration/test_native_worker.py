@@ -1236,6 +1236,46 @@ def test_a_save_that_fails_after_being_applied_leaves_no_checkpoint_behind(
     )
 
 
+class _EvictFailsAtSave(_WrappedCore):
+    """The core, whose `evict` panics (its test-only seam, half way through) from the
+    `at`th batch's `payloads` on: the next `evict` is that of the batch's save."""
+
+    def __init__(self, core: Any, at: int) -> None:
+        super().__init__(core)
+        self.at = at
+        self.batches = 0
+
+    def payloads(self, leads: list[int]) -> Any:
+        self.batches += 1
+        if self.batches == self.at:
+            self._core.test_only_panic_in("evict", 1)
+        return self._core.payloads(leads)
+
+
+@pytest.mark.parametrize("mode", ["applied", "one failed"])
+def test_a_core_failing_to_evict_after_a_failed_save_drops_every_lead(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    """A save that raises (stored, its reply lost; one lead's call failed) evicts the
+    batch's leads; the core panicking at that drops every lead instead, the batch fails
+    with the store's error (not the panic: the worker replays it as any failed save),
+    counted as one `fault`, said once; the replay and the next batches are the Python
+    engine's outcome (`same`)."""
+    _wrap_cores(monkeypatch, lambda core: _EvictFailsAtSave(core, at=3))
+    fallbacks: list[str] = []
+    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+        same(
+            redis_url,
+            Plans(ROOT / "rules", None),
+            sample_batches(16, 60, count=480, leads=12),
+            now_us=SAMPLE_NOW,
+            failing_saves={2: mode},
+            fallbacks=fallbacks,
+        )
+    assert fallbacks == ["fault"]
+    assert caplog.text.count("the native core failed evicting") == 1
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     limits=LIMITS,
