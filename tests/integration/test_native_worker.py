@@ -514,7 +514,7 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
     """A stored state with a value beyond the core's integers (an attribute of 2**63, which
     JSON and the Python engine take): its batches run on the Python engine, every time,
     and the others on the core; each such batch is counted (`on_core_fallback`), the lead
-    named in one WARNING, not one per batch."""
+    named in one WARNING, not one per batch, with what the core cannot hold and where."""
     monkeypatch.setattr(native, "CANNOT_HOLD_LOG", native.CannotHoldLog())
     plans = Plans(index_rules, 3 * 3_600_000_000)
     stream = [(0, 1 + i % 3, 10 * i, "x", i, i) for i in range(30)]
@@ -546,7 +546,8 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
     lines = [r.getMessage() for r in caplog.records if r.name == "streams.engine.native"]
     held = [line for line in lines if "hold a state the native core cannot" in line]
     assert len(held) == 1 and held[0].startswith("engine: lead(s) 2 hold"), lines
-    assert "lead 2: a state the core cannot hold" in held[0]
+    where = 'the history of type 100001, entry 0, attribute "qty": an integer beyond 64 bits'
+    assert f"lead 2: a state the core cannot hold: {where}" in held[0], held[0]
     assert not any("the native core failed on a batch" in line for line in lines)
 
 
