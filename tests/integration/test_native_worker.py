@@ -1357,16 +1357,19 @@ def test_the_backtest_survives_a_rust_panic_in_the_core(
 
 
 @pytest.mark.parametrize("end", [-(2**63), 2**63 - 1])
+@pytest.mark.parametrize("dates", ["seen, runs", "history, max_ts"])
 def test_dates_at_the_ends_of_64_bits_in_a_stored_state_compare_as_python_does(
-    redis_url: str, end: int
+    redis_url: str, end: int, dates: str
 ) -> None:
-    """A stored state whose `seen` times and membership dates (`runs`) are at either end of
-    64 bits (a corrupt or hostile state: the core reads any 64-bit integer, as Python
-    does): `now - processed_at` against the dedup horizon and `date - last run` against a
-    campaign's period overflow 64 bits; the core compares them as Python's integers do
-    (saturating), not wrapped around (which made every such identity a duplicate and
-    every such campaign never fire again). The stream is run, its states so rewritten,
-    then run again: the same outcome as the Python engine."""
+    """A stored state whose dates are at either end of 64 bits (a corrupt or hostile
+    state: the core reads any 64-bit integer, as Python does): `seen` times and membership
+    dates (`runs`), where `now - processed_at` against the dedup horizon and `date - last
+    run` against a campaign's period overflow 64 bits, which the core compares as Python's
+    integers do (saturating), not wrapped around (which made every such identity a
+    duplicate and every such campaign never fire again); or the history's dates and the
+    latest date (`max_ts`: the retention's horizon, windows, intervals, the trim's
+    order). The stream is run, its states so rewritten, then run again: the same outcome
+    as the Python engine."""
     plans = Plans(ROOT / "rules", None)
     batches = sample_batches(15, 100, count=400, leads=10)
 
@@ -1384,8 +1387,13 @@ def test_dates_at_the_ends_of_64_bits_in_a_stored_state_compare_as_python_does(
             )
             states = await store.load(leads)
             for state in states.values():
-                state.runs = dict.fromkeys(state.runs, end)
-                state.seen = {k: [end, *v[1:]] for k, v in state.seen.items()}
+                if dates == "seen, runs":
+                    state.runs = dict.fromkeys(state.runs, end)
+                    state.seen = {k: [end, *v[1:]] for k, v in state.seen.items()}
+                else:
+                    state.max_ts = end
+                    for entries in state.history.values():
+                        entries[::2] = [[end, *e[1:]] for e in entries[::2]]
             return {lead: ("v3", encode_state(state), []) for lead, state in states.items()}
         finally:
             await client.aclose()
