@@ -19,7 +19,8 @@ spawned at `--kill-join` and SIGKILLed at `--kill-at`. Printed:
   B's LeaveGroup, C's SIGKILL) to A's rebalance start (A learns of it at its next
   heartbeat; for a kill, once the session timeout expired) and to A's "Worker ready";
 - duplicates (membership records delivered more than once: at-least-once, redelivered
-  batches), each counted at the group change nearest to its activity's send, and losses (expected eventIds, from the backtest of the same stream in send
+  batches), each counted at the group change nearest to its activity's send, and losses
+  (expected eventIds, from the backtest of the same stream in send
   order, never read: must be 0), and unexpected eventIds (must be 0);
 - each worker's rebalances from its /metrics (`streams_rebalance_seconds`), how long B's
   graceful stop took (SIGTERM -> exit), and the load average at the start and the end.

@@ -35,9 +35,11 @@ again, with the same keys), and the same cure (`RevocationCommitStreamConsumer`)
 membership only once its calls ended and its dead letters were delivered, and in each
 partition's order (`InOrderAcks`), so its acked offsets are a prefix of what it received
 and committing them commits nothing unhandled; memberships still calling are not acked
-and are redelivered as before. It has no settle: one was tried (waiting for its calls
-under way after an early `stop_flow`) and made more calls again, not fewer (README,
-"Rebalances"); Faust's handler already waits for the Stream's unacked memberships.
+and are redelivered as before. It has no settle (`settles` false: its revocation commits
+at once, as before): one was tried (waiting for its calls under way after an early
+`stop_flow`) and made more calls again, not fewer, and so did an empty settle step
+(README, "Rebalances"); Faust's handler already waits for the Stream's unacked
+memberships.
 
 Relies on (checked by tests/unit/test_revocation.py): Faust's `Consumer.on_partitions_revoked`
 dropping the acked offsets of `revoked` and then calling the app's handler, which calls
@@ -73,6 +75,8 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
     consumer."""
 
     settle_seconds: float = SETTLE_SECONDS
+    settles = False
+    """Whether `settle_before_revocation` has anything to wait for."""
     stopping = False
     """Set by `settle_and_commit_before_stop`: the app stops once it returns."""
 
@@ -87,8 +91,9 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
         count. Never raises: what is not committed is redelivered."""
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self.settle_seconds):
-                await self.settle_before_revocation()
+            if self.settles:
+                async with asyncio.timeout(self.settle_seconds):
+                    await self.settle_before_revocation()
         except TimeoutError:
             log.warning(
                 "deliveries in flight not settled within %.1f s of %s: what is not acked "
@@ -119,6 +124,8 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
 class RevocationCommitConsumer(CommitsBeforeRevocation, BatchDrainConsumer):
     """The batch-drain consumer (the worker's), committing acked offsets before a
     revocation, once the batches handed out have been delivered and acked."""
+
+    settles = True
 
     async def settle_before_revocation(self) -> None:
         self.hold_batches()

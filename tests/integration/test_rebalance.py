@@ -66,8 +66,8 @@ def test_a_graceful_join_and_leave_under_load_send_no_membership_twice(
     """Worker A under paced load; B joins (A's partitions are revoked, half come back),
     then B is sent SIGTERM (its partitions go back to A). Before, each revocation left the
     batches being delivered unacked and their new owner sent their memberships again
-    (22 and 4 in two runs of this test on that code); now every membership arrives exactly once, none
-    lost, each lead's in order."""
+    (22 and 4 in two runs of this test on that code); now every membership arrives exactly
+    once, none lost, each lead's in order."""
     lines = [orjson.dumps(a) for a in sample_activities(int(RATE * 120), 400, seed=21)]
     settings = isolated_settings(kafka_bootstrap, redis_url, RULES)
     memberships = TopicReader(kafka_bootstrap, settings["STREAMS_TOPIC_MEMBERSHIPS"])
