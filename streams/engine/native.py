@@ -369,9 +369,13 @@ class NativeProcessor:
             payloads = core.payloads(leads)  # the core's last step: a fault in it is the core's
         except BaseException as exc:
             # Nothing of them was saved: Redis holds them as before. If evicting fails too,
-            # the core drops every lead (`RedisStore.evict_core`): still this batch's fault.
-            holder.evict_core(core, leads)
+            # the core drops every lead (`RedisStore.evict_core`): still this batch's fault
+            # if the core's; if the store's (or an interruption), the core's own (as
+            # `RedisStore.save_core` counts it).
+            dropped = holder.evict_core(core, leads)
             if not core_fault(exc) or _of_the_store(exc):
+                if dropped:
+                    holder.count_core_fallback("fault")
                 raise
             from streams.state.redis_store import CannotHold
 
@@ -393,8 +397,10 @@ class NativeProcessor:
         processor = self.processor
         engine = processor.engine
         if engine.plan is not self.plan:  # a reload (a new Engine on the Processor)
+            # Recorded once the core took it: if describing or setting it raises, the next
+            # batch tries again rather than running the old plan as if it were the new.
+            self.core.set_plan(describe_plan(engine.plan, processor.decoder.catalog))
             self.plan = engine.plan
-            self.core.set_plan(describe_plan(self.plan, processor.decoder.catalog))
         self.core.set_index_from(engine.index_from)  # None: the scanning reference
 
     def _fallback(self, now_us: int) -> Callable[[Record], Activity | dict[str, Any]]:
