@@ -505,17 +505,24 @@ def test_a_record_marked_as_faulted_is_the_same_dead_letter_again(
     assert [d["error"]["code"] for d in letters] == ["engine_error"]
 
 
+@pytest.mark.parametrize("evict_fails", [False, True])
 def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
     redis_url: str,
     index_rules: Path,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    evict_fails: bool,
 ) -> None:
     """A stored state with a value beyond the core's integers (an attribute of 2**63, which
     JSON and the Python engine take): its batches run on the Python engine, every time,
     and the others on the core; each such batch is counted (`on_core_fallback`), the lead
-    named in one WARNING, not one per batch, with what the core cannot hold and where."""
+    named in one WARNING, not one per batch, with what the core cannot hold and where.
+    `evict_fails`: the core panics evicting the first such batch's leads: it drops every
+    lead, and that failure of the core is counted as one `fault` besides (not hidden in
+    `cannot_hold`), the outcome the same."""
     monkeypatch.setattr(native, "CANNOT_HOLD_LOG", native.CannotHoldLog())
+    if evict_fails:
+        _wrap_cores(monkeypatch, _EvictFailsAfterRefusing)
     plans = Plans(index_rules, 3 * 3_600_000_000)
     stream = [(0, 1 + i % 3, 10 * i, "x", i, i) for i in range(30)]
     batches = index_batches(stream, [], 5, [1], 0)
@@ -530,7 +537,7 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
         }
     )
     fallbacks: list[str] = []
-    with caplog.at_level("WARNING", logger="streams.engine.native"):
+    with caplog.at_level("WARNING", logger="streams"):
         want = same(
             redis_url,
             plans,
@@ -542,7 +549,8 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
     assert sum(n for *_, n, _, _ in want) > 0
     touching = sum(1 for b in batches if any(orjson.loads(r[0])["leadId"] == 2 for r in b))
     assert touching > 2
-    assert fallbacks == ["cannot_hold"] * touching
+    assert sorted(fallbacks) == ["cannot_hold"] * touching + ["fault"] * evict_fails
+    assert caplog.text.count("the native core failed evicting") == evict_fails
     lines = [r.getMessage() for r in caplog.records if r.name == "streams.engine.native"]
     held = [line for line in lines if "hold a state the native core cannot" in line]
     assert len(held) == 1 and held[0].startswith("engine: lead(s) 2 hold"), lines
@@ -958,6 +966,24 @@ def _wrap_cores(monkeypatch: pytest.MonkeyPatch, wrap: Callable[[Any], _Wrapper]
 
     monkeypatch.setattr(native, "_module", lambda: WrappingModule())
     return wrapped
+
+
+class _EvictFailsAfterRefusing(_WrappedCore):
+    """The core, whose next `evict` panics (its test-only seam) once `put_state` first
+    refused a state: that of the batch's leads, handed to the Python engine."""
+
+    def __init__(self, core: Any) -> None:
+        super().__init__(core)
+        self.armed = False
+
+    def put_state(self, *args: Any) -> Any:
+        try:
+            return self._core.put_state(*args)
+        except ValueError:
+            if not self.armed:
+                self.armed = True
+                self._core.test_only_panic_in("evict", 1)
+            raise
 
 
 class _FailingPayloads(_WrappedCore):
