@@ -943,6 +943,8 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
 
 REQUEST_KINDS: Final = ("Produce", "Fetch", "Heartbeat", "OffsetCommit", "Metadata")
 """Request kinds printed first, in this order; the others follow, by count."""
+PART_KINDS: Final = ("FetchConsumer", "FetchFollower")
+"""The broker's own split of Fetch (consumers', followers'): not requests of their own."""
 
 
 def print_requests(who: str, timed: Timed) -> None:
@@ -958,9 +960,15 @@ def print_requests(who: str, timed: Timed) -> None:
         for kind, count in counts.items():
             if kind in rest:
                 rest[kind] -= count
+    for part in PART_KINDS:
+        rest.pop(part, None)
     kinds = [k for k in REQUEST_KINDS if delta.requests.get(k)]
     kinds += sorted(
-        (k for k in delta.requests if k not in kinds and delta.requests[k] > 0),
+        (
+            k
+            for k in delta.requests
+            if k not in kinds and k not in PART_KINDS and delta.requests[k] > 0
+        ),
         key=lambda k: -delta.requests[k],
     )
 
