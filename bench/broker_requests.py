@@ -128,17 +128,25 @@ class BrokerRequests:
         for name in OBJECTS:
             argv += ["--object-name", name]
         out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60).stdout
-        rows = list(csv.reader(io.StringIO(out)))
-        header, values = rows[-2], rows[-1]
-        reading = Reading(int(values[0]) / 1000, {}, {})
-        for name, value in zip(header[1:], values[1:], strict=True):
-            count = float(value)
-            if (request := _REQUEST.search(name)) is not None:
-                kind = request.group(1)
-                reading.requests[kind] = reading.requests.get(kind, 0.0) + count
-            elif (topic := _TOPIC.search(name)) is not None:
-                reading.topics[(topic.group(1), topic.group(2))] = count
-        return reading
+        return parse_jmxtool(out)
+
+
+def parse_jmxtool(out: str) -> Reading:
+    """JmxTool's `--one-time` CSV (a header of `"time","OBJECT:Count",...`, then one row
+    of values; anything before, such as its "Trying to connect" line, is skipped)."""
+    rows = [row for row in csv.reader(io.StringIO(out)) if row]
+    if len(rows) < 2 or rows[-2][0] != "time":
+        raise ValueError(f"JmxTool printed no reading: {out[-500:]!r}")
+    header, values = rows[-2], rows[-1]
+    reading = Reading(int(values[0]) / 1000, {}, {})
+    for name, value in zip(header[1:], values[1:], strict=True):
+        count = float(value)
+        if (request := _REQUEST.search(name)) is not None:
+            kind = request.group(1)
+            reading.requests[kind] = reading.requests.get(kind, 0.0) + count
+        elif (topic := _TOPIC.search(name)) is not None:
+            reading.topics[(topic.group(1), topic.group(2))] = count
+    return reading
 
 
 @dataclass
