@@ -369,9 +369,13 @@ class NativeProcessor:
             payloads = core.payloads(leads)  # the core's last step: a fault in it is the core's
         except BaseException as exc:
             # Nothing of them was saved: Redis holds them as before. If evicting fails too,
-            # the core drops every lead (`RedisStore.evict_core`): still this batch's fault.
-            holder.evict_core(core, leads)
+            # the core drops every lead (`RedisStore.evict_core`): still this batch's fault
+            # if the core failed on it; else (the store's error, an interruption, a state
+            # the core cannot hold) a `fault` of its own (as `RedisStore.save_core` counts).
+            dropped = holder.evict_core(core, leads)
             if not core_fault(exc) or _of_the_store(exc):
+                if dropped:
+                    holder.count_core_fallback("fault")
                 raise
             from streams.state.redis_store import CannotHold
 
@@ -384,7 +388,12 @@ class NativeProcessor:
                     len(records),
                     f"{type(exc).__name__}: {exc}"[:300],
                 )
-            holder.count_core_fallback("cannot_hold" if isinstance(exc, CannotHold) else "fault")
+            if isinstance(exc, CannotHold):
+                holder.count_core_fallback("cannot_hold")
+                if dropped:  # the core did fail, evicting: not hidden in `cannot_hold`
+                    holder.count_core_fallback("fault")
+            else:
+                holder.count_core_fallback("fault")
             return None
         await store.save_core(leads, payloads)
         return (events, letters, accepted, duplicates, redelivered)
@@ -393,8 +402,10 @@ class NativeProcessor:
         processor = self.processor
         engine = processor.engine
         if engine.plan is not self.plan:  # a reload (a new Engine on the Processor)
+            # Recorded once the core took it: if describing or setting it raises, the next
+            # batch tries again rather than running the old plan as if it were the new.
+            self.core.set_plan(describe_plan(engine.plan, processor.decoder.catalog))
             self.plan = engine.plan
-            self.core.set_plan(describe_plan(self.plan, processor.decoder.catalog))
         self.core.set_index_from(engine.index_from)  # None: the scanning reference
 
     def _fallback(self, now_us: int) -> Callable[[Record], Activity | dict[str, Any]]:
@@ -412,8 +423,9 @@ lead's stored state holds a value the core does not (`CannotHold`), or the core 
 the batch (`core_fault`: an exception, a Python callback's, or a Rust panic); `fault` also
 counts a failure after the batch's save, which is not redone, its leads evicted
 (`RedisStore.save_core`), and a failure evicting the leads of a revocation
-(`RedisStore.forget_cached`) or of a save that failed: the core drops every lead. One
-fault is counted once, even when evicting its leads fails too."""
+(`RedisStore.forget_cached`), of a save that failed, of a batch that failed on Redis
+or went over for `cannot_hold`, or beyond the cache after a save: the core drops every
+lead. One fault is counted once, even when evicting its leads fails too."""
 
 CANNOT_HOLD_LOG_EVERY_S: Final = 600.0
 """A lead whose state the core cannot hold is named in the log at most once per this many

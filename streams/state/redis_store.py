@@ -489,9 +489,10 @@ class RedisStore:
                     held[call.lead_id] = reply[1]
             if len(held) > self.cache_leads:
                 gone = list(held)[: len(held) - self.cache_leads]  # the least recently saved
-                for lead_id in gone:
-                    del held[lead_id]
-                core.evict(gone)
+                # Not the batch's leads: if the core fails evicting them, `evict_core` drops
+                # every lead (else some would stay in the core, out of `_held`, for good).
+                if self.evict_core(core, gone):
+                    self.count_core_fallback("fault")
         else:
             core.evict(stored)
 

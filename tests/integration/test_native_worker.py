@@ -505,17 +505,24 @@ def test_a_record_marked_as_faulted_is_the_same_dead_letter_again(
     assert [d["error"]["code"] for d in letters] == ["engine_error"]
 
 
+@pytest.mark.parametrize("evict_fails", [False, True])
 def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
     redis_url: str,
     index_rules: Path,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    evict_fails: bool,
 ) -> None:
     """A stored state with a value beyond the core's integers (an attribute of 2**63, which
     JSON and the Python engine take): its batches run on the Python engine, every time,
     and the others on the core; each such batch is counted (`on_core_fallback`), the lead
-    named in one WARNING, not one per batch, with what the core cannot hold and where."""
+    named in one WARNING, not one per batch, with what the core cannot hold and where.
+    `evict_fails`: the core panics evicting the first such batch's leads: it drops every
+    lead, and that failure of the core is counted as one `fault` besides (not hidden in
+    `cannot_hold`), the outcome the same."""
     monkeypatch.setattr(native, "CANNOT_HOLD_LOG", native.CannotHoldLog())
+    if evict_fails:
+        _wrap_cores(monkeypatch, _EvictFailsAfterRefusing)
     plans = Plans(index_rules, 3 * 3_600_000_000)
     stream = [(0, 1 + i % 3, 10 * i, "x", i, i) for i in range(30)]
     batches = index_batches(stream, [], 5, [1], 0)
@@ -530,7 +537,7 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
         }
     )
     fallbacks: list[str] = []
-    with caplog.at_level("WARNING", logger="streams.engine.native"):
+    with caplog.at_level("WARNING", logger="streams"):
         want = same(
             redis_url,
             plans,
@@ -542,7 +549,8 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
     assert sum(n for *_, n, _, _ in want) > 0
     touching = sum(1 for b in batches if any(orjson.loads(r[0])["leadId"] == 2 for r in b))
     assert touching > 2
-    assert fallbacks == ["cannot_hold"] * touching
+    assert sorted(fallbacks) == ["cannot_hold"] * touching + ["fault"] * evict_fails
+    assert caplog.text.count("the native core failed evicting") == evict_fails
     lines = [r.getMessage() for r in caplog.records if r.name == "streams.engine.native"]
     held = [line for line in lines if "hold a state the native core cannot" in line]
     assert len(held) == 1 and held[0].startswith("engine: lead(s) 2 hold"), lines
@@ -960,6 +968,24 @@ def _wrap_cores(monkeypatch: pytest.MonkeyPatch, wrap: Callable[[Any], _Wrapper]
     return wrapped
 
 
+class _EvictFailsAfterRefusing(_WrappedCore):
+    """The core, whose next `evict` panics (its test-only seam) once `put_state` first
+    refused a state: that of the batch's leads, handed to the Python engine."""
+
+    def __init__(self, core: Any) -> None:
+        super().__init__(core)
+        self.armed = False
+
+    def put_state(self, *args: Any) -> Any:
+        try:
+            return self._core.put_state(*args)
+        except ValueError:
+            if not self.armed:
+                self.armed = True
+                self._core.test_only_panic_in("evict", 1)
+            raise
+
+
 class _FailingPayloads(_WrappedCore):
     """The core, except that `payloads` (what the store saves) raises on its `fail_at`th
     call: the core failing after it evaluated a batch."""
@@ -1123,6 +1149,50 @@ def test_a_rust_panic_in_the_core_on_a_batch_redoes_it_on_the_python_engine(
     assert "PanicException" in caplog.text
 
 
+def test_a_plan_the_core_did_not_take_is_given_to_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new plan on the `Processor` (a new `Engine`) is handed to the core before the next
+    batch; if the core raises taking it, the batch fails, and the next batch hands it
+    again: the core never runs the old plan taken for the new (`NativeProcessor._prepare`
+    records the plan once the core took it)."""
+    from streams.state.memory import MemoryStore
+
+    class RefusingOnce(_WrappedCore):
+        def __init__(self, core: Any) -> None:
+            super().__init__(core)
+            self.refuse = False
+            self.taken = 0
+
+        def set_plan(self, description: Any) -> None:
+            if self.refuse:
+                self.refuse = False
+                raise ValueError("injected: the core refuses the plan")
+            self._core.set_plan(description)
+            self.taken += 1
+
+    wrapped = _wrap_cores(monkeypatch, RefusingOnce)
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(3, 50, count=150, leads=8)
+
+    async def go() -> None:
+        processor = Processor(plans.plan("default"), MemoryStore())
+        await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+        assert processor.native is not None
+        (core,) = wrapped
+        taken = core.taken
+        short = plans.plan("short")
+        processor.engine = Engine(short)
+        core.refuse = True
+        with pytest.raises(ValueError, match="injected"):
+            await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+        assert processor.native.plan is not short, "the plan recorded, the core without it"
+        await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+        assert core.taken == taken + 1 and processor.native.plan is short
+
+    asyncio.run(go())
+
+
 def test_no_production_path_arms_the_panic_seams() -> None:
     """The seams are a method of the core that only tests call: no module of `streams`
     calls it, so no setting, record or request reaches them."""
@@ -1275,6 +1345,99 @@ def test_a_core_failing_to_evict_after_a_failed_save_drops_every_lead(
         )
     assert fallbacks == ["fault"]
     assert caplog.text.count("the native core failed evicting") == 1
+
+
+class _EvictFailsAtTrim(_WrappedCore):
+    """The core, whose third `evict` from the `at`th batch's `payloads` on panics (its
+    test-only seam, once the first lead is evicted): in a save Redis answered, the third
+    is the eviction of the leads saved longest ago, beyond `cache_leads` (after those of
+    the conflicts and of the revoked)."""
+
+    def __init__(self, core: Any, at: int) -> None:
+        super().__init__(core)
+        self.at = at
+        self.batches = 0
+        self.trimmed: list[list[int]] = []
+        self.batch_leads: list[int] = []
+
+    def payloads(self, leads: list[int]) -> Any:
+        self.batches += 1
+        if self.batches == self.at:
+            self._core.test_only_panic_in("evict", 3)
+            self.batch_leads = list(leads)
+        return self._core.payloads(leads)
+
+    def evict(self, lead_ids: list[int]) -> None:
+        if self.batches == self.at:
+            self.trimmed.append(list(lead_ids))
+        self._core.evict(lead_ids)
+
+
+def test_a_core_failing_to_evict_the_leads_beyond_its_cache_holds_none_of_them(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a save, the leads saved longest ago beyond `cache_leads` are evicted; the core
+    panicking half way through that (they are not the batch's leads) leaves none of them
+    in the core outside the store's cache (`run` checks the core holds exactly the cached
+    leads after every batch): it drops every lead (`RedisStore.evict_core`), one `fault`,
+    said once; the batch stands, the outcome is the Python engine's."""
+    wrapped = _wrap_cores(monkeypatch, lambda core: _EvictFailsAtTrim(core, at=4))
+    fallbacks: list[str] = []
+    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+        same(
+            redis_url,
+            Plans(ROOT / "rules", None),
+            sample_batches(10, 60, count=400, leads=200),
+            now_us=SAMPLE_NOW,
+            cache_leads=10,
+            fallbacks=fallbacks,
+        )
+    (core,) = wrapped
+    trimmed = core.trimmed[2]
+    assert len(trimmed) > 1 and set(trimmed[1:]) - set(core.batch_leads), "only its leads"
+    assert fallbacks == ["fault"]
+    assert caplog.text.count("the native core failed evicting") == 1
+
+
+def test_a_batch_failing_on_redis_and_a_core_failing_to_evict_counts_one_fault(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch whose load fails on Redis (the store's error is raised, as on the Python
+    engine) and the core panicking as the batch's leads are evicted: the core drops every
+    lead (none left outside the cache), said once, and the core's failure is counted as
+    one `fault` (as after a save that raised), the store's error raised, not the panic."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(5, 100, count=200, leads=8)
+    fallbacks: list[str] = []
+
+    async def go() -> tuple[int, list[int], list[int]]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=3, on_core_fallback=fallbacks.append)
+        processor = Processor(plans.plan("default"), TimedStore(store))
+        original = store._read_full
+
+        async def failing(*args: Any) -> None:
+            raise RedisConnectionError("the connection dropped")
+
+        try:
+            await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+            held = len(store.core)
+            store._read_full = failing  # type: ignore[method-assign]
+            store.core.test_only_panic_in("evict", 1)
+            with pytest.raises(RedisConnectionError):
+                await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+            store._read_full = original  # type: ignore[method-assign]
+            return held, sorted(store.core.lead_ids()), sorted(store._held)
+        finally:
+            await client.aclose()
+
+    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+        held, in_core, cached = asyncio.run(go())
+    assert held == 3
+    assert in_core == cached == []
+    assert caplog.text.count("the native core failed evicting") == 1
+    assert fallbacks == ["fault"]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
