@@ -366,15 +366,15 @@ def report(
     )
     # Each duplicate counted at the group change nearest to its activity's send.
     changes = [(at, what) for at, what in events if not what.endswith(("exited", "ready"))]
-    near: Counter[str] = Counter()
+    by_change: Counter[str] = Counter()
     for event_id, count in event_ids.items():
         sent = sent_at.get(activity_of.get(event_id, ""))
         if count > 1 and sent is not None and changes:
-            near[min(changes, key=lambda c: abs(c[0] - (sent - t0)))[1]] += count - 1
-    if near:
+            by_change[min(changes, key=lambda c: abs(c[0] - (sent - t0)))[1]] += count - 1
+    if by_change:
         print(
             "duplicates by the group change nearest to their activity's send: "
-            + ", ".join(f"{what} {n:,}" for what, n in sorted(near.items())),
+            + ", ".join(f"{what} {n:,}" for what, n in sorted(by_change.items())),
             flush=True,
         )
 
@@ -425,14 +425,11 @@ def main() -> int:
             warm_broker(
                 bootstrap,
                 redis_url,
-                argparse.Namespace(
-                    latency_rates=[args.rate],
-                    broker_warmup=args.broker_warmup,
-                    harness=args.harness,
-                ),
                 logs,
                 dict(item.split("=", 1) for item in args.set),
                 Harness(args.harness),
+                args.rate,
+                args.broker_warmup,
             )
         for run_number in range(args.runs):
             if args.runs > 1:
