@@ -297,21 +297,17 @@ class BatchHandler:
         letters: Sequence[dict[str, Any]],
         originals: dict[tuple[int, int], tuple[bytes | None, RecordLike]],
     ) -> list[Awaitable[Any]]:
-        """Append the dead letters, keyed as their records were, in order (as `issue_all`
-        does; each send only appends); a letter refused before sending (e.g. larger than
-        allowed) gets a delivery that raises its error."""
-        producer = self.app.producer
-        topic = self.settings.topic_dlq
-        deliveries: list[Awaitable[Any]] = []
-        for letter in letters:
-            key = originals[(letter["partition"], letter["offset"])][0]
-            try:
-                deliveries.append(
-                    await producer.send(topic, key, orjson.dumps(letter), None, None, None)
-                )
-            except Exception as exc:  # refused before sending: e.g. larger than allowed
-                deliveries.append(_failed(exc))
-        return deliveries
+        """Append the dead letters, keyed as their records were, in order per partition,
+        one record batch per partition as the events (`BatchSender.issue_each`: a `send`
+        per letter cost more than all of a batch's events); each letter's delivery is its
+        batch's, so a batch the broker refuses (one letter in it larger than the topic
+        allows) fails each of its letters, and `confirm_dead_letters` sends each again
+        alone."""
+        dumps = orjson.dumps
+        return await self.sender.issue_each(
+            self.settings.topic_dlq,
+            [(originals[(d["partition"], d["offset"])][0], dumps(d)) for d in letters],
+        )
 
     async def confirm_dead_letters(
         self,
@@ -379,10 +375,6 @@ async def _send_alone(
             raise
         return exc
     return None
-
-
-async def _failed(exc: Exception) -> NoReturn:
-    raise exc
 
 
 def _transient(exc: BaseException) -> bool:
