@@ -104,10 +104,10 @@ def hiredis_packing(connection_class: type[AbstractConnection]) -> type[Abstract
     """`connection_class` (the one redis-py chose for the URL's scheme: TCP, TLS or a Unix
     socket) packing its commands with hiredis (C), as redis-py's own synchronous
     connections do when hiredis is installed (`redis.connection.HiredisRespSerializer`);
-    its asyncio connections pack in Python, argument by argument, which cost the worker
-    about a fifteenth of its CPU at high rates (a batch's save is an EVALSHA per 256
-    leads, six arguments each: measured 12 ms of packing per 2,048 leads, 2.5 ms with
-    hiredis). Same bytes on the wire (tests/unit/test_redis_packing.py holds the two
+    its asyncio connections pack in Python, argument by argument, which took 4-8% of the
+    worker's busy samples at 15,000 activities/s (py-spy; a batch's save is an EVALSHA per
+    256 leads, six arguments each: 12 ms of packing per 2,048 leads, 2.5 ms with hiredis,
+    measured alone). Same bytes on the wire (tests/unit/test_redis_packing.py holds the two
     packers to each other); whatever hiredis refuses (a bool, None, a bytearray) and a
     first argument with a space in it ("CONFIG GET") go to redis-py's own packer, which
     packs or refuses them as ever (`DataError`). Without hiredis, `connection_class`."""
