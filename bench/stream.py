@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import passthrough  # noqa: E402
+from bench.broker_requests import BrokerRequests, Delta  # noqa: E402
 from streams.devstack.kafka import KafkaBroker, create_topics  # noqa: E402
 from streams.devstack.redis import RedisServer  # noqa: E402
 from streams.devstack.worker import WorkerProcess  # noqa: E402
@@ -191,6 +192,16 @@ generator's CPU per record was 7-16 µs either way: no saving that the noise wou
 hide)."""
 
 
+READER_WAIT_MS: Final = 100
+"""The timing consumer's fetch long poll (ms). The broker answers a fetch as soon as a
+record is appended to a partition it holds (fetch.min.bytes 1), so this bounds only its
+empty fetches: with 5 ms (the earlier value) they were most of its 104-173 fetches/s at
+1,000/s and 107-123/s at 15,000/s (a worker far behind, appending about once a second),
+against 51/s and 8-9/s with 100 ms; its "read" segment stayed inside the noise (p50 / p99
+at 1,000/s 1.2 / 45.0 and 2.2 / 155 ms with 5 ms, 1.7 / 81.4 and 1.2 / 37.9 ms with 100 ms;
+`--broker-requests`, two alternated pairs, 08:56-09:07 UTC, load average 8.8-14)."""
+
+
 @dataclass(frozen=True)
 class Harness:
     """The load generator and the timing consumer of the latency phases, and the
@@ -204,6 +215,26 @@ class Harness:
     """The load generator's producer linger (None: `linger_for` the offered rate)."""
     services: dict[str, int] = field(default_factory=dict)
     """Name -> pid of the broker and Redis, for their CPU time per activity."""
+    reader_wait_ms: int = READER_WAIT_MS
+    """The timing consumer's fetch long poll (`--reader-fetch-wait`)."""
+    requests: BrokerRequests | None = None
+    """The broker's request counters (`--broker-requests`), read around each phase; the
+    load generator and the timing consumer then count their own requests (librdkafka's
+    statistics), so that the contestant's share is the rest."""
+
+
+STATS_MS: Final = 1000
+"""librdkafka's statistics interval with `--broker-requests` (its request counts)."""
+
+
+def rdkafka_requests(stats: str) -> dict[str, float]:
+    """Requests sent, by kind, summed over the brokers of a librdkafka statistics JSON."""
+    counts: dict[str, float] = {}
+    for broker in orjson.loads(stats).get("brokers", {}).values():
+        for kind, count in broker.get("req", {}).items():
+            if count:
+                counts[kind] = counts.get(kind, 0) + count
+    return counts
 
 
 def linger_for(harness: Harness, rate: float) -> float:
@@ -214,14 +245,23 @@ def linger_for(harness: Harness, rate: float) -> float:
 
 
 def paced_sender(
-    harness: Harness, bootstrap: str, linger_ms: float
+    harness: Harness, bootstrap: str, linger_ms: float, stats: list[str]
 ) -> tuple[Callable[[str, bytes, bytes], None], Callable[[], None], Callable[[], None]]:
     """The load generator's client: (send(topic, key, value), serve, finish), acks=1;
-    `serve` is called once per tick (delivery reports, the client's queue)."""
+    `serve` is called once per tick (delivery reports, the client's queue). With
+    `harness.requests`, librdkafka's statistics are appended to `stats` (the last one
+    after `finish`)."""
     if harness.client == "confluent":
         from confluent_kafka import Producer  # type: ignore[import-untyped]
 
-        fast = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": linger_ms})
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "acks": 1,
+            "linger.ms": linger_ms,
+        }
+        if harness.requests is not None:
+            config |= {"statistics.interval.ms": STATS_MS, "stats_cb": stats.append}
+        fast = Producer(config)
         produce = fast.produce
 
         def send(topic: str, key: bytes, value: bytes) -> None:
@@ -234,6 +274,9 @@ def paced_sender(
 
         def flush() -> None:
             fast.flush(30)
+            if harness.requests is not None:  # the statistics after the last request
+                time.sleep(STATS_MS / 1000 * 1.2)
+                fast.poll(0)
 
         return send, lambda: fast.poll(0), flush
     slow = producer(bootstrap, round(linger_ms))
@@ -269,8 +312,10 @@ def send_paced(
     records are stamped with its time). Sends back through `out` at the end {identity:
     time.time() at send} (the wall clock: the record timestamps the breakdown compares
     with are on it too), then the CPU time it spent sending and how late (s) its latest
-    wake-up was against the schedule."""
-    send, serve, finish = paced_sender(harness, bootstrap, linger_for(harness, rate))
+    wake-up was against the schedule, and its requests by kind (`rdkafka_requests`, empty
+    without `harness.requests`)."""
+    stats: list[str] = []
+    send, serve, finish = paced_sender(harness, bootstrap, linger_for(harness, rate), stats)
     cpu = time.process_time()
     sent: dict[str, float] = {}
     total = len(items)
@@ -296,6 +341,7 @@ def send_paced(
     out.send(sent)
     out.send(time.process_time() - cpu)
     out.send(behind)
+    out.send(rdkafka_requests(stats[-1]) if stats else {})
 
 
 class TimingReader:
@@ -303,25 +349,35 @@ class TimingReader:
     `poll` returns (topic, value, the record's timestamp in Unix seconds), values as the
     raw bytes (nothing is decoded while a phase runs)."""
 
-    def __init__(self, client: str, bootstrap: str, topics: list[str]) -> None:
+    def __init__(
+        self,
+        client: str,
+        bootstrap: str,
+        topics: list[str],
+        count_requests: bool = False,
+        wait_ms: int = READER_WAIT_MS,
+    ) -> None:
         self.kind = client
         self.client: Any
+        self.stats: list[str] = []
+        """librdkafka's statistics (`count_requests`), the newest last."""
         if client == "confluent":
             from confluent_kafka import OFFSET_BEGINNING, Consumer
 
-            self.client = Consumer(
-                {
-                    "bootstrap.servers": bootstrap,
-                    "group.id": f"timing-{uuid.uuid4().hex[:8]}",
-                    "enable.auto.commit": False,
-                    "fetch.wait.max.ms": 5,
-                }
-            )
+            config: dict[str, Any] = {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"timing-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": wait_ms,
+            }
+            if count_requests:
+                config |= {"statistics.interval.ms": STATS_MS, "stats_cb": self.stats.append}
+            self.client = Consumer(config)
             self.client.assign([self._tp(t, p, OFFSET_BEGINNING) for t, p in _parts(topics)])
             return
         from kafka import KafkaConsumer, TopicPartition
 
-        self.client = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
+        self.client = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=wait_ms)
         self.client.assign([TopicPartition(t, p) for t, p in _parts(topics)])
         self.client.seek_to_beginning()
 
@@ -386,6 +442,10 @@ class TimingReader:
         while len(got) < want and time.monotonic() < deadline:
             got.extend(self.poll(0.5))
         return got
+
+    def requests(self) -> dict[str, float]:
+        """Its requests so far, by kind (the newest statistics; empty without them)."""
+        return rdkafka_requests(self.stats[-1]) if self.stats else {}
 
     def close(self) -> None:
         self.client.close()
@@ -501,6 +561,15 @@ class Timed:
         """How late (s) the load generator's latest wake-up was against its schedule."""
         self.reader_cpu = 0.0
         """CPU time of the timing consumer (this process) over the phase."""
+        self.broker_jit = 0.0
+        """Of the broker's CPU time, its JIT compiler threads' (a young JVM compiles its
+        request paths for minutes: not a cost per request)."""
+        self.broker: Delta | None = None
+        """The broker's requests from just before the first send to the phase's end."""
+        self.harness_requests: dict[str, dict[str, float]] = {}
+        """"load generator" / "timing consumer" -> their requests by kind over the phase."""
+        self.topics: tuple[str, str] = ("", "")
+        """The contestant's input and output topics."""
         self.start: dict[str, float] = {}
         """The contestant's start, seconds from its spawn (`time.monotonic()`): "ready"
         (the worker's /ready), "probe" (the warm-up record sent), "first" (its output
@@ -511,6 +580,18 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process so far (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def jit_seconds(pid: int) -> float:
+    """CPU time so far of a JVM's JIT compiler threads (`C1 CompilerThreadN`, `C2 ...`;
+    their names are cut to 15 characters in /proc)."""
+    ticks = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            if (task / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def latency(
@@ -621,7 +702,11 @@ def time_phase(
     timed = Timed()
     timed.timing = harness.timing
     timed.sender_linger = linger_for(harness, rate)
-    consumer = TimingReader(harness.client, bootstrap, [topic_in, topic_out])
+    timed.topics = (topic_in, topic_out)
+    counting = harness.requests is not None
+    consumer = TimingReader(
+        harness.client, bootstrap, [topic_in, topic_out], counting, harness.reader_wait_ms
+    )
     warm = producer(bootstrap, 0)
     probe = next(a for a in activities if a["activityTypeId"] == 12)
     timed.start["probe"] = time.monotonic()
@@ -648,7 +733,11 @@ def time_phase(
     if not consumed:
         consumer.drop(topic_out)
     warmed()
+    broker_from = harness.requests.read() if harness.requests is not None else None
+    consumer.poll(STATS_MS / 1000 * 1.2)  # its statistics as of now
+    reader_requests = consumer.requests()
     cpu_from = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    jit_from = jit_seconds(pids["broker"]) if "broker" in pids else 0.0
     reader_from = time.process_time()
 
     receive, sender = start_paced_sender(harness, bootstrap, topic_in, activities, probe, rate)
@@ -658,6 +747,7 @@ def time_phase(
     last_out = -1
     quiet_since = time.monotonic()
     cpu_to = dict(cpu_from)
+    jit_to = jit_from
     reader_to = reader_from
     sampled = 0.0
     while not sent_at or time.monotonic() - quiet_since < 3:
@@ -665,6 +755,7 @@ def time_phase(
             sent_at.update(receive.recv())
             timed.sender_cpu = receive.recv()
             timed.sender_behind = receive.recv()
+            timed.harness_requests["load generator"] = receive.recv()
         if consumed:
             records = consumer.poll(0.1)
             now = time.time()
@@ -679,11 +770,19 @@ def time_phase(
             if quiet_since - sampled > 0.1:  # the CPU times up to the last output
                 sampled = quiet_since
                 cpu_to = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                jit_to = jit_seconds(pids["broker"]) if "broker" in pids else 0.0
                 reader_to = time.process_time()
         if not sender.is_alive() and not sent_at and not receive.poll():
             raise SystemExit(f"latency: the load generator exited ({sender.exitcode})")
     timed.cpu = {name: cpu_to[name] - cpu_from[name] for name in pids}
+    timed.broker_jit = jit_to - jit_from
     timed.reader_cpu = reader_to - reader_from
+    if broker_from is not None and harness.requests is not None:
+        timed.broker = Delta.between(broker_from, harness.requests.read())
+        now_requests = consumer.requests()
+        timed.harness_requests["timing consumer"] = {
+            kind: count - reader_requests.get(kind, 0) for kind, count in now_requests.items()
+        }
     sender.join(30)
     consumer.close()
     afterwards = [topic_in] if consumed else [topic_in, topic_out]
@@ -794,6 +893,7 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
     print(
         "  CPU per activity sent: "
         + ", ".join(f"{name} {seconds * per:,.1f} µs" for name, seconds in cpu.items())
+        + f" (of which the broker's JIT compiler {timed.broker_jit * per:,.1f} µs)"
         + f"; in all {total:,.0f} µs, {total * offered / 1e6:.2f} cores at the offered rate"
         f" of {os.cpu_count()} (from the warm-up's end to the last output, idle time "
         f"included); the load generator at most {timed.sender_behind * 1000:,.1f} ms "
@@ -832,6 +932,8 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
             ),
             flush=True,
         )
+    if timed.broker is not None:
+        print_requests(who, timed)
     print_timeline(timed)
     if timed.stages:
         print(
@@ -847,6 +949,68 @@ def report_latency(who: str, timed: Timed, offered: float, what: str) -> bool:
             flush=True,
         )
     return True
+
+
+REQUEST_KINDS: Final = ("Produce", "Fetch", "Heartbeat", "OffsetCommit", "Metadata")
+"""Request kinds printed first, in this order; the others follow, by count."""
+PART_KINDS: Final = ("FetchConsumer", "FetchFollower")
+"""The broker's own split of Fetch (consumers', followers'): not requests of their own."""
+
+
+def print_requests(who: str, timed: Timed) -> None:
+    """The requests the broker served over a phase, per second, by kind: in all, the load
+    generator's and the timing consumer's (their own counts), and the rest, which is the
+    contestant's (and the broker's own, e.g. its KRaft heartbeats); then records per
+    produce request and per fetch."""
+    delta = timed.broker
+    assert delta is not None
+    harness = timed.harness_requests
+    rest = dict(delta.requests)
+    for counts in harness.values():
+        for kind, count in counts.items():
+            if kind in rest:
+                rest[kind] -= count
+    for part in PART_KINDS:
+        rest.pop(part, None)
+    kinds = [k for k in REQUEST_KINDS if delta.requests.get(k)]
+    kinds += sorted(
+        (
+            k
+            for k in delta.requests
+            if k not in kinds and k not in PART_KINDS and delta.requests[k] > 0
+        ),
+        key=lambda k: -delta.requests[k],
+    )
+
+    def rates(counts: dict[str, float]) -> str:
+        return ", ".join(
+            f"{kind} {delta.per_second(counts.get(kind, 0)):,.1f}"
+            for kind in kinds
+            if counts.get(kind, 0) > 0
+        )
+
+    topic_in, topic_out = timed.topics
+    records_in = delta.topic("MessagesInPerSec", topic_in)
+    records_out = delta.topic("MessagesInPerSec", topic_out)
+    sender_produce = harness.get("load generator", {}).get("Produce", 0)
+    own_produce = rest.get("Produce", 0)
+    own_fetch = rest.get("Fetch", 0)
+    produce_parts = delta.topic("TotalProduceRequestsPerSec", topic_out) / max(own_produce, 1)
+    fetch_parts = delta.topic("TotalFetchRequestsPerSec", topic_in) / max(own_fetch, 1)
+    print(
+        f"  broker requests/s over {delta.seconds:.1f} s: all {rates(delta.requests)}; "
+        + "; ".join(f"{name} {rates(counts)}" for name, counts in harness.items())
+        + f"; so {who} (and the broker's own) {rates(rest)}",
+        flush=True,
+    )
+    print(
+        f"  records per request: {who}'s produce {records_out / max(own_produce, 1):,.1f} "
+        f"({delta.per_second(records_out):,.0f} records/s out), its fetch "
+        f"{records_in / max(own_fetch, 1):,.1f}; the load generator's produce "
+        f"{records_in / max(sender_produce, 1):,.1f}; partitions per request: "
+        f"{who}'s produce {produce_parts:.2f}, fetch {fetch_parts:.2f}",
+        flush=True,
+    )
 
 
 def print_timeline(timed: Timed) -> None:
@@ -882,26 +1046,28 @@ def print_timeline(timed: Timed) -> None:
 def warm_broker(
     bootstrap: str,
     redis_url: str,
-    args: argparse.Namespace,
     logs: Path,
     worker_env: dict[str, str],
     harness: Harness,
+    offered: float,
+    seconds: float,
 ) -> None:
     """A fresh broker's JVM runs its produce and fetch paths slowly until it has compiled
     them: in its first ~30 s at 1,000/s, records took up to a second to be appended (the
-    "append" segment), whoever consumed them. Without the throughput phase, which warms
-    it, a worker phase of --broker-warmup seconds at the first fixed rate is run first
-    (its own group, topics and Redis keys: the phases after it still time a worker that
-    starts cold), so that they time the worker, not the broker's warm-up."""
-    offered = args.latency_rates[0] if args.latency_rates else 1000.0
-    timed = latency(
-        bootstrap, redis_url, offered, args.broker_warmup, logs, worker_env, harness=harness
-    )
+    "append" segment), whoever consumed them; after the throughput phase (whose preload
+    and fetches take other paths) its JIT compiler still took 30.1 of the broker's 50.7 µs
+    of CPU per activity in the half-rate phase (2026-11-30, 09:10 UTC). A worker phase of
+    `seconds` at `offered` (the first latency phase's rate) is run first (its own group,
+    topics and Redis keys: the phases after it still time a worker that starts cold), so
+    that they time the worker, not the broker's warm-up (--broker-warmup)."""
+    timed = latency(bootstrap, redis_url, offered, seconds, logs, worker_env, harness=harness)
     if timed.latencies:
+        per = 1e6 / timed.sent if timed.sent else 0.0
         print(
-            f"broker warm-up: a worker at {offered:,.0f}/s for {args.broker_warmup:.0f} s "
+            f"broker warm-up: a worker at {offered:,.0f}/s for {seconds:.0f} s "
             f"(not a result): {percentiles(timed.latencies)}, append "
-            f"{percentiles(timed.segments['append'])}",
+            f"{percentiles(timed.segments['append'])}; the broker's JIT compiler "
+            f"{timed.broker_jit * per:,.1f} µs per activity",
             flush=True,
         )
 
@@ -953,10 +1119,11 @@ def main() -> int:
     parser.add_argument(
         "--broker-warmup",
         type=float,
-        default=30.0,
+        default=None,
         metavar="SECONDS",
-        help="with --no-throughput, warm the fresh broker up first with a worker at the "
-        "first fixed rate for this long (default 30; 0: time a cold broker too)",
+        help="before the latency phases, warm the broker up with a worker at the first "
+        "phase's rate for this long (default 30 with --no-throughput, else 0; 0: time a "
+        "cold broker too)",
     )
     parser.add_argument(
         "--peers",
@@ -1010,6 +1177,23 @@ def main() -> int:
         f"{AUTO_LINGER_MS:g} ms above)",
     )
     parser.add_argument(
+        "--reader-fetch-wait",
+        type=int,
+        default=READER_WAIT_MS,
+        metavar="MS",
+        help="the timing consumer's fetch long poll: how long the broker may hold its fetch "
+        "when no new record is there (it answers as soon as one is appended; default "
+        f"{READER_WAIT_MS}; 5 before 2026-11-30 09:10 UTC)",
+    )
+    parser.add_argument(
+        "--broker-requests",
+        action="store_true",
+        help="read the broker's request counters (JMX, Kafka's JmxTool) around each latency "
+        "phase and print its requests per second by kind, the harness's and the "
+        "contestant's, and records per produce request and per fetch (the confluent "
+        "harness counts its own requests)",
+    )
+    parser.add_argument(
         "--compare",
         action="append",
         default=[],
@@ -1033,7 +1217,17 @@ def main() -> int:
         services = {}
         if broker.process is not None and redis_server.process is not None:
             services = {"broker": broker.process.pid, "redis": redis_server.process.pid}
-        harness = Harness(args.harness, args.timing, args.sender_linger, services)
+        requests = None
+        if args.broker_requests and broker.process is not None:
+            requests = BrokerRequests(broker.process.pid)
+        harness = Harness(
+            args.harness,
+            args.timing,
+            args.sender_linger,
+            services,
+            args.reader_fetch_wait,
+            requests,
+        )
         print(
             f"broker: Apache Kafka at {broker.bootstrap}; {len(lines):,} sample activities "
             f"over {args.leads:,} leads; load generator and timing consumer: {args.harness}, "
@@ -1052,10 +1246,14 @@ def main() -> int:
         rate = 0.0
         if not args.no_throughput:
             rate = measure_throughput(args, broker.bootstrap, redis_url, lines, logs, worker_env)
-        elif args.broker_warmup > 0:
-            warm_broker(broker.bootstrap, redis_url, args, logs, worker_env, harness)
         phases = [(rate * f, f"{f:.0%} of sustained") for f in args.latency_at if rate]
         phases += [(r, "fixed") for r in args.latency_rates]
+        warmup = args.broker_warmup
+        if warmup is None:
+            warmup = 30.0 if args.no_throughput else 0.0
+        if warmup > 0:
+            first = phases[0][0] if phases else 1000.0
+            warm_broker(broker.bootstrap, redis_url, logs, worker_env, harness, first, warmup)
         variants: list[tuple[str, dict[str, str]]] = [("", {})]
         variants += [compare_variant(text) for text in args.compare]
         for number, (offered, what) in enumerate(phases):

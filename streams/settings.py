@@ -246,6 +246,22 @@ class WorkerSettings(KafkaSettings):
         description="Lead states a worker keeps in memory after saving them; loading a cached "
         "lead costs a check of its generation, not a read of its state (0: no cache).",
     )
+    fetch_min_bytes: int = Field(
+        1,
+        ge=1,
+        le=4 * 1024 * 1024,
+        description="Bytes of new records the broker gathers before it answers a worker's "
+        "fetch, unless STREAMS_FETCH_MAX_WAIT_MS passes first: above 1, fewer and larger "
+        "fetches (fewer requests to the broker, fewer batches), each record waiting up to "
+        "that long at low rates (1: the broker answers at the first record).",
+    )
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=1500,
+        description="Milliseconds the broker may hold a worker's fetch that has fewer than "
+        "STREAMS_FETCH_MIN_BYTES of new records (also how often an idle worker fetches).",
+    )
     switch_interval: float = Field(
         0.0005,
         gt=0,

@@ -32,9 +32,49 @@ type O<T> = Option<T>;
 struct P<'a> {
     b: &'a [u8],
     i: usize,
+    /// Why the reader declined, when it was a value the core does not hold (set where it
+    /// is met, its place added as the decline unwinds); None for any other decline.
+    why: Option<Why>,
+}
+
+/// A value the core does not hold, found by the reader: what it is, and where (innermost
+/// first). Only made on a decline: the reading of a state it takes never builds one.
+struct Why {
+    what: &'static str,
+    place: Vec<String>,
+}
+
+/// At most this many characters of a name from the stored state in a reason.
+const NAME_CHARS: usize = 40;
+
+/// A name from the stored state as a reason shows it: quoted, escaped, at most
+/// `NAME_CHARS` characters (and an ellipsis).
+fn shown(name: &str) -> String {
+    let mut short: String = name.chars().take(NAME_CHARS).collect();
+    if short.len() < name.len() {
+        short.push('…');
+    }
+    format!("{short:?}")
 }
 
 impl<'a> P<'a> {
+    fn new(b: &'a [u8], i: usize) -> Self {
+        P { b, i, why: None }
+    }
+
+    /// Declines for `what`, a value the core does not hold.
+    fn decline<T>(&mut self, what: &'static str) -> O<T> {
+        self.why = Some(Why { what, place: Vec::new() });
+        None
+    }
+
+    /// Declines, a decline of what `place` holds (its place added to the reason, if any).
+    fn within<T>(&mut self, place: impl FnOnce() -> String) -> O<T> {
+        if let Some(why) = &mut self.why {
+            why.place.push(place());
+        }
+        None
+    }
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
             self.i += 1;
@@ -194,7 +234,8 @@ impl<'a> P<'a> {
         }
     }
 
-    /// A JSON number: Some(Ok(int)) within i64, Some(Err(float)) finite; None otherwise.
+    /// A JSON number: Some(Ok(int)) within i64, Some(Err(float)) finite; None otherwise
+    /// (why, when it is a number beyond them).
     fn number(&mut self) -> O<Result<i64, f64>> {
         self.ws();
         let start = self.i;
@@ -238,17 +279,25 @@ impl<'a> P<'a> {
         self.i = i;
         let text = std::str::from_utf8(&b[start..i]).ok()?;
         if float {
-            let f = text.parse::<f64>().ok()?;
-            f.is_finite().then_some(Err(f))
+            match text.parse::<f64>() {
+                Ok(f) if f.is_finite() => Some(Err(f)),
+                _ => self.decline("a number beyond 64-bit floats"),
+            }
         } else if text == "-0" {
-            None
+            self.decline("the integer -0")
         } else {
-            text.parse::<i64>().ok().map(Ok)
+            match text.parse::<i64>() {
+                Ok(n) => Some(Ok(n)),
+                Err(_) => self.decline("an integer beyond 64 bits"),
+            }
         }
     }
 
     fn int(&mut self) -> O<i64> {
-        self.number()?.ok()
+        match self.number()? {
+            Ok(n) => Some(n),
+            Err(_) => self.decline("a fraction where an integer belongs"),
+        }
     }
 
     /// A value the core holds; null: Some(None).
@@ -260,11 +309,15 @@ impl<'a> P<'a> {
                 let mut items = Vec::new();
                 self.array(|p| {
                     p.ws();
+                    if p.b.get(p.i) != Some(&b'"') {
+                        return p.decline("a list holding other than text");
+                    }
                     items.push(p.string()?);
                     Some(())
                 })?;
                 V::List(Arc::new(items))
             }
+            b'{' => return self.decline("an object"),
             b'n' if self.word(b"null") => return Some(None),
             b't' if self.word(b"true") => V::Bool(true),
             b'f' if self.word(b"false") => V::Bool(false),
@@ -279,6 +332,10 @@ impl<'a> P<'a> {
         let mut map = IMap::default();
         self.object(|p, k| {
             p.ws();
+            if p.b.get(p.i) != Some(&b'"') {
+                p.decline::<()>("a value other than text");
+                return p.within(|| shown(&k));
+            }
             let v = p.string()?;
             map.insert(k, v).is_none().then_some(())
         })?;
@@ -289,14 +346,22 @@ impl<'a> P<'a> {
     /// before, shared rather than allocated again.
     fn entry(&mut self, buf: &mut Vec<u8>, names_before: &mut Vec<Arc<str>>) -> O<Entry> {
         self.eat(b'[')?;
-        let ts = self.int()?;
+        let Some(ts) = self.int() else { return self.within(|| "its date".into()) };
         self.eat(b',')?;
-        let primary = self.value()?;
+        let Some(primary) = self.value() else { return self.within(|| "its primary".into()) };
         self.eat(b',')?;
         let mut attrs: Vec<(Arc<str>, V)> = Vec::new();
         let mut names: Set<Arc<str>> = Set::default();
         self.object_text(|p, k| {
-            let v = p.value()??;
+            let v = match p.value() {
+                Some(Some(v)) => v,
+                found => {
+                    if found.is_some() {
+                        p.decline::<()>("null");
+                    }
+                    return p.within(|| format!("attribute {}", shown(&k)));
+                }
+            };
             let at = attrs.len();
             let k: Arc<str> = match names_before.get(at) {
                 Some(n) if **n == *k => n.clone(),
@@ -334,7 +399,7 @@ impl<'a> P<'a> {
     /// `[processed_at, position, [fired], {carried}?]`.
     fn seen(&mut self) -> O<Seen> {
         self.eat(b'[')?;
-        let at = self.int()?;
+        let Some(at) = self.int() else { return self.within(|| "its time".into()) };
         self.eat(b',')?;
         self.ws();
         let position = self.string()?;
@@ -343,8 +408,14 @@ impl<'a> P<'a> {
         self.array(|p| {
             fired.push(p.int()?);
             Some(())
-        })?;
-        let carried = if self.take(b',') { Some(Box::new(self.text_map()?)) } else { None };
+        })
+        .or_else(|| self.within(|| "its campaigns".into()))?;
+        let carried = if self.take(b',') {
+            let Some(map) = self.text_map() else { return self.within(|| "its carried fields".into()) };
+            Some(Box::new(map))
+        } else {
+            None
+        };
         self.eat(b']')?;
         Some(Seen { at, position, fired, carried, seq: next_seq() })
     }
@@ -352,7 +423,7 @@ impl<'a> P<'a> {
     fn runs(&mut self) -> O<IMap<i64, i64>> {
         let mut runs = IMap::default();
         self.object(|p, k| {
-            let v = p.int()?;
+            let Some(v) = p.int() else { return p.within(|| format!("campaign {}", shown(&k))) };
             runs.insert(int_key(&k)?, v).is_none().then_some(())
         })?;
         Some(runs)
@@ -435,11 +506,11 @@ fn once(mask: &mut u8, bit: u8) -> O<()> {
 const SNAPSHOT_PREFIX: &[u8] = b"{\"v\":3,";
 
 /// The lead stored as the v3 snapshot `raw` (without its journal), or None (a decline).
-fn snapshot(raw: &[u8], buf: &mut Vec<u8>) -> O<Lead> {
-    if !raw.starts_with(SNAPSHOT_PREFIX) {
+fn snapshot(p: &mut P<'_>, buf: &mut Vec<u8>) -> O<Lead> {
+    if !p.b.starts_with(SNAPSHOT_PREFIX) {
         return None;
     }
-    let mut p = P { b: raw, i: SNAPSHOT_PREFIX.len() };
+    p.i = SNAPSHOT_PREFIX.len();
     let mut lead = Lead::default();
     let mut mask = 0u8;
     loop {
@@ -455,31 +526,35 @@ fn snapshot(raw: &[u8], buf: &mut Vec<u8>) -> O<Lead> {
                     let type_id = int_key(&k)?;
                     let mut entries = Vec::new();
                     p.array(|p| {
-                        entries.push(p.entry(buf, &mut names)?);
+                        match p.entry(buf, &mut names) {
+                            Some(e) => entries.push(e),
+                            None => return p.within(|| format!("entry {}", entries.len())),
+                        }
                         Some(())
-                    })?;
+                    })
+                    .or_else(|| p.within(|| format!("the history of type {type_id}")))?;
                     history.insert(type_id, entries).is_none().then_some(())
                 })?;
             }
             "f" => {
                 once(&mut mask, 2)?;
-                lead.fields = p.text_map()?;
+                lead.fields = p.text_map().or_else(|| p.within(|| "the lead fields".into()))?;
             }
             "r" => {
                 once(&mut mask, 4)?;
-                lead.runs = p.runs()?;
+                lead.runs = p.runs().or_else(|| p.within(|| "the runs".into()))?;
             }
             "s" => {
                 once(&mut mask, 8)?;
                 let seen = &mut lead.seen;
                 p.object(|p, k| {
-                    let s = p.seen()?;
+                    let Some(s) = p.seen() else { return p.within(|| format!("the seen activity {}", shown(&k))) };
                     seen.insert(k, s).is_none().then_some(())
                 })?;
             }
             "m" => {
                 once(&mut mask, 16)?;
-                lead.max_ts = p.max_ts()?;
+                lead.max_ts = p.max_ts().or_else(|| p.within(|| "the latest date".into()))?;
             }
             _ => return None,
         }
@@ -496,7 +571,7 @@ fn snapshot(raw: &[u8], buf: &mut Vec<u8>) -> O<Lead> {
 /// Replays the delta `raw` on `lead` (`journal.apply_delta`), or None (a decline: `lead`
 /// may then be half-changed, and is dropped).
 fn delta(lead: &mut Lead, raw: &[u8], buf: &mut Vec<u8>) -> O<()> {
-    let mut p = P { b: raw, i: 0 };
+    let mut p = P::new(raw, 0);
     let mut mask = 0u8;
     p.object(|p, name| {
         match name.as_str() {
@@ -580,10 +655,34 @@ fn delta(lead: &mut Lead, raw: &[u8], buf: &mut Vec<u8>) -> O<()> {
 /// or None (a decline: the store reads it in Python).
 pub fn read(raw: &[u8], journal: &[&[u8]]) -> O<Lead> {
     let mut buf = Vec::with_capacity(256);
-    let mut lead = snapshot(raw, &mut buf)?;
+    let mut lead = snapshot(&mut P::new(raw, 0), &mut buf)?;
     for d in journal {
         delta(&mut lead, d, &mut buf)?;
     }
     lead.recount();
     Some(lead)
+}
+
+/// The lead stored as the v3 snapshot `raw` alone (`read` without a journal), or why it
+/// is declined: the value the core does not hold and where (`the history of type 100001,
+/// entry 3, attribute "qty": an integer beyond 64 bits`), or, for any other decline, the
+/// byte at which the reader stopped. Names from the state are cut to `NAME_CHARS`, so the
+/// reason is bounded.
+pub fn read_snapshot(raw: &[u8]) -> Result<Lead, String> {
+    let mut buf = Vec::with_capacity(256);
+    let mut p = P::new(raw, 0);
+    match snapshot(&mut p, &mut buf) {
+        Some(mut lead) => {
+            lead.recount();
+            Ok(lead)
+        }
+        None => Err(match p.why {
+            Some(Why { what, mut place }) if !place.is_empty() => {
+                place.reverse();
+                format!("{}: {what}", place.join(", "))
+            }
+            Some(Why { what, .. }) => what.into(),
+            None => format!("not in the shape the core reads (at byte {} of {})", p.i, raw.len()),
+        }),
+    }
 }

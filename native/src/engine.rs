@@ -685,7 +685,9 @@ fn target(bound: usize) -> usize {
 /// `Engine.process` on one lead's state (then the caller enforces the bounds).
 pub fn process(py: Python<'_>, plan: &Plan, limits: &Limits, lead: &mut Lead, a: &Activity, now_us: i64) -> Outcome {
     let known = match lead.seen.get(&a.id) {
-        Some(s) if now_us - s.at <= limits.dedup_horizon_us => {
+        // Saturating: `at` is a stored state's (any 64-bit integer), and a difference beyond
+        // 64 bits compares to the horizon as Python's integer does (wrapped, it would not).
+        Some(s) if now_us.saturating_sub(s.at) <= limits.dedup_horizon_us => {
             if s.position != a.position {
                 return Outcome::Duplicate;
             }
@@ -724,7 +726,8 @@ pub fn process(py: Python<'_>, plan: &Plan, limits: &Limits, lead: &mut Lead, a:
             let Some(trigger) = matching_trigger(py, campaign, a) else { continue };
             if campaign.qualification != Qualification::EveryTime {
                 if let Some(&last) = lead.runs.get(&campaign.id) {
-                    if campaign.qualification == Qualification::Once || a.ts - last < campaign.period_us {
+                    // Saturating, as above: `last` is a stored state's.
+                    if campaign.qualification == Qualification::Once || a.ts.saturating_sub(last) < campaign.period_us {
                         continue;
                     }
                 }

@@ -113,11 +113,31 @@ struct Core {
     batch: u64,
     /// What the store holds for each lead read through `put_state` (`stored.rs`).
     checkpoints: value::Map<i64, stored::Checkpoint>,
-    /// TEST ONLY: the `evaluate` (by `batch`) that panics (`test_only_panic_in_batch`).
-    panic_at: Option<u64>,
-    /// TEST ONLY: how many `commit` calls are left before the one that panics
-    /// (`test_only_panic_in_commit`; 0: none).
-    commit_panic_in: u64,
+    /// TEST ONLY: per site of `SEAMS`, how many calls of it are left until the one that
+    /// panics (`test_only_panic_in`; 0: none).
+    seams: [u64; SEAMS.len()],
+}
+
+/// TEST ONLY: the places where `Core.test_only_panic_in` makes the core panic, each named
+/// for the method it is in: `decode` once the batch's records are decoded; `read_stored`
+/// and `put_state` once the lead is held (the store not told); `evaluate` once the batch's
+/// first activity is evaluated, its lead half-changed; `events` once an event is built
+/// (counting events, not calls); `payloads` once the first lead's payload is made; `commit` once the first
+/// lead's checkpoint moved; `evict` once the first lead is evicted (each at once when there
+/// is no first).
+const SEAMS: [&str; 8] = ["decode", "read_stored", "put_state", "evaluate", "events", "payloads", "commit", "evict"];
+const DECODE: usize = 0;
+const READ_STORED: usize = 1;
+const PUT_STATE: usize = 2;
+const EVALUATE: usize = 3;
+const EVENTS: usize = 4;
+const PAYLOADS: usize = 5;
+const COMMIT: usize = 6;
+const EVICT: usize = 7;
+
+/// TEST ONLY: the panic of an armed seam (`Core.test_only_panic_in`).
+fn seam_panic(site: usize) -> ! {
+    panic!("test-only fault injection: a panic in {} (test_only_panic_in)", SEAMS[site]);
 }
 
 /// The activities of one batch `Core.decode` read, for `Core.evaluate`.
@@ -130,7 +150,7 @@ struct Decoded {
 /// Python engine's isolation decides what it is.
 fn refault(lead: &Lead, a: &Activity, now_us: i64, horizon_us: i64) -> bool {
     lead.seen.get(&a.id).is_some_and(|s| {
-        now_us - s.at <= horizon_us && s.carried.as_ref().is_some_and(|c| c.contains_key(""))
+        now_us.saturating_sub(s.at) <= horizon_us && s.carried.as_ref().is_some_and(|c| c.contains_key(""))
     })
 }
 
@@ -154,6 +174,15 @@ fn display<'py>(py: Python<'py>, dt: Option<plan::Dt>, v: &V) -> PyResult<Bound<
 }
 
 impl Core {
+    /// TEST ONLY: one call of the seam `site`; whether it is the one that panics (the caller
+    /// then panics at its place: `seam_panic`).
+    fn seam(&mut self, site: usize) -> bool {
+        let left = &mut self.seams[site];
+        let panics = *left == 1;
+        *left = left.saturating_sub(1);
+        panics
+    }
+
     /// `events.action_members`, added to the event of a campaign with actions.
     fn action_members(
         &self,
@@ -199,8 +228,7 @@ impl Core {
             leads: value::Map::default(),
             batch: 0,
             checkpoints: value::Map::default(),
-            panic_at: None,
-            commit_panic_in: 0,
+            seams: [0; SEAMS.len()],
         })
     }
 
@@ -252,6 +280,7 @@ impl Core {
         now_us: i64,
         decode: &Bound<'py, PyAny>,
     ) -> PyResult<(Vec<i64>, Bound<'py, PyList>, Bound<'py, Decoded>)> {
+        let panics = self.seam(DECODE);
         let letters = PyList::empty(py);
         let mut activities = Vec::with_capacity(records.len().unwrap_or(0));
         for record in records.try_iter()? {
@@ -282,6 +311,9 @@ impl Core {
                 }
             }
         }
+        if panics {
+            seam_panic(DECODE);
+        }
         let mut leads = Vec::new();
         let mut known = value::Set::default();
         for a in &activities {
@@ -304,6 +336,7 @@ impl Core {
         create: bool,
     ) -> PyResult<(Bound<'py, PyList>, usize, usize, usize)> {
         let activities = std::mem::take(&mut decoded.borrow_mut().activities);
+        let mut panics = self.seam(EVALUATE);
         self.batch += 1;
         stored::take_fault();
         let events = PyList::empty(py);
@@ -330,9 +363,8 @@ impl Core {
             if let Some(err) = stored::take_fault() {
                 return Err(err);
             }
-            if self.panic_at == Some(self.batch) {
-                self.panic_at = None;
-                panic!("test-only fault injection: a panic inside batch {} (test_only_panic_in_batch)", self.batch);
+            if std::mem::take(&mut panics) {
+                seam_panic(EVALUATE);
             }
             let fired = match outcome {
                 Outcome::Duplicate => {
@@ -368,7 +400,13 @@ impl Core {
                     self.action_members(py, &event, a, lead_fields)?;
                 }
                 events.append(event)?;
+                if self.seam(EVENTS) {
+                    seam_panic(EVENTS);
+                }
             }
+        }
+        if panics {
+            seam_panic(EVALUATE);
         }
         Ok((events, accepted, duplicates, redelivered))
     }
@@ -377,16 +415,16 @@ impl Core {
     /// store holds (`journal.Stored`'s sizes: `snapshot_bytes` 0 makes its next save a
     /// snapshot). Replaces a state held before. Read by the one reader of stored states
     /// (`cold.rs`, a snapshot without journal): a ValueError for what it declines, which
-    /// in `encode_state`'s bytes is a value the core does not hold.
+    /// in `encode_state`'s bytes is a value the core does not hold: the message names it and
+    /// where it is (`cold::read_snapshot`, bounded).
     fn put_state(&mut self, lead_id: i64, raw: &[u8], snapshot_bytes: usize, journal_bytes: usize) -> PyResult<()> {
-        let lead = cold::read(raw, &[]).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "lead {lead_id}: a state the core cannot hold (a value other than text, a 64-bit \
-                 integer, a finite float, a boolean or a list of text; a null attribute)"
-            ))
-        })?;
+        let lead = cold::read_snapshot(raw)
+            .map_err(|why| PyValueError::new_err(format!("lead {lead_id}: a state the core cannot hold: {why}")))?;
         self.checkpoints.insert(lead_id, stored::Checkpoint::of(&lead, snapshot_bytes, journal_bytes));
         self.leads.insert(lead_id, lead);
+        if self.seam(PUT_STATE) {
+            seam_panic(PUT_STATE);
+        }
         Ok(())
     }
 
@@ -410,12 +448,16 @@ impl Core {
         let journal_bytes = slices.iter().map(|d| d.len()).sum();
         self.checkpoints.insert(lead_id, stored::Checkpoint::of(&lead, raw.as_bytes().len(), journal_bytes));
         self.leads.insert(lead_id, lead);
+        if self.seam(READ_STORED) {
+            seam_panic(READ_STORED);
+        }
         true
     }
 
     /// Per lead, what `journal.write` would store: (lead id, is a delta, bytes). The
     /// checkpoints stay until `commit`.
     fn payloads<'py>(&mut self, py: Python<'py>, lead_ids: Vec<i64>) -> PyResult<Vec<(i64, bool, Bound<'py, PyBytes>)>> {
+        let panics = self.seam(PAYLOADS);
         let mut out = Vec::with_capacity(lead_ids.len());
         for lead_id in lead_ids {
             let lead = self
@@ -424,6 +466,12 @@ impl Core {
                 .ok_or_else(|| PyValueError::new_err(format!("lead {lead_id} is not held by the core")))?;
             let (is_delta, bytes) = stored::payload(lead, self.checkpoints.get_mut(&lead_id));
             out.push((lead_id, is_delta, PyBytes::new(py, &bytes)));
+            if panics {
+                seam_panic(PAYLOADS);
+            }
+        }
+        if panics {
+            seam_panic(PAYLOADS);
         }
         Ok(out)
     }
@@ -431,11 +479,10 @@ impl Core {
     /// The payloads `payloads` handed out for these leads are stored: their checkpoints
     /// move to the states held now. A lead no longer held is skipped.
     fn commit(&mut self, lead_ids: Vec<i64>) {
-        let panics = self.commit_panic_in == 1;
-        self.commit_panic_in = self.commit_panic_in.saturating_sub(1);
+        let panics = self.seam(COMMIT);
         for (n, lead_id) in lead_ids.into_iter().enumerate() {
             if panics && n == 1 {
-                panic!("test-only fault injection: a panic inside commit (test_only_panic_in_commit)");
+                seam_panic(COMMIT);
             }
             let (Some(lead), Some(ck)) = (self.leads.get(&lead_id), self.checkpoints.get(&lead_id)) else {
                 continue;
@@ -451,30 +498,36 @@ impl Core {
             }
         }
         if panics {
-            panic!("test-only fault injection: a panic inside commit (test_only_panic_in_commit)");
+            seam_panic(COMMIT);
         }
     }
 
-    /// TEST ONLY (fault injection; no production path calls it, and nothing a record holds
-    /// reaches it): the `after`-th `evaluate` from now (1: the next) panics once its first
-    /// activity is evaluated, its lead half-changed: a Rust panic inside a batch, which
-    /// PyO3 raises as `PanicException` (`native.core_fault`). 0 disarms.
-    fn test_only_panic_in_batch(&mut self, after: u64) {
-        self.panic_at = (after > 0).then(|| self.batch + after);
-    }
-
-    /// TEST ONLY (fault injection, as `test_only_panic_in_batch`): the `after`-th `commit`
-    /// from now (1: the next) panics once its first lead's checkpoint has moved (or at once
-    /// with one lead or none): a Rust panic after a save that Redis holds. 0 disarms.
-    fn test_only_panic_in_commit(&mut self, after: u64) {
-        self.commit_panic_in = after;
+    /// TEST ONLY (fault injection; no production path calls it, and nothing a record or a
+    /// stored state holds reaches it): the `after`-th call from now (1: the next) of the
+    /// seam `site` (one of `SEAMS`, where each panics) panics: a Rust panic, which PyO3
+    /// raises as `PanicException` (`native.core_fault`). 0 disarms; each site is armed on
+    /// its own. A ValueError for a site not in `SEAMS`.
+    fn test_only_panic_in(&mut self, site: &str, after: u64) -> PyResult<()> {
+        let at = SEAMS
+            .iter()
+            .position(|s| *s == site)
+            .ok_or_else(|| PyValueError::new_err(format!("no seam {site:?}: one of {SEAMS:?}")))?;
+        self.seams[at] = after;
+        Ok(())
     }
 
     /// Forgets these leads (their states and checkpoints).
     fn evict(&mut self, lead_ids: Vec<i64>) {
+        let panics = self.seam(EVICT);
         for lead_id in lead_ids {
             self.leads.remove(&lead_id);
             self.checkpoints.remove(&lead_id);
+            if panics {
+                seam_panic(EVICT);
+            }
+        }
+        if panics {
+            seam_panic(EVICT);
         }
     }
 
@@ -549,6 +602,6 @@ fn streams_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(format_us, m)?)?;
     m.add_function(wrap_pyfunction!(py_event_id, m)?)?;
     m.add_function(wrap_pyfunction!(content_hash, m)?)?;
-    m.add("ABI", 3)?;
+    m.add("ABI", 4)?;
     Ok(())
 }

@@ -40,9 +40,11 @@ redoes the batch with its per-record isolation (`Processor._isolate`); over a
 whose state the core cannot hold is named in the log once per `CANNOT_HOLD_LOG_EVERY_S`,
 a fault in one WARNING per batch. A failure of the core after a save Redis answered
 (`commit`, `evict`: `RedisStore.save_core`) leaves the batch as saved and evicts its
-leads, counted as a `fault` too. `Core.test_only_panic_in_batch` and
-`Core.test_only_panic_in_commit` are the core's fault-injection seams for the tests (a
-Rust panic inside a batch, after a save); nothing here calls them.
+leads, counted as a `fault` too. A failure while leads are evicted drops every lead of
+the core (`RedisStore.evict_core`). `Core.test_only_panic_in` (a site, a count) is the
+core's fault-injection seam for the tests (a Rust panic at any step: decoding, reading a
+stored state, evaluating, building events or payloads, committing, evicting); nothing
+here calls it.
 
 The subset (a plan or store outside it runs on the compiled or pure modules, said once in
 a log line at the `Processor`'s first batch, `unsupported`; the line saying the core runs
@@ -82,7 +84,7 @@ if TYPE_CHECKING:
     from streams.engine.leadstate import LeadState
     from streams.pipeline import Processor, RecordLike
 
-ABI: Final = 3
+ABI: Final = 4
 """The description's format: the core's `ABI` must be the same (a stale build is refused
 by the manifest already; this catches a description changed without the crate)."""
 
@@ -355,6 +357,7 @@ class NativeProcessor:
         the store (or an interruption) evicts them too before it is raised."""
         self._prepare()
         store: Any = self.processor.store
+        holder = _holding_store(store)
         core = self.core
         leads: list[int] = []
         try:
@@ -365,8 +368,14 @@ class NativeProcessor:
             events, accepted, duplicates, redelivered = core.evaluate(decoded, now_us, False)
             payloads = core.payloads(leads)  # the core's last step: a fault in it is the core's
         except BaseException as exc:
-            core.evict(leads)  # nothing of them was saved: Redis holds them as before
+            # Nothing of them was saved: Redis holds them as before. If evicting fails too,
+            # the core drops every lead (`RedisStore.evict_core`): still this batch's fault
+            # if the core failed on it; else (the store's error, an interruption, a state
+            # the core cannot hold) a `fault` of its own (as `RedisStore.save_core` counts).
+            dropped = holder.evict_core(core, leads)
             if not core_fault(exc) or _of_the_store(exc):
+                if dropped:
+                    holder.count_core_fallback("fault")
                 raise
             from streams.state.redis_store import CannotHold
 
@@ -379,9 +388,12 @@ class NativeProcessor:
                     len(records),
                     f"{type(exc).__name__}: {exc}"[:300],
                 )
-            counted = getattr(_holding_store(store), "on_core_fallback", None)
-            if counted is not None:
-                counted("cannot_hold" if isinstance(exc, CannotHold) else "fault")
+            if isinstance(exc, CannotHold):
+                holder.count_core_fallback("cannot_hold")
+                if dropped:  # the core did fail, evicting: not hidden in `cannot_hold`
+                    holder.count_core_fallback("fault")
+            else:
+                holder.count_core_fallback("fault")
             return None
         await store.save_core(leads, payloads)
         return (events, letters, accepted, duplicates, redelivered)
@@ -390,8 +402,10 @@ class NativeProcessor:
         processor = self.processor
         engine = processor.engine
         if engine.plan is not self.plan:  # a reload (a new Engine on the Processor)
+            # Recorded once the core took it: if describing or setting it raises, the next
+            # batch tries again rather than running the old plan as if it were the new.
+            self.core.set_plan(describe_plan(engine.plan, processor.decoder.catalog))
             self.plan = engine.plan
-            self.core.set_plan(describe_plan(self.plan, processor.decoder.catalog))
         self.core.set_index_from(engine.index_from)  # None: the scanning reference
 
     def _fallback(self, now_us: int) -> Callable[[RecordLike], Activity | dict[str, Any]]:
@@ -408,7 +422,10 @@ FALLBACK_REASONS: Final = ("cannot_hold", "fault")
 lead's stored state holds a value the core does not (`CannotHold`), or the core failed on
 the batch (`core_fault`: an exception, a Python callback's, or a Rust panic); `fault` also
 counts a failure after the batch's save, which is not redone, its leads evicted
-(`RedisStore.save_core`)."""
+(`RedisStore.save_core`), and a failure evicting the leads of a revocation
+(`RedisStore.forget_cached`), of a save that failed, of a batch that failed on Redis
+or went over for `cannot_hold`, or beyond the cache after a save: the core drops every
+lead. One fault is counted once, even when evicting its leads fails too."""
 
 CANNOT_HOLD_LOG_EVERY_S: Final = 600.0
 """A lead whose state the core cannot hold is named in the log at most once per this many
@@ -416,11 +433,21 @@ seconds: each of its batches goes to the Python engine, and is counted, but a bu
 would otherwise log a WARNING per batch."""
 
 
+REASONS_SHOWN: Final = 5
+"""Leads whose reason (`CannotHold.reasons`) a `CannotHoldLog` line gives; the others
+named in it are only listed."""
+REASON_CHARS: Final = 200
+"""At most this many characters of each reason in the line (the core's are shorter)."""
+
+
 class CannotHoldLog:
     """The WARNING for leads whose state the core cannot hold (`CannotHold`): a lead is
-    named at most once per `every_s`, the line saying how many batches went to the
-    Python engine since the last one; batches whose leads were all named within `every_s`
-    log nothing (the worker counts every batch: `streams_native_fallbacks_total`). At most
+    named at most once per `every_s`, with what the core could not hold (the core's
+    reason: the value and where, e.g. `the history of type 100001, entry 0, attribute
+    "qty": an integer beyond 64 bits`; for the first `REASONS_SHOWN` leads of the line,
+    each cut to `REASON_CHARS`), the line saying how many batches went to the Python
+    engine since the last one; batches whose leads were all named within `every_s` log
+    nothing (the worker counts every batch: `streams_native_fallbacks_total`). At most
     `bound` leads are remembered, the longest named first forgotten."""
 
     def __init__(
@@ -454,6 +481,8 @@ class CannotHoldLog:
             named[lead] = now
         while len(named) > self.bound:
             del named[next(iter(named))]
+        reasons: dict[int, str] = getattr(exc, "reasons", {})
+        said = [_cut(reasons.get(lead) or str(exc)) for lead in fresh[:REASONS_SHOWN]]
         log.warning(
             "engine: lead(s) %s hold a state the native core cannot (%s); the batches that "
             "touch them run on the Python engine (%d batch(es) since the last such line; "
@@ -461,12 +490,16 @@ class CannotHoldLog:
             'streams_native_fallbacks_total{reason="cannot_hold"})',
             ", ".join(map(str, fresh[:20]))
             + (f" and {len(fresh) - 20} more" if len(fresh) > 20 else ""),
-            str(exc)[:300],
+            "; ".join(dict.fromkeys(said)),
             self.unsaid,
             self.every_s,
         )
         self.unsaid = 0
         return True
+
+
+def _cut(reason: str) -> str:
+    return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
 
 
 CANNOT_HOLD_LOG: Final = CannotHoldLog()

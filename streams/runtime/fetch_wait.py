@@ -18,13 +18,19 @@ does: streams/api/consumer_pool.py).
 `ShortFetchWaitConsumer` (the worker's and the dispatcher's consumers derive from it)
 runs `ShortFetchWaitThread`: Faust's consumer thread whose worker consumer is Faust's,
 with the wait replaced before the consumer starts: aiokafka passes its
-`_fetch_max_wait_ms` to the `Fetcher` it creates in `start()`. Both internals are checked
-by tests/unit/test_fetch_wait.py and tests/integration/test_fetch_wait.py (on the real broker),
+`_fetch_max_wait_ms` (and `_fetch_min_bytes`) to the `Fetcher` it creates in `start()`.
+An app may carry other values (`set_fetch_wait`: the worker's STREAMS_FETCH_MIN_BYTES and
+STREAMS_FETCH_MAX_WAIT_MS): a minimum above 1 byte makes the broker hold each fetch until
+that much data is there or the wait passed, so fewer, larger fetches (fewer requests and
+batches) at the price of up to the wait added to a record's latency at low rates (README,
+"What the broker serves in a latency phase"). Both internals are checked by
+tests/unit/test_fetch_wait.py and tests/integration/test_fetch_wait.py (on the real broker),
 which fail loudly if an upgrade moves them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 import aiokafka
@@ -34,13 +40,36 @@ FETCH_MAX_WAIT_MS: Final = 100
 """How long the broker may hold a fetch with no new data, in ms (module doc)."""
 
 
+@dataclass(frozen=True)
+class FetchWait:
+    """What a fetch asks the broker: answer once `min_bytes` are there, or after
+    `max_wait_ms` with whatever is."""
+
+    max_wait_ms: int = FETCH_MAX_WAIT_MS
+    min_bytes: int = 1
+
+
+def set_fetch_wait(app: Any, wait: FetchWait) -> None:
+    """Have the consumer of `app` (a `create_app` app, before its worker starts) fetch
+    with `wait` instead of `FetchWait()`."""
+    app.streams_fetch_wait = wait
+
+
+def fetch_wait_of(app: Any) -> FetchWait:
+    """The `FetchWait` of `app`: the one `set_fetch_wait` gave it, else the default."""
+    wait = getattr(app, "streams_fetch_wait", None)
+    return wait if isinstance(wait, FetchWait) else FetchWait()
+
+
 class ShortFetchWaitThread(aiokafka_driver.AIOKafkaConsumerThread):
     """Faust's aiokafka consumer thread, whose consumer waits at most `FETCH_MAX_WAIT_MS`
-    per fetch."""
+    per fetch (or what `set_fetch_wait` gave its app)."""
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        wait = fetch_wait_of(self.app)
+        consumer._fetch_max_wait_ms = wait.max_wait_ms
+        consumer._fetch_min_bytes = wait.min_bytes
         return consumer
 
 

@@ -225,9 +225,12 @@ class WorkerMetrics:
         )
         self.native_fallbacks = Counter(
             "streams_native_fallbacks",
-            "Batches the native core handed to the Python engine, by reason: cannot_hold (a "
-            "lead's stored state holds a value the core does not), fault (the core failed on "
-            "the batch: an exception, a Python callback's, or a Rust panic).",
+            "Batches the native core handed to the Python engine, and failures of the core "
+            "outside a batch, by reason: cannot_hold (a lead's stored state holds a value the "
+            "core does not), fault (the core failed: on a batch, redone by the Python engine; "
+            "after a batch's save, which stands, its leads evicted; or evicting leads, "
+            "when it drops every lead: an exception, a Python callback's, or a Rust panic; "
+            "one failure counted once).",
             ["reason"],
             registry=self.registry,
         )

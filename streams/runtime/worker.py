@@ -66,6 +66,7 @@ from streams.pipeline import BatchResult, Processor, RecordLike
 from streams.runtime.batch_drain import Batch, batch_consumer, subscribe
 from streams.runtime.batch_send import BatchSender
 from streams.runtime.faust_app import create_app, send_all, service_options
+from streams.runtime.fetch_wait import FetchWait, set_fetch_wait
 from streams.runtime.hot_reload import (
     ReloadMetrics,
     RulesReloader,
@@ -470,6 +471,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             settings.heartbeat_interval,
         ),
     )
+    set_fetch_wait(app, FetchWait(settings.fetch_max_wait_ms, settings.fetch_min_bytes))
     activities = app.topic(settings.topic_activities, partitions=settings.partitions)
     metrics = WorkerMetrics(
         ConsumerLag(settings.bootstrap_servers, settings.app_id, settings.topic_activities)

@@ -125,10 +125,12 @@ CONFLICT_LOADS: Final = 3
 
 class CannotHold(Exception):
     """A lead's state holds something the native core does not (`load_core`): the batch
-    runs on the Python engine."""
+    runs on the Python engine. `reasons`: per lead, the core's message (`Core.put_state`:
+    the value it cannot hold and where, bounded)."""
 
     def __init__(self, reasons: Mapping[int, str]) -> None:
         self.lead_ids: tuple[int, ...] = tuple(sorted(reasons))
+        self.reasons: dict[int, str] = dict(reasons)
         super().__init__("; ".join(reasons.values())[:300])
 
 
@@ -235,10 +237,42 @@ class RedisStore:
         self._revoked.update(self._loaded)
         dropped = len(self._cache) + len(self._held)
         self._cache.clear()
-        if self._held:
-            self.core.evict(list(self._held))
-            self._held.clear()
+        if self._held and self.evict_core(self.core, list(self._held)):
+            self.count_core_fallback("fault")
         return dropped
+
+    def evict_core(self, core: Any, lead_ids: list[int]) -> bool:
+        """Evicts these leads from `core` (no longer held: read again cold). If the core
+        fails at that (`native.core_fault`: a Rust panic included), what it holds is no
+        longer known: every lead goes (`clear`; it cannot fail: no type of the core has a
+        `Drop` of its own, and it calls no Python), one WARNING says so, and True is
+        returned (the caller counts the fault). An interruption is raised."""
+        from streams.engine.native import core_fault
+
+        held = self._held if self.core is core else {}
+        for lead_id in lead_ids:
+            held.pop(lead_id, None)
+        try:
+            core.evict(lead_ids)
+        except BaseException as exc:
+            if not core_fault(exc):
+                raise
+            log.warning(
+                "state: the native core failed evicting %d lead(s) (%s); it drops every lead "
+                "it holds (%d), each read again from Redis",
+                len(lead_ids),
+                f"{type(exc).__name__}: {exc}"[:300],
+                len(core),
+            )
+            held.clear()
+            core.clear()
+            return True
+        return False
+
+    def count_core_fallback(self, reason: str) -> None:
+        """One fallback of the core, for `reason` (`native.FALLBACK_REASONS`)."""
+        if self.on_core_fallback is not None:
+            self.on_core_fallback(reason)
 
     def adopt_core(self, core: Any) -> None:
         """From now on the native `core` holds this store's leads (`load_core`,
@@ -414,7 +448,8 @@ class RedisStore:
             async with self._in_flight(lead_ids):
                 replies = await self._store(calls)
         except BaseException:
-            core.evict(lead_ids)
+            if self.evict_core(core, lead_ids):  # the batch fails, and the core too
+                self.count_core_fallback("fault")
             raise
         for lead_id in lead_ids:
             loaded.pop(lead_id, None)
@@ -454,9 +489,10 @@ class RedisStore:
                     held[call.lead_id] = reply[1]
             if len(held) > self.cache_leads:
                 gone = list(held)[: len(held) - self.cache_leads]  # the least recently saved
-                for lead_id in gone:
-                    del held[lead_id]
-                core.evict(gone)
+                # Not the batch's leads: if the core fails evicting them, `evict_core` drops
+                # every lead (else some would stay in the core, out of `_held`, for good).
+                if self.evict_core(core, gone):
+                    self.count_core_fallback("fault")
         else:
             core.evict(stored)
 
@@ -466,27 +502,15 @@ class RedisStore:
         events are those of the states saved), but the core's checkpoints of these leads
         may be half moved, so they are evicted (read again cold next time: a delta from a
         stale checkpoint would corrupt the journal); if evicting fails too, every lead
-        goes (`clear`), and a failure of that is raised. Counted as a `fault` fallback."""
-        from streams.engine.native import core_fault
-
+        goes (`evict_core`). Counted as one `fault` fallback."""
         log.warning(
             "state: the native core failed after a save of %d leads (%s); they are read "
             "again from Redis",
             len(lead_ids),
             f"{type(exc).__name__}: {exc}"[:300],
         )
-        held = self._held
-        for lead_id in lead_ids:
-            held.pop(lead_id, None)
-        try:
-            core.evict(lead_ids)
-        except BaseException as again:
-            if not core_fault(again):
-                raise
-            held.clear()
-            core.clear()
-        if self.on_core_fallback is not None:
-            self.on_core_fallback("fault")
+        self.evict_core(core, lead_ids)
+        self.count_core_fallback("fault")
 
     def _queue_full_reads(self, pipe: Any, lead_ids: list[int]) -> None:
         for lead_id in lead_ids:
@@ -554,9 +578,8 @@ class RedisStore:
         if self.core is not None:
             # The Python engine redoing a batch the core failed on, maybe before it knew
             # the batch's leads (its decoding): the core's copies are stale once saved.
-            for lead_id in states:
-                self._held.pop(lead_id, None)
-            self.core.evict(list(states))
+            # Its fault is counted already (`NativeProcessor.process_stored`).
+            self.evict_core(self.core, list(states))
         async with self._in_flight(states):
             await self._save(states)
 

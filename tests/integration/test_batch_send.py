@@ -139,3 +139,45 @@ def test_each_record_gets_its_batchs_delivery_in_record_order(
 
 def _partition(key: bytes) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % PARTITIONS
+
+
+def test_a_batch_for_every_partition_goes_out_as_one_produce_request(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The worker's producer (linger 0, as `build_app` sets it) sends a batch's records of
+    every partition in one produce request to their broker, not one request per partition:
+    `issue` queues a batch per partition without yielding to aiokafka's sender, which then
+    drains every ready partition of a broker into one request (README, "What the broker
+    serves in a latency phase"). Fails if `issue` starts yielding between partitions or
+    aiokafka starts sending a request per partition."""
+    topic = _topic(kafka_bootstrap)
+    records = [(b"%d" % n, b"value %d" % n) for n in range(200)]
+
+    async def issue_twice() -> list[list[int]]:
+        app = create_app(
+            f"batch-send-{uuid.uuid4().hex[:8]}",
+            kafka_bootstrap,
+            datadir=tmp_path,
+            producer_linger_ms=0,
+        )
+        await app.producer.start()
+        requests: list[list[int]] = []
+        try:
+            sender = BatchSender(app.producer)
+            await sender.warm_up(topic)
+            kafka = app.producer._ensure_producer()
+            send_request = kafka._sender._send_produce_req
+
+            async def counted(node_id: int, batches: dict[Any, Any]) -> None:
+                requests.append(sorted(tp.partition for tp in batches))
+                await send_request(node_id, batches)
+
+            kafka._sender._send_produce_req = counted
+            for _ in range(2):
+                await asyncio.gather(*await sender.issue(topic, records))
+        finally:
+            await app.producer.stop()
+        return requests
+
+    requests = asyncio.run(issue_twice())
+    assert requests == [list(range(PARTITIONS))] * 2

@@ -232,6 +232,8 @@ def run(
                 if current.native is not None:
                     assert store.core is not None
                     ran_core += 1
+                if store.core is not None:  # between batches: the leads cached, no other
+                    assert set(store.core.lead_ids()) == set(store._held), f"batch {n}"
                 outcomes.append(
                     (
                         [orjson.dumps(e) for e in got.events],
@@ -503,17 +505,24 @@ def test_a_record_marked_as_faulted_is_the_same_dead_letter_again(
     assert [d["error"]["code"] for d in letters] == ["engine_error"]
 
 
+@pytest.mark.parametrize("evict_fails", [False, True])
 def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
     redis_url: str,
     index_rules: Path,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    evict_fails: bool,
 ) -> None:
     """A stored state with a value beyond the core's integers (an attribute of 2**63, which
     JSON and the Python engine take): its batches run on the Python engine, every time,
     and the others on the core; each such batch is counted (`on_core_fallback`), the lead
-    named in one WARNING, not one per batch."""
+    named in one WARNING, not one per batch, with what the core cannot hold and where.
+    `evict_fails`: the core panics evicting the first such batch's leads: it drops every
+    lead, and that failure of the core is counted as one `fault` besides (not hidden in
+    `cannot_hold`), the outcome the same."""
     monkeypatch.setattr(native, "CANNOT_HOLD_LOG", native.CannotHoldLog())
+    if evict_fails:
+        _wrap_cores(monkeypatch, _EvictFailsAfterRefusing)
     plans = Plans(index_rules, 3 * 3_600_000_000)
     stream = [(0, 1 + i % 3, 10 * i, "x", i, i) for i in range(30)]
     batches = index_batches(stream, [], 5, [1], 0)
@@ -528,7 +537,7 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
         }
     )
     fallbacks: list[str] = []
-    with caplog.at_level("WARNING", logger="streams.engine.native"):
+    with caplog.at_level("WARNING", logger="streams"):
         want = same(
             redis_url,
             plans,
@@ -540,34 +549,52 @@ def test_a_state_the_core_cannot_hold_runs_on_the_python_engine(
     assert sum(n for *_, n, _, _ in want) > 0
     touching = sum(1 for b in batches if any(orjson.loads(r[0])["leadId"] == 2 for r in b))
     assert touching > 2
-    assert fallbacks == ["cannot_hold"] * touching
+    assert sorted(fallbacks) == ["cannot_hold"] * touching + ["fault"] * evict_fails
+    assert caplog.text.count("the native core failed evicting") == evict_fails
     lines = [r.getMessage() for r in caplog.records if r.name == "streams.engine.native"]
     held = [line for line in lines if "hold a state the native core cannot" in line]
     assert len(held) == 1 and held[0].startswith("engine: lead(s) 2 hold"), lines
-    assert "lead 2: a state the core cannot hold" in held[0]
+    where = 'the history of type 100001, entry 0, attribute "qty": an integer beyond 64 bits'
+    assert f"lead 2: a state the core cannot hold: {where}" in held[0], held[0]
     assert not any("the native core failed on a batch" in line for line in lines)
 
 
-@pytest.mark.parametrize("check_cached", [False, True])
-def test_a_lead_saved_by_another_worker_is_read_again(redis_url: str, check_cached: bool) -> None:
+@pytest.mark.parametrize(
+    ("check_cached", "evict_fails"), [(False, False), (True, False), (False, True)]
+)
+def test_a_lead_saved_by_another_worker_is_read_again(
+    redis_url: str, check_cached: bool, evict_fails: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     """Trusted cache: `forget_cached` (partition revoked) drops the core's leads; checked
     cache (`HGET ver`): a generation someone else wrote makes the lead cold. Either way
     the next batch reads the other worker's state: no conflict, and the outcome of the
-    Python engine reading it."""
+    Python engine reading it. `evict_fails`: the core panics half way through evicting
+    them (its test-only seam): it drops every lead (`RedisStore.evict_core`), counted as
+    a `fault`, said once, and the outcome is the same."""
     plans = Plans(ROOT / "rules", None)
     batches = sample_batches(3, 100, count=300, leads=5)
+    fallbacks: list[str] = []
 
     async def go(use_core: bool) -> tuple[list[Any], dict[int, tuple[bytes, bytes]]]:
         app_id = f"nw-{uuid.uuid4().hex[:12]}"
         client = redis_client(redis_url)
-        store = RedisStore(client, app_id, TTL_MS, cache_leads=100, check_cached=check_cached)
+        store = RedisStore(
+            client,
+            app_id,
+            TTL_MS,
+            cache_leads=100,
+            check_cached=check_cached,
+            on_core_fallback=fallbacks.append,
+        )
         processor = Processor(plans.plan("default"), TimedStore(store), native=use_core)
         outcomes = []
         try:
             result = await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
             outcomes.append(len(result.events))
             if use_core:
-                assert processor.native is not None and len(store.core) > 0
+                assert processor.native is not None and len(store.core) > 1
+                if evict_fails:
+                    store.core.test_only_panic_in("evict", 1)
             if not check_cached:
                 store.forget_cached()
                 if use_core:
@@ -583,9 +610,12 @@ def test_a_lead_saved_by_another_worker_is_read_again(redis_url: str, check_cach
             await client.aclose()
         return outcomes, await _contents(redis_url, app_id, set(range(1000, 1010)))
 
-    want = asyncio.run(go(False))
-    got = asyncio.run(go(True))
+    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+        want = asyncio.run(go(False))
+        got = asyncio.run(go(True))
     assert got == want
+    assert fallbacks == (["fault"] if evict_fails else [])
+    assert caplog.text.count("the native core failed evicting") == evict_fails
 
 
 def test_the_backtest_survives_a_fault_in_the_core(
@@ -938,6 +968,24 @@ def _wrap_cores(monkeypatch: pytest.MonkeyPatch, wrap: Callable[[Any], _Wrapper]
     return wrapped
 
 
+class _EvictFailsAfterRefusing(_WrappedCore):
+    """The core, whose next `evict` panics (its test-only seam) once `put_state` first
+    refused a state: that of the batch's leads, handed to the Python engine."""
+
+    def __init__(self, core: Any) -> None:
+        super().__init__(core)
+        self.armed = False
+
+    def put_state(self, *args: Any) -> Any:
+        try:
+            return self._core.put_state(*args)
+        except ValueError:
+            if not self.armed:
+                self.armed = True
+                self._core.test_only_panic_in("evict", 1)
+            raise
+
+
 class _FailingPayloads(_WrappedCore):
     """The core, except that `payloads` (what the store saves) raises on its `fail_at`th
     call: the core failing after it evaluated a batch."""
@@ -968,26 +1016,28 @@ def test_a_fault_making_the_payloads_redoes_the_batch_on_the_python_engine(
     assert "the Python engine redoes it" in caplog.text
 
 
-class _Panicky(_WrappedCore):
-    """The core, armed at one of its test-only seams to panic inside its `at`th batch
-    (`seam` "batch", `test_only_panic_in_batch`: in `evaluate`, after the batch's first
-    activity) or its `at`th `commit` ("commit", `test_only_panic_in_commit`: after the
-    first lead's checkpoint moved), recording how many batches it evaluates, what it
-    raised, and the leads of the batch or commit that raised."""
+Seam = Literal["decode", "read_stored", "put_state", "evaluate", "events", "payloads", "commit"]
 
-    def __init__(self, core: Any, at: int, seam: Literal["batch", "commit"]) -> None:
+
+class _Panicky(_WrappedCore):
+    """The core, armed at one of its test-only seams (`Core.test_only_panic_in`: the `at`th
+    call of `seam` panics; where, `native/src/lib.rs` `SEAMS` says), recording how many
+    batches it evaluates, what it raised, and the leads of the batch (or commit) that
+    raised. `evict_too`: once the seam panicked, the next `evict` panics too (the core
+    failing again as its leads are evicted)."""
+
+    def __init__(self, core: Any, at: int, seam: Seam, evict_too: bool = False) -> None:
         super().__init__(core)
-        if seam == "batch":
-            core.test_only_panic_in_batch(at)
-        else:
-            core.test_only_panic_in_commit(at)
+        core.test_only_panic_in(seam, at)
+        self.evict_too = evict_too
         self.evaluated = 0
         self.panics: list[BaseException] = []
         self.batch_leads: list[int] = []
         self.panicked_leads: list[int] = []
 
     def decode(self, *args: Any) -> Any:
-        out = self._core.decode(*args)
+        self.batch_leads = []  # not known until it returns
+        out = self._recording(self.batch_leads, self._core.decode, *args)
         self.batch_leads = list(out[0])
         return out
 
@@ -995,37 +1045,42 @@ class _Panicky(_WrappedCore):
         self.evaluated += 1
         return self._recording(self.batch_leads, self._core.evaluate, *args)
 
+    def read_stored(self, *args: Any) -> Any:
+        return self._recording(self.batch_leads, self._core.read_stored, *args)
+
+    def put_state(self, *args: Any) -> Any:
+        return self._recording(self.batch_leads, self._core.put_state, *args)
+
+    def payloads(self, *args: Any) -> Any:
+        return self._recording(self.batch_leads, self._core.payloads, *args)
+
     def commit(self, lead_ids: list[int]) -> None:
         self._recording(list(lead_ids), self._core.commit, lead_ids)
+
+    def evict(self, lead_ids: list[int]) -> None:
+        self._recording(list(lead_ids), self._core.evict, lead_ids)
 
     def _recording(self, leads: list[int], call: Callable[..., Any], *args: Any) -> Any:
         try:
             return call(*args)
         except BaseException as exc:
+            if self.evict_too and not self.panics:
+                self._core.test_only_panic_in("evict", 1)
             self.panics.append(exc)
             self.panicked_leads = leads
             raise
 
-    def assert_panicked_once(self) -> None:
-        """One real Rust panic (PyO3's `PanicException`), the seam's."""
-        assert [type(e).__name__ for e in self.panics] == ["PanicException"], self.panics
-        assert "test-only fault injection" in str(self.panics[0])
+    def assert_panicked(self, *seams: str) -> None:
+        """Real Rust panics (PyO3's `PanicException`), one per seam named, in that order."""
+        assert [type(e).__name__ for e in self.panics] == ["PanicException"] * len(seams)
+        for exc, seam in zip(self.panics, seams, strict=True):
+            assert f"test-only fault injection: a panic in {seam} " in str(exc), exc
 
 
-@pytest.mark.parametrize("cache_leads", [1000, 0])
-def test_a_rust_panic_inside_a_batch_redoes_it_on_the_python_engine(
-    redis_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-    cache_leads: int,
-) -> None:
-    """A real Rust panic inside a batch (the core's test-only seam: after the batch's first
-    activity, its lead half-changed): PyO3 raises `PanicException`, the batch's leads are
-    evicted from the core, the Python engine redoes the batch, and the next batches run on
-    the core again: the same events, dead letters, counters and Redis contents as the
-    Python engine throughout (`same`)."""
-    wrapped = _wrap_cores(monkeypatch, lambda core: _Panicky(core, at=3, seam="batch"))
-    redone: list[list[int]] = []  # per batch handed to the Python engine: its leads held
+def _checking_fallbacks(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """Per batch the core hands to the Python engine (`process_stored` returns None): the
+    leads of the batch that panicked still held by the core then (none, if evicted)."""
+    redone: list[list[int]] = []
     process_stored = native.NativeProcessor.process_stored
 
     async def checked(self: native.NativeProcessor, records: Any, now_us: int) -> Any:
@@ -1035,32 +1090,117 @@ def test_a_rust_panic_inside_a_batch_redoes_it_on_the_python_engine(
         return done
 
     monkeypatch.setattr(native.NativeProcessor, "process_stored", checked)
+    return redone
+
+
+@pytest.mark.parametrize(
+    ("seam", "at"),
+    [
+        ("decode", 3),
+        ("read_stored", 3),
+        ("put_state", 1),
+        ("evaluate", 3),
+        ("events", 40),
+        ("payloads", 3),
+    ],
+)
+@pytest.mark.parametrize("cache_leads", [1000, 0])
+def test_a_rust_panic_in_the_core_on_a_batch_redoes_it_on_the_python_engine(
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    seam: Seam,
+    at: int,
+    cache_leads: int,
+) -> None:
+    """A real Rust panic at each step of the core on a batch (the core's test-only seams:
+    decoding its records; reading a cold lead's stored state, `read_stored`, or the bytes
+    of one Python read, `put_state`, once the lead is held; evaluating, its first
+    activity's lead half-changed; building its events; making the payloads to save):
+    PyO3 raises `PanicException`, the batch's leads are evicted from the core, the Python
+    engine redoes the batch, it counts as one `fault`, and the next batches run on the
+    core again: the same events (none lost, none doubled), dead letters, counters and
+    Redis contents as the Python engine throughout (`same`), states seeded in every
+    format version (v1 and v2 read by Python and handed over, v3 read by the core)."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(12, 60, count=600, leads=30)
+    seeds = _old_formats(redis_url, plans, batches[:3])
+    wrapped = _wrap_cores(monkeypatch, lambda core: _Panicky(core, at=at, seam=seam))
+    redone = _checking_fallbacks(monkeypatch)
+    fallbacks: list[str] = []
     with caplog.at_level("WARNING", logger="streams.engine.native"):
-        same(
+        want = same(
             redis_url,
-            Plans(ROOT / "rules", None),
-            sample_batches(12, 100, count=800, leads=30),
+            plans,
+            batches,
             now_us=SAMPLE_NOW,
             cache_leads=cache_leads,
+            seeds=seeds,
+            fallbacks=fallbacks,
         )
+    assert sum(len(events) for events, *_ in want) > at, "too few events to panic in"
     (core,) = wrapped
-    core.assert_panicked_once()
-    assert core.panicked_leads
+    core.assert_panicked(seam)
+    assert seam == "decode" or core.panicked_leads, "the panic was not in a batch"
     assert redone == [[]], f"leads of the panicked batch left in the core: {redone}"
+    assert fallbacks == ["fault"]
     assert core.evaluated > 3, "the core did not go on after the panic"
     assert caplog.text.count("the Python engine redoes it") == 1
     assert "PanicException" in caplog.text
 
 
-def test_no_production_path_arms_the_panic_seam() -> None:
-    """The seams are methods of the core that only tests call: no module of `streams`
-    calls them, so no setting, record or request reaches them."""
+def test_a_plan_the_core_did_not_take_is_given_to_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new plan on the `Processor` (a new `Engine`) is handed to the core before the next
+    batch; if the core raises taking it, the batch fails, and the next batch hands it
+    again: the core never runs the old plan taken for the new (`NativeProcessor._prepare`
+    records the plan once the core took it)."""
+    from streams.state.memory import MemoryStore
+
+    class RefusingOnce(_WrappedCore):
+        def __init__(self, core: Any) -> None:
+            super().__init__(core)
+            self.refuse = False
+            self.taken = 0
+
+        def set_plan(self, description: Any) -> None:
+            if self.refuse:
+                self.refuse = False
+                raise ValueError("injected: the core refuses the plan")
+            self._core.set_plan(description)
+            self.taken += 1
+
+    wrapped = _wrap_cores(monkeypatch, RefusingOnce)
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(3, 50, count=150, leads=8)
+
+    async def go() -> None:
+        processor = Processor(plans.plan("default"), MemoryStore())
+        await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+        assert processor.native is not None
+        (core,) = wrapped
+        taken = core.taken
+        short = plans.plan("short")
+        processor.engine = Engine(short)
+        core.refuse = True
+        with pytest.raises(ValueError, match="injected"):
+            await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+        assert processor.native.plan is not short, "the plan recorded, the core without it"
+        await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+        assert core.taken == taken + 1 and processor.native.plan is short
+
+    asyncio.run(go())
+
+
+def test_no_production_path_arms_the_panic_seams() -> None:
+    """The seams are a method of the core that only tests call: no module of `streams`
+    calls it, so no setting, record or request reaches them."""
     package = Path(native.__file__).parents[1]
     callers = [
         str(path.relative_to(package))
         for path in package.rglob("*.py")
-        for seam in ("test_only_panic_in_batch(", "test_only_panic_in_commit(")
-        if seam in path.read_text("utf-8")
+        if "test_only_panic_in(" in path.read_text("utf-8")
     ]
     assert callers == []
 
@@ -1100,12 +1240,48 @@ def test_a_rust_panic_after_a_save_evicts_its_leads_and_goes_on(
             fallbacks=fallbacks,
         )
     (core,) = wrapped
-    core.assert_panicked_once()
+    core.assert_panicked("commit")
     assert len(core.panicked_leads) > 1, "the panic did not come half way through"
     assert left == [[]], f"leads of the panicked commit left in the core: {left}"
     assert fallbacks == ["fault"]
     assert core.evaluated > 3, "the core did not go on after the panic"
     assert caplog.text.count("the native core failed after a save") == 1
+
+
+@pytest.mark.parametrize("seam", ["evaluate", "commit"])
+@pytest.mark.parametrize("cache_leads", [1000, 0])
+def test_a_core_failing_to_evict_drops_every_lead_and_goes_on(
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    seam: Seam,
+    cache_leads: int,
+) -> None:
+    """The core panics on a batch (in `evaluate`: the batch is redone by the Python
+    engine) or after its save (in `commit`: the batch stands), and panics again while its
+    leads are evicted (the test-only seam of `evict`, half way through): what it holds is
+    no longer known, so it drops every lead (`RedisStore.evict_core`), each read again from
+    Redis; the fault counts once, one WARNING says so, the worker goes on (no exception
+    out of the batch) and the core runs the next batches: the same events, dead letters,
+    counters and Redis contents as the Python engine throughout (`same`, which also holds
+    the core to holding exactly the leads the store's cache says after each batch)."""
+    wrapped = _wrap_cores(monkeypatch, lambda core: _Panicky(core, at=3, seam=seam, evict_too=True))
+    fallbacks: list[str] = []
+    with caplog.at_level("WARNING", logger="streams"):
+        same(
+            redis_url,
+            Plans(ROOT / "rules", None),
+            sample_batches(14, 100, count=800, leads=30),
+            now_us=SAMPLE_NOW,
+            cache_leads=cache_leads,
+            fallbacks=fallbacks,
+        )
+    (core,) = wrapped
+    core.assert_panicked(seam, "evict")
+    assert len(core.panicked_leads) > 1, "the evict did not panic half way through"
+    assert fallbacks == ["fault"]
+    assert core.evaluated > 4, "the core did not go on after the panics"
+    assert caplog.text.count("the native core failed evicting") == 1
 
 
 @pytest.mark.parametrize("mode", ["applied", "one failed"])
@@ -1129,6 +1305,139 @@ def test_a_save_that_fails_after_being_applied_leaves_no_checkpoint_behind(
         cache_leads=cache_leads,
         failing_saves={2: mode, 5: mode, 6: mode},
     )
+
+
+class _EvictFailsAtSave(_WrappedCore):
+    """The core, whose `evict` panics (its test-only seam, half way through) from the
+    `at`th batch's `payloads` on: the next `evict` is that of the batch's save."""
+
+    def __init__(self, core: Any, at: int) -> None:
+        super().__init__(core)
+        self.at = at
+        self.batches = 0
+
+    def payloads(self, leads: list[int]) -> Any:
+        self.batches += 1
+        if self.batches == self.at:
+            self._core.test_only_panic_in("evict", 1)
+        return self._core.payloads(leads)
+
+
+@pytest.mark.parametrize("mode", ["applied", "one failed"])
+def test_a_core_failing_to_evict_after_a_failed_save_drops_every_lead(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    """A save that raises (stored, its reply lost; one lead's call failed) evicts the
+    batch's leads; the core panicking at that drops every lead instead, the batch fails
+    with the store's error (not the panic: the worker replays it as any failed save),
+    counted as one `fault`, said once; the replay and the next batches are the Python
+    engine's outcome (`same`)."""
+    _wrap_cores(monkeypatch, lambda core: _EvictFailsAtSave(core, at=3))
+    fallbacks: list[str] = []
+    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+        same(
+            redis_url,
+            Plans(ROOT / "rules", None),
+            sample_batches(16, 60, count=480, leads=12),
+            now_us=SAMPLE_NOW,
+            failing_saves={2: mode},
+            fallbacks=fallbacks,
+        )
+    assert fallbacks == ["fault"]
+    assert caplog.text.count("the native core failed evicting") == 1
+
+
+class _EvictFailsAtTrim(_WrappedCore):
+    """The core, whose third `evict` from the `at`th batch's `payloads` on panics (its
+    test-only seam, once the first lead is evicted): in a save Redis answered, the third
+    is the eviction of the leads saved longest ago, beyond `cache_leads` (after those of
+    the conflicts and of the revoked)."""
+
+    def __init__(self, core: Any, at: int) -> None:
+        super().__init__(core)
+        self.at = at
+        self.batches = 0
+        self.trimmed: list[list[int]] = []
+        self.batch_leads: list[int] = []
+
+    def payloads(self, leads: list[int]) -> Any:
+        self.batches += 1
+        if self.batches == self.at:
+            self._core.test_only_panic_in("evict", 3)
+            self.batch_leads = list(leads)
+        return self._core.payloads(leads)
+
+    def evict(self, lead_ids: list[int]) -> None:
+        if self.batches == self.at:
+            self.trimmed.append(list(lead_ids))
+        self._core.evict(lead_ids)
+
+
+def test_a_core_failing_to_evict_the_leads_beyond_its_cache_holds_none_of_them(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a save, the leads saved longest ago beyond `cache_leads` are evicted; the core
+    panicking half way through that (they are not the batch's leads) leaves none of them
+    in the core outside the store's cache (`run` checks the core holds exactly the cached
+    leads after every batch): it drops every lead (`RedisStore.evict_core`), one `fault`,
+    said once; the batch stands, the outcome is the Python engine's."""
+    wrapped = _wrap_cores(monkeypatch, lambda core: _EvictFailsAtTrim(core, at=4))
+    fallbacks: list[str] = []
+    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+        same(
+            redis_url,
+            Plans(ROOT / "rules", None),
+            sample_batches(10, 60, count=400, leads=200),
+            now_us=SAMPLE_NOW,
+            cache_leads=10,
+            fallbacks=fallbacks,
+        )
+    (core,) = wrapped
+    trimmed = core.trimmed[2]
+    assert len(trimmed) > 1 and set(trimmed[1:]) - set(core.batch_leads), "only its leads"
+    assert fallbacks == ["fault"]
+    assert caplog.text.count("the native core failed evicting") == 1
+
+
+def test_a_batch_failing_on_redis_and_a_core_failing_to_evict_counts_one_fault(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch whose load fails on Redis (the store's error is raised, as on the Python
+    engine) and the core panicking as the batch's leads are evicted: the core drops every
+    lead (none left outside the cache), said once, and the core's failure is counted as
+    one `fault` (as after a save that raised), the store's error raised, not the panic."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(5, 100, count=200, leads=8)
+    fallbacks: list[str] = []
+
+    async def go() -> tuple[int, list[int], list[int]]:
+        app_id = f"nw-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=3, on_core_fallback=fallbacks.append)
+        processor = Processor(plans.plan("default"), TimedStore(store))
+        original = store._read_full
+
+        async def failing(*args: Any) -> None:
+            raise RedisConnectionError("the connection dropped")
+
+        try:
+            await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
+            held = len(store.core)
+            store._read_full = failing  # type: ignore[method-assign]
+            store.core.test_only_panic_in("evict", 1)
+            with pytest.raises(RedisConnectionError):
+                await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
+            store._read_full = original  # type: ignore[method-assign]
+            return held, sorted(store.core.lead_ids()), sorted(store._held)
+        finally:
+            await client.aclose()
+
+    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
+        held, in_core, cached = asyncio.run(go())
+    assert held == 3
+    assert in_core == cached == []
+    assert caplog.text.count("the native core failed evicting") == 1
+    assert fallbacks == ["fault"]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -1173,10 +1482,12 @@ def test_a_save_failing_for_one_master_of_a_redis_cluster_moves_no_checkpoint(
     )
 
 
+@pytest.mark.parametrize("seam", ["decode", "evaluate", "events"])
 def test_the_backtest_survives_a_rust_panic_in_the_core(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seam: Seam
 ) -> None:
-    """On a `MemoryStore` a real Rust panic inside a batch (the test-only seam) makes the
+    """On a `MemoryStore` a real Rust panic inside a batch (the test-only seams of the
+    steps the backtest's core runs: decoding, evaluating, building the events) makes the
     backtest run again with copies on the Python engine (`StatesNotIsolated`): the same
     output as without it."""
     from streams.backtest import backtest_to_lists
@@ -1192,7 +1503,7 @@ def test_the_backtest_survives_a_rust_panic_in_the_core(
     class Armed(_WrappedCore):
         def __init__(self, core: Any) -> None:
             super().__init__(core)
-            core.test_only_panic_in_batch(3)
+            core.test_only_panic_in(seam, 3)
 
         def process(self, *args: Any) -> Any:
             try:
@@ -1206,3 +1517,51 @@ def test_the_backtest_survives_a_rust_panic_in_the_core(
     assert panics == ["PanicException"]
     assert got[0] == want[0] and got[1] == want[1]
     assert want[0], "no events to compare"
+
+
+@pytest.mark.parametrize("end", [-(2**63), 2**63 - 1])
+@pytest.mark.parametrize("dates", ["seen, runs", "history, max_ts"])
+def test_dates_at_the_ends_of_64_bits_in_a_stored_state_compare_as_python_does(
+    redis_url: str, end: int, dates: str
+) -> None:
+    """A stored state whose dates are at either end of 64 bits (a corrupt or hostile
+    state: the core reads any 64-bit integer, as Python does): `seen` times and membership
+    dates (`runs`), where `now - processed_at` against the dedup horizon and `date - last
+    run` against a campaign's period overflow 64 bits, which the core compares as Python's
+    integers do (saturating), not wrapped around (which made every such identity a
+    duplicate and every such campaign never fire again); or the history's dates and the
+    latest date (`max_ts`: the retention's horizon, windows, intervals, the trim's
+    order). The stream is run, its states so rewritten, then run again: the same outcome
+    as the Python engine."""
+    plans = Plans(ROOT / "rules", None)
+    batches = sample_batches(15, 100, count=400, leads=10)
+
+    async def seeded() -> dict[int, tuple[str, bytes, list[bytes]]]:
+        app_id = f"seed-{uuid.uuid4().hex[:12]}"
+        client = redis_client(redis_url)
+        try:
+            store = RedisStore(client, app_id, TTL_MS)
+            processor = Processor(plans.plan("default"), store, native=False)
+            for batch in batches:
+                await processor.process([Record(*r) for r in batch], SAMPLE_NOW)
+            leads = sorted(
+                int(k.split(b"{")[1].split(b"}")[0])
+                for k in await client.keys(f"{app_id}:lead:*".encode())
+            )
+            states = await store.load(leads)
+            for state in states.values():
+                if dates == "seen, runs":
+                    state.runs = dict.fromkeys(state.runs, end)
+                    state.seen = {k: [end, *v[1:]] for k, v in state.seen.items()}
+                else:
+                    state.max_ts = end
+                    for entries in state.history.values():
+                        entries[::2] = [[end, *e[1:]] for e in entries[::2]]
+            return {lead: ("v3", encode_state(state), []) for lead, state in states.items()}
+        finally:
+            await client.aclose()
+
+    seeds = asyncio.run(seeded())
+    assert any(orjson.loads(s)["r"] for _, s, _ in seeds.values()), "no memberships to age"
+    want = same(redis_url, plans, batches, now_us=SAMPLE_NOW, seeds=seeds)
+    assert sum(len(events) for events, *_ in want) > 0

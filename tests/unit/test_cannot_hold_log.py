@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from streams.engine.native import CannotHoldLog
+from streams.engine.native import REASON_CHARS, REASONS_SHOWN, CannotHoldLog
 from streams.runtime.metrics import WorkerMetrics
 from streams.state.redis_store import CannotHold
 
@@ -66,3 +66,31 @@ def test_the_worker_counts_each_reason_from_zero() -> None:
             "streams_native_fallbacks_total", {"reason": reason}
         )
         assert got == 0.0, reason
+
+
+def test_the_line_says_what_each_lead_named_holds_bounded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each lead the line names is named with the core's reason (what it cannot hold and
+    where), only the leads named (not those named within the window), each reason cut to
+    `REASON_CHARS`, at most `REASONS_SHOWN` of them: the line stays bounded whatever the
+    batch holds."""
+    clock = Clock()
+    said = CannotHoldLog(every_s=600, clock=clock)
+
+    def reason(lead: int) -> str:
+        where = f'the history of type 7, entry {lead}, attribute "a": null'
+        return f"lead {lead}: a state the core cannot hold: {where}"
+
+    with caplog.at_level(logging.WARNING, logger="streams.engine.native"):
+        said.note(CannotHold({3: reason(3)}))
+        said.note(CannotHold({3: reason(3), 4: reason(4)}))
+        said.note(CannotHold({lead: reason(lead) + "x" * 5000 for lead in range(100, 400)}))
+    first, second, third = (r.getMessage() for r in caplog.records)
+    assert reason(3) in first
+    assert reason(4) in second and "entry 3," not in second
+    assert third.count("a state the core cannot hold") == REASONS_SHOWN
+    cut = reason(100) + "x" * (REASON_CHARS - 1 - len(reason(100))) + "…"
+    assert cut in third and third.count("x…") == REASONS_SHOWN
+    assert "and 280 more" in third
+    assert len(third) < 2000

@@ -471,3 +471,78 @@ def test_put_state_reads_a_snapshot_as_python_reads_it_or_refuses_it(
         assert isinstance(want, LeadState), f"put_state took {raw!r}; Python: {want!r}"
         assert core.encode_state(1) == encode_state(want), raw
         core.evict([1])
+
+
+def _snapshot(
+    h: bytes = b"{}", f: bytes = b"{}", r: bytes = b"{}", s: bytes = b"{}", m: bytes = b"null"
+) -> bytes:
+    return b'{"v":3,"h":%s,"f":%s,"r":%s,"s":%s,"m":%s}' % (h, f, r, s, m)
+
+
+_LONG = "n" * 500 + '"'
+CANNOT_HOLD = [
+    (
+        _snapshot(h=b'{"100001":[[1,"x",{"qty":1}],[2,"x",{"qty":9223372036854775808}]]}'),
+        'the history of type 100001, entry 1, attribute "qty": an integer beyond 64 bits',
+    ),
+    (
+        _snapshot(h=b'{"7":[[1,"x",{"a":1,"b":null}]]}'),
+        'the history of type 7, entry 0, attribute "b": null',
+    ),
+    (
+        _snapshot(h=b'{"7":[[1,"x",{"a":{"b":1}}]]}'),
+        'the history of type 7, entry 0, attribute "a": an object',
+    ),
+    (
+        _snapshot(h=b'{"7":[[1,"x",{"a":["b",2]}]]}'),
+        'the history of type 7, entry 0, attribute "a": a list holding other than text',
+    ),
+    (
+        _snapshot(h=b'{"7":[[1,-18446744073709551616,{}]]}'),
+        "the history of type 7, entry 0, its primary: an integer beyond 64 bits",
+    ),
+    (
+        _snapshot(h=b'{"7":[[1.5,"x",{}]]}'),
+        "the history of type 7, entry 0, its date: a fraction where an integer belongs",
+    ),
+    (
+        _snapshot(h=b'{"7":[[1,"x",{"a":1e400}]]}'),
+        'the history of type 7, entry 0, attribute "a": a number beyond 64-bit floats',
+    ),
+    (_snapshot(f=b'{"email":1}'), 'the lead fields, "email": a value other than text'),
+    (
+        _snapshot(r=b'{"12":99999999999999999999}'),
+        'the runs, campaign "12": an integer beyond 64 bits',
+    ),
+    (
+        _snapshot(s=b'{"g1":[1,"t/0/1",[],{"x":2}]}'),
+        'the seen activity "g1", its carried fields, "x": a value other than text',
+    ),
+    (
+        _snapshot(s=b'{"g1":[1,"t/0/1",[1.5]]}'),
+        'the seen activity "g1", its campaigns: a fraction where an integer belongs',
+    ),
+    (_snapshot(m=b"9223372036854775808"), "the latest date: an integer beyond 64 bits"),
+    (
+        _snapshot(h=b'{"7":[[1,"x",%s]]}' % orjson.dumps({_LONG: None})),
+        'the history of type 7, entry 0, attribute "' + "n" * 40 + '…": null',
+    ),
+    (_snapshot()[:-1] + b',"x":1}', "not in the shape the core reads (at byte "),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), CANNOT_HOLD)
+def test_put_state_names_what_the_core_cannot_hold(
+    core_factory: Any, raw: bytes, reason: str
+) -> None:
+    """A state `put_state` refuses (`CannotHold`: its batches run on the Python engine)
+    is refused with what the core cannot hold and where, the names from the state cut
+    short (the message is bounded); a decline for another cause says where the reader
+    stopped. The log line of `native.CannotHoldLog` shows these messages."""
+    core = core_factory()
+    with pytest.raises(ValueError) as refused:
+        core.put_state(1, raw, 0, 0)
+    assert 1 not in core
+    message = str(refused.value)
+    assert message.startswith(f"lead 1: a state the core cannot hold: {reason}"), message
+    assert len(message) < 200
