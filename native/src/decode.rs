@@ -23,6 +23,9 @@ pub const NEW_LEAD: i64 = 12;
 pub const CHANGE_DATA_VALUE: i64 = 13;
 pub const DELETE_LEAD: i64 = 37;
 const MOBILE_APP_ACTION: i64 = 400;
+/// `standard_types.MOBILE_ACTION_NAME_MAX`: a mobile action's name, in characters (code
+/// points, as Python's `len`), is at most this long.
+const MOBILE_ACTION_NAME_MAX: usize = 19;
 
 pub struct Activity {
     pub id: String,
@@ -233,7 +236,12 @@ pub fn decode(plan: &Plan, raw: &[u8], position: &str, now_us: i64, horizon_us: 
     let date = record.activity_date.str()?;
     let spec = plan.types.get(&type_id)?;
     if type_id == MOBILE_APP_ACTION {
-        return None;
+        // The reference's one extra rule for the type: a name, present and short. Any
+        // other (missing, empty, too long, not a string) is its to reject, with its reason.
+        match record.primary.str() {
+            Some(name) if !name.is_empty() && chars(name) <= MOBILE_ACTION_NAME_MAX => {}
+            _ => return None,
+        }
     }
     let identity: Option<&str> = match (&record.guid, &record.id) {
         (Raw::S(s), _) if !s.is_empty() => Some(s),

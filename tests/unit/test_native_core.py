@@ -312,6 +312,148 @@ def test_the_native_core_answers_as_the_python_engine_on_hostile_records(
     _assert_the_core_answers_as_python(plan, records, batch=50)
 
 
+_MISSING = object()
+"""No `primaryAttributeValue` member at all."""
+
+# Names around the mobile SDK's limit (`MOBILE_ACTION_NAME_MAX`, 19 characters counted as
+# Python counts them: code points, not UTF-8 bytes nor UTF-16 units), escaped or not.
+_ACTION_NAMES = st.one_of(
+    st.sampled_from(
+        [
+            _MISSING,
+            None,
+            "",
+            "Bought Shirt",  # a name the sample campaigns trigger on
+            "a" * 19,
+            "a" * 20,
+            "é" * 19,  # 38 UTF-8 bytes
+            "é" * 20,
+            "😀" * 10,  # 20 UTF-16 units, 40 UTF-8 bytes: 10 characters
+            "😀" * 19,
+            "😀" * 20,
+            "Bought Shirt" + "😀" * 7,
+            "Bought Shirt" + "😀" * 8,
+            0,
+            19,
+            1.5,
+            True,
+            ["Refund"],
+            {"name": "Refund"},
+        ]
+    ),
+    st.text(st.characters(codec="utf-8"), min_size=17, max_size=22),
+    st.text(st.sampled_from('aé😀"\\\n'), min_size=18, max_size=21),
+)
+
+
+def _with_action_name(value: bytes, name: object, escaped: bool, guid: str | None) -> bytes:
+    """The record with this name (and this `marketoGUID`; None: none, its content hash)."""
+    record = orjson.loads(value)
+    record.pop("marketoGUID", None)
+    if guid is not None:
+        record["marketoGUID"] = guid
+    if name is _MISSING:
+        record.pop("primaryAttributeValue", None)
+    else:
+        record["primaryAttributeValue"] = name
+    if escaped and isinstance(name, str) and name:  # the name as \u escapes (an owned str)
+        text = orjson.dumps(record).decode()
+        return text.replace(orjson.dumps(name).decode(), ascii_json(name), 1).encode()
+    return orjson.dumps(record)
+
+
+def ascii_json(text: str) -> str:
+    """`text` as a JSON string of \\u escapes only (astral characters as surrogate pairs)."""
+    units = text.encode("utf-16-be")
+    return (
+        '"' + "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)) + '"'
+    )
+
+
+def _mobile_actions() -> list[bytes]:
+    _, values = _plan_and_values("sample")
+    return [v for v in values if orjson.loads(v)["activityTypeId"] == 400]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    names=st.lists(
+        st.tuples(st.integers(0, 27), _ACTION_NAMES, st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=28,
+    )
+)
+def test_mobile_actions_with_hostile_names_are_what_python_makes_of_them(
+    native: Any, names: list[tuple[int, object, bool, bool]]
+) -> None:
+    """Type 400, which the core decodes itself when its name is a string of 1 to 19
+    characters: names missing, empty, of 19 and 20 characters (one-byte, two-byte and
+    astral), escaped, not strings: the same events, dead letters (reasons), states."""
+    if ENGINE.native is None:
+        pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
+    plan, values = _plan_and_values("sample")
+    actions = _mobile_actions()
+    mutated: dict[int, bytes] = {}  # only these are added: the others would be duplicates
+    for n, (index, name, escaped, hashed) in enumerate(names):
+        guid = None if hashed else f"m{n}"  # not a duplicate of the sample's record
+        mutated[index % len(actions)] = _with_action_name(
+            actions[index % len(actions)], name, escaped, guid
+        )
+    records = [Record(v, "t", 0, i) for i, v in enumerate([*values, *mutated.values()])]
+    _assert_the_core_answers_as_python(plan, records, batch=50)
+
+
+@pytest.mark.parametrize("escaped", [False, True])
+def test_the_core_decodes_mobile_actions_up_to_19_characters_itself(
+    native: Any, escaped: bool
+) -> None:
+    """The fast path's rule is the reference's, to the character: names of 1 to 19
+    characters (however many bytes or UTF-16 units) never reach the Python decoder; a name
+    of 20, an empty or missing one, or one not a string does, and is dead-lettered there."""
+    if ENGINE.native is None:
+        pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
+    plan, _ = _plan_and_values("sample")
+    action = _mobile_actions()[0]
+    taken = ["B", "a" * 19, "é" * 19, "😀" * 19, "😀" * 10, "Bought Shirt"]
+    handed = ["a" * 20, "é" * 20, "😀" * 20, "", None, _MISSING, 19]
+    records = [
+        Record(_with_action_name(action, name, escaped, f"m{i}"), "t", 0, i)
+        for i, name in enumerate(taken + handed)
+    ]
+    now_us = datetime_to_us(datetime(2026, 9, 1, tzinfo=UTC))
+    processor = Processor(plan, MemoryStore(), native=True)
+    asked: list[int] = []
+
+    async def run() -> Any:
+        await processor.process(records[:1], now_us)  # attaches the core
+        assert processor.native is not None
+        fallback = processor.native._fallback
+
+        def counting(now: int) -> Any:
+            decode_one = fallback(now)
+
+            def counted(record: Any) -> Any:
+                asked.append(record.offset)
+                return decode_one(record)
+
+            return counted
+
+        processor.native._fallback = counting  # type: ignore[method-assign]
+        return await processor.process(records, now_us)
+
+    got = asyncio.run(run())
+    assert asked == list(range(len(taken), len(records)))
+    too_long = (
+        "primaryAttributeValue (Action) is 20 characters long; a mobile action name has "
+        "fewer than 20 (the mobile SDK's rule)"
+    )
+    unnamed = "a mobile action needs a name (primaryAttributeValue)"
+    assert [(d["offset"], d["error"]["code"], d["error"]["message"]) for d in got.dead_letters] == [
+        (len(taken) + i, "invalid_value", message)
+        for i, message in enumerate([too_long] * 3 + [unnamed] * 3)
+    ]  # and the number 19 is the name "19", as the reference coerces it
+
+
 @pytest.mark.parametrize(
     ("index_from", "max_history", "late_every", "late_by", "hours"),
     [
