@@ -32,6 +32,7 @@ from streams.engine.evaluator import Engine
 from streams.engine.events import event_id
 from streams.engine.leadstate import LeadState
 from streams.engine.native import NativeLeads, Unsupported, describe_plan, load_module
+from streams.engine.standard_types import MOBILE_ACTION_NAME_MAX
 from streams.engine_select import ROOT, check_native
 from streams.pipeline import Processor, Record
 from streams.samples import sample_activities
@@ -414,6 +415,7 @@ def test_the_core_decodes_mobile_actions_up_to_19_characters_itself(
         pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
     plan, _ = _plan_and_values("sample")
     action = _mobile_actions()[0]
+    assert MOBILE_ACTION_NAME_MAX == 19, "native/src/decode.rs holds the same constant"
     taken = ["B", "a" * 19, "é" * 19, "😀" * 19, "😀" * 10, "Bought Shirt"]
     handed = ["a" * 20, "é" * 20, "😀" * 20, "", None, _MISSING, 19]
     records = [
