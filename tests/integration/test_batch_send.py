@@ -165,6 +165,10 @@ def test_a_batch_for_every_partition_goes_out_as_one_produce_request(
         try:
             sender = BatchSender(app.producer)
             await sender.warm_up(topic)
+            # One round uncounted: a partition of the new topic whose leader is not yet
+            # serving answers its first produce with a retriable error, and its batch is
+            # sent again alone (seen on a loaded machine), which is not what is counted.
+            await asyncio.gather(*await sender.issue(topic, records))
             kafka = app.producer._ensure_producer()
             send_request = kafka._sender._send_produce_req
 
