@@ -79,6 +79,8 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
     """Whether `settle_before_revocation` has anything to wait for."""
     stopping = False
     """Set by `settle_and_commit_before_stop`: the app stops once it returns."""
+    _settle_lock: asyncio.Lock | None = None
+    """One settle and commit at a time (`settle_and_commit`)."""
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         if revoked and not self.app.should_stop:
@@ -88,7 +90,15 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
     async def settle_and_commit(self, tps: set[Any] | None, why: str) -> None:
         """Let what is in flight settle (at most `settle_seconds`), then commit the acked
         offsets of `tps` (None: every assigned partition); what settles later does not
-        count. Never raises: what is not committed is redelivered."""
+        count. Never raises: what is not committed is redelivered. One at a time: a
+        SIGTERM during a revocation's settle (a rolling deploy) waits for its commit, as a
+        second hold would take the held epoch's place and discard the acks it waits for."""
+        if self._settle_lock is None:
+            self._settle_lock = asyncio.Lock()
+        async with self._settle_lock:
+            await self._settle_and_commit(tps, why)
+
+    async def _settle_and_commit(self, tps: set[Any] | None, why: str) -> None:
         started = time.monotonic()
         try:
             if self.settles:

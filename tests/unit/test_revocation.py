@@ -222,3 +222,34 @@ def test_a_graceful_stop_settles_and_commits_and_reports_stop_from_its_start(
 
     asyncio.run(main())
     assert seen == [("ack", [5]), ("commit", None)]  # None: every assigned partition
+
+
+def test_a_stop_during_a_revocations_settle_does_not_drop_the_batches_it_waits_for(
+    tmp_path: Path,
+) -> None:
+    """A SIGTERM (a rolling deploy) while a revocation waits for a batch being delivered:
+    the stop's settle must not take the held epoch's place (the batch would stop counting,
+    its ack be discarded and its memberships sent again by the next owner); it waits for
+    the revocation's commit, and the batch's ack is committed by it."""
+    seen: list[Any] = []
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, seen)
+        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        in_flight = await consumer.next_batch(1)
+        revoking = asyncio.ensure_future(consumer.on_partitions_revoked({tp}))
+        await asyncio.sleep(0.05)
+        stop = asyncio.ensure_future(settle_and_commit_before_stop(consumer.app))
+        await asyncio.sleep(0.05)
+        assert consumer.counts(in_flight), "the stop dropped the batch the revocation waits for"
+        assert seen == [] and not revoking.done() and not stop.done()
+        consumer.ack_batch(in_flight)
+        await asyncio.wait_for(asyncio.gather(revoking, stop), 1)
+
+    asyncio.run(main())
+    assert seen == [
+        ("ack", [5]),
+        ("commit", {TP("activities", 0)}),
+        ("app", {TP("activities", 0)}),
+        ("commit", None),
+    ]
