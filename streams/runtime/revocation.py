@@ -20,8 +20,10 @@ acknowledged by the broker, acked) for at most `settle_seconds`, their acks stil
 (`BatchDrainConsumer.counts`); (3) the commit; (4) the held epoch stops counting
 (`release_batches`): a later ack is discarded and a batch whose turn to be sent comes
 after it is never sent (`InFlight`'s `counts`), so its records, read again by the new
-owner, are not sent twice. Without (1)-(2) the batches being delivered at the revocation
-were not acked and their new owner sent their memberships again. The worker's SIGTERM
+owner, are not sent twice. A revocation after a lost session (not graceful: the group
+evicted this worker, its partitions are another's already) skips (2): `in_group`. Without
+(1)-(2) the batches being delivered at the revocation were not acked and their new owner
+sent their memberships again. The worker's SIGTERM
 does the same before Faust's stop (`settle_and_commit_before_stop`, its `before_stop`):
 Faust's stop cancels the agent, which left the batches in flight unacked. A batch not
 settled in time is not acked and is redelivered as before. A commit that fails because the
@@ -43,7 +45,8 @@ memberships.
 
 Relies on (checked by tests/unit/test_revocation.py): Faust's `Consumer.on_partitions_revoked`
 dropping the acked offsets of `revoked` and then calling the app's handler, which calls
-`stop_flow` (idempotent: it clears `flow_active`); `Consumer.commit` taking TPs.
+`stop_flow` (idempotent: it clears `flow_active`); `Consumer.commit` taking TPs; aiokafka
+resetting its coordinator's generation when the group forgets the member (`in_group`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ import logging
 import time
 from typing import Any, Final
 
+from aiokafka.consumer.group_coordinator import OffsetCommitRequest
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
 from streams.runtime.batch_drain import BatchDrainConsumer, BatchDrainTransport
@@ -139,7 +143,24 @@ class RevocationCommitConsumer(CommitsBeforeRevocation, BatchDrainConsumer):
 
     async def settle_before_revocation(self) -> None:
         self.hold_batches()
+        if not self.in_group():
+            log.warning(
+                "partitions revoked after this worker left the group (its session was "
+                "lost): the batches in flight are not waited for, nor sent if not yet issued"
+            )
+            return
         await self.batches_settled()
+
+    def in_group(self) -> bool:
+        """Whether the group still knows this member: after a lost session (aiokafka
+        resets its generation, then calls the revocation) its partitions are another's
+        already, reading them from the committed offsets; a settle would only send the
+        batches in flight alongside the new owner's later events of the same leads, and
+        the commit fails anyway. True before the consumer has started."""
+        consumer = getattr(self._thread, "_consumer", None)
+        if consumer is None:
+            return True
+        return bool(consumer._coordinator.generation != OffsetCommitRequest.DEFAULT_GENERATION_ID)
 
     def after_revocation_commit(self) -> None:
         self.release_batches()

@@ -10,8 +10,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.consumer.group_coordinator import GroupCoordinator, OffsetCommitRequest
 from faust.app import base as faust_app_base
 from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
 from streams.runtime.faust_app import create_app
@@ -253,3 +255,46 @@ def test_a_stop_during_a_revocations_settle_does_not_drop_the_batches_it_waits_f
         ("app", {TP("activities", 0)}),
         ("commit", None),
     ]
+
+
+def _lost_session(consumer: Any) -> None:
+    """As aiokafka leaves its coordinator once the group no longer knows this member (the
+    session expired: `GroupCoordinator.reset_generation`) before it calls the revocation."""
+    coordinator = SimpleNamespace(generation=OffsetCommitRequest.DEFAULT_GENERATION_ID)
+    consumer._thread._consumer = SimpleNamespace(_coordinator=coordinator)
+
+
+def test_a_revocation_after_a_lost_session_does_not_wait_nor_send_what_is_in_flight(
+    tmp_path: Path,
+) -> None:
+    """Not graceful: the group evicted this worker (its session expired) and its partitions
+    are already another's, which reads them from the committed offsets. Waiting would only
+    send the batches in flight while the new owner sends the same leads' later events (and
+    the commit fails anyway): no wait, and the batches no longer count (not sent, not
+    acked)."""
+    seen: list[Any] = []
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, seen)
+        consumer.settle_seconds = 30.0
+        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        in_flight = await consumer.next_batch(1)
+        _lost_session(consumer)
+        await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 1)
+        assert not consumer.counts(in_flight)
+
+    asyncio.run(main())
+    assert seen == [("commit", {TP("activities", 0)}), ("app", {TP("activities", 0)})]
+
+
+def test_aiokafka_resets_the_generation_when_the_group_forgets_the_member() -> None:
+    """What `RevocationCommitConsumer.in_group` reads: aiokafka's coordinator generation,
+    reset to DEFAULT_GENERATION_ID (an unknown member or generation), on Faust's consumer
+    thread's `_consumer`; fails loudly if an upgrade changes them."""
+    reset = inspect.getsource(GroupCoordinator.reset_generation)
+    assert "self.generation = OffsetCommitRequest.DEFAULT_GENERATION_ID" in reset
+    heartbeat = inspect.getsource(GroupCoordinator._do_heartbeat)
+    assert "UnknownMemberIdError" in heartbeat and "self.reset_generation()" in heartbeat
+    assert OffsetCommitRequest.DEFAULT_GENERATION_ID == -1
+    thread = inspect.getsource(aiokafka_driver.AIOKafkaConsumerThread.on_start)
+    assert "self._consumer = self._create_consumer(" in thread
