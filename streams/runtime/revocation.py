@@ -104,21 +104,22 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
 
     async def _settle_and_commit(self, tps: set[Any] | None, why: str) -> None:
         started = time.monotonic()
-        try:
-            if self.settles:
-                async with asyncio.timeout(self.settle_seconds):
-                    await self.settle_before_revocation()
-        except TimeoutError:
-            log.warning(
-                "deliveries in flight not settled within %.1f s of %s: what is not acked "
-                "is redelivered",
-                self.settle_seconds,
-                why,
-            )
-        try:
-            await self.commit(tps)
-        except Exception:  # the records are redelivered, as without this commit
-            log.exception("commit before %s failed", why)
+        try:  # what settles after this must not count, even if cancelled midway
+            try:
+                if self.settles:
+                    async with asyncio.timeout(self.settle_seconds):
+                        await self.settle_before_revocation()
+            except TimeoutError:
+                log.warning(
+                    "deliveries in flight not settled within %.1f s of %s: what is not "
+                    "acked is redelivered",
+                    self.settle_seconds,
+                    why,
+                )
+            try:
+                await self.commit(tps)
+            except Exception:  # the records are redelivered, as without this commit
+                log.exception("commit before %s failed", why)
         finally:
             self.after_revocation_commit()
         log.info(
@@ -132,7 +133,8 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
         bounds it); nothing by default."""
 
     def after_revocation_commit(self) -> None:
-        """After the commit (or its failure): what settles after this must not count."""
+        """After the commit (or its failure, or a cancellation of the settle or the
+        commit): what settles after this must not count."""
 
 
 class RevocationCommitConsumer(CommitsBeforeRevocation, BatchDrainConsumer):

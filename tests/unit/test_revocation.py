@@ -298,3 +298,24 @@ def test_aiokafka_resets_the_generation_when_the_group_forgets_the_member() -> N
     assert OffsetCommitRequest.DEFAULT_GENERATION_ID == -1
     thread = inspect.getsource(aiokafka_driver.AIOKafkaConsumerThread.on_start)
     assert "self._consumer = self._create_consumer(" in thread
+
+
+def test_a_settle_cancelled_midway_still_stops_the_held_batches_counting(
+    tmp_path: Path,
+) -> None:
+    """A revocation cancelled while it waits (the consumer stopping): the held epoch must
+    not go on counting, or a late ack, after Faust's seek to the committed offsets, would
+    let its commit take an acked run past records not evaluated again."""
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, [])
+        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        in_flight = await consumer.next_batch(1)
+        revoking = asyncio.ensure_future(consumer.on_partitions_revoked({tp}))
+        await asyncio.sleep(0.05)
+        revoking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await revoking
+        assert not consumer.counts(in_flight)
+
+    asyncio.run(main())
