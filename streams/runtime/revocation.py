@@ -123,7 +123,7 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
         finally:
             self.after_revocation_commit()
         log.info(
-            "%s: deliveries in flight settled and committed in %.3f s",
+            "%s: deliveries in flight waited for and acks committed in %.3f s",
             why,
             time.monotonic() - started,
         )
