@@ -249,12 +249,15 @@ def test_save_overlap_a_batch_evaluated_after_the_revocation_commit_is_not_sent(
             sent.append(evaluated)
             return asyncio.sleep(0)
 
-        handler = SimpleNamespace(issue=issue)
+        handler: Any = SimpleNamespace(issue=issue)  # the one method it calls
         out = InFlight(seen.ack, seen.on_failure, 8, counts=lambda n: counting[0])
-        still_counts = partial(out_counts, counting)
+
+        def still_counts() -> bool:
+            return counting[0]
+
         await out.submit(
             0, partial(BatchHandler.issue_when_evaluated, handler, evaluation, still_counts)
-        )  # type: ignore[arg-type]
+        )
         await settle()
         counting[0] = False  # the revocation's commit
         evaluation.set_result("evaluated")
@@ -264,7 +267,3 @@ def test_save_overlap_a_batch_evaluated_after_the_revocation_commit_is_not_sent(
         await out.close()
 
     run(main())
-
-
-def out_counts(counting: list[bool]) -> bool:
-    return counting[0]
