@@ -319,3 +319,22 @@ def test_a_settle_cancelled_midway_still_stops_the_held_batches_counting(
         assert not consumer.counts(in_flight)
 
     asyncio.run(main())
+
+
+def test_a_batch_still_gathering_at_the_revocation_is_not_handed_out(tmp_path: Path) -> None:
+    """`STREAMS_BATCH_WAIT` > 0: the agent took a fetch and waits for more when the
+    revocation stops the flow. That batch was not handed out yet: it must not be after
+    the commit (evaluated for partitions that are another's, never acked); its records are
+    read again."""
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, [])
+        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        taking = asyncio.ensure_future(consumer.next_batch(10, wait=0.3))
+        await asyncio.sleep(0.05)  # took the fetch, waits for more
+        await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 1)
+        await asyncio.sleep(0.5)
+        assert not taking.done(), "handed out after the revocation's commit"
+        taking.cancel()
+
+    asyncio.run(main())
