@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeGuard
 
 from streams import ENGINE
 from streams.engine.activity import (
@@ -98,6 +98,25 @@ class Record:
     offset: int
 
 
+class RecordLike(Protocol):
+    """What the pipeline reads of a record: a `Record` (the backtest's), or any object with
+    these attributes, such as the Faust `Message`s the worker fetched (handed over as they
+    are: a copy per record cost the worker a few percent of its CPU at high rates). Only
+    read, never changed."""
+
+    @property
+    def value(self) -> bytes: ...
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
 @dataclass
 class BatchResult:
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -130,7 +149,7 @@ class Processor:
         batch), else None."""
         self._native_pending = native and ENGINE.native is not None
 
-    async def process(self, records: Sequence[Record], now_us: int) -> BatchResult:
+    async def process(self, records: Sequence[RecordLike], now_us: int) -> BatchResult:
         """`now_us` is the processing clock: the deduplication horizon and the future
         horizon of activity dates count from it."""
         if self._native_pending:
@@ -212,7 +231,7 @@ class Processor:
 
     async def _isolate(
         self,
-        records: Sequence[Record],
+        records: Sequence[RecordLike],
         activities: list[Activity],
         rejected: list[dict[str, Any]],
         spoilt: dict[int, LeadState],
@@ -271,7 +290,7 @@ class Processor:
         return states, result
 
     def _decode_isolated(
-        self, records: Sequence[Record], now_us: int
+        self, records: Sequence[RecordLike], now_us: int
     ) -> tuple[list[Activity], list[dict[str, Any]]]:
         """The decoding of step 1 again, record by record: a record the decoder raises on
         (a defect: bad input is a `Rejection`) is an `engine_error` dead letter. Nothing
@@ -286,7 +305,7 @@ class Processor:
                 letters.append(decoded)
         return activities, letters
 
-    def decode_one(self, record: Record, now_us: int) -> Activity | dict[str, Any]:
+    def decode_one(self, record: RecordLike, now_us: int) -> Activity | dict[str, Any]:
         """One record's activity, or its dead letter (an `engine_error` one when the decoder
         raises): step 1 for a record on its own (the native core's path for every record
         its fast path leaves to the Python decoder)."""
@@ -299,7 +318,7 @@ class Processor:
             return decoded
         return self._letter(record, decoded)
 
-    def _letter(self, record: Record, rejection: Rejection) -> dict[str, Any]:
+    def _letter(self, record: RecordLike, rejection: Rejection) -> dict[str, Any]:
         return dead_letter(
             record.value,
             rejection,

@@ -82,7 +82,7 @@ from streams.state.memory import MemoryStore
 
 if TYPE_CHECKING:
     from streams.engine.leadstate import LeadState
-    from streams.pipeline import Processor, Record
+    from streams.pipeline import Processor, RecordLike
 
 ABI: Final = 4
 """The description's format: the core's `ABI` must be the same (a stale build is refused
@@ -336,7 +336,7 @@ class NativeProcessor:
     stored: bool = False
     """The store loads and saves the core's leads (`load_core`, `save_core`)."""
 
-    def process(self, records: Sequence[Record], now_us: int) -> tuple[Any, ...]:
+    def process(self, records: Sequence[RecordLike], now_us: int) -> tuple[Any, ...]:
         """The batch on a `MemoryStore` (the core owns its states)."""
         self._prepare()
         try:
@@ -350,7 +350,7 @@ class NativeProcessor:
         return result
 
     async def process_stored(
-        self, records: Sequence[Record], now_us: int
+        self, records: Sequence[RecordLike], now_us: int
     ) -> tuple[Any, ...] | None:
         """The batch on a store that loads and saves the core's leads; None: the core
         failed on it, its leads are evicted, the Python engine is to redo it. An error of
@@ -408,10 +408,10 @@ class NativeProcessor:
             self.plan = engine.plan
         self.core.set_index_from(engine.index_from)  # None: the scanning reference
 
-    def _fallback(self, now_us: int) -> Callable[[Record], Activity | dict[str, Any]]:
+    def _fallback(self, now_us: int) -> Callable[[RecordLike], Activity | dict[str, Any]]:
         decode_one = self.processor.decode_one
 
-        def fallback(record: Record) -> Activity | dict[str, Any]:
+        def fallback(record: RecordLike) -> Activity | dict[str, Any]:
             return decode_one(record, now_us)
 
         return fallback

@@ -16,7 +16,11 @@ Same outcome as a `send` per record:
 - records of one partition keep their order (one builder at a time per partition, queued
   in order; a full builder is queued and the next one started);
 - each returned delivery completes when the broker acknowledged its batch and raises if
-  it was not delivered, so awaiting them all is awaiting every record.
+  it was not delivered, so awaiting them all is awaiting every record (`issue_each`
+  returns the delivery of each record's batch, in the records' order: the worker's dead
+  letters, each of which is sent again alone when its batch is refused);
+- a record without a key (a dead letter of a keyless record) goes where the partitioner
+  puts it, asked for that record (never remembered).
 Records of different partitions are independent in Kafka anyway.
 
 What this relies on, checked by tests/unit/test_faust_internals.py: Faust's aiokafka
@@ -55,29 +59,50 @@ class BatchSender:
         """Queue (key, value) pairs, in order per partition, on the producer; return the
         delivery futures of their batches without waiting for them (each waits only while
         its partition still has an earlier batch not yet sent)."""
+        deliveries, _ = await self._issue(topic, records)
+        return deliveries
+
+    async def issue_each(
+        self, topic: str, records: Iterable[tuple[bytes | None, bytes]]
+    ) -> list[Awaitable[Any]]:
+        """`issue`, returning for each record the delivery of the batch it went into, in
+        the records' order (a record without a key goes to a partition the partitioner
+        picks for it alone, as a `send` would): a refused batch fails each of its
+        records, which the caller may then send again one by one."""
+        deliveries, batch_of = await self._issue(topic, records)
+        return [deliveries[n] for n in batch_of]
+
+    async def _issue(
+        self, topic: str, records: Iterable[tuple[bytes | None, bytes]]
+    ) -> tuple[list[Awaitable[Any]], list[int]]:
+        """(the deliveries of the batches queued, the batch of each record)."""
         kafka = self.producer._ensure_producer()
         await kafka.client._wait_on_metadata(topic)
         partition_of = self._partition_of(kafka, topic)
-        grouped: dict[int, list[tuple[bytes, bytes]]] = {}
+        grouped: dict[int, list[tuple[int, bytes | None, bytes]]] = {}
+        count = 0
         for key, value in records:
             partition = partition_of(key)
             group = grouped.get(partition)
             if group is None:
-                grouped[partition] = [(key, value)]
+                grouped[partition] = [(count, key, value)]
             else:
-                group.append((key, value))
+                group.append((count, key, value))
+            count += 1
         deliveries: list[Awaitable[Any]] = []
+        batch_of = [0] * count
         for partition, group in grouped.items():
             batch = kafka.create_batch()
             append = batch.append
-            for key, value in group:
+            for n, key, value in group:
                 if append(timestamp=None, key=key, value=value) is None:  # full
                     deliveries.append(await kafka.send_batch(batch, topic, partition=partition))
                     batch = kafka.create_batch()
                     append = batch.append
                     append(timestamp=None, key=key, value=value)  # an empty batch takes any
+                batch_of[n] = len(deliveries)
             deliveries.append(await kafka.send_batch(batch, topic, partition=partition))
-        return deliveries
+        return deliveries, batch_of
 
     def _partition_of(self, kafka: Any, topic: str) -> Any:
         """key -> partition, as the producer's partitioner decides for `topic` now."""
@@ -91,12 +116,12 @@ class BatchSender:
         if not isinstance(partitioner, DefaultPartitioner):
             remembered = {}  # another partitioner may weigh `available` in: not remembered
 
-        def partition_of(key: bytes) -> int:
-            partition = remembered.get(key)
+        def partition_of(key: bytes | None) -> int:
+            partition = None if key is None else remembered.get(key)
             if partition is None:
                 available = list(metadata.available_partitions_for_topic(topic))
                 partition = partitioner(key, all_partitions, available)
-                if remembered is known[1]:
+                if key is not None and remembered is known[1]:
                     remembered[key] = partition
             return partition
 

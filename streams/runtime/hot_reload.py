@@ -212,10 +212,16 @@ class SwitchLog:
 
     async def record(self, records: Sequence[Any], version: str) -> None:
         """For each partition of the batch whose last version differs (or is not known to
-        this process): its first offset in the batch, with `version`."""
+        this process): its first offset in the batch, with `version`. A batch comes in
+        runs of one partition (a fetch's records, partition by partition): a partition is
+        looked up once per run, not per record."""
         first: dict[tuple[str, int], int] = {}
+        topic: str | None = None
+        partition = -1
         for record in records:
-            first.setdefault((record.topic, record.partition), record.offset)
+            if record.partition != partition or record.topic != topic:
+                topic, partition = record.topic, record.partition
+                first.setdefault((topic, partition), record.offset)
         for (topic, partition), offset in first.items():
             if self._versions.get((topic, partition)) == version:
                 continue

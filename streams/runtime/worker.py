@@ -1,7 +1,7 @@
 """The streaming worker: a Faust app, built by a factory, that runs the shared pipeline.
 
 Records arrive in batches beneath Faust's per-event Stream (streams/runtime/batch_drain.py:
-each fetch of Faust's consumer, as Faust `Message`s, which Faust never acks by itself;
+each fetch of Faust's consumer, as aiokafka's records, which Faust never acks by itself;
 Faust keeps group membership, commits, rebalance callbacks and the lifecycle). Before the
 first batch, while the group is joined, the agent loads the save script and the producer's
 metadata (`warm_up`). Per batch, in this order:
@@ -63,7 +63,7 @@ from streams.engine.activity import Rejection, minimal_dead_letter
 from streams.engine.compiler import Plan
 from streams.engine.datatypes import datetime_to_us
 from streams.engine.leadstate import LeadState
-from streams.pipeline import BatchResult, Processor, Record
+from streams.pipeline import BatchResult, Processor, RecordLike
 from streams.runtime.batch_drain import Batch, batch_consumer, subscribe
 from streams.runtime.batch_send import BatchSender
 from streams.runtime.faust_app import create_app, send_all, service_options
@@ -96,20 +96,23 @@ Delivery = Coroutine[Any, Any, None]
 class Evaluated:
     """A batch evaluated (its states saved), its events not yet sent."""
 
-    messages: Sequence[Any]
-    records: list[Record]
+    records: Sequence[Any]
+    """Its records as fetched (aiokafka `ConsumerRecord`s), which the pipeline read as
+    they are (`RecordLike`)."""
     result: BatchResult
     started: float
     """`time.perf_counter()` when its evaluation began."""
+    appended: list[float]
+    """Its records' timestamps (Unix seconds), for the metrics."""
 
-    def originals(self) -> dict[tuple[int, int], tuple[bytes | None, Record]]:
+    def originals(self) -> dict[tuple[int, int], tuple[bytes | None, RecordLike]]:
         """(partition, offset) -> (the record's key, the record), for its dead letters'
         records only (a batch has thousands of records and few dead letters)."""
         wanted = {(d["partition"], d["offset"]) for d in self.result.dead_letters}
         offsets = {offset for _, offset in wanted}
         return {
-            (r.partition, r.offset): (m.key, r)
-            for r, m in zip(self.records, self.messages, strict=True)
+            (r.partition, r.offset): (r.key, r)
+            for r in self.records
             if r.offset in offsets and (r.partition, r.offset) in wanted
         }
 
@@ -194,7 +197,7 @@ class BatchHandler:
         self.metrics = metrics
         self.sender = BatchSender(app.producer)
 
-    async def evaluate(self, records: Sequence[Record], retry: bool = True) -> BatchResult:
+    async def evaluate(self, records: Sequence[RecordLike], retry: bool = True) -> BatchResult:
         """The batch through the pipeline; a `StateConflict` evaluates it again from a fresh
         load, up to `CONFLICT_RETRIES` times, unless `retry` is false (`save_overlap`: a
         later batch may have read the lead meanwhile), when it is raised."""
@@ -216,40 +219,41 @@ class BatchHandler:
 
     async def evaluate_batch(
         self,
-        messages: Sequence[Any],
+        records: Sequence[Any],
         fetched_at: float = 0.0,
         times: BatchTimes | None = None,
         retry: bool = True,
     ) -> Evaluated:
-        """Step 1 for a batch of Faust `Message`s (`BatchDrainConsumer.next_batch`, fetched
+        """Step 1 for a batch of fetched records (`BatchDrainConsumer.next_batch`, fetched
         at Unix time `fetched_at`), timing each stage into `times` (a fresh one if None);
         `retry` as for `evaluate`."""
         times = times if times is not None else BatchTimes()
         _BATCH.set(times)
         started = time.perf_counter()
         stages = self.metrics.stage_seconds
+        appended = [(r.timestamp or 0) / 1000 for r in records]  # ms; 0: none (not counted)
         if fetched_at:
             stages.labels("queued").observe(max(0.0, time.time() - fetched_at))
-            self.metrics.fetch_delay.observe_ages(fetched_at, [m.timestamp for m in messages])
-        records = [Record(m.value, m.topic, m.partition, m.offset) for m in messages]
+            self.metrics.fetch_delay.observe_ages(fetched_at, appended)
+        # aiokafka's records are the pipeline's (`RecordLike`): no copy per record.
         result = await self.evaluate(records, retry)
         stages.labels("load").observe(times.load)
         stages.labels("save").observe(times.save)
         spent = time.perf_counter() - started
         stages.labels("evaluate").observe(max(0.0, spent - times.load - times.save))
-        return Evaluated(messages, records, result, started)
+        return Evaluated(records, result, started, appended)
 
     async def evaluate_or_exit(
-        self, messages: Sequence[Any], fetched_at: float, times: BatchTimes
+        self, records: Sequence[Any], fetched_at: float, times: BatchTimes
     ) -> Evaluated:
         """`evaluate_batch` in a task of its own (`save_overlap`), conflicts not retried: a
         failure makes the worker exit at once (`crash_now`, before any later batch can
         save), and the batch and every later one are redelivered."""
         try:
-            return await self.evaluate_batch(messages, fetched_at, times, retry=False)
+            return await self.evaluate_batch(records, fetched_at, times, retry=False)
         except Exception:
             log.exception(
-                "batch of %d records failed; exiting (it will be redelivered)", len(messages)
+                "batch of %d records failed; exiting (it will be redelivered)", len(records)
             )
             crash_now()
 
@@ -278,7 +282,7 @@ class BatchHandler:
             [(b"%d" % event["leadId"], dumps(event)) for event in result.events],
         )
         letters: list[Awaitable[Any]] = []
-        originals: dict[tuple[int, int], tuple[bytes | None, Record]] = {}
+        originals: dict[tuple[int, int], tuple[bytes | None, RecordLike]] = {}
         if result.dead_letters:
             originals = batch.originals()
             letters = await self.issue_dead_letters(result.dead_letters, originals)
@@ -289,7 +293,7 @@ class BatchHandler:
         batch: Evaluated,
         events: list[Awaitable[Any]],
         letters: list[Awaitable[Any]],
-        originals: dict[tuple[int, int], tuple[bytes | None, Record]],
+        originals: dict[tuple[int, int], tuple[bytes | None, RecordLike]],
         issued: float,
     ) -> None:
         """The rest of step 2: wait until the broker acknowledged every event and dead
@@ -298,36 +302,30 @@ class BatchHandler:
         if letters:
             await self.confirm_dead_letters(batch.result.dead_letters, letters, originals)
         self.metrics.stage_seconds.labels("deliver").observe(time.perf_counter() - issued)
-        self.metrics.record_batch(
-            batch.result, [m.timestamp for m in batch.messages], batch.started
-        )
+        self.metrics.record_batch(batch.result, batch.appended, batch.started)
 
     async def issue_dead_letters(
         self,
         letters: Sequence[dict[str, Any]],
-        originals: dict[tuple[int, int], tuple[bytes | None, Record]],
+        originals: dict[tuple[int, int], tuple[bytes | None, RecordLike]],
     ) -> list[Awaitable[Any]]:
-        """Append the dead letters, keyed as their records were, in order (as `issue_all`
-        does; each send only appends); a letter refused before sending (e.g. larger than
-        allowed) gets a delivery that raises its error."""
-        producer = self.app.producer
-        topic = self.settings.topic_dlq
-        deliveries: list[Awaitable[Any]] = []
-        for letter in letters:
-            key = originals[(letter["partition"], letter["offset"])][0]
-            try:
-                deliveries.append(
-                    await producer.send(topic, key, orjson.dumps(letter), None, None, None)
-                )
-            except Exception as exc:  # refused before sending: e.g. larger than allowed
-                deliveries.append(_failed(exc))
-        return deliveries
+        """Append the dead letters, keyed as their records were, in order per partition,
+        one record batch per partition as the events (`BatchSender.issue_each`: a `send`
+        per letter cost more than all of a batch's events); each letter's delivery is its
+        batch's, so a batch the broker refuses (one letter in it larger than the topic
+        allows) fails each of its letters, and `confirm_dead_letters` sends each again
+        alone."""
+        dumps = orjson.dumps
+        return await self.sender.issue_each(
+            self.settings.topic_dlq,
+            [(originals[(d["partition"], d["offset"])][0], dumps(d)) for d in letters],
+        )
 
     async def confirm_dead_letters(
         self,
         letters: Sequence[dict[str, Any]],
         deliveries: list[Awaitable[Any]],
-        originals: dict[tuple[int, int], tuple[bytes | None, Record]],
+        originals: dict[tuple[int, int], tuple[bytes | None, RecordLike]],
     ) -> None:
         """Wait for the dead letters. A letter the producer or the broker refuses, and
         refuses again when sent alone (`_send_alone`: too large for the topic's
@@ -391,10 +389,6 @@ async def _send_alone(
     return None
 
 
-async def _failed(exc: Exception) -> NoReturn:
-    raise exc
-
-
 def _transient(exc: BaseException) -> bool:
     """An error of the broker or the connection rather than of the message: a timeout, a
     lost connection, or anything Kafka calls retriable (Faust wraps errors raised at
@@ -416,7 +410,7 @@ async def start_evaluation(
     exits at once (`BatchHandler.evaluate_or_exit`)."""
     times = BatchTimes()
     evaluation = asyncio.ensure_future(
-        handler.evaluate_or_exit(batch.messages, batch.fetched_at, times)
+        handler.evaluate_or_exit(batch.records, batch.fetched_at, times)
     )
     saving = asyncio.ensure_future(times.saving.wait())
     try:
@@ -448,7 +442,7 @@ def delivery_failed(exc: BaseException, batch: Batch) -> NoReturn:
     acked, so exit at once (`crash_now`); it and every later batch are redelivered."""
     log.error(
         "delivery of a batch of %d records failed (%s: %s); exiting (it will be redelivered)",
-        len(batch.messages),
+        len(batch.records),
         type(exc).__name__,
         exc,
         exc_info=exc,
@@ -548,13 +542,13 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
                 try:
                     if not settings.delivery_overlap:
                         await in_flight.settled()
-                    await switch_between_batches(handler, reloader, switches, batch.messages)
+                    await switch_between_batches(handler, reloader, switches, batch.records)
                     if settings.save_overlap:
                         issue = await start_evaluation(
                             handler, batch, partial(consumer.counts, batch)
                         )
                     else:
-                        evaluated = await handler.evaluate_batch(batch.messages, batch.fetched_at)
+                        evaluated = await handler.evaluate_batch(batch.records, batch.fetched_at)
                         issue = partial(handler.issue, evaluated)
                     # Sends in batch order, each batch's once the earlier ones are
                     # delivered; the agent goes on at most `evaluate_ahead` batches ahead
@@ -565,7 +559,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
                 except Exception:
                     log.exception(
                         "batch of %d records failed; exiting (it will be redelivered)",
-                        len(batch.messages),
+                        len(batch.records),
                     )
                     crash_now()
         finally:

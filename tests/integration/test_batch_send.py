@@ -93,6 +93,54 @@ def test_a_batch_the_broker_refuses_fails_its_delivery(
     assert outcomes and isinstance(outcomes[0], MessageSizeTooLargeError)
 
 
+def test_each_record_gets_its_batchs_delivery_in_record_order(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """`issue_each` (the worker's dead letters): one delivery per record, its batch's, in
+    the records' order, keyless records included; a batch the broker refuses fails every
+    record in it and no record of another batch."""
+    topic = _topic(kafka_bootstrap, **{"max.message.bytes": "400"})
+    same = next(k for k in (b"%d" % n for n in range(100)) if _partition(k) == _partition(b"a"))
+    other = next(k for k in (b"%d" % n for n in range(100)) if _partition(k) != _partition(b"a"))
+    records: list[tuple[bytes | None, bytes]] = [
+        (b"a", b"x" * 500),  # too large: refused with whatever shares its batch
+        (same, b"small, but in the refused batch"),
+        (other, b"another partition's batch"),
+        (None, b"keyless"),
+    ]
+
+    async def main() -> list[Any]:
+        app = create_app(
+            f"batch-send-{uuid.uuid4().hex[:8]}",
+            kafka_bootstrap,
+            datadir=tmp_path,
+            producer_linger_ms=0,
+        )
+        await app.producer.start()
+        try:
+            deliveries = await BatchSender(app.producer).issue_each(topic, records)
+            assert len(deliveries) == len(records)
+            assert deliveries[0] is deliveries[1]  # one batch
+            return await asyncio.gather(*deliveries, return_exceptions=True)
+        finally:
+            await app.producer.stop()
+
+    outcomes = asyncio.run(main())
+    assert isinstance(outcomes[0], MessageSizeTooLargeError)
+    assert isinstance(outcomes[1], MessageSizeTooLargeError)
+    assert not isinstance(outcomes[2], BaseException)
+    if not isinstance(outcomes[3], BaseException):  # unless it shared the refused batch
+        got = _read(kafka_bootstrap, topic, 2)
+        assert sorted(v for records in got.values() for _, v in records) == [
+            b"another partition's batch",
+            b"keyless",
+        ]
+
+
+def _partition(key: bytes) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % PARTITIONS
+
+
 def test_a_batch_for_every_partition_goes_out_as_one_produce_request(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -117,6 +165,10 @@ def test_a_batch_for_every_partition_goes_out_as_one_produce_request(
         try:
             sender = BatchSender(app.producer)
             await sender.warm_up(topic)
+            # One round uncounted: a partition of the new topic whose leader is not yet
+            # serving answers its first produce with a retriable error, and its batch is
+            # sent again alone (seen on a loaded machine), which is not what is counted.
+            await asyncio.gather(*await sender.issue(topic, records))
             kafka = app.producer._ensure_producer()
             send_request = kafka._sender._send_produce_req
 

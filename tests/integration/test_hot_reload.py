@@ -5,6 +5,7 @@ replays the stream with the same switch and emits the same events."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -22,7 +24,9 @@ import redis
 from streams.devstack.worker import WorkerProcess
 from streams.engine.compiler import load_plan
 from streams.runtime.connections import ensure_topics
+from streams.runtime.hot_reload import SwitchLog
 from streams.samples import sample_activities
+from streams.state.redis_client import redis_client
 from tests.integration.streaming import TopicReader, backtest, isolated_settings, produce
 
 pytestmark = pytest.mark.integration
@@ -141,3 +145,32 @@ def test_rules_change_mid_stream_and_the_backtest_replays_the_switch(
     assert versions == {old_version, new_version}  # both rulesets emitted memberships
     # The replay differs from a run on the old rules alone: the switch mattered.
     assert {e["eventId"] for e in expected} != backtest(RULES, lines).ids
+
+
+def test_the_switch_log_records_each_partitions_first_offset_once_per_version(
+    redis_url: str,
+) -> None:
+    """A batch holds runs of partitions, one partition's run broken by another's and
+    resumed: each partition's first offset in the batch is what is recorded, once per
+    version (`SwitchLog.record` looks a partition up once per run)."""
+
+    def batch(*positions: tuple[str, int, int]) -> list[Any]:
+        return [SimpleNamespace(topic=t, partition=p, offset=o) for t, p, o in positions]
+
+    async def main() -> dict[tuple[str, int], list[dict[str, Any]]]:
+        client = redis_client(redis_url)
+        log = SwitchLog(client, f"switchlog-{uuid.uuid4().hex}")
+        first = batch(("a", 0, 5), ("a", 0, 6), ("a", 1, 3), ("a", 0, 7), ("b", 0, 9))
+        await log.record(first, "v1")
+        await log.record(batch(("a", 0, 8), ("a", 2, 4)), "v1")  # a 0 known: only a 2
+        await log.record(batch(("a", 1, 4), ("a", 0, 9)), "v2")
+        out = {tp: await log.read(*tp) for tp in (("a", 0), ("a", 1), ("a", 2), ("b", 0))}
+        await client.aclose()
+        return out
+
+    assert asyncio.run(main()) == {
+        ("a", 0): [{"offset": 5, "rulesVersion": "v1"}, {"offset": 9, "rulesVersion": "v2"}],
+        ("a", 1): [{"offset": 3, "rulesVersion": "v1"}, {"offset": 4, "rulesVersion": "v2"}],
+        ("a", 2): [{"offset": 4, "rulesVersion": "v1"}],
+        ("b", 0): [{"offset": 9, "rulesVersion": "v1"}],
+    }

@@ -9,6 +9,7 @@ drain steps by hand: read fast_drain.py's module doc before changing the pins.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.metadata
 import inspect
 import re
@@ -22,6 +23,7 @@ import faust
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.structs import ConsumerRecord
 from faust.tables import TableManager
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -305,7 +307,7 @@ def test_next_batch_joins_queued_fetches_up_to_the_limit_in_order() -> None:
         first = await consumer.next_batch(4)
         consumer.batches.put_nowait((0, [6], 0.0))
         second = await consumer.next_batch(4)
-        return [first.messages, second.messages]
+        return [first.records, second.records]
 
     assert asyncio.run(main()) == [[1, 2], [3, 4, 5, 6]]
 
@@ -314,11 +316,11 @@ def test_next_batch_waits_for_more_only_when_told() -> None:
     async def main() -> tuple[list[int], list[int]]:
         consumer = _batch_consumer()
         consumer.batches.put_nowait((0, [1], 0.0))
-        at_once = (await consumer.next_batch(10)).messages
+        at_once = (await consumer.next_batch(10)).records
         consumer.batches.put_nowait((0, [2], 0.0))
         loop = asyncio.get_running_loop()
         loop.call_later(0.05, consumer.batches.put_nowait, (0, [3], 0.0))
-        waited = (await consumer.next_batch(10, wait=2.0)).messages
+        waited = (await consumer.next_batch(10, wait=2.0)).records
         return at_once, waited
 
     assert asyncio.run(main()) == ([1], [2, 3])
@@ -339,7 +341,7 @@ def test_stop_flow_drops_queued_and_late_batches_of_the_old_epoch() -> None:
         consumer.batches.put_nowait((1, [5, 6], 0.0))
         batch = await consumer.next_batch(10)
         assert batch.epoch == 1
-        return batch.messages
+        return batch.records
 
     assert asyncio.run(main()) == [5, 6]
 
@@ -483,6 +485,11 @@ def _message(topic: str, partition: int, offset: int) -> Any:
     return faust.types.Message(topic, partition, offset, 0.0, 0, None, b"k", b"v", None, tp=tp)
 
 
+def _record(topic: str, partition: int, offset: int) -> Any:
+    """What `_ack_all` reads of an aiokafka `ConsumerRecord`."""
+    return SimpleNamespace(topic=topic, partition=partition, offset=offset)
+
+
 def _ack_consumer(acking: set[str]) -> Any:
     """The ack bookkeeping of a consumer that is never started."""
     consumer = BatchDrainConsumer.__new__(BatchDrainConsumer)
@@ -499,20 +506,20 @@ def _ack_consumer(acking: set[str]) -> Any:
 
 def test_the_bulk_ack_keeps_fausts_books_as_an_ack_per_message_would() -> None:
     """Acked twice, below the committed offset, on a topic without acks, interleaved
-    partitions: `_ack_all` leaves the offsets, counts and flags Faust's `ack` leaves."""
+    partitions, a run of one partition broken and resumed: `_ack_all`, given aiokafka's
+    records, leaves the offsets and counts Faust's `ack` leaves given its messages."""
     plan = [("a", 0, 3), ("a", 1, 4), ("a", 1, 5), ("a", 0, 4), ("b", 0, 9), ("a", 1, 7)]
-    plan += [("a", 0, 3), ("a", 0, 8)]
+    plan += [("a", 0, 3), ("a", 0, 8), ("b", 1, 2), ("a", 0, 9)]
     ours, faust_s = _ack_consumer({"a"}), _ack_consumer({"a"})
-    ours_messages = [_message(*m) for m in plan]
+    records = [_record(*m) for m in plan]
     faust_messages = [_message(*m) for m in plan]
-    ours._ack_all(ours_messages[:3])
-    ours._ack_all(ours_messages[2:])
+    ours._ack_all(records[:3])
+    ours._ack_all(records[2:])
     for message in faust_messages[:3] + faust_messages[2:]:
         faust_consumer.Consumer.ack(faust_s, message)
-    assert ours._n_acked == faust_s._n_acked == 5
+    assert ours._n_acked == faust_s._n_acked == 6
     assert dict(ours._acked) == dict(faust_s._acked)
     assert dict(ours._acked_index) == dict(faust_s._acked_index)
-    assert [m.acked for m in ours_messages] == [m.acked for m in faust_messages]
 
 
 def _fetch_consumer(records: dict[Any, list[Any]], active: set[Any] | None) -> Any:
@@ -572,9 +579,9 @@ def test_the_fetch_gives_what_fausts_getmany_gives_a_partition_at_a_time() -> No
         flat = dict(fetched)
         assert set(flat) == set(per_tp)
         for t in flat:
-            assert [vars(m) if hasattr(m, "__dict__") else _fields(m) for m in flat[t]] == [
-                vars(m) if hasattr(m, "__dict__") else _fields(m) for m in per_tp[t]
-            ]
+            assert flat[t] == records[t]  # aiokafka's records themselves, not copies
+            # ... holding what Faust's messages hold, as the worker reads it
+            assert [_record_fields(r) for r in flat[t]] == [_fields(m) for m in per_tp[t]]
         return sorted(set(theirs.tracked)), sorted(set(ours.tracked))
 
     for active in (None, {tp("a", 0), tp("a", 2)}):
@@ -587,8 +594,29 @@ def _fields(message: Any) -> tuple[Any, ...]:
         message.topic,
         message.partition,
         message.offset,
+        message.key,
         message.value,
-        message.tp,
         message.timestamp,
-        message.generation_id,
     )
+
+
+def _record_fields(record: Any) -> tuple[Any, ...]:
+    """`_fields` of the Faust message made of an aiokafka record, as the worker reads the
+    record (streams/runtime/worker.py: the timestamp in ms)."""
+    return (
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        (record.timestamp or 0) / 1000,
+    )
+
+
+def test_the_aiokafka_record_fields_the_worker_reads() -> None:
+    """The batch drain hands aiokafka's `ConsumerRecord`s to the worker, which reads these
+    fields, its timestamp as milliseconds (as Faust's `_to_message` does)."""
+    fields = {f.name for f in dataclasses.fields(ConsumerRecord)}
+    assert {"topic", "partition", "offset", "timestamp", "key", "value"} <= fields
+    to_message = " ".join(inspect.getsource(aiokafka_driver.Consumer._to_message).split())
+    assert "timestamp_s = timestamp / 1000.0" in to_message

@@ -108,8 +108,9 @@ def test_faust_stops_the_flow_in_the_revocation_handler_that_the_settle_anticipa
     assert revoked.index("self._acked.pop(tp, None)") < revoked.index("self._on_partitions_revoked")
 
 
-def _message(offset: int) -> SimpleNamespace:
-    return SimpleNamespace(tp=TP("activities", 0), topic="activities", offset=offset, acked=False)
+def _record(offset: int) -> SimpleNamespace:
+    """What the batch drain hands out and acks of an aiokafka `ConsumerRecord`."""
+    return SimpleNamespace(topic="activities", partition=0, offset=offset)
 
 
 def _revoking_worker_consumer(
@@ -147,9 +148,9 @@ def test_a_revocation_waits_for_the_batches_in_flight_then_commits_their_acks(
 
     async def main() -> None:
         consumer, tp = _revoking_worker_consumer(tmp_path, seen)
-        consumer.batches.put_nowait((0, [_message(5), _message(6)], 0.0))
+        consumer.batches.put_nowait((0, [_record(5), _record(6)], 0.0))
         in_flight = await consumer.next_batch(2)
-        consumer.batches.put_nowait((0, [_message(7)], 0.0))  # fetched, never handed out
+        consumer.batches.put_nowait((0, [_record(7)], 0.0))  # fetched, never handed out
         revoking = asyncio.ensure_future(consumer.on_partitions_revoked({tp}))
         await asyncio.sleep(0.05)
         assert not revoking.done() and seen == [], "the revocation must wait for the batch"
@@ -178,7 +179,7 @@ def test_a_delivery_that_does_not_settle_in_time_is_neither_acked_nor_sent_later
     async def main() -> None:
         consumer, tp = _revoking_worker_consumer(tmp_path, seen)
         consumer.settle_seconds = 0.1
-        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
         stuck = await consumer.next_batch(1)
         await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 2)
         assert not consumer.counts(stuck)
@@ -194,7 +195,7 @@ def test_without_a_batch_in_flight_the_revocation_commits_at_once(tmp_path: Path
     async def main() -> None:
         consumer, tp = _revoking_worker_consumer(tmp_path, seen)
         consumer.settle_seconds = 30.0
-        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
         done = await consumer.next_batch(1)
         consumer.ack_batch(done)
         await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 1)
@@ -213,7 +214,7 @@ def test_a_graceful_stop_settles_and_commits_and_reports_stop_from_its_start(
     async def main() -> None:
         consumer, _ = _revoking_worker_consumer(tmp_path, seen)
         app = consumer.app
-        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
         in_flight = await consumer.next_batch(1)
         assert not stopping(app)
         stop = asyncio.ensure_future(settle_and_commit_before_stop(app))
