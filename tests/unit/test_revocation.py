@@ -238,7 +238,7 @@ def test_a_stop_during_a_revocations_settle_does_not_drop_the_batches_it_waits_f
 
     async def main() -> None:
         consumer, tp = _revoking_worker_consumer(tmp_path, seen)
-        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
         in_flight = await consumer.next_batch(1)
         revoking = asyncio.ensure_future(consumer.on_partitions_revoked({tp}))
         await asyncio.sleep(0.05)
@@ -278,7 +278,7 @@ def test_a_revocation_after_a_lost_session_does_not_wait_nor_send_what_is_in_fli
     async def main() -> None:
         consumer, tp = _revoking_worker_consumer(tmp_path, seen)
         consumer.settle_seconds = 30.0
-        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
         in_flight = await consumer.next_batch(1)
         _lost_session(consumer)
         await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 1)
@@ -310,7 +310,7 @@ def test_a_settle_cancelled_midway_still_stops_the_held_batches_counting(
 
     async def main() -> None:
         consumer, tp = _revoking_worker_consumer(tmp_path, [])
-        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
         in_flight = await consumer.next_batch(1)
         revoking = asyncio.ensure_future(consumer.on_partitions_revoked({tp}))
         await asyncio.sleep(0.05)
@@ -330,7 +330,7 @@ def test_a_batch_still_gathering_at_the_revocation_is_not_handed_out(tmp_path: P
 
     async def main() -> None:
         consumer, tp = _revoking_worker_consumer(tmp_path, [])
-        consumer.batches.put_nowait((0, [_message(5)], 0.0))
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
         taking = asyncio.ensure_future(consumer.next_batch(10, wait=0.3))
         await asyncio.sleep(0.05)  # took the fetch, waits for more
         await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 1)
