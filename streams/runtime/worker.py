@@ -516,6 +516,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         handler = BatchHandler(app, settings, processor, metrics)
         switches = SwitchLog(store.client, settings.app_id)
         revoked_from.append(store)
+        switch_logs.append(switches)
         log.info(
             "evaluating %s with rules %s (%d campaigns); delivery overlap %s, %d batch(es) "
             "ahead, save overlap %s",
@@ -566,6 +567,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             await in_flight.close()
 
     revoked_from: list[RedisStore] = []
+    switch_logs: list[SwitchLog] = []
 
     @app.on_partitions_revoked.connect
     async def forget_cached_states(sender: Any, /, *revoked: Any, **_: Any) -> None:
@@ -574,6 +576,8 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         # that), and those it does not get back would only take memory.
         for store in revoked_from:
             store.forget_cached()
+        for switch_log in switch_logs:  # another worker may record switches meanwhile
+            switch_log.forget()
 
     if settings.rules_reload_interval > 0:
 
