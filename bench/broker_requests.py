@@ -91,16 +91,22 @@ def tools_libs() -> Path:
 
 
 @dataclass
-class Reading:
-    """One reading of the broker's counters."""
+class Counts:
+    """What the broker served: since it started in a `Reading`, over a phase in a `Delta`."""
 
-    at: float
-    """The broker's clock (s) when JmxTool read them."""
     requests: dict[str, float]
     """Request kind (Produce, Fetch, ...) -> requests served, all versions."""
     topics: dict[tuple[str, str], float]
     """(metric, topic) -> count: TotalProduceRequestsPerSec and TotalFetchRequestsPerSec
     count a request once per partition of the topic it holds; MessagesInPerSec records."""
+
+
+@dataclass
+class Reading(Counts):
+    """One reading of the broker's counters."""
+
+    at: float
+    """The broker's clock (s) when JmxTool read them."""
 
 
 class BrokerRequests:
@@ -138,7 +144,7 @@ def parse_jmxtool(out: str) -> Reading:
     if len(rows) < 2 or rows[-2][0] != "time":
         raise ValueError(f"JmxTool printed no reading: {out[-500:]!r}")
     header, values = rows[-2], rows[-1]
-    reading = Reading(int(values[0]) / 1000, {}, {})
+    reading = Reading({}, {}, at=int(values[0]) / 1000)
     for name, value in zip(header[1:], values[1:], strict=True):
         count = float(value)
         if (request := _REQUEST.search(name)) is not None:
@@ -150,19 +156,17 @@ def parse_jmxtool(out: str) -> Reading:
 
 
 @dataclass
-class Delta:
+class Delta(Counts):
     """What the broker served between two readings."""
 
     seconds: float
-    requests: dict[str, float]
-    topics: dict[tuple[str, str], float]
 
     @classmethod
     def between(cls, before: Reading, after: Reading) -> Delta:
         return cls(
-            after.at - before.at,
             {k: v - before.requests.get(k, 0.0) for k, v in after.requests.items()},
             {k: v - before.topics.get(k, 0.0) for k, v in after.topics.items()},
+            seconds=after.at - before.at,
         )
 
     def per_second(self, count: float) -> float:

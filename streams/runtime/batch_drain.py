@@ -31,7 +31,8 @@ the Conductor, which also makes its acks count).
 
 Rebalance: Faust calls `stop_flow()` when partitions are revoked (and at stop); this
 consumer then drops every queued batch and bumps its epoch, so a batch fetched before the
-revocation, even one whose `put` completes later, is never handed out (as Faust clears the
+revocation, even one whose `put` completes later or one `next_batch` was still gathering
+(`wait`), is never handed out (as Faust clears the
 streams' queues there). Those records were never acked: the new owner (or this worker,
 after Faust's seek to the committed offsets) reads them again. The batches already handed
 out get to finish first: the revocation holds the epoch they were handed out in
@@ -151,22 +152,28 @@ class BatchDrainConsumer(ShortFetchWaitConsumer):
         behind it while the total stays within `max_records`; with `wait` > 0, waits up to
         that many seconds for more while below `max_records`. Records of one partition
         are in offset order, and batches in fetch order."""
-        first, fetched_at = await self._pop(None)
-        batch = list(first)
-        epoch = self.epoch  # `_pop` returns only batches of the current epoch
-        deadline = asyncio.get_running_loop().time() + wait
-        while len(batch) < max_records:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if self.batches.empty() and self._held is None and remaining <= 0:
+        while True:
+            first, fetched_at = await self._pop(None)
+            batch = list(first)
+            epoch = self.epoch  # `_pop` returns only batches of the current epoch
+            deadline = asyncio.get_running_loop().time() + wait
+            while len(batch) < max_records:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if self.batches.empty() and self._held is None and remaining <= 0:
+                    break
+                try:
+                    more, more_at = await self._pop(max(remaining, 0.0))
+                except TimeoutError:
+                    break
+                if self.epoch != epoch or len(batch) + len(more) > max_records:
+                    self._held = (self.epoch, more, more_at)  # the next call starts with it
+                    break
+                batch.extend(more)
+            if self.epoch == epoch:
                 break
-            try:
-                more, more_at = await self._pop(max(remaining, 0.0))
-            except TimeoutError:
-                break
-            if self.epoch != epoch or len(batch) + len(more) > max_records:
-                self._held = (self.epoch, more, more_at)  # the next call starts with it
-                break
-            batch.extend(more)
+            # The flow stopped while it waited for more (`wait`): its partitions may be
+            # revoked, and a revocation's commit may not have waited for it. Dropped, as
+            # the queued fetches were: its records are read again.
         self._mark_inbound(batch)
         self._open[epoch] += 1
         return Batch(batch, epoch, fetched_at)

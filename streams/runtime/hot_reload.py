@@ -231,6 +231,13 @@ class SwitchLog:
             await self.client.ltrim(key, -SWITCHES_KEPT, -1)
             self._versions[(topic, partition)] = version
 
+    def forget(self) -> None:
+        """After a revocation: which version each partition last recorded is no longer
+        known (another worker may have recorded its own since), so the next batch of each
+        partition records its version again (an entry repeating the version in force is
+        harmless: from that offset on the same plan)."""
+        self._versions.clear()
+
     async def read(self, topic: str, partition: int) -> list[dict[str, Any]]:
         return [
             orjson.loads(raw) for raw in await self.client.lrange(self.key(topic, partition), 0, -1)

@@ -20,8 +20,10 @@ acknowledged by the broker, acked) for at most `settle_seconds`, their acks stil
 (`BatchDrainConsumer.counts`); (3) the commit; (4) the held epoch stops counting
 (`release_batches`): a later ack is discarded and a batch whose turn to be sent comes
 after it is never sent (`InFlight`'s `counts`), so its records, read again by the new
-owner, are not sent twice. Without (1)-(2) the batches being delivered at the revocation
-were not acked and their new owner sent their memberships again. The worker's SIGTERM
+owner, are not sent twice. A revocation after a lost session (not graceful: the group
+evicted this worker, its partitions are another's already) skips (2): `in_group`. Without
+(1)-(2) the batches being delivered at the revocation were not acked and their new owner
+sent their memberships again. The worker's SIGTERM
 does the same before Faust's stop (`settle_and_commit_before_stop`, its `before_stop`):
 Faust's stop cancels the agent, which left the batches in flight unacked. A batch not
 settled in time is not acked and is redelivered as before. A commit that fails because the
@@ -43,7 +45,8 @@ memberships.
 
 Relies on (checked by tests/unit/test_revocation.py): Faust's `Consumer.on_partitions_revoked`
 dropping the acked offsets of `revoked` and then calling the app's handler, which calls
-`stop_flow` (idempotent: it clears `flow_active`); `Consumer.commit` taking TPs.
+`stop_flow` (idempotent: it clears `flow_active`); `Consumer.commit` taking TPs; aiokafka
+resetting its coordinator's generation when the group forgets the member (`in_group`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ import logging
 import time
 from typing import Any, Final
 
+from aiokafka.consumer.group_coordinator import OffsetCommitRequest
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
 from streams.runtime.batch_drain import BatchDrainConsumer, BatchDrainTransport
@@ -79,6 +83,8 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
     """Whether `settle_before_revocation` has anything to wait for."""
     stopping = False
     """Set by `settle_and_commit_before_stop`: the app stops once it returns."""
+    _settle_lock: asyncio.Lock | None = None
+    """One settle and commit at a time (`settle_and_commit`)."""
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         if revoked and not self.app.should_stop:
@@ -88,27 +94,36 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
     async def settle_and_commit(self, tps: set[Any] | None, why: str) -> None:
         """Let what is in flight settle (at most `settle_seconds`), then commit the acked
         offsets of `tps` (None: every assigned partition); what settles later does not
-        count. Never raises: what is not committed is redelivered."""
+        count. Never raises: what is not committed is redelivered. One at a time: a
+        SIGTERM during a revocation's settle (a rolling deploy) waits for its commit, as a
+        second hold would take the held epoch's place and discard the acks it waits for."""
+        if self._settle_lock is None:
+            self._settle_lock = asyncio.Lock()
+        async with self._settle_lock:
+            await self._settle_and_commit(tps, why)
+
+    async def _settle_and_commit(self, tps: set[Any] | None, why: str) -> None:
         started = time.monotonic()
-        try:
-            if self.settles:
-                async with asyncio.timeout(self.settle_seconds):
-                    await self.settle_before_revocation()
-        except TimeoutError:
-            log.warning(
-                "deliveries in flight not settled within %.1f s of %s: what is not acked "
-                "is redelivered",
-                self.settle_seconds,
-                why,
-            )
-        try:
-            await self.commit(tps)
-        except Exception:  # the records are redelivered, as without this commit
-            log.exception("commit before %s failed", why)
+        try:  # what settles after this must not count, even if cancelled midway
+            try:
+                if self.settles:
+                    async with asyncio.timeout(self.settle_seconds):
+                        await self.settle_before_revocation()
+            except TimeoutError:
+                log.warning(
+                    "deliveries in flight not settled within %.1f s of %s: what is not "
+                    "acked is redelivered",
+                    self.settle_seconds,
+                    why,
+                )
+            try:
+                await self.commit(tps)
+            except Exception:  # the records are redelivered, as without this commit
+                log.exception("commit before %s failed", why)
         finally:
             self.after_revocation_commit()
         log.info(
-            "%s: deliveries in flight settled and committed in %.3f s",
+            "%s: deliveries in flight waited for and acks committed in %.3f s",
             why,
             time.monotonic() - started,
         )
@@ -118,7 +133,8 @@ class CommitsBeforeRevocation(aiokafka_driver.Consumer):
         bounds it); nothing by default."""
 
     def after_revocation_commit(self) -> None:
-        """After the commit (or its failure): what settles after this must not count."""
+        """After the commit (or its failure, or a cancellation of the settle or the
+        commit): what settles after this must not count."""
 
 
 class RevocationCommitConsumer(CommitsBeforeRevocation, BatchDrainConsumer):
@@ -129,7 +145,24 @@ class RevocationCommitConsumer(CommitsBeforeRevocation, BatchDrainConsumer):
 
     async def settle_before_revocation(self) -> None:
         self.hold_batches()
+        if not self.in_group():
+            log.warning(
+                "partitions revoked after this worker left the group (its session was "
+                "lost): the batches in flight are not waited for, nor sent if not yet issued"
+            )
+            return
         await self.batches_settled()
+
+    def in_group(self) -> bool:
+        """Whether the group still knows this member: after a lost session (aiokafka
+        resets its generation, then calls the revocation) its partitions are another's
+        already, reading them from the committed offsets; a settle would only send the
+        batches in flight alongside the new owner's later events of the same leads, and
+        the commit fails anyway. True before the consumer has started."""
+        consumer = getattr(self._thread, "_consumer", None)
+        if consumer is None:
+            return True
+        return bool(consumer._coordinator.generation != OffsetCommitRequest.DEFAULT_GENERATION_ID)
 
     def after_revocation_commit(self) -> None:
         self.release_batches()

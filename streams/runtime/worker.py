@@ -46,7 +46,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Collection, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -257,9 +257,18 @@ class BatchHandler:
             )
             crash_now()
 
-    async def issue_when_evaluated(self, evaluation: Awaitable[Evaluated]) -> Delivery:
-        """`issue`, once the batch's evaluation (its states saved) is done."""
-        return await self.issue(await evaluation)
+    async def issue_when_evaluated(
+        self, evaluation: Awaitable[Evaluated], counts: Callable[[], bool]
+    ) -> Delivery:
+        """`issue`, once the batch's evaluation (its states saved) is done, unless the
+        batch no longer `counts` then (`BatchDrainConsumer.counts`: a revocation committed
+        meanwhile, the next owner reads its records again and may have sent them and
+        later events of the same leads already): sent now, its events would follow
+        those. Its delivery is then nothing, and its ack is discarded."""
+        evaluated = await evaluation
+        if not counts():
+            return asyncio.sleep(0)
+        return await self.issue(evaluated)
 
     async def issue(self, batch: Evaluated) -> Delivery:
         """The sends of step 2: append every membership event and dead letter of an
@@ -390,13 +399,15 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
-async def start_evaluation(handler: BatchHandler, batch: Batch) -> Issue:
+async def start_evaluation(
+    handler: BatchHandler, batch: Batch, counts: Callable[[], bool]
+) -> Issue:
     """`save_overlap`: evaluate the batch in a task of its own and return once its save has
     begun (or it ended), so that the agent evaluates the next batch while this one's save
     is in flight: the store makes a load of a lead whose save is in flight wait for it, so
     each lead is still read after its previous batch's save. Returns what issues the
-    batch's sends once its evaluation is done. A failure exits at once
-    (`BatchHandler.evaluate_or_exit`)."""
+    batch's sends once its evaluation is done, if the batch still `counts` then. A failure
+    exits at once (`BatchHandler.evaluate_or_exit`)."""
     times = BatchTimes()
     evaluation = asyncio.ensure_future(
         handler.evaluate_or_exit(batch.records, batch.fetched_at, times)
@@ -406,7 +417,7 @@ async def start_evaluation(handler: BatchHandler, batch: Batch) -> Issue:
         await asyncio.wait({evaluation, saving}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         saving.cancel()
-    return partial(handler.issue_when_evaluated, evaluation)
+    return partial(handler.issue_when_evaluated, evaluation, counts)
 
 
 async def warm_up(store: RedisStore, sender: BatchSender, topics: Sequence[str]) -> None:
@@ -505,6 +516,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         handler = BatchHandler(app, settings, processor, metrics)
         switches = SwitchLog(store.client, settings.app_id)
         revoked_from.append(store)
+        switch_logs.append(switches)
         log.info(
             "evaluating %s with rules %s (%d campaigns); delivery overlap %s, %d batch(es) "
             "ahead, save overlap %s",
@@ -533,7 +545,9 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
                         await in_flight.settled()
                     await switch_between_batches(handler, reloader, switches, batch.records)
                     if settings.save_overlap:
-                        issue = await start_evaluation(handler, batch)
+                        issue = await start_evaluation(
+                            handler, batch, partial(consumer.counts, batch)
+                        )
                     else:
                         evaluated = await handler.evaluate_batch(batch.records, batch.fetched_at)
                         issue = partial(handler.issue, evaluated)
@@ -553,6 +567,7 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
             await in_flight.close()
 
     revoked_from: list[RedisStore] = []
+    switch_logs: list[SwitchLog] = []
 
     @app.on_partitions_revoked.connect
     async def forget_cached_states(sender: Any, /, *revoked: Any, **_: Any) -> None:
@@ -561,6 +576,8 @@ def build_app(settings: WorkerSettings, plan: Plan, datadir: Path) -> faust.App:
         # that), and those it does not get back would only take memory.
         for store in revoked_from:
             store.forget_cached()
+        for switch_log in switch_logs:  # another worker may record switches meanwhile
+            switch_log.forget()
 
     if settings.rules_reload_interval > 0:
 

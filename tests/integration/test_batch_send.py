@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,26 +48,34 @@ def _read(bootstrap: str, topic: str, count: int) -> dict[int, list[tuple[bytes,
     return out
 
 
+@asynccontextmanager
+async def _producer(bootstrap: str, tmp_path: Path, **settings: Any) -> AsyncIterator[Any]:
+    """A new Faust app's producer (linger 0, as `build_app` sets it, and `settings`),
+    started, stopped on leaving."""
+    app = create_app(
+        f"batch-send-{uuid.uuid4().hex[:8]}",
+        bootstrap,
+        datadir=tmp_path,
+        producer_linger_ms=0,
+        **settings,
+    )
+    await app.producer.start()
+    try:
+        yield app.producer
+    finally:
+        await app.producer.stop()
+
+
 async def _send(
     bootstrap: str, tmp_path: Path, topic: str, records: list[tuple[bytes, bytes]]
 ) -> list[Any]:
     """Issue `records` through a started Faust producer with small batches (1 KiB: many
     batches per partition) and wait for every delivery; returns the outcomes."""
-    app = create_app(
-        f"batch-send-{uuid.uuid4().hex[:8]}",
-        bootstrap,
-        datadir=tmp_path,
-        producer_max_batch_size=1024,
-        producer_linger_ms=0,
-    )
-    await app.producer.start()
-    try:
-        sender = BatchSender(app.producer)
+    async with _producer(bootstrap, tmp_path, producer_max_batch_size=1024) as producer:
+        sender = BatchSender(producer)
         deliveries = await sender.issue(topic, records)
         deliveries += await sender.issue(topic, records[:10])  # a second batch, same keys
         return await asyncio.gather(*deliveries, return_exceptions=True)
-    finally:
-        await app.producer.stop()
 
 
 def test_records_land_where_and_in_the_order_a_send_per_record_puts_them(
@@ -110,20 +120,11 @@ def test_each_record_gets_its_batchs_delivery_in_record_order(
     ]
 
     async def main() -> list[Any]:
-        app = create_app(
-            f"batch-send-{uuid.uuid4().hex[:8]}",
-            kafka_bootstrap,
-            datadir=tmp_path,
-            producer_linger_ms=0,
-        )
-        await app.producer.start()
-        try:
-            deliveries = await BatchSender(app.producer).issue_each(topic, records)
+        async with _producer(kafka_bootstrap, tmp_path) as producer:
+            deliveries = await BatchSender(producer).issue_each(topic, records)
             assert len(deliveries) == len(records)
             assert deliveries[0] is deliveries[1]  # one batch
             return await asyncio.gather(*deliveries, return_exceptions=True)
-        finally:
-            await app.producer.stop()
 
     outcomes = asyncio.run(main())
     assert isinstance(outcomes[0], MessageSizeTooLargeError)
@@ -154,18 +155,15 @@ def test_a_batch_for_every_partition_goes_out_as_one_produce_request(
     records = [(b"%d" % n, b"value %d" % n) for n in range(200)]
 
     async def issue_twice() -> list[list[int]]:
-        app = create_app(
-            f"batch-send-{uuid.uuid4().hex[:8]}",
-            kafka_bootstrap,
-            datadir=tmp_path,
-            producer_linger_ms=0,
-        )
-        await app.producer.start()
         requests: list[list[int]] = []
-        try:
-            sender = BatchSender(app.producer)
+        async with _producer(kafka_bootstrap, tmp_path) as producer:
+            sender = BatchSender(producer)
             await sender.warm_up(topic)
-            kafka = app.producer._ensure_producer()
+            # One round uncounted: a partition of the new topic whose leader is not yet
+            # serving answers its first produce with a retriable error, and its batch is
+            # sent again alone (seen on a loaded machine), which is not what is counted.
+            await asyncio.gather(*await sender.issue(topic, records))
+            kafka = producer._ensure_producer()
             send_request = kafka._sender._send_produce_req
 
             async def counted(node_id: int, batches: dict[Any, Any]) -> None:
@@ -175,8 +173,6 @@ def test_a_batch_for_every_partition_goes_out_as_one_produce_request(
             kafka._sender._send_produce_req = counted
             for _ in range(2):
                 await asyncio.gather(*await sender.issue(topic, records))
-        finally:
-            await app.producer.stop()
         return requests
 
     requests = asyncio.run(issue_twice())

@@ -174,3 +174,30 @@ def test_the_switch_log_records_each_partitions_first_offset_once_per_version(
         ("a", 2): [{"offset": 4, "rulesVersion": "v1"}],
         ("b", 0): [{"offset": 9, "rulesVersion": "v1"}],
     }
+
+
+def test_after_a_revocation_each_partition_records_its_version_again(redis_url: str) -> None:
+    """The worker forgets which version each partition last recorded when its partitions
+    are revoked (`SwitchLog.forget`, from `forget_cached_states`): meanwhile another
+    worker may have recorded a newer version for a partition this one gets back, still on
+    the older plan; without forgetting, the older version would not be recorded again and
+    the log would put the partition's later records under the other worker's version."""
+
+    async def main() -> list[dict[str, Any]]:
+        client = redis_client(redis_url)
+        app_id = f"switchlog-{uuid.uuid4().hex}"
+        this, other = SwitchLog(client, app_id), SwitchLog(client, app_id)
+        record = SimpleNamespace(topic="a", partition=0, offset=5)
+        await this.record([record], "v1")
+        await other.record([SimpleNamespace(topic="a", partition=0, offset=20)], "v2")
+        this.forget()
+        await this.record([SimpleNamespace(topic="a", partition=0, offset=30)], "v1")
+        out = await this.read("a", 0)
+        await client.aclose()
+        return out
+
+    assert asyncio.run(main()) == [
+        {"offset": 5, "rulesVersion": "v1"},
+        {"offset": 20, "rulesVersion": "v2"},
+        {"offset": 30, "rulesVersion": "v1"},
+    ]

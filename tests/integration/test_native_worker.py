@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -127,6 +128,28 @@ async def _seed(url: str, app_id: str, seeds: dict[int, tuple[str, bytes, list[b
         await client.aclose()
 
 
+@asynccontextmanager
+async def _stored_by_python(
+    url: str, plans: Plans, batches: Batches, now_us: int
+) -> AsyncIterator[tuple[RedisStore, list[int]]]:
+    """A new app's store after the Python engine processed `batches` at `now_us` on it,
+    and the leads it holds in Redis (sorted); its client is closed on leaving."""
+    app_id = f"seed-{uuid.uuid4().hex[:12]}"
+    client = redis_client(url)
+    try:
+        store = RedisStore(client, app_id, TTL_MS)
+        processor = Processor(plans.plan("default"), store, native=False)
+        for batch in batches:
+            await processor.process([Record(*r) for r in batch], now_us)
+        leads = sorted(
+            int(k.split(b"{")[1].split(b"}")[0])
+            for k in await client.keys(f"{app_id}:lead:*".encode())
+        )
+        yield store, leads
+    finally:
+        await client.aclose()
+
+
 def _old_formats(
     url: str, plans: Plans, batches: Batches
 ) -> dict[int, tuple[str, bytes, list[bytes]]]:
@@ -135,17 +158,7 @@ def _old_formats(
     2, the others as this version's snapshot plus its journal, as stored."""
 
     async def go() -> dict[int, tuple[str, bytes, list[bytes]]]:
-        app_id = f"seed-{uuid.uuid4().hex[:12]}"
-        client = redis_client(url)
-        try:
-            store = RedisStore(client, app_id, TTL_MS)
-            processor = Processor(plans.plan("default"), store, native=False)
-            for batch in batches:
-                await processor.process([Record(*r) for r in batch], NOW_US)
-            leads = sorted(
-                int(k.split(b"{")[1].split(b"}")[0])
-                for k in await client.keys(f"{app_id}:lead:*".encode())
-            )
+        async with _stored_by_python(url, plans, batches, NOW_US) as (store, leads):
             seeds: dict[int, tuple[str, bytes, list[bytes]]] = {}
             for n, lead in enumerate(leads):
                 if n < 2:
@@ -158,12 +171,10 @@ def _old_formats(
                         data["v"] = 2
                     seeds[lead] = (f"v{n + 1}", orjson.dumps(data), [])
                 else:
-                    snapshot = await client.hget(store.key(lead), b"state")
-                    journal = await client.lrange(store.journal_key(lead), 0, -1)
+                    snapshot = await store.client.hget(store.key(lead), b"state")
+                    journal = await store.client.lrange(store.journal_key(lead), 0, -1)
                     seeds[lead] = ("v3", snapshot, journal)
             return seeds
-        finally:
-            await client.aclose()
 
     return asyncio.run(go())
 
@@ -894,19 +905,21 @@ def test_a_revocation_during_a_checked_load_reads_the_leads_in_full(
     assert asyncio.run(go()) == want[1][0]
 
 
-def test_a_batch_failing_on_redis_leaves_none_of_its_leads_in_the_core(redis_url: str) -> None:
-    """A batch whose load fails on Redis (the error is the batch's, as on the Python
-    engine): the leads it took out of the cache are not left in the core, outside the
-    cache's bound, for good."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
+def _a_batch_failing_on_redis(
+    redis_url: str, evict_panics: bool, **store_options: Any
+) -> tuple[int, list[int], list[int]]:
+    """On the core, through a `RedisStore` of `cache_leads=3` (and `store_options`): a
+    batch, then one whose load fails on Redis, raising the store's error (not a panic),
+    the core panicking as that batch's leads are evicted if `evict_panics`. Returns how
+    many leads the core held after the first batch, and the leads the core and the
+    store's cache hold after the second."""
     plans = Plans(ROOT / "rules", None)
     batches = sample_batches(5, 100, count=200, leads=8)
 
-    async def go() -> tuple[int, int]:
+    async def go() -> tuple[int, list[int], list[int]]:
         app_id = f"nw-{uuid.uuid4().hex[:12]}"
         client = redis_client(redis_url)
-        store = RedisStore(client, app_id, TTL_MS, cache_leads=3, check_cached=False)
+        store = RedisStore(client, app_id, TTL_MS, cache_leads=3, **store_options)
         processor = Processor(plans.plan("default"), TimedStore(store))
         original = store._read_full
 
@@ -917,16 +930,25 @@ def test_a_batch_failing_on_redis_leaves_none_of_its_leads_in_the_core(redis_url
             await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
             held = len(store.core)
             store._read_full = failing  # type: ignore[method-assign]
+            if evict_panics:
+                store.core.test_only_panic_in("evict", 1)
             with pytest.raises(RedisConnectionError):
                 await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
             store._read_full = original  # type: ignore[method-assign]
-            return held, len(store.core)
+            return held, sorted(store.core.lead_ids()), sorted(store._held)
         finally:
             await client.aclose()
 
-    held, after = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_a_batch_failing_on_redis_leaves_none_of_its_leads_in_the_core(redis_url: str) -> None:
+    """A batch whose load fails on Redis (the error is the batch's, as on the Python
+    engine): the leads it took out of the cache are not left in the core, outside the
+    cache's bound, for good."""
+    held, in_core, _ = _a_batch_failing_on_redis(redis_url, False, check_cached=False)
     assert held == 3
-    assert after == 0, f"{after} leads left in the core, out of its cache"
+    assert in_core == [], f"{len(in_core)} leads left in the core, out of its cache"
 
 
 class _WrappedCore:
@@ -1093,6 +1115,32 @@ def _checking_fallbacks(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     return redone
 
 
+def _same_with_one_fault(
+    redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+    logger: str,
+    said: str,
+    batches: Batches,
+    **options: Any,
+) -> list[Any]:
+    """`same` on the rules' plans at `SAMPLE_NOW`, `logger`'s WARNINGs captured: the core's
+    failure counted as exactly one `fault` fallback and `said` logged exactly once;
+    returns the reference's outcomes."""
+    fallbacks: list[str] = []
+    with caplog.at_level("WARNING", logger=logger):
+        want = same(
+            redis_url,
+            Plans(ROOT / "rules", None),
+            batches,
+            now_us=SAMPLE_NOW,
+            fallbacks=fallbacks,
+            **options,
+        )
+    assert fallbacks == ["fault"]
+    assert caplog.text.count(said) == 1
+    return want
+
+
 @pytest.mark.parametrize(
     ("seam", "at"),
     [
@@ -1122,30 +1170,20 @@ def test_a_rust_panic_in_the_core_on_a_batch_redoes_it_on_the_python_engine(
     core again: the same events (none lost, none doubled), dead letters, counters and
     Redis contents as the Python engine throughout (`same`), states seeded in every
     format version (v1 and v2 read by Python and handed over, v3 read by the core)."""
-    plans = Plans(ROOT / "rules", None)
     batches = sample_batches(12, 60, count=600, leads=30)
-    seeds = _old_formats(redis_url, plans, batches[:3])
+    seeds = _old_formats(redis_url, Plans(ROOT / "rules", None), batches[:3])
     wrapped = _wrap_cores(monkeypatch, lambda core: _Panicky(core, at=at, seam=seam))
     redone = _checking_fallbacks(monkeypatch)
-    fallbacks: list[str] = []
-    with caplog.at_level("WARNING", logger="streams.engine.native"):
-        want = same(
-            redis_url,
-            plans,
-            batches,
-            now_us=SAMPLE_NOW,
-            cache_leads=cache_leads,
-            seeds=seeds,
-            fallbacks=fallbacks,
-        )
+    logger, said = "streams.engine.native", "the Python engine redoes it"
+    want = _same_with_one_fault(
+        redis_url, caplog, logger, said, batches, cache_leads=cache_leads, seeds=seeds
+    )
     assert sum(len(events) for events, *_ in want) > at, "too few events to panic in"
     (core,) = wrapped
     core.assert_panicked(seam)
     assert seam == "decode" or core.panicked_leads, "the panic was not in a batch"
     assert redone == [[]], f"leads of the panicked batch left in the core: {redone}"
-    assert fallbacks == ["fault"]
     assert core.evaluated > 3, "the core did not go on after the panic"
-    assert caplog.text.count("the Python engine redoes it") == 1
     assert "PanicException" in caplog.text
 
 
@@ -1229,23 +1267,14 @@ def test_a_rust_panic_after_a_save_evicts_its_leads_and_goes_on(
             left.append([lead for lead in core.panicked_leads if lead in core])
 
     monkeypatch.setattr(RedisStore, "save_core", checked)
-    fallbacks: list[str] = []
-    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
-        same(
-            redis_url,
-            Plans(ROOT / "rules", None),
-            sample_batches(13, 100, count=800, leads=30),
-            now_us=SAMPLE_NOW,
-            cache_leads=cache_leads,
-            fallbacks=fallbacks,
-        )
+    logger, said = "streams.state.redis_store", "the native core failed after a save"
+    batches = sample_batches(13, 100, count=800, leads=30)
+    _same_with_one_fault(redis_url, caplog, logger, said, batches, cache_leads=cache_leads)
     (core,) = wrapped
     core.assert_panicked("commit")
     assert len(core.panicked_leads) > 1, "the panic did not come half way through"
     assert left == [[]], f"leads of the panicked commit left in the core: {left}"
-    assert fallbacks == ["fault"]
     assert core.evaluated > 3, "the core did not go on after the panic"
-    assert caplog.text.count("the native core failed after a save") == 1
 
 
 @pytest.mark.parametrize("seam", ["evaluate", "commit"])
@@ -1266,22 +1295,13 @@ def test_a_core_failing_to_evict_drops_every_lead_and_goes_on(
     counters and Redis contents as the Python engine throughout (`same`, which also holds
     the core to holding exactly the leads the store's cache says after each batch)."""
     wrapped = _wrap_cores(monkeypatch, lambda core: _Panicky(core, at=3, seam=seam, evict_too=True))
-    fallbacks: list[str] = []
-    with caplog.at_level("WARNING", logger="streams"):
-        same(
-            redis_url,
-            Plans(ROOT / "rules", None),
-            sample_batches(14, 100, count=800, leads=30),
-            now_us=SAMPLE_NOW,
-            cache_leads=cache_leads,
-            fallbacks=fallbacks,
-        )
+    batches = sample_batches(14, 100, count=800, leads=30)
+    said = "the native core failed evicting"
+    _same_with_one_fault(redis_url, caplog, "streams", said, batches, cache_leads=cache_leads)
     (core,) = wrapped
     core.assert_panicked(seam, "evict")
     assert len(core.panicked_leads) > 1, "the evict did not panic half way through"
-    assert fallbacks == ["fault"]
     assert core.evaluated > 4, "the core did not go on after the panics"
-    assert caplog.text.count("the native core failed evicting") == 1
 
 
 @pytest.mark.parametrize("mode", ["applied", "one failed"])
@@ -1333,18 +1353,9 @@ def test_a_core_failing_to_evict_after_a_failed_save_drops_every_lead(
     counted as one `fault`, said once; the replay and the next batches are the Python
     engine's outcome (`same`)."""
     _wrap_cores(monkeypatch, lambda core: _EvictFailsAtSave(core, at=3))
-    fallbacks: list[str] = []
-    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
-        same(
-            redis_url,
-            Plans(ROOT / "rules", None),
-            sample_batches(16, 60, count=480, leads=12),
-            now_us=SAMPLE_NOW,
-            failing_saves={2: mode},
-            fallbacks=fallbacks,
-        )
-    assert fallbacks == ["fault"]
-    assert caplog.text.count("the native core failed evicting") == 1
+    logger, said = "streams.state.redis_store", "the native core failed evicting"
+    batches = sample_batches(16, 60, count=480, leads=12)
+    _same_with_one_fault(redis_url, caplog, logger, said, batches, failing_saves={2: mode})
 
 
 class _EvictFailsAtTrim(_WrappedCore):
@@ -1382,21 +1393,12 @@ def test_a_core_failing_to_evict_the_leads_beyond_its_cache_holds_none_of_them(
     leads after every batch): it drops every lead (`RedisStore.evict_core`), one `fault`,
     said once; the batch stands, the outcome is the Python engine's."""
     wrapped = _wrap_cores(monkeypatch, lambda core: _EvictFailsAtTrim(core, at=4))
-    fallbacks: list[str] = []
-    with caplog.at_level("WARNING", logger="streams.state.redis_store"):
-        same(
-            redis_url,
-            Plans(ROOT / "rules", None),
-            sample_batches(10, 60, count=400, leads=200),
-            now_us=SAMPLE_NOW,
-            cache_leads=10,
-            fallbacks=fallbacks,
-        )
+    logger, said = "streams.state.redis_store", "the native core failed evicting"
+    batches = sample_batches(10, 60, count=400, leads=200)
+    _same_with_one_fault(redis_url, caplog, logger, said, batches, cache_leads=10)
     (core,) = wrapped
     trimmed = core.trimmed[2]
     assert len(trimmed) > 1 and set(trimmed[1:]) - set(core.batch_leads), "only its leads"
-    assert fallbacks == ["fault"]
-    assert caplog.text.count("the native core failed evicting") == 1
 
 
 def test_a_batch_failing_on_redis_and_a_core_failing_to_evict_counts_one_fault(
@@ -1406,34 +1408,11 @@ def test_a_batch_failing_on_redis_and_a_core_failing_to_evict_counts_one_fault(
     engine) and the core panicking as the batch's leads are evicted: the core drops every
     lead (none left outside the cache), said once, and the core's failure is counted as
     one `fault` (as after a save that raised), the store's error raised, not the panic."""
-    plans = Plans(ROOT / "rules", None)
-    batches = sample_batches(5, 100, count=200, leads=8)
     fallbacks: list[str] = []
-
-    async def go() -> tuple[int, list[int], list[int]]:
-        app_id = f"nw-{uuid.uuid4().hex[:12]}"
-        client = redis_client(redis_url)
-        store = RedisStore(client, app_id, TTL_MS, cache_leads=3, on_core_fallback=fallbacks.append)
-        processor = Processor(plans.plan("default"), TimedStore(store))
-        original = store._read_full
-
-        async def failing(*args: Any) -> None:
-            raise RedisConnectionError("the connection dropped")
-
-        try:
-            await processor.process([Record(*r) for r in batches[0]], SAMPLE_NOW)
-            held = len(store.core)
-            store._read_full = failing  # type: ignore[method-assign]
-            store.core.test_only_panic_in("evict", 1)
-            with pytest.raises(RedisConnectionError):
-                await processor.process([Record(*r) for r in batches[1]], SAMPLE_NOW)
-            store._read_full = original  # type: ignore[method-assign]
-            return held, sorted(store.core.lead_ids()), sorted(store._held)
-        finally:
-            await client.aclose()
-
     with caplog.at_level("WARNING", logger="streams.state.redis_store"):
-        held, in_core, cached = asyncio.run(go())
+        held, in_core, cached = _a_batch_failing_on_redis(
+            redis_url, True, on_core_fallback=fallbacks.append
+        )
     assert held == 3
     assert in_core == cached == []
     assert caplog.text.count("the native core failed evicting") == 1
@@ -1537,17 +1516,7 @@ def test_dates_at_the_ends_of_64_bits_in_a_stored_state_compare_as_python_does(
     batches = sample_batches(15, 100, count=400, leads=10)
 
     async def seeded() -> dict[int, tuple[str, bytes, list[bytes]]]:
-        app_id = f"seed-{uuid.uuid4().hex[:12]}"
-        client = redis_client(redis_url)
-        try:
-            store = RedisStore(client, app_id, TTL_MS)
-            processor = Processor(plans.plan("default"), store, native=False)
-            for batch in batches:
-                await processor.process([Record(*r) for r in batch], SAMPLE_NOW)
-            leads = sorted(
-                int(k.split(b"{")[1].split(b"}")[0])
-                for k in await client.keys(f"{app_id}:lead:*".encode())
-            )
+        async with _stored_by_python(redis_url, plans, batches, SAMPLE_NOW) as (store, leads):
             states = await store.load(leads)
             for state in states.values():
                 if dates == "seen, runs":
@@ -1558,8 +1527,6 @@ def test_dates_at_the_ends_of_64_bits_in_a_stored_state_compare_as_python_does(
                     for entries in state.history.values():
                         entries[::2] = [[end, *e[1:]] for e in entries[::2]]
             return {lead: ("v3", encode_state(state), []) for lead, state in states.items()}
-        finally:
-            await client.aclose()
 
     seeds = asyncio.run(seeded())
     assert any(orjson.loads(s)["r"] for _, s, _ in seeds.values()), "no memberships to age"

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from functools import partial
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from streams.runtime.in_flight import InFlight, Issue
+from streams.runtime.worker import BatchHandler
 
 
 def run(coro: object) -> None:
@@ -222,6 +226,44 @@ def test_a_batch_that_no_longer_counts_is_neither_issued_nor_acked() -> None:
         seen.deliveries[2].set_result(None)
         await asyncio.wait_for(out.settled(), 1)
         assert seen.acked == [0, 2] and seen.failed == []
+        await out.close()
+
+    run(main())
+
+
+def test_save_overlap_a_batch_evaluated_after_the_revocation_commit_is_not_sent() -> None:
+    """`STREAMS_SAVE_OVERLAP`: a batch's turn comes while it still counts, but its issue
+    first waits for its evaluation (`BatchHandler.issue_when_evaluated`); the revocation's
+    settle times out and commits meanwhile. Its records are read again by the next owner,
+    which may have sent them and later events of the same leads by then: sent now, its
+    events would reach the topic after those (a lead's membership history out of order),
+    so it is not sent."""
+
+    async def main() -> None:
+        seen = Recorder()
+        counting = [True]
+        sent: list[str] = []
+        evaluation: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        async def issue(evaluated: Any) -> Awaitable[None]:
+            sent.append(evaluated)
+            return asyncio.sleep(0)
+
+        handler: Any = SimpleNamespace(issue=issue)  # the one method it calls
+        out = InFlight(seen.ack, seen.on_failure, 8, counts=lambda n: counting[0])
+
+        def still_counts() -> bool:
+            return counting[0]
+
+        await out.submit(
+            0, partial(BatchHandler.issue_when_evaluated, handler, evaluation, still_counts)
+        )
+        await settle()
+        counting[0] = False  # the revocation's commit
+        evaluation.set_result("evaluated")
+        await asyncio.wait_for(out.settled(), 1)
+        assert sent == [], "sent after the commit: the next owner sends it again, earlier"
+        assert seen.failed == []
         await out.close()
 
     run(main())

@@ -479,36 +479,24 @@ def _snapshot(
     return b'{"v":3,"h":%s,"f":%s,"r":%s,"s":%s,"m":%s}' % (h, f, r, s, m)
 
 
+def _in_history(entry: bytes, where: str) -> tuple[bytes, str]:
+    """A state whose history of type 7 holds one `entry`, and the reason naming `where`
+    in it."""
+    return _snapshot(h=b'{"7":[%s]}' % entry), f"the history of type 7, entry 0, {where}"
+
+
 _LONG = "n" * 500 + '"'
 CANNOT_HOLD = [
     (
         _snapshot(h=b'{"100001":[[1,"x",{"qty":1}],[2,"x",{"qty":9223372036854775808}]]}'),
         'the history of type 100001, entry 1, attribute "qty": an integer beyond 64 bits',
     ),
-    (
-        _snapshot(h=b'{"7":[[1,"x",{"a":1,"b":null}]]}'),
-        'the history of type 7, entry 0, attribute "b": null',
-    ),
-    (
-        _snapshot(h=b'{"7":[[1,"x",{"a":{"b":1}}]]}'),
-        'the history of type 7, entry 0, attribute "a": an object',
-    ),
-    (
-        _snapshot(h=b'{"7":[[1,"x",{"a":["b",2]}]]}'),
-        'the history of type 7, entry 0, attribute "a": a list holding other than text',
-    ),
-    (
-        _snapshot(h=b'{"7":[[1,-18446744073709551616,{}]]}'),
-        "the history of type 7, entry 0, its primary: an integer beyond 64 bits",
-    ),
-    (
-        _snapshot(h=b'{"7":[[1.5,"x",{}]]}'),
-        "the history of type 7, entry 0, its date: a fraction where an integer belongs",
-    ),
-    (
-        _snapshot(h=b'{"7":[[1,"x",{"a":1e400}]]}'),
-        'the history of type 7, entry 0, attribute "a": a number beyond 64-bit floats',
-    ),
+    _in_history(b'[1,"x",{"a":1,"b":null}]', 'attribute "b": null'),
+    _in_history(b'[1,"x",{"a":{"b":1}}]', 'attribute "a": an object'),
+    _in_history(b'[1,"x",{"a":["b",2]}]', 'attribute "a": a list holding other than text'),
+    _in_history(b"[1,-18446744073709551616,{}]", "its primary: an integer beyond 64 bits"),
+    _in_history(b'[1.5,"x",{}]', "its date: a fraction where an integer belongs"),
+    _in_history(b'[1,"x",{"a":1e400}]', 'attribute "a": a number beyond 64-bit floats'),
     (_snapshot(f=b'{"email":1}'), 'the lead fields, "email": a value other than text'),
     (
         _snapshot(r=b'{"12":99999999999999999999}'),
@@ -523,10 +511,7 @@ CANNOT_HOLD = [
         'the seen activity "g1", its campaigns: a fraction where an integer belongs',
     ),
     (_snapshot(m=b"9223372036854775808"), "the latest date: an integer beyond 64 bits"),
-    (
-        _snapshot(h=b'{"7":[[1,"x",%s]]}' % orjson.dumps({_LONG: None})),
-        'the history of type 7, entry 0, attribute "' + "n" * 40 + '…": null',
-    ),
+    _in_history(b'[1,"x",%s]' % orjson.dumps({_LONG: None}), 'attribute "' + "n" * 40 + '…": null'),
     (_snapshot()[:-1] + b',"x":1}', "not in the shape the core reads (at byte "),
 ]
 

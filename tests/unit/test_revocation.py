@@ -10,8 +10,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.consumer.group_coordinator import GroupCoordinator, OffsetCommitRequest
 from faust.app import base as faust_app_base
 from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
 from streams.runtime.faust_app import create_app
@@ -223,3 +225,117 @@ def test_a_graceful_stop_settles_and_commits_and_reports_stop_from_its_start(
 
     asyncio.run(main())
     assert seen == [("ack", [5]), ("commit", None)]  # None: every assigned partition
+
+
+def test_a_stop_during_a_revocations_settle_does_not_drop_the_batches_it_waits_for(
+    tmp_path: Path,
+) -> None:
+    """A SIGTERM (a rolling deploy) while a revocation waits for a batch being delivered:
+    the stop's settle must not take the held epoch's place (the batch would stop counting,
+    its ack be discarded and its memberships sent again by the next owner); it waits for
+    the revocation's commit, and the batch's ack is committed by it."""
+    seen: list[Any] = []
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, seen)
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
+        in_flight = await consumer.next_batch(1)
+        revoking = asyncio.ensure_future(consumer.on_partitions_revoked({tp}))
+        await asyncio.sleep(0.05)
+        stop = asyncio.ensure_future(settle_and_commit_before_stop(consumer.app))
+        await asyncio.sleep(0.05)
+        assert consumer.counts(in_flight), "the stop dropped the batch the revocation waits for"
+        assert seen == [] and not revoking.done() and not stop.done()
+        consumer.ack_batch(in_flight)
+        await asyncio.wait_for(asyncio.gather(revoking, stop), 1)
+
+    asyncio.run(main())
+    assert seen == [
+        ("ack", [5]),
+        ("commit", {TP("activities", 0)}),
+        ("app", {TP("activities", 0)}),
+        ("commit", None),
+    ]
+
+
+def _lost_session(consumer: Any) -> None:
+    """As aiokafka leaves its coordinator once the group no longer knows this member (the
+    session expired: `GroupCoordinator.reset_generation`) before it calls the revocation."""
+    coordinator = SimpleNamespace(generation=OffsetCommitRequest.DEFAULT_GENERATION_ID)
+    consumer._thread._consumer = SimpleNamespace(_coordinator=coordinator)
+
+
+def test_a_revocation_after_a_lost_session_does_not_wait_nor_send_what_is_in_flight(
+    tmp_path: Path,
+) -> None:
+    """Not graceful: the group evicted this worker (its session expired) and its partitions
+    are already another's, which reads them from the committed offsets. Waiting would only
+    send the batches in flight while the new owner sends the same leads' later events (and
+    the commit fails anyway): no wait, and the batches no longer count (not sent, not
+    acked)."""
+    seen: list[Any] = []
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, seen)
+        consumer.settle_seconds = 30.0
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
+        in_flight = await consumer.next_batch(1)
+        _lost_session(consumer)
+        await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 1)
+        assert not consumer.counts(in_flight)
+
+    asyncio.run(main())
+    assert seen == [("commit", {TP("activities", 0)}), ("app", {TP("activities", 0)})]
+
+
+def test_aiokafka_resets_the_generation_when_the_group_forgets_the_member() -> None:
+    """What `RevocationCommitConsumer.in_group` reads: aiokafka's coordinator generation,
+    reset to DEFAULT_GENERATION_ID (an unknown member or generation), on Faust's consumer
+    thread's `_consumer`; fails loudly if an upgrade changes them."""
+    reset = inspect.getsource(GroupCoordinator.reset_generation)
+    assert "self.generation = OffsetCommitRequest.DEFAULT_GENERATION_ID" in reset
+    heartbeat = inspect.getsource(GroupCoordinator._do_heartbeat)
+    assert "UnknownMemberIdError" in heartbeat and "self.reset_generation()" in heartbeat
+    assert OffsetCommitRequest.DEFAULT_GENERATION_ID == -1
+    thread = inspect.getsource(aiokafka_driver.AIOKafkaConsumerThread.on_start)
+    assert "self._consumer = self._create_consumer(" in thread
+
+
+def test_a_settle_cancelled_midway_still_stops_the_held_batches_counting(
+    tmp_path: Path,
+) -> None:
+    """A revocation cancelled while it waits (the consumer stopping): the held epoch must
+    not go on counting, or a late ack, after Faust's seek to the committed offsets, would
+    let its commit take an acked run past records not evaluated again."""
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, [])
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
+        in_flight = await consumer.next_batch(1)
+        revoking = asyncio.ensure_future(consumer.on_partitions_revoked({tp}))
+        await asyncio.sleep(0.05)
+        revoking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await revoking
+        assert not consumer.counts(in_flight)
+
+    asyncio.run(main())
+
+
+def test_a_batch_still_gathering_at_the_revocation_is_not_handed_out(tmp_path: Path) -> None:
+    """`STREAMS_BATCH_WAIT` > 0: the agent took a fetch and waits for more when the
+    revocation stops the flow. That batch was not handed out yet: it must not be after
+    the commit (evaluated for partitions that are another's, never acked); its records are
+    read again."""
+
+    async def main() -> None:
+        consumer, tp = _revoking_worker_consumer(tmp_path, [])
+        consumer.batches.put_nowait((0, [_record(5)], 0.0))
+        taking = asyncio.ensure_future(consumer.next_batch(10, wait=0.3))
+        await asyncio.sleep(0.05)  # took the fetch, waits for more
+        await asyncio.wait_for(consumer.on_partitions_revoked({tp}), 1)
+        await asyncio.sleep(0.5)
+        assert not taking.done(), "handed out after the revocation's commit"
+        taking.cancel()
+
+    asyncio.run(main())
