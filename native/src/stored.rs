@@ -139,15 +139,23 @@ fn apply(stored: &mut VecDeque<u64>, dropped: &Dropped, appended: Vec<u64>) {
             stored.drain(..*n);
         }
         Dropped::Positions(ps) => {
-            let (mut i, mut k) = (0, 0);
-            stored.retain(|_| {
-                let keep = !(k < ps.len() && ps[k] == i);
-                if !keep {
-                    k += 1;
+            // the part up to the last position dropped, taken out and put back without them
+            if let Some(&last) = ps.last() {
+                let mut k = 0;
+                let head: Vec<u64> = stored
+                    .drain(..=last)
+                    .enumerate()
+                    .filter(|(i, _)| {
+                        let gone = k < ps.len() && ps[k] == *i;
+                        k += usize::from(gone);
+                        !gone
+                    })
+                    .map(|(_, s)| s)
+                    .collect();
+                for s in head.into_iter().rev() {
+                    stored.push_front(s);
                 }
-                i += 1;
-                keep
-            });
+            }
         }
     }
     stored.extend(appended);
@@ -179,7 +187,8 @@ fn below(len: usize, seq: &impl Fn(usize) -> u64, next: u64) -> usize {
 
 /// (dropped from `stored`, how many of the current list are kept from it): `journal._diff`,
 /// the current list as `len` entries numbered `seq(i)`. Without a walk unless something
-/// went from further in than the head.
+/// went from further in than the head; the walk stops at the last entry dropped (what
+/// follows it is kept: as many stored as kept are left).
 fn diff(stored: &VecDeque<u64>, len: usize, seq: impl Fn(usize) -> u64, next: u64) -> (Dropped, usize) {
     let kept = below(len, &seq, next);
     if kept == stored.len() {
@@ -191,6 +200,9 @@ fn diff(stored: &VecDeque<u64>, len: usize, seq: impl Fn(usize) -> u64, next: u6
     let mut gone = Vec::with_capacity(stored.len() - kept);
     let mut j = 0;
     for (i, s) in stored.iter().enumerate() {
+        if stored.len() - i == kept - j {
+            break;
+        }
         if j < kept && seq(j) == *s {
             j += 1;
         } else {
