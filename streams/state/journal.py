@@ -82,7 +82,12 @@ def _diff(old: list[Any], new: list[Any]) -> tuple[int | list[int], int]:
 
     Sound for any two lists, as a sequence of equal items: identity only chooses what is
     kept (an item equal to a dropped one but another object is dropped and appended again,
-    which costs bytes, not correctness), and the fast path checks the kept part with `==`.
+    which costs bytes, not correctness), and the fast path checks the kept part with `==`
+    and its last item by identity: items only go, and new objects only come at the end,
+    so an appended object within the kept part would be its last one. Without that check
+    an entry the bounds' trim drops beside an equal one appended (same date and
+    attributes) would count as kept, and the bytes would differ from the native core's,
+    which tells entries apart by number (`stored.rs`), not by value.
     What it cannot see is a change inside an item it keeps as equal: history entries are
     never mutated, but a `seen` entry is replaced under an identity that keeps its place
     when it is processed again as the last one, so `_delta` looks for such entries too
@@ -96,7 +101,7 @@ def _diff(old: list[Any], new: list[Any]) -> tuple[int | list[int], int]:
             break
         k += 1
     kept = len(old) - k
-    if not kept or new[:kept] == old[k:]:
+    if not kept or (new[:kept] == old[k:] and new[kept - 1] is old[-1]):
         return k, kept
     # Something was dropped further in (a late entry past the retention): walk both lists.
     # The engine appends new objects, so an item of `old` that is kept is the same object.
@@ -168,11 +173,14 @@ def encode_delta(stored: Stored, state: LeadState) -> bytes:
 def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
     """The delta from `stored` to `state`, and what the store holds once it is appended
     (its `snapshot_bytes`, `journal_bytes` still `stored`'s: `write` sets them). A history
-    list the delta leaves as it was keeps `stored`'s copy: only what changed is copied."""
+    list the delta leaves as it was keeps `stored`'s copy: only what changed is copied.
+    The types come in the order of their ids, those gone last (as the snapshot and the
+    native core write them): the history's own order is that in which the lead got them,
+    which a load from the store does not keep."""
     history: dict[int, Any] = {}
     copies: dict[int, list[HistoryEntry]] = {}
     old_history = stored.history
-    for type_id, entries in state.history.items():
+    for type_id, entries in sorted(state.history.items()):
         old = old_history.get(type_id)
         if old is None:
             history[type_id] = [0, entries]
@@ -184,7 +192,7 @@ def _delta(stored: Stored, state: LeadState) -> tuple[bytes, Stored]:
             copies[type_id] = list(entries)
         else:
             copies[type_id] = old
-    for type_id in old_history:
+    for type_id in sorted(old_history):
         if type_id not in state.history:
             history[type_id] = None
     seen = state.seen

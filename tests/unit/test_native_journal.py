@@ -29,10 +29,11 @@ from hypothesis import strategies as st
 
 from streams import ENGINE
 from streams.engine.bounds import Limits
+from streams.engine.evaluator import Engine
 from streams.engine.leadstate import LeadState
 from streams.pipeline import Processor, Record
-from streams.state.codec import encode_state
-from streams.state.journal import write
+from streams.state.codec import decode_state, encode_state
+from streams.state.journal import apply_delta, write
 from tests.unit.test_history_index import NOW_US, JournalStore, load, ops, record
 from tests.unit.test_history_index import write_index_rules as write_rules
 from tests.unit.test_native_core import native  # noqa: F401  # the fixture
@@ -121,11 +122,18 @@ def index_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _same_saves(
-    rules: Path, records: list[Record], batch: int, limits: Limits, cold: Collection[int] = ()
+    rules: Path,
+    records: list[Record],
+    batch: int,
+    limits: Limits,
+    cold: Collection[int] = (),
+    reloads: Mapping[int, int] | None = None,
 ) -> Written:
     """`records` `batch` at a time through the Python engine over `RecordingJournalStore`
     and through the core over `CoreJournalStore`: the same events and counters and the
-    same bytes saved, batch by batch. Returns the reference's saves."""
+    same bytes saved, batch by batch. `reloads`: before the batch of that number, a new
+    plan (a hot reload) with a retention of that many hours. Returns the reference's
+    saves."""
     if ENGINE.native is None:
         pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
     plan = load(rules)
@@ -133,7 +141,9 @@ def _same_saves(
     async def run(store: Any, native_core: bool) -> list[Any]:
         processor = Processor(plan, store, limits=limits, native=native_core)
         outcomes = []
-        for i in range(0, len(records), batch):
+        for n, i in enumerate(range(0, len(records), batch)):
+            if reloads and n in reloads:
+                processor.engine = Engine(load(rules, reloads[n]))
             got = await processor.process(records[i : i + batch], NOW_US)
             outcomes.append(
                 (got.events, got.dead_letters, got.accepted, got.duplicates, got.redelivered)
@@ -223,3 +233,149 @@ def test_a_long_history_pruned_in_the_middle_saves_as_journal_writes(
     assert any(b'"100001":[[' in d for d in deltas), "no drop from further in"
     if late_every >= 10:  # else some entry is late past the retention in every batch
         assert any(re.search(rb'"100001":\[[1-9]', d) for d in deltas), "no drop from the head"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=st.lists(ops, min_size=1, max_size=300),
+    batch=st.integers(1, 40),
+    hours=st.lists(st.sampled_from([1, 2, 3, 12]), min_size=1, max_size=4),
+    every=st.integers(1, 4),
+    cold=st.sampled_from([(), (1, 2, 3)]),
+)
+def test_a_hot_reload_changing_the_retention_saves_as_journal_writes(
+    native: Any,  # noqa: F811  # the fixture
+    index_rules: Path,
+    stream: list[Any],
+    batch: int,
+    hours: list[int],
+    every: int,
+    cold: tuple[int, ...],
+) -> None:
+    """A new plan every few batches with another retention (1 to 12 hours): a shorter one
+    prunes much of a held lead's history at its next activity (from the head and, with
+    dates out of order, from further in); the checkpoints held across the reload move as
+    the payloads changed, byte for byte the reference's."""
+    reloads = {n * every: h for n, h in enumerate(hours, start=1)}
+    written = _same_saves(index_rules, _records(stream), batch, Limits(), cold, reloads)
+    assert written
+
+
+def _replayed(snapshot: bytes, journal: list[bytes]) -> bytes:
+    """What a store holds, read back in Python (`decode_state`, `apply_delta`)."""
+    state = decode_state(snapshot)
+    for delta in journal:
+        apply_delta(state, delta)
+    return encode_state(state)
+
+
+class UnreliableCoreStore(CoreJournalStore):
+    """`CoreJournalStore` where the saves of some batches (`lost`) are handed out by the
+    core but never stored nor committed, and the lead stays held with its checkpoint (the
+    core's own contract: a checkpoint moves only on `commit`, so the next payload is still
+    computed against what the store holds); where `twice`, the core hands the payloads out
+    once more before the ones stored (the last handed out is the one `commit` takes).
+    After each save stored, what the store holds, read back in Python, is the state the
+    core holds."""
+
+    def __init__(self, lost: Collection[int], twice: Collection[int]) -> None:
+        super().__init__()
+        self.lost, self.twice = set(lost), set(twice)
+        self.batches = 0
+        self.checked = 0
+
+    async def save_core(self, lead_ids: list[int], payloads: list[tuple[int, bool, bytes]]) -> None:
+        n, self.batches = self.batches, self.batches + 1
+        if n in self.lost:
+            return
+        if n in self.twice:
+            again = self.core.payloads(lead_ids)
+            assert again == payloads  # nothing changed in between
+            payloads = again
+        await super().save_core(lead_ids, payloads)
+        for lead in lead_ids:
+            held = self.core.encode_state(lead)
+            assert _replayed(self.snapshots[lead], self.journals[lead]) == held, (n, lead)
+            self.checked += 1
+
+    async def flush(self) -> None:
+        """Every lead held saved (what the lost saves left out included)."""
+        self.lost.clear()
+        leads = list(self.core.lead_ids())
+        await self.save_core(leads, self.core.payloads(leads))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=st.lists(ops, min_size=2, max_size=300),
+    batch=st.integers(1, 30),
+    lost=st.sets(st.integers(0, 30), max_size=10),
+    twice=st.sets(st.integers(0, 30), max_size=10),
+    limits=st.sampled_from([Limits(), Limits(max_history=4), Limits(max_seen=3)]),
+)
+def test_a_save_never_stored_leaves_the_checkpoint_where_the_store_is(
+    native: Any,  # noqa: F811  # the fixture
+    index_rules: Path,
+    stream: list[Any],
+    batch: int,
+    lost: set[int],
+    twice: set[int],
+    limits: Limits,
+) -> None:
+    """Payloads handed out and never committed (a save lost, the lead still held), and
+    payloads handed out twice before one commit: the next save stored makes the store hold
+    exactly the core's state (checked after every save stored); once every lead is saved
+    at the end, the store holds the Python engine's states."""
+    if ENGINE.native is None:
+        pytest.skip(f"this process does not run the native core: {ENGINE.describe()}")
+    records = _records(stream)
+    store = UnreliableCoreStore(lost, twice)
+    reference = RecordingJournalStore()
+
+    async def run(store: Any, native_core: bool) -> None:
+        processor = Processor(load(index_rules), store, limits=limits, native=native_core)
+        for i in range(0, len(records), batch):
+            await processor.process(records[i : i + batch], NOW_US)
+        assert (processor.native is not None) == native_core
+        if native_core:
+            await store.flush()
+
+    asyncio.run(run(reference, False))
+    asyncio.run(run(store, True))
+    assert store.checked
+    assert {
+        lead: _replayed(store.snapshots[lead], store.journals[lead]) for lead in store.snapshots
+    } == reference.states()
+
+
+def test_an_entry_trimmed_beside_an_equal_one_appended_saves_as_journal_writes(
+    native: Any,  # noqa: F811  # the fixture
+    index_rules: Path,
+) -> None:
+    """The bounds' trim drops, of two equal entries (same date, item and attributes, two
+    identities), the one stored and keeps the one appended: `journal._diff` compares the
+    kept part by equality (the appended one stands for the stored one), the core by
+    sequence number; the bytes must be the same all the same."""
+    shaped = [
+        (0, 1, 10, "x", 2, 1),  # a: the oldest, trimmed
+        (0, 1, 50, "x", 2, 2),  # b: kept
+        (0, 1, 20, "x", 2, 3),  # c: trimmed
+        (0, 1, 20, "x", 2, 203),  # c': an entry equal to c's (the same `due`), kept
+        (0, 1, 60, "x", 2, 4),  # d: kept
+    ]
+    written = _same_saves(index_rules, _records(shaped), 3, Limits(max_history=3))
+    assert [is_delta for w in written for is_delta, _ in w.values()] == [False, True]
+
+
+def test_a_type_new_to_a_lead_below_one_it_has_saves_as_journal_writes(
+    native: Any,  # noqa: F811  # the fixture
+    index_rules: Path,
+) -> None:
+    """A lead with purchases (type 100001) gets its first field change (type 13) and a
+    purchase in one batch: the delta names both types, in the order of their ids (the
+    core's history is ordered by id, the Python state's by when the lead got each type)."""
+    shaped = [(0, 1, 100 + i, "x", 2, i) for i in range(20)]
+    shaped += [(1, 1, 130, "x", 2, 30), (0, 1, 131, "x", 2, 31)]
+    written = _same_saves(index_rules, _records(shaped), 20, Limits())
+    delta = written[1][1]
+    assert delta[0] and delta[1].startswith(b'{"d":1,"h":{"13":[0,[[')
