@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -42,6 +42,13 @@ log4j.appender.stdout=org.apache.log4j.ConsoleAppender
 log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 """
+
+JVM_OPTIONS: tuple[str, ...] = (
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+)
+"""The broker JVM's flags besides its heap (`KafkaBroker(jvm_options=...)` replaces them,
+for bench/broker_cpu.py's variants)."""
 
 
 def _installed() -> tuple[Path, Path]:
@@ -121,6 +128,8 @@ class KafkaBroker(LocalService):
         replication: int = 1,
         min_insync: int = 1,
         advertised_port: int | None = None,
+        jvm_options: Sequence[str] | None = None,
+        settings: Mapping[str, str | int] | None = None,
     ) -> None:
         super().__init__(port, workdir, start_timeout)
         self.advertised_port = advertised_port or self.port
@@ -136,6 +145,10 @@ class KafkaBroker(LocalService):
         self.cluster_id = cluster_id or new_cluster_id()
         self.replication = replication
         self.min_insync = min_insync
+        self.jvm_options = tuple(JVM_OPTIONS if jvm_options is None else jvm_options)
+        """The JVM's flags besides `-Xmx/-Xms`: JVM_OPTIONS unless given."""
+        self.settings = dict(settings or {})
+        """server.properties entries that replace or add to this module's."""
 
     @property
     def bootstrap(self) -> str:
@@ -169,12 +182,18 @@ class KafkaBroker(LocalService):
         classpath = f"{libs}/*"
         if not (self.data_dir / "meta.properties").is_file():
             self._format(java, classpath, config)
-        argv = [
+        argv = self.command(java, classpath, config)
+        self.process = ManagedProcess(
+            f"kafka-{self.node_id}", argv, self.log_path, cwd=self.workdir
+        ).start()
+
+    def command(self, java: str, classpath: str, config: Path) -> list[str]:
+        """The broker JVM's command line."""
+        return [
             java,
             f"-Xmx{self.heap}",
             f"-Xms{self.heap}",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
+            *self.jvm_options,
             "-Djava.awt.headless=true",
             self._log4j_flag(),
             "-cp",
@@ -182,9 +201,6 @@ class KafkaBroker(LocalService):
             "kafka.Kafka",
             str(config),
         ]
-        self.process = ManagedProcess(
-            f"kafka-{self.node_id}", argv, self.log_path, cwd=self.workdir
-        ).start()
 
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -219,7 +235,7 @@ class KafkaBroker(LocalService):
             "broker.session.timeout.ms": 4000,
             "num.network.threads": 2,
             "num.io.threads": 4,
-        }
+        } | self.settings
         path = self.workdir / "server.properties"
         path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         return path
