@@ -49,7 +49,8 @@ JVM_OPTIONS: tuple[str, ...] = (
     "-XX:MaxGCPauseMillis=20",
 )
 """The broker JVM's flags besides its heap and class_archive's (`KafkaBroker(jvm_options=
-...)` replaces them). Chosen by bench/broker_cpu.py (a fresh broker per variant, the
+...)` replaces them; the class-data-sharing archives, which cut a start's CPU by a third,
+are class_archive's). Chosen by bench/broker_cpu.py (a fresh broker per variant, the
 worker's traffic shape: a 20 s warm-up at 15,000 records/s, then 15 s at 15,000 and at
 30,000/s; two rounds in rotated order, 11:58-12:20 UTC 2026-11-30, load average 5-12 from
 other benchmarks; medians of the broker's CPU per record, warm-up / 15,000 / 30,000/s):
@@ -58,9 +59,10 @@ other benchmarks; medians of the broker's CPU per record, warm-up / 15,000 / 30,
   SerialGC 43.7 / 28.0 / 11.2. The collector's own threads took 0.1-0.6 µs per record
   under each, so no collector can save CPU here; G1 stays for its short pauses.
 - `-XX:TieredStopAtLevel=1` (C1 only, no C2): start 2.6 s of CPU against 3.8 s, warm-up
-  37.8 µs (its JIT 0.1 against 23.3), but 34.5 / 15.7 µs after it, 1.3-1.6 times G1's
-  with C2, and 3 s behind at p99 at 30,000/s: not taken.
-- `-XX:+AlwaysPreTouch`: warm-up 59.2 µs, steady state no lower: not taken.
+  37.8 µs (its JIT 0.1 against 23.3), but 34.5 / 15.7 µs after it, 1.3-1.6 times the
+  default's, and 3 s behind at p99 at 30,000/s: not taken.
+- `-XX:+AlwaysPreTouch` (12:22-12:37 UTC, load average 7-16): 54.1 / 32.5 / 10.0 µs
+  against 43.6 / 33.7 / 10.0 without, in the same rounds: not taken.
 - No-ops on this 2-core machine: `CICompilerCount` is 2 already (the least with tiered
   compilation), `UseStringDeduplication` off, `ActiveProcessorCount` the 2 CPUs the JVM
   sees. Heap size was not varied: the collector is under 1 µs per record at 512 MB.
