@@ -1,6 +1,12 @@
-"""bench/stream.py's pure parts: the load generator's schedule, its linger, --compare."""
+"""bench/stream.py's pure parts: the load generator's schedule and send times, its linger,
+--compare, the JIT threads' CPU time."""
 
 from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
 
 import pytest
 
@@ -10,7 +16,9 @@ from bench.stream import (
     Harness,
     compare_variant,
     due,
+    jit_seconds,
     linger_for,
+    send_times,
 )
 
 
@@ -44,3 +52,44 @@ def test_a_compared_variant_names_its_settings() -> None:
     for bad in ("", "name", "name=", "=STREAMS_A=1"):
         with pytest.raises(SystemExit, match="NAME=STREAMS_X=V"):
             compare_variant(bad)
+
+
+def test_each_record_is_stamped_with_its_wake_up_time() -> None:
+    ticks = [(0, 100.0), (1, 100.001), (4, 100.002)]
+    assert send_times(["a", "b", "c", "d", "e", "f"], ticks) == {
+        "a": 100.0,
+        "b": 100.001,
+        "c": 100.001,
+        "d": 100.001,
+        "e": 100.002,
+        "f": 100.002,
+    }
+    assert send_times([], []) == {}
+
+
+def test_the_jit_time_is_read_from_the_compiler_threads_only_and_their_names_kept() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    named = threading.Event()
+    stop = threading.Event()
+    pr_set_name = 15
+
+    def compiler() -> None:  # a thread named as a JVM's C2 compiler thread, busy
+        libc.prctl(pr_set_name, b"C2 CompilerThre", 0, 0, 0)
+        named.set()
+        while not stop.is_set():
+            sum(range(1000))
+
+    busy = threading.Thread(target=compiler)
+    busy.start()
+    try:
+        assert named.wait(10)
+        threads: dict[str, bool] = {}
+        deadline = time.monotonic() + 30
+        while jit_seconds(os.getpid(), threads) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert jit_seconds(os.getpid(), threads) > 0
+        assert sorted(threads.values()) == [False] * (len(threads) - 1) + [True]
+        assert jit_seconds(os.getpid()) <= jit_seconds(os.getpid(), threads)  # read in order
+    finally:
+        stop.set()
+        busy.join()
