@@ -515,11 +515,12 @@ def confluent_pass_worker(args: argparse.Namespace) -> None:
                 continue
             for m in [first, *consumer.consume(10_000, 0)]:
                 if m.error() is None:
-                    try:
-                        produce(out, m.value(), m.key())
-                    except BufferError:  # its queue is full: wait for deliveries
-                        producer.poll(0.1)
-                        produce(out, m.value(), m.key())
+                    while True:
+                        try:
+                            produce(out, m.value(), m.key())
+                            break
+                        except BufferError:  # its queue is full: wait for deliveries
+                            producer.poll(0.1)
             producer.poll(0)
     finally:
         producer.flush(30)

@@ -1,5 +1,5 @@
 """bench/stream.py's pure parts: the load generator's schedule and send times, its linger,
---compare, the JIT threads' CPU time."""
+--compare, the JIT threads' CPU time, the broker's warm-up."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import ctypes
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from bench import stream
 from bench.stream import (
     AUTO_LINGER_MS,
     LINGER_ABOVE,
+    WARMUP_PHASE,
     Harness,
+    Timed,
     compare_variant,
     due,
     jit_seconds,
@@ -93,3 +97,47 @@ def test_the_jit_time_is_read_from_the_compiler_threads_only_and_their_names_kep
     finally:
         stop.set()
         busy.join()
+
+
+def _warm_up_phases(
+    monkeypatch: pytest.MonkeyPatch, jit_us: list[float], seconds: float, services: bool = True
+) -> list[float]:
+    """The lengths of the warm-up phases `warm_broker` runs when its phases' broker JIT
+    time per activity is `jit_us`, one after another."""
+    lengths: list[float] = []
+
+    def phase(*args: object, **_: object) -> Timed:
+        lengths.append(float(args[3]))  # type: ignore[arg-type]
+        timed = Timed()
+        timed.sent = 1000
+        timed.latencies = [0.01] * 1000
+        timed.segments["append"] = [0.001] * 1000
+        timed.broker_jit = jit_us[len(lengths) - 1] * 1000 / 1e6
+        return timed
+
+    monkeypatch.setattr(stream, "latency", phase)
+    harness = Harness(services={"broker": 1} if services else {})
+    stream.warm_broker("b", "r", Path("."), {}, harness, 30_000.0, seconds)
+    return lengths
+
+
+def test_the_broker_warm_up_ends_once_its_jit_share_is_small(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _warm_up_phases(monkeypatch, [9.0, 3.0, 0.5, 0.2, 0.1], 90.0) == [
+        WARMUP_PHASE,
+        WARMUP_PHASE,
+        WARMUP_PHASE,
+    ]
+
+
+def test_the_broker_warm_up_is_bounded_and_runs_full_without_the_brokers_pid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _warm_up_phases(monkeypatch, [9.0, 9.0, 9.0, 9.0], 50.0) == [20.0, 20.0, 10.0]
+    assert _warm_up_phases(monkeypatch, [0.0, 0.0, 0.0], 45.0, services=False) == [
+        20.0,
+        20.0,
+        5.0,
+    ]
+    assert _warm_up_phases(monkeypatch, [], 0.0) == []
