@@ -502,7 +502,8 @@ class TimingReader:
 
 @dataclass
 class PacedSend:
-    """A load generator started by `start_paced_sender`, waiting for `go`."""
+    """A load generator started by `start_paced_sender`: `wait_ready`, then `go.set()`,
+    then, once `receive.poll()`, its `report`."""
 
     receive: Any
     """The pipe end its report arrives on (`send_paced`)."""
@@ -511,6 +512,21 @@ class PacedSend:
     """The Event that starts its sending."""
     identities: list[str]
     """Its records' identities (`marketoGUID`), in sending order."""
+
+    def wait_ready(self) -> None:
+        """Until its records are handed over and its client made."""
+        while not self.receive.poll(0.5):
+            if not self.process.is_alive():
+                raise SystemExit(f"latency: the load generator exited ({self.process.exitcode})")
+        self.receive.recv()
+
+    def report(self) -> tuple[dict[str, float], float, float, dict[str, float]]:
+        """Once it sent everything (`receive.poll()`): ({identity: its send time}, its CPU
+        time, how late its latest wake-up was (s), its requests by kind); see
+        `send_paced`."""
+        ticks = self.receive.recv()
+        cpu, behind, requests = self.receive.recv(), self.receive.recv(), self.receive.recv()
+        return send_times(self.identities, ticks), cpu, behind, requests
 
 
 def start_paced_sender(
@@ -804,10 +820,7 @@ def time_phase(
         consumer.drop(topic_out)
     warmed()
     sending = start_paced_sender(harness, bootstrap, topic_in, activities, probe, rate)
-    while not sending.receive.poll(0.5):  # its records handed over, its client made
-        if not sending.process.is_alive():
-            raise SystemExit(f"latency: the load generator exited ({sending.process.exitcode})")
-    sending.receive.recv()
+    sending.wait_ready()
     broker_from = harness.requests.read() if harness.requests is not None else None
     consumer.poll(STATS_MS / 1000 * 1.2)  # its statistics as of now
     reader_requests = consumer.requests()
@@ -817,7 +830,7 @@ def time_phase(
     reader_from = time.process_time()
 
     sending.go.set()
-    ticks: list[tuple[int, float]] = []
+    sent_at: dict[str, float] = {}
     taken: list[tuple[list[Any], float]] = []
     """(the records of a `take`, when it returned), as read."""
     last_out = -1
@@ -827,12 +840,10 @@ def time_phase(
     reader_to = reader_from
     sampled = 0.0
     receive = sending.receive
-    while not ticks or time.monotonic() - quiet_since < 3:
-        if not ticks and receive.poll():
-            ticks = receive.recv()
-            timed.sender_cpu = receive.recv()
-            timed.sender_behind = receive.recv()
-            timed.harness_requests["load generator"] = receive.recv()
+    while not sent_at or time.monotonic() - quiet_since < 3:
+        if not sent_at and receive.poll():
+            sent_at, timed.sender_cpu, timed.sender_behind, requests = sending.report()
+            timed.harness_requests["load generator"] = requests
         if consumed:
             records = consumer.take(0.1)
             if records:
@@ -849,7 +860,7 @@ def time_phase(
                 cpu_to = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 jit_to = jit_seconds(pids["broker"], threads) if "broker" in pids else 0.0
                 reader_to = time.process_time()
-        if not sending.process.is_alive() and not ticks and not receive.poll():
+        if not sending.process.is_alive() and not sent_at and not receive.poll():
             raise SystemExit(f"latency: the load generator exited ({sending.process.exitcode})")
     timed.cpu = {name: cpu_to[name] - cpu_from[name] for name in pids}
     timed.broker_jit = jit_to - jit_from
@@ -861,7 +872,6 @@ def time_phase(
             kind: count - reader_requests.get(kind, 0) for kind, count in now_requests.items()
         }
     sending.process.join(30)
-    sent_at = send_times(sending.identities, ticks)
     read = [
         (raw, timestamp, now)
         for records, now in taken
