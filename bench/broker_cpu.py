@@ -168,6 +168,8 @@ def drive(
     import orjson
 
     pid = broker.process.pid if broker.process else 0
+    paced = start_paced_sender(Harness(), broker.bootstrap, topics[0], items, {}, phase.rate)
+    paced.wait_ready()  # records encoded and handed over, its client made: not timed
     cpu, jit, gc, relay = (
         cpu_seconds(pid),
         jit_seconds(pid),
@@ -175,9 +177,7 @@ def drive(
         cpu_seconds(relay_pid),
     )
     started = time.monotonic()
-    receive, sender = start_paced_sender(
-        Harness(), broker.bootstrap, topics[0], items, {}, phase.rate
-    )
+    paced.go.set()
     got: list[tuple[bytes, float]] = []
     deadline = started + len(items) / phase.rate + timeout
     while len(got) < len(items) and time.monotonic() < deadline:
@@ -189,8 +189,8 @@ def drive(
     phase.relay_cpu = cpu_seconds(relay_pid) - relay
     phase.load = os.getloadavg()[0]
     phase.read = len(got)
-    sent: dict[str, float] = receive.recv() if receive.poll(30) else {}
-    sender.join(30)
+    sent = paced.report()[0] if paced.receive.poll(30) else {}
+    paced.process.join(30)
     for value, at in got:
         if (when := sent.get(orjson.loads(value)["marketoGUID"])) is not None:
             phase.latencies.append(at - when)

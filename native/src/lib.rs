@@ -484,17 +484,13 @@ impl Core {
             if panics && n == 1 {
                 seam_panic(COMMIT);
             }
-            let (Some(lead), Some(ck)) = (self.leads.get(&lead_id), self.checkpoints.get(&lead_id)) else {
+            if !self.leads.contains_key(&lead_id) {
                 continue;
-            };
-            match ck.committed(lead) {
-                Some(fresh) => {
-                    self.checkpoints.insert(lead_id, fresh);
-                }
-                None => {
-                    self.checkpoints.remove(&lead_id);
-                    self.leads.remove(&lead_id);
-                }
+            }
+            let Some(ck) = self.checkpoints.get_mut(&lead_id) else { continue };
+            if !ck.commit() {
+                self.checkpoints.remove(&lead_id);
+                self.leads.remove(&lead_id);
             }
         }
         if panics {
