@@ -22,8 +22,10 @@ Measured (bench/broker_cpu.py --start-only --rounds 6, the four variants alterna
 CPU from spawn to serving 2.2-2.6 s with both archives against 3.7-4.2 s without any, and
 spawn -> port open (the storage format's JVM included) 4.3-8.8 s (median 5.6) against
 7.2-12.1 s (9.4); the JDK's archive alone 3.7-4.6 s and 6.2-12.3 s: Kafka's classes are
-the saving. C1-only compilation started as fast (2.3-2.9 s) but costs more per record
-afterwards (streams.devstack.kafka.JVM_OPTIONS).
+the saving. On the machine at rest (12:49 UTC, load average 1.8-2.6, five alternated
+rounds): 1.9-2.0 s of CPU against 3.4-3.7 s, port open 3.1-3.2 s against 4.7-5.0 s
+(medians 2.0 / 3.2 against 3.6 / 5.0 s). C1-only compilation started as fast (2.3-2.9 s)
+but costs more per record afterwards (streams.devstack.kafka.JVM_OPTIONS).
 """
 
 from __future__ import annotations

@@ -63,6 +63,9 @@ other benchmarks; medians of the broker's CPU per record, warm-up / 15,000 / 30,
   default's, and 3 s behind at p99 at 30,000/s: not taken.
 - `-XX:+AlwaysPreTouch` (12:22-12:37 UTC, load average 7-16): 54.1 / 32.5 / 10.0 µs
   against 43.6 / 33.7 / 10.0 without, in the same rounds: not taken.
+- Once more with the machine near rest (12:50-12:56 UTC, load average 2.3-3.5, one
+  round, class archives on): G1 54.6 / 25.9 / 11.2, SerialGC 56.9 / 27.7 / 11.0,
+  ParallelGC 47.7 / 27.2 / 10.9, C1 only 37.3 / 36.1 / 18.1 µs.
 - No-ops on this 2-core machine: `CICompilerCount` is 2 already (the least with tiered
   compilation), `UseStringDeduplication` off, `ActiveProcessorCount` the 2 CPUs the JVM
   sees. Heap size was not varied: the collector is under 1 µs per record at 512 MB.
@@ -285,7 +288,9 @@ class KafkaBroker(LocalService):
             "broker.session.timeout.ms": 4000,
             # 1 and 1, or 2 and 2, measured no cheaper per record than 2 and 4 (warm-up /
             # 15,000 / 30,000/s: 46.8 / 30.8 / 10.0 and 49.0 / 26.1 / 9.7 against 45.7 /
-            # 26.1 / 9.6 µs, bench/broker_cpu.py; see JVM_OPTIONS).
+            # 26.1 / 9.6 µs, bench/broker_cpu.py; see JVM_OPTIONS; near rest, 12:56-13:03
+            # UTC, load average 1.7-4.2, two alternated pairs: 1 and 1 55.4 / 32.2 / 10.6
+            # against 58.7 / 29.2 / 11.5 µs, medians).
             "num.network.threads": 2,
             "num.io.threads": 4,
         } | self.settings
