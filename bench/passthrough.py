@@ -22,7 +22,9 @@ Variants: per-event-default (Faust defaults, `await out.send` per event), per-ev
 record, deliveries awaited per batch), take-send-soon (`topic.send_soon` instead),
 noack-take (tuned, `noack_take`, deliveries awaited, then each event acked: the
 at-least-once form), `<agent>-fast` (the same on `create_app(fast_drain=True)`), raw
-(aiokafka getmany, one BatchBuilder per output partition, send_batch, commit).
+(aiokafka getmany, one BatchBuilder per output partition, send_batch, commit),
+confluent-pass (confluent-kafka, the `bench` extra: each record's bytes re-produced
+undecoded, auto-commit; a floor, not a processor).
 """
 
 from __future__ import annotations
@@ -56,7 +58,13 @@ PARTITIONS = 4
 LEADS = 20_000
 FAUST_AGENTS = ("per-event-default", "per-event", "take", "take-send-soon", "noack-take")
 QUIX_APPS = ("quix", "quix-state")
-ALL_VARIANTS = (*FAUST_AGENTS, *(f"{a}-fast" for a in FAUST_AGENTS[1:]), "raw", *QUIX_APPS)
+ALL_VARIANTS = (
+    *FAUST_AGENTS,
+    *(f"{a}-fast" for a in FAUST_AGENTS[1:]),
+    "raw",
+    "confluent-pass",
+    *QUIX_APPS,
+)
 DEFAULT_VARIANTS = ("per-event", "take", "noack-take", "noack-take-fast", "raw")
 
 
@@ -290,6 +298,8 @@ def format_result(r: Result) -> str:
 def worker(args: argparse.Namespace) -> None:
     if args.variant == "raw":
         asyncio.run(raw_worker(args))
+    elif args.variant == "confluent-pass":
+        confluent_pass_worker(args)
     elif args.variant in QUIX_APPS:
         quix_worker(args)
     else:
@@ -463,6 +473,58 @@ async def raw_worker(args: argparse.Namespace) -> None:
     finally:
         await asyncio.wait_for(producer.stop(), 30)
         await asyncio.wait_for(consumer.stop(), 30)
+
+
+def confluent_pass_worker(args: argparse.Namespace) -> None:
+    """The cheapest contestant (the floor, not a processor): confluent-kafka (the `bench`
+    extra) polls, re-produces each record's key and value as they are (nothing decoded),
+    offsets auto-committed as consumed (no wait for the deliveries: not at-least-once);
+    the producer's linger is 1 ms, as the load generator's above 2,000/s."""
+    from confluent_kafka import Consumer, Producer  # type: ignore[import-untyped]
+
+    stop = False
+
+    def stopping(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, stopping)
+    signal.signal(signal.SIGINT, stopping)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "group.id": args.group,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    producer = Producer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "acks": 1,
+            "linger.ms": 1,
+            "delivery.report.only.error": True,
+        }
+    )
+    consumer.subscribe([args.topic_in])
+    produce, out = producer.produce, args.out
+    try:
+        while not stop:
+            first = consumer.poll(0.2)
+            if first is None:
+                producer.poll(0)
+                continue
+            for m in [first, *consumer.consume(10_000, 0)]:
+                if m.error() is None:
+                    while True:
+                        try:
+                            produce(out, m.value(), m.key())
+                            break
+                        except BufferError:  # its queue is full: wait for deliveries
+                            producer.poll(0.1)
+            producer.poll(0)
+    finally:
+        producer.flush(30)
+        consumer.close()
 
 
 # --- command line --------------------------------------------------------------------

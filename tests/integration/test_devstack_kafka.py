@@ -3,13 +3,14 @@ acknowledged across restart() and kill(): the broker-restart tests rely on it.""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from streams.devstack.kafka import KafkaBroker, create_topics
+from streams.devstack.kafka import KafkaBroker, create_topics, ensure_kafka_install
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +94,22 @@ def test_messages_survive_restart_and_kill(broker: KafkaBroker) -> None:
     # Acknowledged writes are in the page cache, which a process crash does not lose.
     got = _consume(broker.bootstrap, "durable", 200, group="after-kill")
     assert [(k, v) for _, k, v in got] == before + after
+
+
+def test_broker_runs_from_class_archives_the_jvm_can_map(broker: KafkaBroker) -> None:
+    """The broker starts from the class-data-sharing archives (class_archive), and they
+    are ones this JVM and classpath accept: `-Xshare:on` fails where `auto` (the broker's)
+    would silently start slower."""
+    assert broker.process is not None
+    sharing = [a for a in broker.process.argv if a.startswith("-XX:SharedArchiveFile=")]
+    assert len(sharing) == 1, broker.process.argv
+    libs, java = ensure_kafka_install()
+    done = subprocess.run(
+        [java, "-Xshare:on", sharing[0], "-cp", f"{libs}/*", "kafka.Kafka", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().startswith("3.9"), done.stdout

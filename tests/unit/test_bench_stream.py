@@ -1,16 +1,28 @@
-"""bench/stream.py's pure parts: the load generator's schedule, its linger, --compare."""
+"""bench/stream.py's pure parts: the load generator's schedule and send times, its linger,
+--compare, the JIT threads' CPU time, the broker's warm-up."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import threading
+import time
+from pathlib import Path
+
 import pytest
 
+from bench import stream
 from bench.stream import (
     AUTO_LINGER_MS,
     LINGER_ABOVE,
+    WARMUP_PHASE,
     Harness,
+    Timed,
     compare_variant,
     due,
+    jit_seconds,
     linger_for,
+    send_times,
 )
 
 
@@ -44,3 +56,88 @@ def test_a_compared_variant_names_its_settings() -> None:
     for bad in ("", "name", "name=", "=STREAMS_A=1"):
         with pytest.raises(SystemExit, match="NAME=STREAMS_X=V"):
             compare_variant(bad)
+
+
+def test_each_record_is_stamped_with_its_wake_up_time() -> None:
+    ticks = [(0, 100.0), (1, 100.001), (4, 100.002)]
+    assert send_times(["a", "b", "c", "d", "e", "f"], ticks) == {
+        "a": 100.0,
+        "b": 100.001,
+        "c": 100.001,
+        "d": 100.001,
+        "e": 100.002,
+        "f": 100.002,
+    }
+    assert send_times([], []) == {}
+
+
+def test_the_jit_time_is_read_from_the_compiler_threads_only_and_their_names_kept() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    named = threading.Event()
+    stop = threading.Event()
+    pr_set_name = 15
+
+    def compiler() -> None:  # a thread named as a JVM's C2 compiler thread, busy
+        libc.prctl(pr_set_name, b"C2 CompilerThre", 0, 0, 0)
+        named.set()
+        while not stop.is_set():
+            sum(range(1000))
+
+    busy = threading.Thread(target=compiler)
+    busy.start()
+    try:
+        assert named.wait(10)
+        threads: dict[str, bool] = {}
+        deadline = time.monotonic() + 30
+        while jit_seconds(os.getpid(), threads) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert jit_seconds(os.getpid(), threads) > 0
+        assert sorted(threads.values()) == [False] * (len(threads) - 1) + [True]
+        assert jit_seconds(os.getpid()) <= jit_seconds(os.getpid(), threads)  # read in order
+    finally:
+        stop.set()
+        busy.join()
+
+
+def _warm_up_phases(
+    monkeypatch: pytest.MonkeyPatch, jit_us: list[float], seconds: float, services: bool = True
+) -> list[float]:
+    """The lengths of the warm-up phases `warm_broker` runs when its phases' broker JIT
+    time per activity is `jit_us`, one after another."""
+    lengths: list[float] = []
+
+    def phase(*args: object, **_: object) -> Timed:
+        lengths.append(float(args[3]))  # type: ignore[arg-type]
+        timed = Timed()
+        timed.sent = 1000
+        timed.latencies = [0.01] * 1000
+        timed.segments["append"] = [0.001] * 1000
+        timed.broker_jit = jit_us[len(lengths) - 1] * 1000 / 1e6
+        return timed
+
+    monkeypatch.setattr(stream, "latency", phase)
+    harness = Harness(services={"broker": 1} if services else {})
+    stream.warm_broker("b", "r", Path("."), {}, harness, 30_000.0, seconds)
+    return lengths
+
+
+def test_the_broker_warm_up_ends_once_its_jit_share_is_small(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _warm_up_phases(monkeypatch, [9.0, 3.0, 0.5, 0.2, 0.1], 90.0) == [
+        WARMUP_PHASE,
+        WARMUP_PHASE,
+        WARMUP_PHASE,
+    ]
+
+
+def test_the_broker_warm_up_is_bounded_and_runs_full_without_the_brokers_pid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _warm_up_phases(monkeypatch, [9.0, 9.0, 9.0, 9.0], 50.0) == [20.0, 20.0, 10.0]
+    assert _warm_up_phases(monkeypatch, [0.0, 0.0, 0.0], 45.0, services=False) == [
+        20.0,
+        20.0,
+        5.0,
+    ]
+    assert _warm_up_phases(monkeypatch, [], 0.0) == []
