@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 COUNTRIES = ["France", "France", "Spain", "Germany", "United States", "Japan"]
 SEGMENTS = ["Retail", "Retail", "Business", "Private Banking"]
@@ -152,6 +152,10 @@ def _bad(rng: random.Random, lead: int, when: datetime, serial: int) -> dict[str
     }
 
 
+SAMPLE_START: Final = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+"""Where `sample_activities` starts its leads' clocks unless told otherwise."""
+
+
 def sample_activities(
     count: int, leads: int = 200, seed: int = 1, start: datetime | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -160,7 +164,7 @@ def sample_activities(
     if count < 0 or leads < 1:
         raise ValueError(f"count must be 0 or more ({count}) and leads 1 or more ({leads})")
     rng = random.Random(seed)
-    begin = start or datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    begin = start or SAMPLE_START
     clocks: dict[int, datetime] = {}
     last: dict[str, Any] | None = None
     for serial in range(count):

@@ -141,3 +141,26 @@ def test_the_broker_warm_up_is_bounded_and_runs_full_without_the_brokers_pid(
         5.0,
     ]
     assert _warm_up_phases(monkeypatch, [], 0.0) == []
+
+
+def test_a_half_rate_phase_is_dated_before_the_clock_and_otherwise_the_same_stream() -> None:
+    """300 activities per lead run the sample stream's dates past today: a latency phase
+    moves them back, so none is beyond the worker's future horizon (a dead letter the
+    peers never pay for): every date by the same amount (dated attributes move with
+    them), the same leads, types and identities in the same order."""
+    from datetime import UTC, datetime, timedelta
+
+    from streams.samples import sample_activities
+
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    moved = stream.phase_activities(6_000, 20, 5, now)
+    plain = list(sample_activities(6_000, 20, seed=5))
+    when = stream.activity_date
+    assert max(map(when, plain)) > now + timedelta(days=1)  # beyond the horizon unmoved
+    assert max(map(when, moved)) == now - stream.PHASE_END_BEFORE
+    shift = when(plain[0]) - when(moved[0])
+    for a, b in zip(plain, moved, strict=True):
+        assert when(a) - shift == when(b)
+        same = ("marketoGUID", "leadId", "activityTypeId", "primaryAttributeValue")
+        assert [a.get(k) for k in same] == [b.get(k) for k in same]
+    assert stream.phase_activities(100, 20, 5, now) == list(sample_activities(100, 20, seed=5))
