@@ -321,9 +321,9 @@ def activity_date(activity: dict[str, Any]) -> datetime:
 
 def phase_activities(count: int, leads: int, seed: int, now: datetime) -> list[dict[str, Any]]:
     """A phase's sample activities (throughput and latency), every one dated at least
-    `PHASE_END_BEFORE` before `now`. The sample stream advances each lead 1-144 hours per activity from
-    January 2026: past about 100 activities per lead (a half-rate phase gives 300) its
-    dates pass today and the worker's one-day future horizon, and 38% of such a phase's
+    `PHASE_END_BEFORE` before `now`. The sample stream advances each lead 1-144 hours per
+    activity from January 2026: past about 100 activities per lead (a half-rate phase gives
+    300) its dates pass today and the worker's one-day future horizon, and 38% of such a phase's
     records were dead letters the peers, which check no dates, never pay for (`histcpu`,
     session 7). Moving `start` moves every date by the same amount (it draws nothing from
     the stream's random numbers), so the stream is otherwise the same."""
